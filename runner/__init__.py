@@ -1,0 +1,1 @@
+"""The machinery `train.py` drives: options, config layering, the fit itself."""
