@@ -1,0 +1,1 @@
+"""Callback families: one module per Keras callback, assembled by `builder.py`."""

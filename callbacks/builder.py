@@ -1,0 +1,49 @@
+"""Turns every enabled callback group into a Keras callback.
+
+Each module in this package that defines `FAMILY` is a callback family;
+adding a callback means adding one such module. `ORDER` says which family's
+callback runs first where it matters: the learning-rate changers before the
+callbacks that log or save, so that what is logged is what was used.
+"""
+
+import importlib
+import pkgutil
+
+import callbacks
+
+ORDER = ("reduce_lr", "early_stopping", "model_checkpoint", "tensorboard")
+
+
+def families():
+    """Returns every callback family, in the order their callbacks run."""
+    found = {}
+    for module_info in pkgutil.iter_modules(callbacks.__path__):
+        module = importlib.import_module(f"callbacks.{module_info.name}")
+        family = getattr(module, "FAMILY", None)
+        if family is not None:
+            found[family.name] = family
+    ranked = [found.pop(name) for name in ORDER if name in found]
+    return tuple(ranked + [found[name] for name in sorted(found)])
+
+
+def enabled_families(config):
+    """Returns the families that the resolved `config` switches on, in order."""
+    return tuple(family for family in families() if config[family.name])
+
+
+def build_callbacks(config, run):
+    """Builds the Keras callbacks of every enabled family.
+
+    Args:
+        config: The resolved config (a mapping of flag names to values).
+        run: The run's `RunPaths`, for default file locations.
+
+    Returns:
+        A list of Keras callback instances, in running order.
+    """
+    import keras
+
+    return [
+        getattr(keras.callbacks, family.keras_class)(**family.keras_kwargs(family.values(config), run))
+        for family in enabled_families(config)
+    ]

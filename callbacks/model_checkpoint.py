@@ -1,0 +1,82 @@
+"""ModelCheckpoint: save the model or its weights during training."""
+
+import string
+
+from callbacks.family import CallbackFamily
+from callbacks.monitor import MODE, monitor_arg
+from runner.options import Arg, Bool, Float, Int, IntOrChoice, Str
+
+_MODEL_SUFFIXES = (".keras", ".h5")
+_WEIGHTS_SUFFIX = ".weights.h5"
+
+
+def _check(family, values, checker):
+    flag = family.flag_name("filepath")
+    path = values["filepath"]
+    if path is not None:
+        _check_suffix(flag, path, values["save_weights_only"], checker)
+        _check_placeholders(flag, path, values["save_freq"], checker)
+    if values["save_best_only"] or values["initial_value_threshold"] is not None:
+        checker.check_log_key(family.flag_name("monitor"), values["monitor"])
+    save_freq = values["save_freq"]
+    if isinstance(save_freq, int) and save_freq < 1:
+        checker.fail(family.flag_name("save_freq"), "must be 'epoch' or a number of batches of at least 1")
+
+
+def _check_suffix(flag, path, weights_only, checker):
+    if weights_only and not path.endswith(_WEIGHTS_SUFFIX):
+        checker.fail(flag, f"with --model_checkpoint_save_weights_only the path must end in {_WEIGHTS_SUFFIX} "
+                     "(Keras 3 writes no other weights format)")
+    if not weights_only and not path.endswith(_MODEL_SUFFIXES):
+        hint = ""
+        if path.endswith((".hdf5", ".ckpt", ".tf")) or path.endswith(_WEIGHTS_SUFFIX[:-3]):
+            hint = (f"; for weights only, end it in {_WEIGHTS_SUFFIX} and add "
+                    "--model_checkpoint_save_weights_only True")
+        checker.fail(flag, f"must end in .keras or .h5 (the formats Keras 3 saves a whole model in){hint}")
+
+
+def _check_placeholders(flag, path, save_freq, checker):
+    allowed = {"epoch"} | ({"batch"} if isinstance(save_freq, int) else set())
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(path) if field is not None]
+    except ValueError as error:
+        checker.fail(flag, f"is not a valid format string ({error})")
+    for field in fields:
+        if field in allowed:
+            continue
+        if not field:
+            checker.fail(flag, "placeholders must be named, like {epoch:02d} or {val_loss:.2f}")
+        checker.check_log_key(flag, field, also=sorted(allowed))
+
+
+def _adapt(values, run):
+    if values["filepath"] is None:
+        suffix = _WEIGHTS_SUFFIX if values["save_weights_only"] else ".keras"
+        values["filepath"] = run.path("checkpoints", "epoch{epoch:02d}" + suffix)
+    return values
+
+
+FAMILY = CallbackFamily(
+    name="model_checkpoint",
+    title="ModelCheckpoint",
+    summary="Save the model (or only its weights) during training.",
+    keras_class="ModelCheckpoint",
+    args=(
+        Arg("filepath", Str(optional=True), None,
+            "Where to save; may hold {epoch:02d} and logged keys like {val_loss:.2f}. "
+            "Must end in .keras or .h5 (.weights.h5 for weights only). "
+            "Default: checkpoints/epoch{epoch:02d}.keras in the run's directory."),
+        monitor_arg(),
+        Arg("verbose", Int(), 0, "1 prints a message on each save."),
+        Arg("save_best_only", Bool(), False,
+            "Save only when the monitored quantity improves on the best so far."),
+        MODE,
+        Arg("save_weights_only", Bool(), False, "Save only the weights (.weights.h5)."),
+        Arg("save_freq", IntOrChoice("epoch"), "epoch",
+            "'epoch' saves after every epoch; an integer N saves every N batches."),
+        Arg("initial_value_threshold", Float(optional=True), None,
+            "With save_best_only, the value the first saved model must beat (None: no threshold)."),
+    ),
+    check=_check,
+    adapt=_adapt,
+)

@@ -1,0 +1,56 @@
+"""TensorBoard: write logs that `tensorboard --logdir tensorboard_logs` shows."""
+
+from callbacks.family import CallbackFamily
+from runner.options import Arg, Bool, Int, IntList, IntOrChoice, Str, at_least
+
+DEFAULT_LOG_DIR = "tensorboard_logs"
+
+
+def _check(family, values, checker):
+    update_freq = values["update_freq"]
+    if isinstance(update_freq, int) and update_freq < 1:
+        checker.fail(family.flag_name("update_freq"), "must be 'batch', 'epoch' or a number of batches of at least 1")
+    profile = values["profile_batch"]
+    pair = profile if isinstance(profile, tuple) else (profile, profile)
+    if min(pair) < 0 or pair[0] > pair[1]:
+        checker.fail(family.flag_name("profile_batch"),
+                     "must be 0 (off), a batch number, or 'start,stop' with 0 < start <= stop")
+
+
+def _metadata(text):
+    """Reads `layer=file,layer=file` into a dict; a plain file name applies to all layers."""
+    if text is None or "=" not in text:
+        return text
+    return dict(item.split("=", 1) for item in text.split(",") if item)
+
+
+def _adapt(values, run):
+    values["log_dir"] = run.dir
+    values["embeddings_metadata"] = _metadata(values["embeddings_metadata"])
+    return values
+
+
+FAMILY = CallbackFamily(
+    name="tensorboard",
+    title="TensorBoard",
+    summary="Write TensorBoard logs into <log_dir>/<run_name>, so runs appear side by side.",
+    keras_class="TensorBoard",
+    args=(
+        Arg("log_dir", Str(), DEFAULT_LOG_DIR,
+            "Root of the logs; each run writes into its own <log_dir>/<run_name> directory."),
+        Arg("histogram_freq", Int(), 0, "Epochs between weight histograms (0: none).", at_least(0)),
+        Arg("write_graph", Bool(), True, "Write the model graph."),
+        Arg("write_images", Bool(), False, "Write layer weights as images."),
+        Arg("write_steps_per_second", Bool(), False, "Log training steps per second."),
+        Arg("update_freq", IntOrChoice("batch", "epoch"), "epoch",
+            "'epoch', 'batch', or an integer N to write losses and metrics every N batches."),
+        Arg("profile_batch", IntList((1, 2)), 0,
+            "Batch to profile, or 'start,stop' for a range (0: no profiling)."),
+        Arg("embeddings_freq", Int(), 0, "Epochs between embedding projections (0: none).",
+            at_least(0)),
+        Arg("embeddings_metadata", Str(optional=True), None,
+            "Metadata file for embedding layers, or 'layer=file,layer=file'."),
+    ),
+    check=_check,
+    adapt=_adapt,
+)

@@ -1,0 +1,214 @@
+"""Config layering: defaults < YAML file (--config) < command line, then validation.
+
+The result is one immutable `Config`; nothing downstream reads flags again.
+"""
+
+import collections.abc
+import difflib
+import os
+
+import yaml
+
+import datasets
+import models
+from callbacks.builder import families
+from runner import core_options, flags as runner_flags
+from runner.errors import UsageError
+from runner.options import Bool
+
+# Keys that only make sense on the command line.
+_NOT_IN_FILES = ("config", "flagfile")
+
+
+class Config(collections.abc.Mapping):
+    """The resolved, read-only configuration: flag name -> value."""
+
+    def __init__(self, values):
+        self._values = dict(values)
+
+    def __getitem__(self, name):
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def all_groups():
+    """Returns every option group: the core ones, then the callback families."""
+    return core_options.GROUPS + families()
+
+
+def all_options():
+    """Returns {flag name: Arg} for every flag, in documentation order."""
+    return {name: arg for group in all_groups() for name, arg in group.options()}
+
+
+class Checker:
+    """Raises UsageErrors that say where a value came from.
+
+    Args:
+        values: Flag name -> effective value.
+        sources: Flag name -> the YAML file it came from (absent: command line or default).
+        options: Flag name -> Arg.
+    """
+
+    def __init__(self, values, sources, options):
+        self.values = values
+        self.sources = sources
+        self.options = options
+        self.log_keys = _expected_log_keys(values)
+
+    def label(self, name):
+        """Returns `--name=value`, or `file.yaml: name=value` for values from a file."""
+        shown = self.options[name].kind.format(self.values[name])
+        if name in self.sources:
+            return f"{self.sources[name]}: {name}={shown}"
+        return f"--{name}={shown}"
+
+    def fail(self, name, message):
+        """Raises a UsageError about the option `name`."""
+        raise UsageError(f"{self.label(name)}: {message}")
+
+    def check_log_key(self, name, key, also=()):
+        """Refuses `key` (the value of option `name`) unless training will log it."""
+        if self.log_keys is None or key in self.log_keys:
+            return
+        known = ", ".join(sorted(self.log_keys | set(also)))
+        why = " (there is no validation data)" if key.startswith("val_") and "val_loss" not in self.log_keys else ""
+        self.fail(name, f"{key!r} will never be logged{why}; logged: {known}")
+
+
+def resolve(argv):
+    """Parses the command line and any --config file into a validated Config.
+
+    Args:
+        argv: The command line, program name first.
+
+    Raises:
+        UsageError: for any mistake, naming the flag or key and the value.
+    """
+    options = all_options()
+    flag_values = runner_flags.define_flags(options)
+    boolean_names = {name for name, arg in options.items() if isinstance(arg.kind, Bool)}
+    runner_flags.parse(flag_values, runner_flags.join_boolean_words(argv, boolean_names))
+    values = {name: flag_values[name].value for name in options}
+    sources = {}
+    if values["config"]:
+        for name, value in read_config_file(values["config"], options).items():
+            if not flag_values[name].present:
+                values[name] = value
+                sources[name] = values["config"]
+    _validate(values, sources, options)
+    return Config(values)
+
+
+def read_config_file(path, options):
+    """Reads a flat YAML mapping of flag names to values.
+
+    Args:
+        path: The YAML file.
+        options: Flag name -> Arg, to check keys and types.
+
+    Raises:
+        UsageError: naming the file (and key) for a missing or malformed file,
+            a document that is not a mapping, an unknown key or a wrong type.
+    """
+    try:
+        with open(path, encoding="utf-8") as stream:
+            document = yaml.safe_load(stream)
+    except OSError as error:
+        raise UsageError(f"--config={path}: cannot read the file ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UsageError(f"{path}: not valid YAML{at}: {problem}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise UsageError(
+            f"{path}: must be a mapping of flag names to values, not a {type(document).__name__}"
+        )
+    values = {}
+    for key, raw in document.items():
+        arg = options.get(key) if isinstance(key, str) else None
+        if arg is None or key in _NOT_IN_FILES:
+            raise UsageError(f"{path}: {_unknown_key_message(key, options)}")
+        try:
+            values[key] = arg.kind.from_yaml(raw)
+        except ValueError as error:
+            raise UsageError(f"{path}: {key}={raw!r}: {error}") from None
+    return values
+
+
+def _unknown_key_message(key, options):
+    if key in _NOT_IN_FILES:
+        return f"{key}: only allowed on the command line"
+    close = difflib.get_close_matches(str(key), [name for name in options if name not in _NOT_IN_FILES], n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown key {key!r}{hint}"
+
+
+def _validate(values, sources, options):
+    checker = Checker(values, sources, options)
+    for name, arg in options.items():
+        if arg.check is not None:
+            message = arg.check(values[name])
+            if message:
+                checker.fail(name, message)
+    if values["config"] is not None and not os.path.isfile(values["config"]):
+        checker.fail("config", "file does not exist")
+    _check_named(datasets.check_source, "dataset", checker)
+    _check_named(models.check_source, "model", checker)
+    for family in families():
+        if values[family.name] and family.check is not None:
+            family.check(family, family.values(values), checker)
+
+
+def _check_named(check_source, name, checker):
+    """Runs a package's `check_source`, naming the YAML file when the value came from one."""
+    source = checker.sources.get(name)
+    check_source(checker.values[name], flag=f"{source}: {name}" if source else f"--{name}")
+
+
+def _expected_log_keys(values):
+    """Returns the keys Keras will log, or None when that cannot be known before loading data."""
+    names = {"loss", *values["metrics"]}
+    validation = _has_validation(values)
+    if validation is None:
+        return None
+    if validation:
+        names |= {f"val_{name}" for name in names}
+    return names | {"learning_rate"}
+
+
+def _has_validation(values):
+    if values["validation_split"] > 0:
+        return True
+    source = values["dataset"]
+    if source in datasets.names():
+        return True
+    if source.startswith(("csv:", "images:")):
+        return False
+    if source.startswith("npz:"):
+        return _npz_has_validation(source[len("npz:"):])
+    return None
+
+
+def _npz_has_validation(path):
+    import numpy
+
+    try:
+        with numpy.load(path, allow_pickle=False) as archive:
+            return "x_val" in archive.files
+    except (OSError, ValueError):
+        return None  # check_source reports the file itself.

@@ -1,0 +1,97 @@
+"""The runner's own options: what to train, on what, and how."""
+
+from runner import keras_names
+from runner.groups import OptionGroup
+from runner.options import (
+    Arg, Bool, Choice, Float, Int, IntList, IntOrChoice, Str, StrList,
+    at_least, fraction_below_one, positive,
+)
+
+
+def _verbosity(value):
+    return None if value in (0, 1, 2, "auto") else "must be 0 (silent), 1 (progress bar), 2 (one line per epoch) or auto"
+
+
+def _known_loss(value):
+    if value == "auto" or value in keras_names.LOSSES:
+        return None
+    return "unknown loss; known: auto, " + ", ".join(keras_names.LOSSES)
+
+
+def _known_metrics(values):
+    unknown = [name for name in values if name not in keras_names.METRICS]
+    if unknown:
+        return f"unknown metric {unknown[0]!r}; known: " + ", ".join(keras_names.METRICS)
+    return None
+
+
+def _run_name(value):
+    if value is None:
+        return None
+    if value in (".", "..") or "/" in value or "\\" in value:
+        return "must be a plain directory name (no path separators, not . or ..)"
+    return None
+
+
+TRAINING = OptionGroup(
+    name="",
+    title="Training",
+    summary="What the fit loop does.",
+    args=(
+        Arg("config", Str(optional=True), None,
+            "YAML file of flag values; flags on the command line override it."),
+        Arg("epochs", Int(), 20, "Number of epochs to train.", at_least(1)),
+        Arg("batch_size", Int(), 32, "Examples per training step.", at_least(1)),
+        Arg("optimizer", Choice(*keras_names.OPTIMIZERS), "adam", "Keras optimizer."),
+        Arg("learning_rate", Float(), 0.001, "Initial learning rate.", positive),
+        Arg("loss", Str(), "auto",
+            "Keras loss name; auto picks sparse_categorical_crossentropy for integer labels "
+            "and categorical_crossentropy for one-hot labels.", _known_loss),
+        Arg("metrics", StrList(), ("accuracy",),
+            "Comma-separated Keras metric names (may be empty).", _known_metrics),
+        Arg("validation_split", Float(), 0.0,
+            "Fraction of the training data held out for validation (seeded shuffle); "
+            "0 uses the dataset's own validation data, if any.", fraction_below_one),
+        Arg("seed", Int(), 0, "Seed for weights and data order.", at_least(0)),
+        Arg("verbose", IntOrChoice("auto"), "auto",
+            "0 silent, 1 progress bar, 2 one line per epoch; auto: 1 on a terminal, else 2.",
+            _verbosity),
+        Arg("run_name", Str(optional=True), None,
+            "Name of the run's directory under --tensorboard_log_dir (default: a time stamp)."
+            , _run_name),
+    ),
+)
+
+DATA = OptionGroup(
+    name="",
+    title="Data",
+    summary="Where the examples come from.",
+    args=(
+        Arg("dataset", Str(), "digits",
+            "digits (bundled), mnist, fashion_mnist, cifar10, cifar100, npz:PATH, csv:PATH, "
+            "images:DIR, or module:function / path/file.py:function."),
+        Arg("dataset_label_column", Str(), "label", "csv: the column holding the label."),
+        Arg("dataset_image_size", IntList((2,)), (64, 64),
+            "images: height,width every image is resized to."),
+        Arg("dataset_color_mode", Choice("rgb", "grayscale", "rgba"), "rgb",
+            "images: the channels images are read with."),
+    ),
+)
+
+MODEL = OptionGroup(
+    name="",
+    title="Model",
+    summary="What is trained.",
+    args=(
+        Arg("model", Str(), "mlp",
+            "mlp, cnn, resnet, any keras.applications name (MobileNetV2, ResNet50, ...), "
+            "a saved .keras file, or module:function / path/file.py:function."),
+        Arg("model_weights", Str(optional=True), None,
+            "keras.applications weights such as imagenet (needs the network once); "
+            "empty for random initialisation."),
+        Arg("model_safe_mode", Bool(), True,
+            "Load .keras files in Keras's safe mode, which refuses to run code stored in them."),
+    ),
+)
+
+GROUPS = (TRAINING, DATA, MODEL)

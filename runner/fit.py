@@ -1,0 +1,97 @@
+"""The run itself: data, model, compile, callbacks, `model.fit`, report.
+
+This is the only module that imports TensorFlow, and only inside `run`, after
+the configuration has been validated.
+"""
+
+import os
+import sys
+import time
+
+import datasets
+import models
+from callbacks.builder import build_callbacks
+from runner import keras_names
+from runner.run_paths import claim_run_dir
+
+
+def run(config):
+    """Trains as `config` says and prints a summary.
+
+    Args:
+        config: The resolved Config.
+
+    Returns:
+        The process exit status.
+
+    Raises:
+        UsageError: when the data or the model named in the config turns out
+            to be unusable (found only once it is loaded).
+        RunError: when a download the run needs fails.
+    """
+    # TensorFlow's C++ start-up chatter hides our own output; users who want it can set this.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    data = datasets.load(
+        config.dataset,
+        seed=config.seed,
+        validation_split=config.validation_split,
+        label_column=config.dataset_label_column,
+        image_size=config.dataset_image_size,
+        color_mode=config.dataset_color_mode,
+    )
+    train_data, validation_data = datasets.make_tf_datasets(data, batch_size=config.batch_size, seed=config.seed)
+    model = models.build(
+        config.model,
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        weights=config.model_weights,
+        safe_mode=config.model_safe_mode,
+    )
+    model.compile(
+        optimizer=getattr(keras.optimizers, keras_names.OPTIMIZERS[config.optimizer])(
+            learning_rate=config.learning_rate
+        ),
+        loss=choose_loss(config.loss, data.label_kind),
+        metrics=list(config.metrics),
+    )
+    paths = claim_run_dir(config.tensorboard_log_dir, config.run_name)
+    if config.run_name and paths.name != config.run_name:
+        print(f"Run directory {config.run_name!r} exists already; this run writes to {paths.dir}")
+    started = time.monotonic()
+    history = model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=config.epochs,
+        verbose=resolve_verbosity(config.verbose),
+        callbacks=build_callbacks(config, paths),
+    )
+    print(summary(history.history, time.monotonic() - started, paths))
+    return 0
+
+
+def choose_loss(name, label_kind):
+    """Returns the loss to compile with: `name`, or for auto the one that fits the labels."""
+    if name != "auto":
+        return name
+    return "categorical_crossentropy" if label_kind == "one_hot" else "sparse_categorical_crossentropy"
+
+
+def resolve_verbosity(verbose):
+    """Returns Keras's verbosity: auto means a progress bar on a terminal, else one line per epoch."""
+    if verbose != "auto":
+        return verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
+def summary(history, seconds, paths):
+    """Returns the lines printed after training: the last epoch's logs and the run directory."""
+    epochs = len(history.get("loss", ()))
+    final = "  ".join(f"{key}: {values[-1]:.4f}" for key, values in history.items() if values)
+    return (
+        f"Trained {epochs} epoch{'s' if epochs != 1 else ''} in {seconds:.1f} s.\n"
+        f"Final {final}\n"
+        f"Run directory: {paths.dir}"
+    )

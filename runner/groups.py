@@ -1,0 +1,44 @@
+"""Option groups: a set of `Arg`s sharing a flag prefix, optionally switched on by a flag."""
+
+import dataclasses
+from typing import Tuple
+
+from runner.options import Arg, Bool
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionGroup:
+    """Options that belong together.
+
+    Args:
+        name: The flag prefix ("early_stopping"); empty for the core options.
+        title: A short heading for help and README.
+        summary: One sentence on what the group does.
+        args: The group's options, in the order they are documented.
+        switchable: If True, `--<name>` (default off) enables the group.
+    """
+
+    name: str
+    title: str
+    summary: str
+    args: Tuple[Arg, ...]
+    switchable: bool = False
+
+    def flag_name(self, arg_name):
+        """Returns the full flag name of one of the group's options."""
+        return f"{self.name}_{arg_name}" if self.name else arg_name
+
+    def options(self):
+        """Yields (flag name, Arg) for every flag the group defines."""
+        if self.switchable:
+            yield self.name, self.enable_arg()
+        for arg in self.args:
+            yield self.flag_name(arg.name), arg
+
+    def enable_arg(self):
+        """Returns the Arg of the flag that switches the group on."""
+        return Arg(self.name, Bool(), False, f"Enable {self.title}.")
+
+    def values(self, config):
+        """Returns {arg name: value} for this group from a resolved config."""
+        return {arg.name: config[self.flag_name(arg.name)] for arg in self.args}

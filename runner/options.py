@@ -1,0 +1,244 @@
+"""Declarations of options: one `Arg` per flag, typed by a small set of kinds.
+
+A kind knows how to read a value from command-line text and from a YAML
+scalar, how to describe what it accepts, and how to print a value. Everything
+else (absl flags, YAML keys, validation, help and README tables) is derived
+from the declarations, so an option is declared in exactly one place.
+"""
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+_TRUE_WORDS = ("true", "t", "yes", "y", "1")
+_FALSE_WORDS = ("false", "f", "no", "n", "0")
+
+
+class Kind:
+    """What values an option accepts. Subclasses override the hooks below."""
+
+    description = "value"
+
+    def from_text(self, text):
+        """Converts command-line text; raises ValueError saying what is accepted."""
+        raise NotImplementedError
+
+    def from_yaml(self, value):
+        """Checks and converts a value read from YAML; raises ValueError."""
+        if isinstance(value, str):
+            return self.from_text(value)
+        raise ValueError(f"must be {self.description}")
+
+    def format(self, value):
+        """Returns `value` as the user would type it."""
+        return "None" if value is None else str(value)
+
+
+class Bool(Kind):
+    description = "true or false"
+
+    def from_text(self, text):
+        word = text.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+        raise ValueError("must be true or false")
+
+    def from_yaml(self, value):
+        if isinstance(value, bool):
+            return value
+        raise ValueError("must be true or false")
+
+
+class Int(Kind):
+    description = "an integer"
+
+    def from_text(self, text):
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ValueError("must be an integer") from None
+
+    def from_yaml(self, value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be an integer")
+        return value
+
+
+class Float(Kind):
+    """A number; with `optional=True` also None (typed as `None` or YAML null)."""
+
+    def __init__(self, optional=False):
+        self.optional = optional
+        self.description = "a number or None" if optional else "a number"
+
+    def from_text(self, text):
+        if self.optional and text.strip() in ("None", "none", "null", ""):
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"must be {self.description}") from None
+
+    def from_yaml(self, value):
+        if value is None and self.optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be {self.description}")
+        return float(value)
+
+
+class Str(Kind):
+    """Free text; with `optional=True` an empty text or YAML null means None."""
+
+    def __init__(self, optional=False):
+        self.optional = optional
+        self.description = "text"
+
+    def from_text(self, text):
+        if self.optional and text == "":
+            return None
+        return text
+
+    def from_yaml(self, value):
+        if value is None and self.optional:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        return value
+
+    def format(self, value):
+        return "''" if value in (None, "") else value
+
+
+class Choice(Kind):
+    """One word out of a fixed set."""
+
+    def __init__(self, *choices):
+        self.choices = choices
+        self.description = "one of " + ", ".join(choices)
+
+    def from_text(self, text):
+        if text in self.choices:
+            return text
+        raise ValueError(f"must be {self.description}")
+
+
+class IntOrChoice(Kind):
+    """An integer, or one word out of a fixed set ('epoch' or a step count)."""
+
+    def __init__(self, *choices):
+        self.choices = choices
+        self.description = "an integer or " + " or ".join(repr(c) for c in choices)
+
+    def from_text(self, text):
+        if text in self.choices:
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"must be {self.description}") from None
+
+    def from_yaml(self, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return self.from_text(value)
+        raise ValueError(f"must be {self.description}")
+
+
+class IntList(Kind):
+    """One integer or a comma-separated list of `length` integers ("10,20")."""
+
+    def __init__(self, lengths=(1, 2)):
+        self.lengths = lengths
+        self.description = "an integer or two, comma-separated" if 1 in lengths else (
+            f"{lengths[0]} comma-separated integers"
+        )
+
+    def from_text(self, text):
+        try:
+            numbers = tuple(int(part) for part in text.split(","))
+        except ValueError:
+            raise ValueError(f"must be {self.description}") from None
+        return self._checked(numbers)
+
+    def from_yaml(self, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return self._checked((value,))
+        if isinstance(value, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            return self._checked(tuple(value))
+        if isinstance(value, str):
+            return self.from_text(value)
+        raise ValueError(f"must be {self.description}")
+
+    def _checked(self, numbers):
+        if len(numbers) not in self.lengths:
+            raise ValueError(f"must be {self.description}")
+        return numbers[0] if len(numbers) == 1 else numbers
+
+    def format(self, value):
+        return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
+class StrList(Kind):
+    """A comma-separated list of words; empty text is the empty list."""
+
+    description = "a comma-separated list (may be empty)"
+
+    def from_text(self, text):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+
+    def from_yaml(self, value):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return self.from_text(value)
+        raise ValueError("must be a list of names or a comma-separated text")
+
+    def format(self, value):
+        return ",".join(value) if value else "''"
+
+
+@dataclasses.dataclass(frozen=True)
+class Arg:
+    """One option.
+
+    Args:
+        name: The option's name without its group prefix.
+        kind: A `Kind` instance saying what values are accepted.
+        default: The default value (already converted).
+        help: One line of help.
+        check: Optional function of the value returning an error text (for
+            example "must be at least 1") or None when the value is fine.
+    """
+
+    name: str
+    kind: Kind
+    default: Any
+    help: str
+    check: Optional[Callable[[Any], Optional[str]]] = None
+
+
+def at_least(minimum):
+    """Returns a check that refuses values below `minimum`."""
+    return lambda value: None if value >= minimum else f"must be at least {minimum}"
+
+
+def positive(value):
+    """A check that refuses zero and negative numbers."""
+    return None if value > 0 else "must be greater than 0"
+
+
+def fraction_below_one(value):
+    """A check for values in [0, 1)."""
+    return None if 0 <= value < 1 else "must be at least 0 and below 1"
+
+
+def optional(check):
+    """Wraps a check so that None passes it."""
+    return lambda value: None if value is None else check(value)

@@ -1,0 +1,41 @@
+"""Trains a Keras model chosen entirely by flags.
+
+    python train.py --early_stopping True --early_stopping_patience 5 --tensorboard True
+
+Flags (and --config YAML files) are parsed and validated before TensorFlow is
+imported, so --help and every usage error answer at once.
+"""
+
+import os
+import sys
+
+# `python train.py` from another directory must still find our packages.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from runner.errors import RUN_FAILED_EXIT_CODE, USAGE_EXIT_CODE, RunError, UsageError  # noqa: E402
+
+
+def main(argv):
+    """Parses, validates, trains and reports; returns the exit status."""
+    from runner import config as run_config
+
+    if any(word in ("-h", "--help", "-help", "--helpfull") for word in argv[1:]):
+        from runner.docs import help_text
+
+        sys.stdout.write(help_text(run_config.all_groups()))
+        return 0
+    try:
+        config = run_config.resolve(argv)
+        from runner import fit
+
+        return fit.run(config)
+    except UsageError as error:
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return USAGE_EXIT_CODE
+    except RunError as error:
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return RUN_FAILED_EXIT_CODE
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
