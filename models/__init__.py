@@ -1,0 +1,140 @@
+"""Models the runner can train, named by one `--model` value.
+
+The value is one of: a built-in name (`mlp`, `cnn`, `resnet`), a
+keras.applications name (`MobileNetV2`, `ResNet50`, ...), the path of a saved
+`.keras` file, or a plug-in `module:function` / `path/to/file.py:function`.
+
+`check_source` validates a value without importing TensorFlow or Keras, so
+train.py can refuse a bad command line at once; `build` makes the model.
+Nothing in this package imports Keras at module level, for the same reason.
+"""
+
+import difflib
+import os
+
+from models import cnn, mlp, resnet  # noqa: F401  Importing them registers the built-ins.
+from models.applications import APPLICATION_NAMES, build_application
+from models.builtin_registry import BUILT_IN_MODELS
+from models.plugin import build_from_plugin
+from models.saved import load_saved_model
+from runner.errors import UsageError
+from runner.plugins import check_plugin_spec
+
+SAVED_MODEL_SUFFIX = ".keras"
+
+_BUILT_IN = "built-in"
+_APPLICATION = "application"
+_SAVED = "saved"
+_PLUGIN = "plug-in"
+
+
+def names():
+    """Returns the built-in model names, sorted."""
+    return BUILT_IN_MODELS.names()
+
+
+def application_names():
+    """Returns the keras.applications model names, sorted, without importing Keras."""
+    return sorted(APPLICATION_NAMES)
+
+
+def check_source(value, flag="--model"):
+    """Checks a model value cheaply, before TensorFlow is imported.
+
+    Args:
+        value: A built-in name, a keras.applications name, the path of an
+            existing `.keras` file, or a plug-in spec.
+        flag: The flag or config key the value came from, for messages.
+            Defaults to "--model".
+
+    Raises:
+        UsageError: naming the flag and value and saying what is accepted,
+            if the value is none of the above (an unknown name, a missing
+            `.keras` file, a malformed plug-in spec or one naming a module or
+            file that does not exist).
+    """
+    _kind_of(value, flag)
+
+
+def build(value, *, input_shape, num_classes, weights=None, safe_mode=True, flag="--model"):
+    """Builds the model a `--model` value names. Imports Keras.
+
+    Args:
+        value: A value `check_source` accepts.
+        input_shape: The shape of one example, without the batch axis, e.g.
+            (8, 8, 1).
+        num_classes: The number of classes the model predicts.
+        weights: For keras.applications only: None for random
+            initialization, "imagenet" (downloaded once, needs the network) or
+            the path of a weights file. Defaults to None.
+        safe_mode: For `.keras` files only: refuse files that hold code
+            (Lambda layers). Defaults to True.
+        flag: The flag or config key the value came from, for messages.
+            Defaults to "--model".
+
+    Returns:
+        A `keras.Model` ending in a softmax over `num_classes`: uncompiled
+        for built-ins, applications and `.keras` files, and as the function
+        returned it for plug-ins.
+
+    Raises:
+        UsageError: if the value is refused by `check_source`, the model
+            cannot take the dataset's input (e.g. `cnn` on flat vectors), a
+            `.keras` file is damaged or does not fit the dataset, a plug-in
+            does not return a fitting `keras.Model`, or `weights` is given for
+            a model that is not a keras.applications model.
+        RunError: if pretrained weights cannot be downloaded.
+    """
+    kind = _kind_of(value, flag)
+    input_shape = tuple(input_shape)
+    if weights is not None and kind != _APPLICATION:
+        raise UsageError(
+            f"{flag}={value!r}: weights={weights!r} applies only to keras.applications "
+            f"models such as MobileNetV2; this is a {kind} model"
+        )
+    if kind == _BUILT_IN:
+        return BUILT_IN_MODELS.get(value)(input_shape, num_classes)
+    if kind == _APPLICATION:
+        return build_application(value, input_shape, num_classes, weights=weights, flag=flag)
+    if kind == _SAVED:
+        return load_saved_model(value, input_shape, num_classes, safe_mode=safe_mode, flag=flag)
+    return build_from_plugin(value, input_shape, num_classes, flag=flag)
+
+
+def _kind_of(value, flag):
+    if value in BUILT_IN_MODELS:
+        return _BUILT_IN
+    if value in APPLICATION_NAMES:
+        return _APPLICATION
+    if value.endswith(SAVED_MODEL_SUFFIX):
+        if not os.path.isfile(value):
+            raise UsageError(f"{flag}={value!r}: no such {SAVED_MODEL_SUFFIX} file")
+        return _SAVED
+    if ":" in value:
+        check_plugin_spec(flag, value)
+        return _PLUGIN
+    raise UsageError(_unknown_model_message(value, flag))
+
+
+def _unknown_model_message(value, flag):
+    if value.endswith(".py"):
+        return (
+            f"{flag}={value!r}: also name the function that builds the model, "
+            f"as {value}:function_name"
+        )
+    message = (
+        f"{flag}={value!r}: unknown model; use a built-in ({', '.join(names())}), "
+        f"any keras.applications name (e.g. MobileNetV2, ResNet50, EfficientNetB0), "
+        f"a saved {SAVED_MODEL_SUFFIX} file, or module:function / path/to/file.py:function"
+    )
+    suggestion = _closest_name(value)
+    if suggestion:
+        message += f"; did you mean {suggestion!r}?"
+    return message
+
+
+def _closest_name(value):
+    # Case-insensitive, since "mobilenetv2" for MobileNetV2 is the common slip.
+    by_lowercase = {name.lower(): name for name in names() + application_names()}
+    matches = difflib.get_close_matches(value.lower(), by_lowercase, n=1, cutoff=0.8)
+    return by_lowercase[matches[0]] if matches else None

@@ -1,0 +1,67 @@
+"""Models built by the user's own function, named as a plug-in spec."""
+
+import inspect
+import reprlib
+
+from models.compatibility import check_model_fits_data
+from runner.errors import UsageError
+from runner.plugins import load_plugin
+
+
+def build_from_plugin(spec, input_shape, num_classes, flag="--model"):
+    """Calls the user's `fn(input_shape=..., num_classes=...)` for a model.
+
+    Args:
+        spec: `module:function` or `path/to/file.py:function`.
+        input_shape: The shape of one example, without the batch axis.
+        num_classes: The number of classes in the dataset.
+        flag: The flag the spec was given with, for messages. Defaults to
+            "--model".
+
+    Returns:
+        The `keras.Model` the function returned, as it returned it.
+
+    Raises:
+        UsageError: if the spec names nothing callable, the function does not
+            take `input_shape` and `num_classes` as keywords, returns something
+            other than a `keras.Model`, or returns a model that does not fit
+            the dataset. Errors raised inside the function itself propagate
+            unchanged, with their traceback.
+    """
+    source = f"{flag}={spec!r}"
+    function = load_plugin(flag, spec)
+    if not callable(function):
+        raise UsageError(
+            f"{source}: names a {type(function).__name__}, not a function that returns a model"
+        )
+    arguments = {"input_shape": tuple(input_shape), "num_classes": num_classes}
+    _check_accepts(function, arguments, source)
+    model = function(**arguments)
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise UsageError(f"{source}: the function returned {_describe(model)}, not a keras.Model")
+    check_model_fits_data(model, input_shape, num_classes, source)
+    return model
+
+
+def _check_accepts(function, arguments, source):
+    # Checked before the call so that a TypeError raised deep inside the
+    # user's code is not mistaken for a wrong signature.
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # Some builtins have no signature; just call.
+        return
+    try:
+        signature.bind(**arguments)
+    except TypeError:
+        raise UsageError(
+            f"{source}: the function must accept the keyword arguments input_shape "
+            f"and num_classes; its signature is {signature}"
+        ) from None
+
+
+def _describe(value):
+    if value is None:
+        return "None"
+    return f"a {type(value).__name__} ({reprlib.repr(value)})"
