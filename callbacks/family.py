@@ -1,7 +1,7 @@
 """The declaration of a callback family: flags, Keras class, checks and construction."""
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from runner.groups import OptionGroup
 
@@ -17,11 +17,14 @@ class CallbackFamily(OptionGroup):
         adapt: Optional `adapt(values, run)` returning the keyword arguments for
             the Keras class, for arguments whose flag form differs from what
             Keras takes (default paths inside the run directory, for example).
+        logged_keys: Keys the callback adds to the epoch logs, so that other
+            callbacks may monitor them.
     """
 
     keras_class: str = ""
     check: Optional[Callable] = None
     adapt: Optional[Callable] = None
+    logged_keys: Tuple[str, ...] = ()
     switchable: bool = True
 
     def keras_kwargs(self, values, run):

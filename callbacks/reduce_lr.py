@@ -30,4 +30,5 @@ FAMILY = CallbackFamily(
         Arg("min_lr", Float(), 0.0, "Lower bound on the learning rate.", at_least(0)),
     ),
     check=check_monitor,
+    logged_keys=("learning_rate",),
 )

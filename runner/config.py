@@ -188,7 +188,10 @@ def _expected_log_keys(values):
         return None
     if validation:
         names |= {f"val_{name}" for name in names}
-    return names | {"learning_rate"}
+    for family in families():
+        if values[family.name]:
+            names |= set(family.logged_keys)
+    return names
 
 
 def _has_validation(values):

@@ -40,7 +40,7 @@ TRAINING = OptionGroup(
     args=(
         Arg("config", Str(optional=True), None,
             "YAML file of flag values; flags on the command line override it."),
-        Arg("epochs", Int(), 20, "Number of epochs to train.", at_least(1)),
+        Arg("epochs", Int(), 10, "Number of epochs to train.", at_least(1)),
         Arg("batch_size", Int(), 32, "Examples per training step.", at_least(1)),
         Arg("optimizer", Choice(*keras_names.OPTIMIZERS), "adam", "Keras optimizer."),
         Arg("learning_rate", Float(), 0.001, "Initial learning rate.", positive),

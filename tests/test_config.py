@@ -1,0 +1,214 @@
+"""Flags, booleans, YAML layering and validation, through `runner.config.resolve`."""
+
+import os
+
+import pytest
+
+from conftest import REPO
+
+from runner.config import resolve
+from runner.errors import UsageError
+
+
+def parse(*args):
+    return resolve(["train.py", *args])
+
+
+def refusal(*args):
+    with pytest.raises(UsageError) as caught:
+        parse(*args)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ((), False),
+        (("--early_stopping", "True"), True),
+        (("--early_stopping", "False"), False),
+        (("--early_stopping", "true"), True),
+        (("--early_stopping", "false"), False),
+        (("--early_stopping=False",), False),
+        (("--early_stopping=True",), True),
+        (("--early_stopping",), True),
+        (("--noearly_stopping",), False),
+        (("--early_stopping", "--epochs", "3"), True),
+        (("--early_stopping", "False", "--epochs", "3"), False),
+    ],
+)
+def test_every_boolean_form_means_what_it_says(args, expected):
+    assert parse(*args).early_stopping is expected
+
+
+def test_boolean_word_does_not_leak_into_the_next_flag():
+    config = parse("--reduce_lr", "True", "--early_stopping", "False", "--tensorboard")
+    assert (config.reduce_lr, config.early_stopping, config.tensorboard) == (True, False, True)
+
+
+@pytest.mark.parametrize("args", [("stray",), ("--epochs", "3", "stray"), ("--noearly_stopping", "True")])
+def test_stray_positional_words_are_refused(args):
+    assert "unexpected argument" in refusal(*args)
+
+
+def test_core_flags_parse_to_typed_values():
+    config = parse("--epochs", "3", "--batch_size=8", "--learning_rate", "0.01", "--metrics=",
+                   "--optimizer=sgd", "--validation_split=0.25", "--seed=7", "--verbose=0")
+    assert (config.epochs, config.batch_size, config.learning_rate) == (3, 8, 0.01)
+    assert config.metrics == ()
+    assert (config.optimizer, config.validation_split, config.seed, config.verbose) == ("sgd", 0.25, 7, 0)
+
+
+def test_metrics_are_comma_separated():
+    assert parse("--metrics=accuracy,sparse_top_k_categorical_accuracy").metrics == (
+        "accuracy", "sparse_top_k_categorical_accuracy")
+
+
+def test_config_is_read_only():
+    config = parse()
+    with pytest.raises(TypeError):
+        config["epochs"] = 3
+
+
+@pytest.mark.parametrize(
+    "args, flag_and_value, accepted",
+    [
+        (("--epochs=0",), "--epochs=0", "at least 1"),
+        (("--epochs=ten",), "--epochs=ten", "integer"),
+        (("--batch_size=0",), "--batch_size=0", "at least 1"),
+        (("--learning_rate=-1",), "--learning_rate=-1.0", "greater than 0"),
+        (("--validation_split=1",), "--validation_split=1.0", "below 1"),
+        (("--reduce_lr", "--reduce_lr_factor=1.5"), "--reduce_lr_factor=1.5", "below 1.0"),
+        (("--optimizer=adamm",), "--optimizer=adamm", "adam"),
+        (("--verbose=3",), "--verbose=3", "0 (silent)"),
+        (("--loss=nope",), "--loss=nope", "sparse_categorical_crossentropy"),
+        (("--metrics=accuracy,nope",), "--metrics=accuracy,nope", "unknown metric 'nope'"),
+        (("--early_stopping", "--early_stopping_mode=up"), "--early_stopping_mode=up", "one of auto, min, max"),
+        (("--early_stopping", "--early_stopping_patience=-1"), "--early_stopping_patience=-1", "at least 0"),
+        (("--tensorboard", "--tensorboard_update_freq=often"), "--tensorboard_update_freq=often", "'batch'"),
+        (("--tensorboard", "--tensorboard_profile_batch=5,2"), "--tensorboard_profile_batch=5,2", "start <= stop"),
+        (("--model_checkpoint", "--model_checkpoint_save_freq=0"), "--model_checkpoint_save_freq=0", "at least 1"),
+        (("--run_name=../x",), "--run_name=../x", "plain directory name"),
+        (("--epoch=3",), "--epoch=3", "did you mean --epochs"),
+        (("--config=missing.yaml",), "missing.yaml", "cannot read"),
+    ],
+)
+def test_bad_flags_are_refused_with_flag_value_and_what_is_accepted(args, flag_and_value, accepted):
+    message = refusal(*args)
+    assert flag_and_value in message
+    assert accepted in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "monitor_flags",
+    [
+        ("--early_stopping", "--early_stopping_monitor=val_acc"),
+        ("--reduce_lr", "--reduce_lr_monitor=accuracyy"),
+        ("--model_checkpoint", "--model_checkpoint_save_best_only", "--model_checkpoint_monitor=val_auc"),
+    ],
+)
+def test_a_monitor_that_is_never_logged_is_refused(monitor_flags):
+    message = refusal(*monitor_flags)
+    assert "will never be logged" in message and "val_accuracy" in message
+
+
+def test_a_val_monitor_without_validation_data_says_why(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("a,label\n1,0\n")
+    message = refusal(f"--dataset=csv:{data}", "--early_stopping")
+    assert "--early_stopping_monitor=val_loss" in message and "no validation data" in message
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["weights.{epoch:02d}-{val_loss:.2f}.hdf5", "model.ckpt", "model.tf"],
+)
+def test_old_checkpoint_suffixes_are_refused_naming_the_accepted_ones(path):
+    message = refusal("--model_checkpoint", f"--model_checkpoint_filepath={path}")
+    assert path in message and ".keras" in message and ".weights.h5" in message
+
+
+def test_weights_only_checkpoints_need_the_weights_suffix():
+    message = refusal("--model_checkpoint", "--model_checkpoint_save_weights_only",
+                      "--model_checkpoint_filepath=w.keras")
+    assert ".weights.h5" in message
+
+
+def test_checkpoint_placeholders_must_be_logged_keys():
+    message = refusal("--model_checkpoint", "--model_checkpoint_filepath=m-{epoch:02d}-{val_los:.2f}.keras")
+    assert "'val_los' will never be logged" in message
+    assert "epoch" in message
+    config = parse("--model_checkpoint", "--model_checkpoint_filepath=m-{epoch:02d}-{val_loss:.2f}.keras")
+    assert config.model_checkpoint_filepath == "m-{epoch:02d}-{val_loss:.2f}.keras"
+
+
+def test_keras_defaults_are_our_defaults():
+    config = parse()
+    assert config.reduce_lr_factor == 0.1 and config.reduce_lr_patience == 10
+    assert config.early_stopping_monitor == "val_loss" and config.early_stopping_baseline is None
+    assert config.model_checkpoint_save_freq == "epoch"
+    assert config.tensorboard_log_dir == "tensorboard_logs" and config.tensorboard_update_freq == "epoch"
+
+
+# YAML layering ---------------------------------------------------------------
+
+def write(tmp_path, text, name="run.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_precedence_is_defaults_then_file_then_command_line(tmp_path):
+    path = write(tmp_path, "epochs: 7\nbatch_size: 16\nearly_stopping: true\nmetrics: [accuracy]\n")
+    config = parse(f"--config={path}", "--batch_size=4")
+    assert config.epochs == 7  # from the file
+    assert config.batch_size == 4  # the command line wins
+    assert config.early_stopping is True
+    assert config.learning_rate == 0.001  # default
+    assert parse(f"--config={path}", "--early_stopping", "False").early_stopping is False
+
+
+def test_flag_before_config_still_wins(tmp_path):
+    path = write(tmp_path, "epochs: 7\n")
+    assert parse("--epochs=2", f"--config={path}").epochs == 2
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("epochs: ten\n", "epochs='ten': must be an integer"),
+        ("epochs: 2.5\n", "epochs=2.5: must be an integer"),
+        ("early_stopping: 1\n", "early_stopping=1: must be true or false"),
+        ("learning_rate: fast\n", "learning_rate='fast': must be a number"),
+        ("epoch: 3\n", "unknown key 'epoch' (did you mean epochs?)"),
+        ("config: other.yaml\n", "config: only allowed on the command line"),
+        ("epochs: [1\n", "not valid YAML at line"),
+        ("- epochs\n- 3\n", "must be a mapping of flag names to values, not a list"),
+        ("epochs: 0\n", "epochs=0: must be at least 1"),
+        ("reduce_lr: true\nreduce_lr_factor: 2\n", "reduce_lr_factor=2.0: must be above 0 and below 1.0"),
+        ("dataset: nope\n", "dataset='nope'"),
+        ("!!python/object/apply:os.system ['echo hacked']\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_files_are_refused_naming_file_and_key(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    message = refusal(f"--config={path}")
+    assert path in message
+    assert expected in message
+
+
+def test_empty_config_file_changes_nothing(tmp_path):
+    path = write(tmp_path, "# nothing\n")
+    assert parse(f"--config={path}").epochs == parse().epochs
+
+
+def test_flagfile_still_works(tmp_path):
+    flagfile = write(tmp_path, "--epochs=4\n--early_stopping=true\n", name="flags.txt")
+    config = parse(f"--flagfile={flagfile}")
+    assert config.epochs == 4 and config.early_stopping is True
+
+
+def test_bundled_configs_are_valid():
+    configs = os.path.join(REPO, "configs")
+    assert parse(f"--config={configs}/digits.yaml").model == "cnn"
+    assert parse(f"--config={configs}/cifar10.yaml").dataset == "cifar10"

@@ -1,0 +1,159 @@
+"""End-to-end runs of train.py, as a user types them, on the bundled or tiny data.
+
+Each training run checks several things, to keep the number of TensorFlow
+start-ups (about 3 s each) small.
+"""
+
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+
+def final_metric(output, name):
+    match = re.search(rf"Final .*\b{name}: ([0-9.]+)", output)
+    assert match, output
+    return float(match.group(1))
+
+
+def run_dir(tmp_path):
+    (directory,) = glob.glob(str(tmp_path / "tensorboard_logs" / "*"))
+    return directory
+
+
+def epoch_scalars(event_dir, tag):
+    """Reads one scalar per epoch from TensorBoard event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(event_dir, size_guidance={"scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    tags = accumulator.Tags()
+    if tag in tags["scalars"]:
+        return [event.value for event in accumulator.Scalars(tag)]
+    from tensorboard.util import tensor_util
+
+    return [float(tensor_util.make_ndarray(event.tensor_proto)) for event in accumulator.Tensors(tag)]
+
+
+def test_default_run_trains_on_bundled_digits(train, tmp_path):
+    # --early_stopping False must not switch early stopping on: with these
+    # settings it would stop after two epochs.
+    result = train("--early_stopping", "False", "--early_stopping_monitor=loss",
+                   "--early_stopping_min_delta=100", "--verbose", "2")
+    assert result.returncode == 0, result.stderr
+    assert "Epoch 10/10" in result.stdout
+    assert final_metric(result.stdout, "val_accuracy") >= 0.9
+    assert os.path.isdir(run_dir(tmp_path))
+
+
+def test_the_four_callbacks_act(train, tmp_path):
+    result = train(
+        "--epochs", "10", "--verbose", "2",
+        "--early_stopping", "True", "--early_stopping_monitor", "loss",
+        "--early_stopping_min_delta", "100", "--early_stopping_patience", "2",
+        "--reduce_lr", "true", "--reduce_lr_monitor=loss", "--reduce_lr_min_delta=100",
+        "--reduce_lr_patience=0", "--reduce_lr_factor=0.5",
+        "--model_checkpoint",
+        "--tensorboard=True",
+    )
+    assert result.returncode == 0, result.stderr
+    directory = run_dir(tmp_path)
+
+    # EarlyStopping: no epoch improves the loss by 100, so training stops after 1 + patience epochs.
+    assert "Epoch 3/10" in result.stdout and "Epoch 4/10" not in result.stdout
+
+    # ReduceLROnPlateau halves the rate after every epoch without improvement;
+    # the rate each epoch trained with is in TensorBoard.
+    rates = epoch_scalars(os.path.join(directory, "train"), "epoch_learning_rate")
+    assert rates == pytest.approx([0.001, 0.0005, 0.00025])
+
+    # TensorBoard: one loss scalar per epoch, for training and validation.
+    assert len(epoch_scalars(os.path.join(directory, "train"), "epoch_loss")) == 3
+    assert len(epoch_scalars(os.path.join(directory, "validation"), "epoch_loss")) == 3
+
+    # ModelCheckpoint: one model per epoch in the run directory, and it loads.
+    saved = sorted(os.listdir(os.path.join(directory, "checkpoints")))
+    assert saved == ["epoch01.keras", "epoch02.keras", "epoch03.keras"]
+    import keras
+
+    model = keras.saving.load_model(os.path.join(directory, "checkpoints", "epoch03.keras"))
+    with np.load(os.path.join(REPO, "datasets", "digits.npz")) as digits:
+        images = digits["x_val"][:50, :, :, None] / 16.0
+        labels = digits["y_val"][:50]
+    assert (model.predict(images, verbose=0).argmax(axis=1) == labels).mean() > 0.5
+
+    # The saved model continues training as --model.
+    resumed = train("--model", os.path.join(directory, "checkpoints", "epoch03.keras"),
+                    "--epochs=1", "--run_name=resumed", "--verbose=0")
+    assert resumed.returncode == 0, resumed.stderr
+    assert final_metric(resumed.stdout, "val_accuracy") > 0.5
+
+
+def test_weights_only_checkpoint_with_log_keys_in_the_name(train, tmp_path):
+    result = train(
+        "--epochs=2", "--verbose=0", "--model=cnn",
+        "--model_checkpoint", "True",
+        "--model_checkpoint_filepath", "ckpt/w.{epoch:02d}-{val_loss:.2f}.weights.h5",
+        "--model_checkpoint_save_weights_only", "True",
+        "--model_checkpoint_save_best_only", "--model_checkpoint_monitor=val_accuracy",
+    )
+    assert result.returncode == 0, result.stderr
+    saved = sorted(os.listdir(tmp_path / "ckpt"))
+    assert saved and all(re.fullmatch(r"w\.0[12]-\d\.\d\d\.weights\.h5", name) for name in saved)
+    import keras
+
+    from models import build
+
+    model = build("cnn", input_shape=(8, 8, 1), num_classes=10)
+    model.load_weights(str(tmp_path / "ckpt" / saved[-1]))
+
+
+USAGE_ERRORS = [
+    (["--epochs", "0"], "--epochs=0"),
+    (["--early_stopping", "Flase"], "unexpected argument 'Flase'"),
+    (["--reduce_lr", "--reduce_lr_factor=1.5"], "--reduce_lr_factor=1.5"),
+    (["--model_checkpoint", "--model_checkpoint_filepath=weights.{epoch:02d}-{val_loss:.2f}.hdf5"],
+     ".weights.h5"),
+    (["--dataset=csv:missing.csv"], "missing.csv"),
+    (["--model=ResNet51"], "--model='ResNet51'"),
+]
+
+
+@pytest.mark.parametrize("args, expected", USAGE_ERRORS)
+def test_usage_errors_exit_2_with_one_line_and_write_nothing(train, tmp_path, args, expected):
+    result = train(*args)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_validation_and_help_do_not_import_tensorflow():
+    code = (
+        "import sys, contextlib, io\n"
+        f"sys.path.insert(0, {REPO!r})\n"
+        "import train\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "    assert train.main(['train.py', '--help']) == 0\n"
+        "    assert train.main(['train.py', '--epochs=0']) == 2\n"
+        "    from runner.config import resolve\n"
+        "    resolve(['train.py', '--early_stopping', '--model_checkpoint', '--tensorboard', '--reduce_lr'])\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_help_lists_every_flag(train):
+    from runner.config import all_options
+
+    result = train("--help")
+    assert result.returncode == 0
+    for name in all_options():
+        assert f"--{name} " in result.stdout
