@@ -14,6 +14,7 @@ OPTIMIZERS = {
     "ftrl": "Ftrl",
     "lamb": "Lamb",
     "lion": "Lion",
+    "muon": "Muon",
     "nadam": "Nadam",
     "rmsprop": "RMSprop",
     "sgd": "SGD",

@@ -1,0 +1,108 @@
+"""Datasets for the training runner: built-ins, file formats and plug-ins.
+
+`check_source` validates a `--dataset` value without importing TensorFlow;
+`load` reads it into a `Data`; `make_tf_datasets` turns that into pipelines.
+"""
+
+from datasets import (
+    arrays,
+    builtin,
+    csv_source,
+    image_source,
+    npz_source,
+    plugin_source,
+    sources,
+    split,
+)
+from datasets.data import Data
+from datasets.image_source import COLOR_MODES
+from datasets.pipeline import make_tf_datasets
+
+DEFAULT = builtin.DEFAULT
+
+__all__ = ["COLOR_MODES", "DEFAULT", "Data", "check_source", "load", "make_tf_datasets", "names"]
+
+
+def names():
+    """Returns the names of the built-in datasets, sorted."""
+    return builtin.REGISTRY.names()
+
+
+def check_source(value, flag="--dataset"):
+    """Checks a `--dataset` value cheaply, before TensorFlow is imported.
+
+    Accepted: a built-in name, `npz:PATH` or `csv:PATH` naming an existing
+    file, `images:DIR` naming an existing folder, or a plug-in spec
+    (`module:function` or `path/to/file.py:function`) whose module or file
+    exists.
+
+    Args:
+        value: The value as the user typed it.
+        flag: The flag the value came from, for messages. Defaults to
+            "--dataset".
+
+    Raises:
+        UsageError: naming the flag and value and saying what is accepted.
+    """
+    sources.check(value, names(), flag)
+
+
+def load(value, *, seed, validation_split, label_column="label", image_size=(64, 64),
+         color_mode="rgb", flag="--dataset"):
+    """Loads the dataset a `--dataset` value names.
+
+    Args:
+        value: A value `check_source` accepts.
+        seed: Seed of the validation hold-out (and of the file-name shuffle
+            of image folders).
+        validation_split: Fraction of the training examples held out for
+            validation, in [0, 1). Above 0 it replaces the source's own
+            validation data; at 0 that data (or none) is used.
+        label_column: The label column of a CSV file. Defaults to "label".
+        image_size: `(height, width)` images of a folder are resized to.
+            Defaults to (64, 64).
+        color_mode: "grayscale", "rgb" or "rgba", for image folders.
+            Defaults to "rgb".
+        flag: The flag the value came from, for messages. Defaults to
+            "--dataset".
+
+    Returns:
+        A `Data`.
+
+    Raises:
+        UsageError: if the value names nothing usable, or the data it names
+            is malformed (missing arrays or columns, lengths that disagree,
+            a plug-in returning the wrong structure, ...).
+        RunError: if a Keras dataset cannot be downloaded.
+    """
+    source = sources.check(value, names(), flag)
+    # Checked before reading anything, which may mean a long download.
+    split.check_fraction(validation_split)
+    context = f"{flag}={value!r}"
+    if source.kind == "images":
+        return image_source.read(
+            source.argument,
+            image_size=image_size,
+            color_mode=color_mode,
+            validation_split=validation_split,
+            seed=seed,
+            context=context,
+        )
+    array_names = None
+    if source.kind == "builtin":
+        train, val = builtin.REGISTRY.get(source.argument)()
+    elif source.kind == "npz":
+        train, val = npz_source.read(source.argument, context)
+    elif source.kind == "csv":
+        train, val = csv_source.read(source.argument, label_column, context)
+        array_names = csv_source.array_names(label_column)
+    else:
+        train, val = plugin_source.read(source.argument, flag)
+    return arrays.build_data(
+        train,
+        val,
+        context=context,
+        validation_split=validation_split,
+        seed=seed,
+        array_names=array_names,
+    )

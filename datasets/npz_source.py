@@ -1,0 +1,76 @@
+"""Reads `npz:PATH`: a numpy archive of x_train, y_train and optional x_val, y_val."""
+
+import zipfile
+import zlib
+
+import numpy as np
+
+from runner.errors import UsageError
+
+REQUIRED_ARRAYS = ("x_train", "y_train")
+OPTIONAL_ARRAYS = ("x_val", "y_val")
+
+_HOW_TO_SAVE = "write one with numpy.savez(path, x_train=..., y_train=..., x_val=..., y_val=...)"
+
+
+def read(path, context):
+    """Returns `((x_train, y_train), (x_val, y_val) or None)` from an .npz file.
+
+    Pickled (object) arrays are refused: loading them could run code.
+
+    Args:
+        path: The .npz file.
+        context: The flag and value, as a message prefix; it names the file.
+
+    Raises:
+        UsageError: if the file is not a readable .npz archive, an array is
+            missing or unexpected, or only one of x_val and y_val is present.
+    """
+    arrays = _read_arrays(path, context)
+    accepted = REQUIRED_ARRAYS + OPTIONAL_ARRAYS
+    unexpected = sorted(set(arrays) - set(accepted))
+    if unexpected:
+        raise UsageError(
+            f"{context}: unexpected array {unexpected[0]!r}; accepted: {', '.join(accepted)}"
+        )
+    for name in REQUIRED_ARRAYS:
+        if name not in arrays:
+            raise UsageError(f"{context}: no array {name!r}; the file needs x_train and y_train")
+    present = [name for name in OPTIONAL_ARRAYS if name in arrays]
+    if len(present) == 1:
+        missing = next(name for name in OPTIONAL_ARRAYS if name not in arrays)
+        raise UsageError(
+            f"{context}: has array {present[0]!r} but no {missing!r}; give both or neither"
+        )
+    train = (arrays["x_train"], arrays["y_train"])
+    val = (arrays["x_val"], arrays["y_val"]) if present else None
+    return train, val
+
+
+def _read_arrays(path, context):
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        # numpy's own message guesses at a pickle and suggests allow_pickle,
+        # which is the wrong advice here.
+        raise UsageError(f"{context}: the file is not an .npz archive; {_HOW_TO_SAVE}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise UsageError(
+            f"{context}: the file holds a single array, not an .npz archive; {_HOW_TO_SAVE}"
+        )
+    with archive:
+        return {name: _read_member(archive, name, context) for name in archive.files}
+
+
+def _read_member(archive, name, context):
+    try:
+        return archive[name]
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise UsageError(
+                f"{context}: array {name!r} is pickled (object) data, which is refused "
+                "because loading it could run code; save numeric or string arrays"
+            ) from None
+        raise UsageError(f"{context}: array {name!r} cannot be read ({error})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise UsageError(f"{context}: array {name!r} cannot be read ({error})") from None

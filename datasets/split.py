@@ -1,0 +1,52 @@
+"""Holds out part of the training examples for validation."""
+
+import numpy as np
+
+from runner.errors import UsageError
+
+FLAG = "--validation_split"
+
+
+def check_fraction(validation_split):
+    """Checks that a validation fraction is in [0, 1).
+
+    Raises:
+        UsageError: naming the flag and value.
+    """
+    if not 0.0 <= validation_split < 1.0:
+        raise UsageError(
+            f"{FLAG}={validation_split}: must be at least 0 and below 1 "
+            "(the fraction of training examples held out for validation)"
+        )
+
+
+def hold_out(x, y, validation_split, seed):
+    """Splits arrays into training and validation parts at random.
+
+    The held-out rows are drawn with a seeded shuffle rather than taken from
+    the end, because files are often sorted by class and the last rows would
+    then all be one class. Both parts keep the original order of their rows.
+
+    Args:
+        x: Examples, one per row.
+        y: Labels, one per row of `x`.
+        validation_split: Fraction of rows to hold out, in (0, 1).
+        seed: Seed of the shuffle; the same seed holds out the same rows.
+
+    Returns:
+        `((x_train, y_train), (x_val, y_val))`.
+
+    Raises:
+        UsageError: if the fraction leaves either part empty.
+    """
+    num_examples = len(x)
+    num_held_out = int(num_examples * validation_split)
+    if not 0 < num_held_out < num_examples:
+        raise UsageError(
+            f"{FLAG}={validation_split}: holds out {num_held_out} of {num_examples} "
+            "training examples; both training and validation need at least one"
+        )
+    order = np.random.default_rng(seed).permutation(num_examples)
+    val_rows = np.sort(order[:num_held_out])
+    train_rows = np.sort(order[num_held_out:])
+    return (x[train_rows], y[train_rows]), (x[val_rows], y[val_rows])

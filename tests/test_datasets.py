@@ -1,0 +1,628 @@
+"""Tests of the datasets package: sources, refusals, hold-out and pipelines.
+
+No test touches the network: the Keras datasets are loaded through a patched
+`get_file` that either fails as an offline download does or returns tiny
+files in the real layout, so Keras' own `load_data` code still runs.
+"""
+
+import gzip
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import datasets
+from runner.errors import RunError, UsageError
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# Helpers ---------------------------------------------------------------------
+
+
+def write_npz(directory, name="data.npz", **arrays):
+    path = os.path.join(directory, name)
+    np.savez(path, **arrays)
+    return path
+
+
+def class_sorted_arrays(num_examples=40, num_classes=4):
+    """Returns examples sorted by class, as files often are."""
+    y = np.repeat(np.arange(num_classes), num_examples // num_classes)
+    x = np.arange(len(y) * 3, dtype=np.float64).reshape(len(y), 3)
+    return x, y
+
+
+def write_text(directory, name, text):
+    path = os.path.join(directory, name)
+    with open(path, "w") as file:
+        file.write(textwrap.dedent(text).lstrip())
+    return path
+
+
+def write_images(root, counts, size=(10, 12)):
+    """Writes tiny random PNGs, one sub-folder per class."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for class_name, count in counts.items():
+        os.makedirs(os.path.join(root, class_name))
+        for index in range(count):
+            pixels = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+            png = tf.io.encode_png(pixels).numpy()
+            with open(os.path.join(root, class_name, f"{index}.png"), "wb") as file:
+                file.write(png)
+    return str(root)
+
+
+def load(value, **options):
+    options.setdefault("seed", 0)
+    options.setdefault("validation_split", 0.0)
+    return datasets.load(value, **options)
+
+
+def collect(dataset):
+    """Returns all (x, y) of a batched dataset as two numpy arrays."""
+    batches = list(dataset.as_numpy_iterator())
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+
+
+# Built-in digits -------------------------------------------------------------
+
+
+def test_digits_is_the_default_and_listed():
+    assert datasets.DEFAULT == "digits"
+    assert datasets.names() == ["cifar10", "cifar100", "digits", "fashion_mnist", "mnist"]
+
+
+def test_digits_loads_scaled_with_channel_axis():
+    data = load("digits")
+    x_train, y_train = data.train
+    x_val, y_val = data.val
+    assert x_train.shape == (1437, 8, 8, 1) and y_train.shape == (1437,)
+    assert x_val.shape == (360, 8, 8, 1) and y_val.shape == (360,)
+    assert x_train.dtype == np.float32
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
+    assert data.input_shape == (8, 8, 1)
+    assert data.num_classes == 10
+    assert data.label_kind == "int"
+    assert set(np.unique(y_train)) == set(range(10))
+
+
+# Validation hold-out ---------------------------------------------------------
+
+
+def test_validation_split_replaces_bundled_val_and_is_reproducible():
+    first = load("digits", validation_split=0.25, seed=3)
+    again = load("digits", validation_split=0.25, seed=3)
+    other = load("digits", validation_split=0.25, seed=4)
+    assert len(first.val[0]) == int(1437 * 0.25)
+    assert len(first.train[0]) == 1437 - int(1437 * 0.25)
+    np.testing.assert_array_equal(first.val[0], again.val[0])
+    np.testing.assert_array_equal(first.val[1], again.val[1])
+    assert not np.array_equal(first.val[0], other.val[0])
+
+
+def test_validation_split_mixes_classes_of_sorted_file(tmp_path):
+    x, y = class_sorted_arrays()
+    path = write_npz(tmp_path, x_train=x, y_train=y)
+    data = load(f"npz:{path}", validation_split=0.25, seed=1)
+    assert len(np.unique(data.val[1])) > 1
+    # Every row lands in exactly one part.
+    all_rows = np.concatenate([data.train[0], data.val[0]])
+    assert sorted(map(tuple, all_rows)) == sorted(map(tuple, x.astype(np.float32)))
+
+
+def test_validation_split_replaces_the_files_own_val(tmp_path):
+    x, y = class_sorted_arrays()
+    path = write_npz(tmp_path, x_train=x, y_train=y, x_val=-np.ones((5, 3)), y_val=np.zeros(5, int))
+    data = load(f"npz:{path}", validation_split=0.5)
+    assert len(data.val[0]) == 20
+    assert (data.val[0] >= 0).all()
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])
+def test_validation_split_out_of_range_is_refused(fraction):
+    with pytest.raises(UsageError, match="--validation_split"):
+        load("digits", validation_split=fraction)
+
+
+def test_validation_split_that_holds_out_nothing_is_refused(tmp_path):
+    x, y = class_sorted_arrays(num_examples=8)
+    path = write_npz(tmp_path, x_train=x, y_train=y)
+    with pytest.raises(UsageError, match=r"--validation_split=0.1: holds out 0 of 8"):
+        load(f"npz:{path}", validation_split=0.1)
+
+
+# npz files -------------------------------------------------------------------
+
+
+def test_npz_without_val(tmp_path):
+    x, y = class_sorted_arrays()
+    data = load(f"npz:{write_npz(tmp_path, x_train=x.astype(np.uint8), y_train=y)}")
+    assert data.val is None
+    assert data.train[0].dtype == np.float32
+    assert data.input_shape == (3,)
+    assert data.num_classes == 4
+
+
+def test_npz_with_val_counts_classes_in_both(tmp_path):
+    x, y = class_sorted_arrays()
+    path = write_npz(tmp_path, x_train=x, y_train=y, x_val=x[:2], y_val=np.array([0, 6]))
+    data = load(f"npz:{path}")
+    assert data.val[0].shape == (2, 3)
+    assert data.num_classes == 7
+
+
+def test_npz_one_hot_labels(tmp_path):
+    x, y = class_sorted_arrays()
+    one_hot = np.eye(5)[y]
+    data = load(f"npz:{write_npz(tmp_path, x_train=x, y_train=one_hot)}")
+    assert data.label_kind == "one_hot"
+    assert data.num_classes == 5
+    assert data.train[1].dtype == np.float32
+
+
+def test_npz_column_of_labels_and_string_labels(tmp_path):
+    x = np.zeros((3, 2))
+    path = write_npz(tmp_path, x_train=x, y_train=np.array([["b"], ["a"], ["c"]]))
+    data = load(f"npz:{path}")
+    np.testing.assert_array_equal(data.train[1], [1, 0, 2])
+    assert data.class_names == ("a", "b", "c")
+    assert data.label_kind == "int"
+
+
+X4 = np.zeros((4, 3))
+Y4 = np.array([0, 1, 0, 1])
+
+NPZ_REFUSALS = {
+    "missing x_train": (dict(y_train=Y4), "x_train"),
+    "missing y_train": (dict(x_train=X4), "y_train"),
+    "x_val without y_val": (dict(x_train=X4, y_train=Y4, x_val=X4), "y_val"),
+    "y_val without x_val": (dict(x_train=X4, y_train=Y4, y_val=Y4), "x_val"),
+    "unexpected array": (dict(x_train=X4, y_train=Y4, x_test=X4), "x_test"),
+    "train lengths differ": (dict(x_train=X4, y_train=Y4[:3]), "x_train has 4 examples but y_train has 3"),
+    "val lengths differ": (dict(x_train=X4, y_train=Y4, x_val=X4, y_val=Y4[:2]), "x_val has 4 examples but y_val has 2"),
+    "val shape differs": (dict(x_train=X4, y_train=Y4, x_val=np.zeros((4, 5)), y_val=Y4), "x_val examples have shape"),
+    "x is 1-D": (dict(x_train=np.zeros(4), y_train=Y4), "x_train has shape"),
+    "x is empty": (dict(x_train=np.zeros((0, 3)), y_train=np.zeros(0, int)), "x_train has no examples"),
+    "x is text": (dict(x_train=np.array([["a"]] * 4), y_train=Y4), "x_train holds"),
+    "fractional labels": (dict(x_train=X4, y_train=np.array([0, 0.5, 1, 1])), "y_train holds 0.5"),
+    "negative labels": (dict(x_train=X4, y_train=np.array([0, -1, 1, 1])), "y_train holds the negative class id -1"),
+    "3-D labels": (dict(x_train=X4, y_train=np.zeros((4, 2, 2))), "y_train has shape"),
+    "train and val label kinds differ": (dict(x_train=X4, y_train=Y4, x_val=X4, y_val=np.eye(2)[Y4]), "label arrays disagree"),
+}
+
+
+@pytest.mark.parametrize("arrays, expected", NPZ_REFUSALS.values(), ids=NPZ_REFUSALS.keys())
+def test_npz_refusals_name_file_and_array(tmp_path, arrays, expected):
+    path = write_npz(tmp_path, **arrays)
+    with pytest.raises(UsageError) as raised:
+        load(f"npz:{path}")
+    assert expected in str(raised.value)
+    assert str(raised.value).startswith(f"--dataset='npz:{path}'")
+
+
+def test_npz_refuses_pickled_arrays(tmp_path):
+    path = write_npz(tmp_path, x_train=np.array([{"a": 1}] * 4, dtype=object), y_train=Y4)
+    with pytest.raises(UsageError, match="'x_train' .* pickled"):
+        load(f"npz:{path}")
+
+
+def test_npz_refuses_file_that_is_not_an_archive(tmp_path):
+    path = write_text(tmp_path, "data.npz", "hello\n")
+    with pytest.raises(UsageError, match="is not an .npz archive; write one with numpy.savez"):
+        load(f"npz:{path}")
+
+
+def test_npz_refuses_single_npy_array(tmp_path):
+    path = os.path.join(tmp_path, "data.npy")
+    np.save(path, X4)
+    with pytest.raises(UsageError, match="single array"):
+        load(f"npz:{path}")
+
+
+# CSV files -------------------------------------------------------------------
+
+
+def test_csv_with_integer_labels(tmp_path):
+    path = write_text(tmp_path, "data.csv", """
+        height,label,width
+        1.5,0,2
+        2.5,2,3
+
+        3.5,1,4
+    """)
+    data = load(f"csv:{path}")
+    np.testing.assert_array_equal(data.train[0], [[1.5, 2], [2.5, 3], [3.5, 4]])
+    np.testing.assert_array_equal(data.train[1], [0, 2, 1])
+    assert data.input_shape == (2,)
+    assert data.num_classes == 3
+    assert data.val is None and data.class_names is None
+
+
+def test_csv_with_string_labels_in_custom_column(tmp_path):
+    path = write_text(tmp_path, "data.csv", """
+        a,b,species
+        1,2,setosa
+        3,4,virginica
+        5,6,setosa
+        7,8,versicolor
+    """)
+    data = load(f"csv:{path}", label_column="species")
+    assert data.class_names == ("setosa", "versicolor", "virginica")
+    np.testing.assert_array_equal(data.train[1], [0, 2, 0, 1])
+    assert data.num_classes == 3
+
+
+def test_csv_with_validation_split(tmp_path):
+    rows = "\n".join(f"{i},{i % 2}" for i in range(20))
+    path = write_text(tmp_path, "data.csv", "x,label\n" + rows)
+    data = load(f"csv:{path}", validation_split=0.25)
+    assert len(data.train[0]) == 15 and len(data.val[0]) == 5
+
+
+CSV_REFUSALS = {
+    "missing label column": ("a,b\n1,2\n", "no column 'label' (columns: a, b); name the label column with --dataset_label_column"),
+    "text in a feature": ("a,label\n1,0\nx,1\n", "line 3: column 'a' holds 'x'"),
+    "empty feature cell": ("a,label\n,0\n", "line 2: column 'a' holds ''"),
+    "not finite": ("a,label\nnan,0\n", "column 'a' holds 'nan'"),
+    "too few cells": ("a,b,label\n1,2,0\n1,0\n", "line 3: has 2 cells but the header has 3 columns"),
+    "empty label": ("a,label\n1, \n", "label column 'label' is empty"),
+    "negative label": ("a,label\n1,-2\n", "label column 'label' holds the negative class id -2"),
+    "empty file": ("", "is empty"),
+    "header only": ("a,label\n", "no data rows"),
+    "label column only": ("label\n1\n", "only the label column"),
+}
+
+
+@pytest.mark.parametrize("text, expected", CSV_REFUSALS.values(), ids=CSV_REFUSALS.keys())
+def test_csv_refusals_name_file_and_column(tmp_path, text, expected):
+    path = write_text(tmp_path, "data.csv", text)
+    with pytest.raises(UsageError) as raised:
+        load(f"csv:{path}")
+    assert expected in str(raised.value)
+    assert path in str(raised.value)
+
+
+# Image folders ---------------------------------------------------------------
+
+
+def test_images_load_as_unbatched_scaled_stream(tmp_path):
+    import tensorflow as tf
+
+    root = write_images(tmp_path / "pictures", {"cat": 3, "dog": 4})
+    data = load(f"images:{root}", image_size=(8, 6))
+    assert isinstance(data.train, tf.data.Dataset)
+    assert data.val is None
+    assert data.input_shape == (8, 6, 3)
+    assert data.num_classes == 2 and data.class_names == ("cat", "dog")
+    examples = list(data.train.as_numpy_iterator())
+    assert len(examples) == 7
+    assert all(x.shape == (8, 6, 3) and x.dtype == np.float32 for x, _ in examples)
+    assert all(0.0 <= x.min() and x.max() <= 1.0 for x, _ in examples)
+    assert sorted(int(y) for _, y in examples) == [0, 0, 0, 1, 1, 1, 1]
+
+
+def test_images_with_validation_split_and_grayscale(tmp_path):
+    root = write_images(tmp_path / "pictures", {"cat": 5, "dog": 5})
+    data = load(f"images:{root}", image_size=(4, 4), color_mode="grayscale", validation_split=0.2)
+    assert data.input_shape == (4, 4, 1)
+    train_count = sum(1 for _ in data.train)
+    val_count = sum(1 for _ in data.val)
+    assert (train_count, val_count) == (8, 2)
+
+
+def test_images_folder_without_images_is_refused(tmp_path):
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    with pytest.raises(UsageError, match="No images found.*one sub-folder of images per class"):
+        load(f"images:{tmp_path / 'empty'}")
+
+
+def test_images_bad_color_mode_is_refused(tmp_path):
+    root = write_images(tmp_path / "pictures", {"cat": 1})
+    with pytest.raises(UsageError, match="color_mode"):
+        load(f"images:{root}", color_mode="cmyk")
+
+
+# Plug-ins --------------------------------------------------------------------
+
+
+PLUGIN_SOURCE = """
+import numpy as np
+
+def with_val():
+    x = np.ones((6, 2)); y = np.array([0, 1, 2, 0, 1, 2])
+    return (x, y), (x[:2], y[:2])
+
+def without_val():
+    return (np.ones((4, 2)).tolist(), [0, 1, 0, 1]), None
+
+def single_pair():
+    return np.ones((4, 2)), np.zeros(4)
+
+def three_items():
+    return (np.ones((4, 2)), np.zeros(4)), None, None
+
+def nothing():
+    return None
+
+def needs_argument(path):
+    return None
+
+NOT_A_FUNCTION = 3
+"""
+
+
+@pytest.fixture
+def plugin_module(tmp_path, monkeypatch):
+    """A module `user_datasets` importable from tmp_path."""
+    write_text(tmp_path, "user_datasets.py", PLUGIN_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "user_datasets", raising=False)
+    yield "user_datasets"
+    sys.modules.pop("user_datasets", None)
+
+
+def test_plugin_module_function(plugin_module):
+    data = load(f"{plugin_module}:with_val")
+    assert data.train[0].shape == (6, 2) and data.val[0].shape == (2, 2)
+    assert data.num_classes == 3
+
+
+def test_plugin_file_function_without_val(tmp_path):
+    path = write_text(tmp_path, "my_data.py", PLUGIN_SOURCE)
+    data = load(f"{path}:without_val")
+    assert data.val is None
+    assert data.train[0].dtype == np.float32
+    assert data.num_classes == 2
+
+
+PLUGIN_REFUSALS = {
+    "single pair": ("single_pair", "returned tuple of 2 (ndarray, ndarray); expected ((x_train, y_train), (x_val, y_val) or None)"),
+    "three items": ("three_items", "returned tuple of 3 (tuple of 2 (ndarray, ndarray), None, None)"),
+    "None": ("nothing", "returned None; expected"),
+    "needs an argument": ("needs_argument", "needs arguments"),
+    "not a function": ("NOT_A_FUNCTION", "names a value of type int, not a function"),
+    "missing attribute": ("missing", "has no attribute 'missing'"),
+}
+
+
+@pytest.mark.parametrize("function, expected", PLUGIN_REFUSALS.values(), ids=PLUGIN_REFUSALS.keys())
+def test_plugin_refusals(plugin_module, function, expected):
+    with pytest.raises(UsageError) as raised:
+        load(f"{plugin_module}:{function}")
+    assert expected in str(raised.value)
+    assert f"--dataset='{plugin_module}:{function}'" in str(raised.value)
+
+
+# check_source ----------------------------------------------------------------
+
+
+def test_check_source_accepts_every_form(tmp_path, plugin_module):
+    datasets.check_source("digits")
+    datasets.check_source(f"npz:{write_npz(tmp_path, x_train=X4, y_train=Y4)}")
+    datasets.check_source(f"csv:{write_text(tmp_path, 'a.csv', 'a,label')}")
+    datasets.check_source(f"images:{tmp_path}")
+    datasets.check_source(f"{plugin_module}:with_val")
+    datasets.check_source(f"{write_text(tmp_path, 'p.py', PLUGIN_SOURCE)}:with_val")
+
+
+CHECK_REFUSALS = {
+    "unknown name": ("imagenet", "--dataset='imagenet': unknown dataset; known: cifar10, cifar100, digits, fashion_mnist, mnist; or npz:PATH"),
+    "missing npz": ("npz:nowhere.npz", "file 'nowhere.npz' does not exist"),
+    "missing csv": ("csv:nowhere.csv", "file 'nowhere.csv' does not exist"),
+    "missing folder": ("images:nowhere", "directory 'nowhere' does not exist"),
+    "no path": ("csv:", "expected a file path after 'csv:'"),
+    "missing module": ("no_such_module_xyz:load", "no module named 'no_such_module_xyz'"),
+    "missing plug-in file": ("nowhere/data.py:load", "file 'nowhere/data.py' does not exist"),
+    "malformed spec": ("a:b:c", "unknown dataset"),
+}
+
+
+@pytest.mark.parametrize("value, expected", CHECK_REFUSALS.values(), ids=CHECK_REFUSALS.keys())
+def test_check_source_refusals(value, expected):
+    with pytest.raises(UsageError) as raised:
+        datasets.check_source(value, flag="--dataset")
+    assert expected in str(raised.value)
+
+
+def test_check_source_names_the_flag_it_is_given():
+    with pytest.raises(UsageError, match="^--eval_dataset='nope'"):
+        datasets.check_source("nope", flag="--eval_dataset")
+
+
+def test_check_source_and_names_do_not_import_tensorflow():
+    program = (
+        "import datasets, sys; datasets.names(); datasets.check_source('digits'); "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", program], cwd=REPO_ROOT, check=True, timeout=60)
+
+
+# Keras datasets, without the network -----------------------------------------
+
+
+KERAS_DATASETS = ["mnist", "fashion_mnist", "cifar10", "cifar100"]
+
+
+def patch_get_file(monkeypatch, name, fake):
+    # The loaders import `get_file` into their own module, so patching
+    # `keras.utils.get_file` would not reach them.
+    import importlib
+
+    module = importlib.import_module(f"keras.src.datasets.{name}")
+    monkeypatch.setattr(module, "get_file", fake)
+
+
+@pytest.mark.parametrize("name", KERAS_DATASETS)
+def test_keras_download_failure_is_a_run_error_mentioning_the_network(monkeypatch, name):
+    def offline(*args, **kwargs):
+        # What keras.utils.get_file raises when the URL cannot be fetched.
+        raise Exception(f"URL fetch failure on https://example.invalid/{name}: None -- "
+                        "[Errno -3] Temporary failure in name resolution")
+
+    patch_get_file(monkeypatch, name, offline)
+    with pytest.raises(RunError) as raised:
+        load(name)
+    message = str(raised.value)
+    assert "network" in message and name in message
+    assert os.path.join(".keras", "datasets") in message or "KERAS_HOME" in os.environ
+    assert "\n" not in message
+
+
+def test_mnist_from_a_tiny_archive(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    path = write_npz(
+        tmp_path,
+        "mnist.npz",
+        x_train=rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+        y_train=np.array([0, 1, 2, 3, 9, 5], np.uint8),
+        x_test=np.full((2, 28, 28), 255, np.uint8),
+        y_test=np.array([7, 8], np.uint8),
+    )
+    patch_get_file(monkeypatch, "mnist", lambda *args, **kwargs: path)
+    data = load("mnist")
+    assert data.train[0].shape == (6, 28, 28, 1) and data.train[0].dtype == np.float32
+    assert data.val[0].shape == (2, 28, 28, 1)
+    assert data.val[0].max() == 1.0 and data.train[0].min() >= 0.0
+    np.testing.assert_array_equal(data.val[1], [7, 8])
+    assert data.input_shape == (28, 28, 1) and data.num_classes == 10
+
+
+def test_fashion_mnist_from_tiny_idx_files(tmp_path, monkeypatch):
+    def write_idx(name, header_size, payload):
+        with gzip.open(tmp_path / name, "wb") as file:
+            file.write(bytes(header_size) + payload.tobytes())
+
+    write_idx("train-labels-idx1-ubyte.gz", 8, np.array([1, 4, 2], np.uint8))
+    write_idx("train-images-idx3-ubyte.gz", 16, np.full((3, 28, 28), 51, np.uint8))
+    write_idx("t10k-labels-idx1-ubyte.gz", 8, np.array([3], np.uint8))
+    write_idx("t10k-images-idx3-ubyte.gz", 16, np.zeros((1, 28, 28), np.uint8))
+    patch_get_file(monkeypatch, "fashion_mnist", lambda fname, **kwargs: str(tmp_path / fname))
+    data = load("fashion_mnist")
+    assert data.train[0].shape == (3, 28, 28, 1)
+    np.testing.assert_allclose(data.train[0], 0.2)
+    assert data.val[0].shape == (1, 28, 28, 1)
+    assert data.num_classes == 5
+
+
+def write_cifar_batch(path, num_examples, label_keys):
+    # Keras reads these with a restricted unpickler that allows numpy arrays
+    # only; protocol 4 stores bytes natively (protocol 2 would need _codecs).
+    batch = {b"data": np.full((num_examples, 3 * 32 * 32), 255, np.uint8)}
+    for key in label_keys:
+        batch[key.encode()] = [1] * num_examples
+    with open(path, "wb") as file:
+        pickle.dump(batch, file, protocol=4)
+
+
+def test_cifar100_from_tiny_pickled_batches(tmp_path, monkeypatch):
+    inner = tmp_path / "cifar-100-python"
+    inner.mkdir()
+    write_cifar_batch(inner / "train", 3, ["fine_labels", "coarse_labels"])
+    write_cifar_batch(inner / "test", 2, ["fine_labels", "coarse_labels"])
+    patch_get_file(monkeypatch, "cifar100", lambda *args, **kwargs: str(tmp_path))
+    data = load("cifar100")
+    assert data.train[0].shape == (3, 32, 32, 3) and data.val[0].shape == (2, 32, 32, 3)
+    assert data.train[1].shape == (3,)
+    assert data.train[0].max() == 1.0
+    assert data.input_shape == (32, 32, 3)
+
+
+def test_cifar10_from_pickled_batches(tmp_path, monkeypatch):
+    # cifar10's loader fills fixed 50000-row arrays, 10000 rows per batch
+    # file; a one-row batch broadcasts over its 10000 rows, which keeps the
+    # files tiny (the arrays in memory are still full size, about 0.8 GB).
+    inner = tmp_path / "cifar-10-batches-py"
+    inner.mkdir()
+    for index in range(1, 6):
+        write_cifar_batch(inner / f"data_batch_{index}", 1, ["labels"])
+    write_cifar_batch(inner / "test_batch", 4, ["labels"])
+    patch_get_file(monkeypatch, "cifar10", lambda *args, **kwargs: str(tmp_path))
+    data = load("cifar10")
+    assert data.train[0].shape == (50000, 32, 32, 3) and data.train[1].shape == (50000,)
+    assert data.val[0].shape == (4, 32, 32, 3)
+    assert data.val[0].max() == 1.0 and data.val[0].dtype == np.float32
+    assert data.input_shape == (32, 32, 3)
+
+
+# make_tf_datasets ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def numbered_data():
+    """Twenty examples whose x is their row number, with a validation part."""
+    x = np.arange(20, dtype=np.float32).reshape(20, 1)
+    return datasets.Data(
+        train=(x, np.arange(20) % 3),
+        val=(x[:7] + 100, np.arange(7) % 3),
+        input_shape=(1,),
+        num_classes=3,
+        label_kind="int",
+    )
+
+
+def train_order(data, seed, epochs=1):
+    train_ds, _ = datasets.make_tf_datasets(data, batch_size=8, seed=seed)
+    return [collect(train_ds)[0].ravel().tolist() for _ in range(epochs)]
+
+
+def test_batches_have_the_batch_size(numbered_data):
+    train_ds, val_ds = datasets.make_tf_datasets(numbered_data, batch_size=8, seed=0)
+    assert [len(x) for x, _ in train_ds] == [8, 8, 4]
+    assert [len(x) for x, _ in val_ds] == [7]
+
+
+def test_training_order_is_seeded_and_changes_every_epoch(numbered_data):
+    first_epoch, second_epoch = train_order(numbered_data, seed=5, epochs=2)
+    assert sorted(first_epoch) == list(range(20))
+    assert first_epoch != list(range(20))
+    assert first_epoch != second_epoch
+    assert train_order(numbered_data, seed=5, epochs=2) == [first_epoch, second_epoch]
+    assert train_order(numbered_data, seed=6) != [first_epoch]
+
+
+def test_labels_stay_with_their_examples(numbered_data):
+    train_ds, _ = datasets.make_tf_datasets(numbered_data, batch_size=8, seed=1)
+    x, y = collect(train_ds)
+    np.testing.assert_array_equal(y, x.ravel().astype(int) % 3)
+
+
+def test_validation_is_not_shuffled(numbered_data):
+    _, val_ds = datasets.make_tf_datasets(numbered_data, batch_size=3, seed=1)
+    x, y = collect(val_ds)
+    np.testing.assert_array_equal(x.ravel(), np.arange(7) + 100)
+    np.testing.assert_array_equal(y, np.arange(7) % 3)
+
+
+def test_no_validation_gives_none(numbered_data):
+    import dataclasses
+
+    data = dataclasses.replace(numbered_data, val=None)
+    assert datasets.make_tf_datasets(data, batch_size=4, seed=0)[1] is None
+
+
+def test_pipelines_for_image_folders(tmp_path):
+    root = write_images(tmp_path / "pictures", {"cat": 5, "dog": 5})
+
+    def two_epochs_of_fresh_pipelines():
+        data = load(f"images:{root}", image_size=(4, 4), validation_split=0.2, seed=2)
+        train_ds, val_ds = datasets.make_tf_datasets(data, batch_size=3, seed=2)
+        assert [tuple(x.shape) for x, _ in val_ds] == [(2, 4, 4, 3)]
+        epochs = [list(train_ds.as_numpy_iterator()) for _ in range(2)]
+        assert [x.shape for x, _ in epochs[0]] == [(3, 4, 4, 3), (3, 4, 4, 3), (2, 4, 4, 3)]
+        return [np.concatenate([x for x, _ in batches]) for batches in epochs]
+
+    first_epoch, second_epoch = two_epochs_of_fresh_pipelines()
+    assert not np.array_equal(first_epoch, second_epoch)
+    # Same images, other order.
+    assert sorted(first_epoch.sum(axis=(1, 2, 3))) == pytest.approx(sorted(second_epoch.sum(axis=(1, 2, 3))))
+    # Loading again with the same seed gives the same sequence of orders.
+    again = two_epochs_of_fresh_pipelines()
+    np.testing.assert_array_equal(again[0], first_epoch)
+    np.testing.assert_array_equal(again[1], second_epoch)

@@ -1,0 +1,31 @@
+"""The names checked before Keras loads are the names Keras accepts."""
+
+import keras
+import pytest
+
+from runner import keras_names
+
+
+@pytest.mark.parametrize("name, class_name", sorted(keras_names.OPTIMIZERS.items()))
+def test_optimizer_names_build(name, class_name):
+    optimizer = getattr(keras.optimizers, class_name)(learning_rate=0.01)
+    assert isinstance(optimizer, keras.optimizers.Optimizer)
+
+
+@pytest.mark.parametrize("name", keras_names.LOSSES)
+def test_loss_names_resolve(name):
+    assert callable(keras.losses.get(name))
+
+
+@pytest.mark.parametrize("name", [name for name in keras_names.METRICS if name not in ("accuracy", "acc")])
+def test_metric_names_resolve(name):
+    assert callable(keras.metrics.get(name))
+
+
+def test_every_keras_optimizer_that_takes_only_a_learning_rate_is_offered():
+    # Wrappers need another optimizer; ScheduleFreeAdamW is not offered until it is tested in our fit.
+    excluded = {"Optimizer", "LossScaleOptimizer", "MultiOptimizer", "OptimizerMap", "ScheduleFreeAdamW"}
+    offered = set(keras_names.OPTIMIZERS.values())
+    available = {name for name in dir(keras.optimizers) if name[0].isupper() and name not in excluded}
+    available = {name for name in available if isinstance(getattr(keras.optimizers, name), type)}
+    assert available <= offered, available - offered
