@@ -7,7 +7,7 @@ channel repeat in front, so `--model MobileNetV2` works on 8x8 digits too.
 
 import os
 
-from models.error_text import first_line
+from runner.errors import first_line
 from models.image_input import require_image_input
 from runner.errors import RunError, UsageError
 

@@ -3,7 +3,7 @@
 import zipfile
 
 from models.compatibility import check_model_fits_data
-from models.error_text import first_line
+from runner.errors import first_line
 from runner.errors import UsageError
 
 

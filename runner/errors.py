@@ -21,3 +21,21 @@ class RunError(Exception):
     For example a Keras dataset that must be downloaded while offline. Shown
     as one line without a traceback; the process exits with status 1.
     """
+
+
+def first_line(error):
+    """Returns the first line of `error`'s message, or its type name if empty.
+
+    TensorFlow's graph errors start with a generic line; their last line
+    (before the node list) says what went wrong, so that one is used instead.
+
+    Args:
+        error: Any exception.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if lines[0] == "Graph execution error:":
+        meaningful = [line for line in lines if not line.startswith(("[[", "Detected at node", "File "))]
+        return meaningful[-1]
+    return lines[0]

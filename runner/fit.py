@@ -12,6 +12,7 @@ import datasets
 import models
 from callbacks.builder import build_callbacks
 from runner import keras_names
+from runner.errors import RunError, UsageError, first_line
 from runner.run_paths import claim_run_dir
 
 
@@ -61,22 +62,36 @@ def run(config):
     if config.run_name and paths.name != config.run_name:
         print(f"Run directory {config.run_name!r} exists already; this run writes to {paths.dir}")
     started = time.monotonic()
-    history = model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=config.epochs,
-        verbose=resolve_verbosity(config.verbose),
-        callbacks=build_callbacks(config, paths),
-    )
+    try:
+        history = model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=config.epochs,
+            shuffle=False,  # The tf.data pipeline shuffles with the seed.
+            verbose=resolve_verbosity(config.verbose),
+            callbacks=build_callbacks(config, paths),
+        )
+    except Exception as error:  # Keras and TensorFlow raise many types; the user needs one line.
+        raise RunError(f"training failed: {type(error).__name__}: {first_line(error)}") from error
     print(summary(history.history, time.monotonic() - started, paths))
     return 0
 
 
 def choose_loss(name, label_kind):
-    """Returns the loss to compile with: `name`, or for auto the one that fits the labels."""
-    if name != "auto":
-        return name
-    return "categorical_crossentropy" if label_kind == "one_hot" else "sparse_categorical_crossentropy"
+    """Returns the loss to compile with: `name`, or for auto the one that fits the labels.
+
+    Raises:
+        UsageError: for a cross-entropy that expects the other kind of labels.
+    """
+    if name == "auto":
+        return "categorical_crossentropy" if label_kind == "one_hot" else "sparse_categorical_crossentropy"
+    if name.startswith("sparse_categorical") and label_kind == "one_hot":
+        raise UsageError(f"--loss={name}: needs integer class labels, but the dataset's labels are one-hot; "
+                         "use categorical_crossentropy (or auto)")
+    if name.startswith("categorical") and label_kind == "int":
+        raise UsageError(f"--loss={name}: needs one-hot labels, but the dataset's labels are integer "
+                         "class ids; use sparse_categorical_crossentropy (or auto)")
+    return name
 
 
 def resolve_verbosity(verbose):

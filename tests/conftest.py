@@ -1,8 +1,13 @@
 """Shared test helpers: running train.py as a user would."""
 
+import contextlib
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -27,3 +32,35 @@ def train(tmp_path):
         return run_train(list(args), cwd=tmp_path, **kwargs)
 
     return run
+
+
+@contextlib.contextmanager
+def tensorboard_server(logdir):
+    """Starts a real `tensorboard` on 127.0.0.1 and yields a function that GETs JSON from it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def get(path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return json.loads(response.read())
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get("/data/runs")
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.3)
+        yield get
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

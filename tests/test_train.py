@@ -13,7 +13,16 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tensorboard_server
+
+
+# TensorFlow's C++ start-up lines go to stderr whatever its log level says (TF 2.21).
+TF_NOISE = re.compile(r"^([IWE]\d{4} |WARNING: All log messages before absl::InitializeLog)")
+
+
+def own_lines(stderr):
+    """Returns the lines of stderr that are not TensorFlow's C++ start-up logging."""
+    return [line for line in stderr.strip().splitlines() if not TF_NOISE.match(line)]
 
 
 def final_metric(output, name):
@@ -77,6 +86,13 @@ def test_the_four_callbacks_act(train, tmp_path):
     assert len(epoch_scalars(os.path.join(directory, "train"), "epoch_loss")) == 3
     assert len(epoch_scalars(os.path.join(directory, "validation"), "epoch_loss")) == 3
 
+    # `tensorboard --logdir tensorboard_logs` shows the run and its loss curve.
+    name = os.path.basename(directory)
+    with tensorboard_server(tmp_path / "tensorboard_logs") as get:
+        assert {f"{name}/train", f"{name}/validation"} <= set(get("/data/runs"))
+        points = get(f"/data/plugin/scalars/scalars?run={name}/train&tag=epoch_loss")
+        assert [step for _, step, _ in points] == [0, 1, 2]
+
     # ModelCheckpoint: one model per epoch in the run directory, and it loads.
     saved = sorted(os.listdir(os.path.join(directory, "checkpoints")))
     assert saved == ["epoch01.keras", "epoch02.keras", "epoch03.keras"]
@@ -122,6 +138,8 @@ USAGE_ERRORS = [
      ".weights.h5"),
     (["--dataset=csv:missing.csv"], "missing.csv"),
     (["--model=ResNet51"], "--model='ResNet51'"),
+    # Found only once the data is loaded, still before anything is written.
+    (["--loss=categorical_crossentropy"], "needs one-hot labels"),
 ]
 
 
@@ -130,9 +148,16 @@ def test_usage_errors_exit_2_with_one_line_and_write_nothing(train, tmp_path, ar
     result = train(*args)
     assert result.returncode == 2
     assert expected in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(own_lines(result.stderr)) == 1
     assert "Traceback" not in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_a_failure_inside_training_is_one_line_and_exit_1(train):
+    result = train("--loss=mean_squared_error", "--epochs=1")
+    assert result.returncode == 1
+    assert "train.py: error: training failed: InvalidArgumentError: Incompatible shapes" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_validation_and_help_do_not_import_tensorflow():
