@@ -10,8 +10,25 @@ import importlib
 import pkgutil
 
 import callbacks
+from runner.plugins import load_plugin
 
-ORDER = ("reduce_lr", "early_stopping", "model_checkpoint", "tensorboard")
+ORDER = (
+    # What changes the learning rate or stops the run comes first, so that
+    # everything after it sees (and logs) the rate that was used.
+    "learning_rate_scheduler",
+    "reduce_lr",
+    "terminate_on_nan",
+    "early_stopping",
+    # EMA weights are swapped in before anything saves the model.
+    "swap_ema_weights",
+    "model_checkpoint",
+    "backup_and_restore",
+    # Loggers last: they record the epoch as the callbacks above left it.
+    "csv_logger",
+    "tensorboard",
+    "remote_monitor",
+    "lambda_callback",
+)
 
 
 def families():
@@ -39,11 +56,13 @@ def build_callbacks(config, run):
         run: The run's `RunPaths`, for default file locations.
 
     Returns:
-        A list of Keras callback instances, in running order.
+        A list of Keras callback instances, in running order, the user's own
+        (--callbacks) last.
     """
     import keras
 
-    return [
-        getattr(keras.callbacks, family.keras_class)(**family.keras_kwargs(family.values(config), run))
+    built_in = [
+        getattr(keras.callbacks, family.keras_class)(**family.keras_kwargs(family.values(config), run, config))
         for family in enabled_families(config)
     ]
+    return built_in + [load_plugin("--callbacks", spec)() for spec in config["callbacks"]]

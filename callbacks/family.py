@@ -4,29 +4,44 @@ import dataclasses
 from typing import Callable, Optional, Tuple
 
 from runner.groups import OptionGroup
+from runner.options import Arg
 
 
 @dataclasses.dataclass(frozen=True)
 class CallbackFamily(OptionGroup):
     """A flag group that builds one Keras callback.
 
+    `args` are the Keras class's own arguments, one flag each; `settings`
+    are further options of the group that the runner uses itself.
+
     Args:
         keras_class: Name of the class in `keras.callbacks`.
-        check: Optional `check(values, checker)` for rules that involve several
-            arguments or the rest of the config; raises UsageError.
-        adapt: Optional `adapt(values, run)` returning the keyword arguments for
-            the Keras class, for arguments whose flag form differs from what
-            Keras takes (default paths inside the run directory, for example).
+        settings: Options of the group that are not arguments of the class.
+        check: Optional `check(family, values, checker)` for rules that
+            involve several options or the rest of the config; raises
+            UsageError through `checker.fail`.
+        adapt: Optional `adapt(values, run, config)` returning the values with
+            flag forms turned into what Keras takes (default paths inside the
+            run directory, a schedule name into a function, ...); `run` is the
+            run's RunPaths and `config` the whole resolved config.
         logged_keys: Keys the callback adds to the epoch logs, so that other
             callbacks may monitor them.
+        optimizer_options: Optional `optimizer_options(values)` returning
+            keyword arguments the optimizer needs for this callback to work.
     """
 
     keras_class: str = ""
+    settings: Tuple[Arg, ...] = ()
     check: Optional[Callable] = None
     adapt: Optional[Callable] = None
     logged_keys: Tuple[str, ...] = ()
+    optimizer_options: Optional[Callable] = None
     switchable: bool = True
 
-    def keras_kwargs(self, values, run):
+    def all_args(self):
+        return self.args + self.settings
+
+    def keras_kwargs(self, values, run, config):
         """Returns the keyword arguments for the Keras class."""
-        return self.adapt(dict(values), run) if self.adapt else dict(values)
+        adapted = self.adapt(dict(values), run, config) if self.adapt else values
+        return {arg.name: adapted[arg.name] for arg in self.args}

@@ -49,7 +49,7 @@ def _check_placeholders(flag, path, save_freq, checker):
         checker.check_log_key(flag, field, also=sorted(allowed))
 
 
-def _adapt(values, run):
+def _adapt(values, run, config):
     if values["filepath"] is None:
         suffix = _WEIGHTS_SUFFIX if values["save_weights_only"] else ".keras"
         values["filepath"] = run.path("checkpoints", "epoch{epoch:02d}" + suffix)

@@ -24,7 +24,7 @@ def _metadata(text):
     return dict(item.split("=", 1) for item in text.split(",") if item)
 
 
-def _adapt(values, run):
+def _adapt(values, run, config):
     values["log_dir"] = run.dir
     values["embeddings_metadata"] = _metadata(values["embeddings_metadata"])
     return values

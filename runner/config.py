@@ -15,6 +15,7 @@ from callbacks.builder import families
 from runner import core_options, flags as runner_flags
 from runner.errors import UsageError
 from runner.options import Bool
+from runner.plugins import load_plugin
 
 # Keys that only make sense on the command line.
 _NOT_IN_FILES = ("config", "flagfile")
@@ -77,6 +78,25 @@ class Checker:
     def fail(self, name, message):
         """Raises a UsageError about the option `name`."""
         raise UsageError(f"{self.label(name)}: {message}")
+
+    def flag_label(self, name):
+        """Returns how messages name option `name`: `--name`, or `file.yaml: name`."""
+        return f"{self.sources[name]}: {name}" if name in self.sources else f"--{name}"
+
+    def load_function(self, name, spec):
+        """Imports the callable a plug-in spec names, so a typo is refused before any work.
+
+        Args:
+            name: The option the spec came from.
+            spec: `module:attribute` or `path/file.py:attribute`.
+
+        Raises:
+            UsageError: if the module, file or attribute is missing, or not callable.
+        """
+        target = load_plugin(self.flag_label(name), spec)
+        if not callable(target):
+            raise UsageError(f"{self.flag_label(name)}={spec!r}: names a {type(target).__name__}, not a function or class")
+        return target
 
     def check_log_key(self, name, key, also=()):
         """Refuses `key` (the value of option `name`) unless training will log it."""
@@ -172,12 +192,14 @@ def _validate(values, sources, options):
     for family in families():
         if values[family.name] and family.check is not None:
             family.check(family, family.values(values), checker)
+    for spec in values["callbacks"]:
+        if not isinstance(checker.load_function("callbacks", spec), type):
+            checker.fail("callbacks", f"{spec!r} is not a class (a keras.callbacks.Callback subclass)")
 
 
 def _check_named(check_source, name, checker):
     """Runs a package's `check_source`, naming the YAML file when the value came from one."""
-    source = checker.sources.get(name)
-    check_source(checker.values[name], flag=f"{source}: {name}" if source else f"--{name}")
+    check_source(checker.values[name], flag=checker.flag_label(name))
 
 
 def _expected_log_keys(values):

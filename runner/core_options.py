@@ -56,6 +56,9 @@ TRAINING = OptionGroup(
         Arg("verbose", IntOrChoice("auto"), "auto",
             "0 silent, 1 progress bar, 2 one line per epoch; auto: 1 on a terminal, else 2.",
             _verbosity),
+        Arg("callbacks", StrList(), (),
+            "Your own callback classes, module:Class or path/file.py:Class, comma-separated; "
+            "constructed with no arguments and run after the built-in ones."),
         Arg("run_name", Str(optional=True), None,
             "Name of the run's directory under --tensorboard_log_dir (default: a time stamp)."
             , _run_name),

@@ -13,6 +13,7 @@ class UsageError(Exception):
 
 
 RUN_FAILED_EXIT_CODE = 1
+NAN_EXIT_CODE = 3
 
 
 class RunError(Exception):

@@ -4,15 +4,20 @@ This is the only module that imports TensorFlow, and only inside `run`, after
 the configuration has been validated.
 """
 
+import math
 import os
 import sys
 import time
 
 import datasets
 import models
-from callbacks.builder import build_callbacks
+from callbacks.builder import build_callbacks, enabled_families
 from runner import keras_names
-from runner.errors import RunError, UsageError, first_line
+from runner.errors import NAN_EXIT_CODE, RunError, UsageError, first_line
+
+# How Keras's TerminateOnNaN(raise_error=True) says it stopped; tests/test_train_callbacks.py
+# fails if a Keras upgrade changes it.
+NAN_STOP_MESSAGE = "NaN or Inf loss encountered"
 from runner.run_paths import claim_run_dir
 
 
@@ -35,14 +40,7 @@ def run(config):
     import keras
 
     keras.utils.set_random_seed(config.seed)
-    data = datasets.load(
-        config.dataset,
-        seed=config.seed,
-        validation_split=config.validation_split,
-        label_column=config.dataset_label_column,
-        image_size=config.dataset_image_size,
-        color_mode=config.dataset_color_mode,
-    )
+    data = load_data(config)
     train_data, validation_data = datasets.make_tf_datasets(data, batch_size=config.batch_size, seed=config.seed)
     model = models.build(
         config.model,
@@ -52,9 +50,7 @@ def run(config):
         safe_mode=config.model_safe_mode,
     )
     model.compile(
-        optimizer=getattr(keras.optimizers, keras_names.OPTIMIZERS[config.optimizer])(
-            learning_rate=config.learning_rate
-        ),
+        optimizer=make_optimizer(config),
         loss=choose_loss(config.loss, data.label_kind),
         metrics=list(config.metrics),
     )
@@ -70,11 +66,44 @@ def run(config):
             shuffle=False,  # The tf.data pipeline shuffles with the seed.
             verbose=resolve_verbosity(config.verbose),
             callbacks=build_callbacks(config, paths),
-        )
+        ).history
+    except RuntimeError as error:
+        if NAN_STOP_MESSAGE not in str(error):
+            raise RunError(f"training failed: RuntimeError: {first_line(error)}") from error
+        print(f"train.py: stopped: {first_line(error)}", file=sys.stderr)
+        return NAN_EXIT_CODE
     except Exception as error:  # Keras and TensorFlow raise many types; the user needs one line.
         raise RunError(f"training failed: {type(error).__name__}: {first_line(error)}") from error
-    print(summary(history.history, time.monotonic() - started, paths))
+    print(summary(history, time.monotonic() - started, paths))
+    last_loss = history["loss"][-1]
+    if not math.isfinite(last_loss):
+        what = "NaN (not a number)" if math.isnan(last_loss) else "infinite"
+        print(f"train.py: stopped: the loss became {what} in epoch {len(history['loss'])}", file=sys.stderr)
+        return NAN_EXIT_CODE
     return 0
+
+
+def load_data(config):
+    """Loads the dataset the config names."""
+    return datasets.load(
+        config.dataset,
+        seed=config.seed,
+        validation_split=config.validation_split,
+        label_column=config.dataset_label_column,
+        image_size=config.dataset_image_size,
+        color_mode=config.dataset_color_mode,
+    )
+
+
+def make_optimizer(config):
+    """Returns the optimizer, with what the enabled callbacks need of it (EMA, for one)."""
+    import keras
+
+    options = {"learning_rate": config.learning_rate}
+    for family in enabled_families(config):
+        if family.optimizer_options is not None:
+            options.update(family.optimizer_options(family.values(config)))
+    return getattr(keras.optimizers, keras_names.OPTIMIZERS[config.optimizer])(**options)
 
 
 def choose_loss(name, label_kind):

@@ -32,8 +32,12 @@ class OptionGroup:
         """Yields (flag name, Arg) for every flag the group defines."""
         if self.switchable:
             yield self.name, self.enable_arg()
-        for arg in self.args:
+        for arg in self.all_args():
             yield self.flag_name(arg.name), arg
+
+    def all_args(self):
+        """Returns every option of the group (subclasses may add to `args`)."""
+        return self.args
 
     def enable_arg(self):
         """Returns the Arg of the flag that switches the group on."""
@@ -41,4 +45,4 @@ class OptionGroup:
 
     def values(self, config):
         """Returns {arg name: value} for this group from a resolved config."""
-        return {arg.name: config[self.flag_name(arg.name)] for arg in self.args}
+        return {arg.name: config[self.flag_name(arg.name)] for arg in self.all_args()}

@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 
 _TRUE_WORDS = ("true", "t", "yes", "y", "1")
 _FALSE_WORDS = ("false", "f", "no", "n", "0")
+_NONE_WORDS = ("None", "none", "null", "")
 
 
 class Kind:
@@ -51,17 +52,25 @@ class Bool(Kind):
 
 
 class Int(Kind):
-    description = "an integer"
+    """An integer; with `optional=True` also None (typed as `None` or YAML null)."""
+
+    def __init__(self, optional=False):
+        self.optional = optional
+        self.description = "an integer or None" if optional else "an integer"
 
     def from_text(self, text):
+        if self.optional and text.strip() in _NONE_WORDS:
+            return None
         try:
             return int(text.strip())
         except ValueError:
-            raise ValueError("must be an integer") from None
+            raise ValueError(f"must be {self.description}") from None
 
     def from_yaml(self, value):
+        if value is None and self.optional:
+            return None
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("must be an integer")
+            raise ValueError(f"must be {self.description}")
         return value
 
 
@@ -73,7 +82,7 @@ class Float(Kind):
         self.description = "a number or None" if optional else "a number"
 
     def from_text(self, text):
-        if self.optional and text.strip() in ("None", "none", "null", ""):
+        if self.optional and text.strip() in _NONE_WORDS:
             return None
         try:
             return float(text)

@@ -1,0 +1,31 @@
+"""CSVLogger: write every epoch's logs as a row of a CSV file."""
+
+from callbacks.family import CallbackFamily
+from runner.options import Arg, Bool, Str
+
+
+def _check(family, values, checker):
+    if len(values["separator"]) != 1:
+        checker.fail(family.flag_name("separator"), "must be one character")
+
+
+def _adapt(values, run, config):
+    if values["filename"] is None:
+        values["filename"] = run.path("training.csv")
+    return values
+
+
+FAMILY = CallbackFamily(
+    name="csv_logger",
+    title="CSVLogger",
+    summary="Write each epoch's logs (loss, metrics, learning rate) as a row of a CSV file.",
+    keras_class="CSVLogger",
+    args=(
+        Arg("filename", Str(optional=True), None,
+            "The CSV file (default: training.csv in the run's directory)."),
+        Arg("separator", Str(), ",", "The column separator (one character)."),
+        Arg("append", Bool(), False, "Append to an existing file instead of replacing it."),
+    ),
+    check=_check,
+    adapt=_adapt,
+)

@@ -1,0 +1,40 @@
+"""RemoteMonitor: post every epoch's logs to an HTTP server."""
+
+from callbacks.family import CallbackFamily
+from runner.options import Arg, Bool, Str, StrList
+
+
+def _header_items(items):
+    """Returns {name: value} from "Name: value" items."""
+    return dict((part.strip() for part in item.split(":", 1)) for item in items)
+
+
+def _check(family, values, checker):
+    if not values["root"].startswith(("http://", "https://")):
+        checker.fail(family.flag_name("root"), "must start with http:// or https://")
+    for item in values["headers"]:
+        name, _, _ = item.partition(":")
+        if ":" not in item or not name.strip():
+            checker.fail(family.flag_name("headers"), f"item {item.split(':')[0]!r} must look like 'Name: value'")
+
+
+def _adapt(values, run, config):
+    values["headers"] = _header_items(values["headers"]) or None
+    return values
+
+
+FAMILY = CallbackFamily(
+    name="remote_monitor",
+    title="RemoteMonitor",
+    summary="POST each epoch's logs to an HTTP server (an unreachable server only warns).",
+    keras_class="RemoteMonitor",
+    args=(
+        Arg("root", Str(), "http://localhost:9000", "The server's root URL."),
+        Arg("path", Str(), "/publish/epoch/end/", "The path the logs are posted to."),
+        Arg("field", Str(), "data", "The form field holding the logs as JSON (unless send_as_json)."),
+        Arg("headers", StrList(), (), "HTTP headers, as 'Name: value' items separated by commas."),
+        Arg("send_as_json", Bool(), False, "Send the logs as the JSON body instead of a form field."),
+    ),
+    check=_check,
+    adapt=_adapt,
+)

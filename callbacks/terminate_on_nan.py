@@ -1,0 +1,15 @@
+"""TerminateOnNaN: stop as soon as the loss becomes NaN or infinite."""
+
+from callbacks.family import CallbackFamily
+from runner.options import Arg, Bool
+
+FAMILY = CallbackFamily(
+    name="terminate_on_nan",
+    title="TerminateOnNaN",
+    summary="Stop at the first batch whose loss is NaN or infinite; the run exits with status 3.",
+    keras_class="TerminateOnNaN",
+    args=(
+        Arg("raise_error", Bool(), False,
+            "Stop at once, skipping the other callbacks' end-of-training work (a backup is kept)."),
+    ),
+)
