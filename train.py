@@ -11,6 +11,8 @@ import sys
 
 # `python train.py` from another directory must still find our packages.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# TensorFlow's C++ chatter hides our own output; set before any plug-in can import it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from runner.errors import RUN_FAILED_EXIT_CODE, USAGE_EXIT_CODE, RunError, UsageError  # noqa: E402
 

@@ -6,6 +6,7 @@ callback runs first where it matters: the learning-rate changers before the
 callbacks that log or save, so that what is logged is what was used.
 """
 
+import functools
 import importlib
 import pkgutil
 
@@ -31,6 +32,7 @@ ORDER = (
 )
 
 
+@functools.cache
 def families():
     """Returns every callback family, in the order their callbacks run."""
     found = {}

@@ -1,7 +1,7 @@
 """EarlyStopping: stop training when a monitored quantity has stopped improving."""
 
 from callbacks.family import CallbackFamily
-from callbacks.monitor import MODE, check_monitor, monitor_arg
+from callbacks.monitor import MODE, check_monitor_and_direction, monitor_arg
 from runner.options import Arg, Bool, Float, Int, at_least
 
 FAMILY = CallbackFamily(
@@ -22,5 +22,5 @@ FAMILY = CallbackFamily(
         Arg("start_from_epoch", Int(), 0, "Epochs to wait before watching for improvement.",
             at_least(0)),
     ),
-    check=check_monitor,
+    check=check_monitor_and_direction,
 )

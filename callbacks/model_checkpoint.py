@@ -3,24 +3,32 @@
 import string
 
 from callbacks.family import CallbackFamily
-from callbacks.monitor import MODE, monitor_arg
-from runner.options import Arg, Bool, Float, Int, IntOrChoice, Str
+from callbacks.monitor import MODE, check_monitor_direction, monitor_arg
+from runner.options import Arg, Bool, Float, Int, IntOrChoice, Str, at_least
 
 _MODEL_SUFFIXES = (".keras", ".h5")
 _WEIGHTS_SUFFIX = ".weights.h5"
 
 
 def _check(family, values, checker):
+    save_freq = values["save_freq"]
+    if isinstance(save_freq, int) and save_freq < 1:
+        checker.fail(family.flag_name("save_freq"), "must be 'epoch' or a number of batches of at least 1")
     flag = family.flag_name("filepath")
     path = values["filepath"]
     if path is not None:
         _check_suffix(flag, path, values["save_weights_only"], checker)
-        _check_placeholders(flag, path, values["save_freq"], checker)
+        _check_placeholders(flag, path, save_freq, checker)
     if values["save_best_only"] or values["initial_value_threshold"] is not None:
-        checker.check_log_key(family.flag_name("monitor"), values["monitor"])
-    save_freq = values["save_freq"]
-    if isinstance(save_freq, int) and save_freq < 1:
-        checker.fail(family.flag_name("save_freq"), "must be 'epoch' or a number of batches of at least 1")
+        _check_logged(checker, family.flag_name("monitor"), values["monitor"], save_freq)
+        check_monitor_direction(family, values, checker)
+
+
+def _check_logged(checker, flag, key, save_freq, also=()):
+    if isinstance(save_freq, int) and key.startswith("val_"):
+        checker.fail(flag, f"{key!r} is not known between batches, where an integer "
+                           "--model_checkpoint_save_freq saves; use a training quantity or save_freq epoch")
+    checker.check_log_key(flag, key, also=also)
 
 
 def _check_suffix(flag, path, weights_only, checker):
@@ -46,7 +54,12 @@ def _check_placeholders(flag, path, save_freq, checker):
             continue
         if not field:
             checker.fail(flag, "placeholders must be named, like {epoch:02d} or {val_loss:.2f}")
-        checker.check_log_key(flag, field, also=sorted(allowed))
+        _check_logged(checker, flag, field, save_freq, also=sorted(allowed))
+    # Format once with stand-in values, so a bad format spec fails now, not after an epoch.
+    try:
+        path.format(**{**{field: 0.0 for field in fields}, "epoch": 1, "batch": 1})
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as error:
+        checker.fail(flag, f"cannot be filled in ({error})")
 
 
 def _adapt(values, run, config):
@@ -67,7 +80,7 @@ FAMILY = CallbackFamily(
             "Must end in .keras or .h5 (.weights.h5 for weights only). "
             "Default: checkpoints/epoch{epoch:02d}.keras in the run's directory."),
         monitor_arg(),
-        Arg("verbose", Int(), 0, "1 prints a message on each save."),
+        Arg("verbose", Int(), 0, "1 prints a message on each save.", at_least(0)),
         Arg("save_best_only", Bool(), False,
             "Save only when the monitored quantity improves on the best so far."),
         MODE,

@@ -20,3 +20,24 @@ def check_monitor(family, values, checker):
         UsageError: if the monitored quantity will never be logged.
     """
     checker.check_log_key(family.flag_name("monitor"), values["monitor"])
+
+
+def check_monitor_direction(family, values, checker):
+    """Refuses mode auto where Keras's monitor callbacks cannot tell the direction.
+
+    EarlyStopping and ModelCheckpoint infer it only for the loss and compiled
+    metrics; anything else (learning_rate, say) fails when training starts.
+
+    Raises:
+        UsageError: naming the mode flag and asking for min or max.
+    """
+    monitor = values["monitor"]
+    if values["mode"] == "auto" and monitor.removeprefix("val_") not in checker.metric_names:
+        checker.fail(family.flag_name("mode"),
+                     f"Keras cannot tell whether {monitor!r} should fall or rise; set min or max")
+
+
+def check_monitor_and_direction(family, values, checker):
+    """The `check` hook of EarlyStopping: a logged monitor with a known direction."""
+    check_monitor(family, values, checker)
+    check_monitor_direction(family, values, checker)

@@ -10,11 +10,22 @@ def _check(family, values, checker):
     update_freq = values["update_freq"]
     if isinstance(update_freq, int) and update_freq < 1:
         checker.fail(family.flag_name("update_freq"), "must be 'batch', 'epoch' or a number of batches of at least 1")
+    _check_metadata(family, values["embeddings_metadata"], checker)
     profile = values["profile_batch"]
     pair = profile if isinstance(profile, tuple) else (profile, profile)
-    if min(pair) < 0 or pair[0] > pair[1]:
+    if min(pair) < 0 or pair[0] > pair[1] or (isinstance(profile, tuple) and pair[0] == 0):
         checker.fail(family.flag_name("profile_batch"),
                      "must be 0 (off), a batch number, or 'start,stop' with 0 < start <= stop")
+
+
+def _check_metadata(family, text, checker):
+    if text is None or "=" not in text:
+        return
+    for item in text.split(","):
+        layer, _, path = item.partition("=")
+        if not layer.strip() or not path.strip():
+            checker.fail(family.flag_name("embeddings_metadata"),
+                         f"item {item!r} must look like layer=file (or give one file for all layers)")
 
 
 def _metadata(text):

@@ -20,7 +20,8 @@ from datasets.pipeline import make_tf_datasets
 
 DEFAULT = builtin.DEFAULT
 
-__all__ = ["COLOR_MODES", "DEFAULT", "Data", "check_source", "load", "make_tf_datasets", "names"]
+__all__ = ["COLOR_MODES", "DEFAULT", "Data", "check_source", "load", "make_tf_datasets", "names",
+           "provides_validation"]
 
 
 def names():
@@ -45,6 +46,29 @@ def check_source(value, flag="--dataset"):
         UsageError: naming the flag and value and saying what is accepted.
     """
     sources.check(value, names(), flag)
+
+
+def provides_validation(value, validation_split):
+    """Tells, without loading it, whether the dataset will have validation data.
+
+    Args:
+        value: A `--dataset` value.
+        validation_split: The `--validation_split` fraction.
+
+    Returns:
+        True or False, or None when only loading can tell (a plug-in, or a
+        file that cannot be read).
+    """
+    if validation_split > 0:
+        return True
+    source = sources.parse(value, names())
+    if source is None or source.kind == "plugin":
+        return None
+    if source.kind == "builtin":
+        return True
+    if source.kind == "npz":
+        return npz_source.has_validation(source.argument)
+    return False
 
 
 def load(value, *, seed, validation_split, label_column="label", image_size=(64, 64),

@@ -47,10 +47,22 @@ def read(path, context):
     return train, val
 
 
+def has_validation(path):
+    """Returns whether the archive holds x_val, or None if it cannot be read (read() says why)."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        return None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        return None
+    with archive:
+        return "x_val" in archive.files
+
+
 def _read_arrays(path, context):
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError):
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
         # numpy's own message guesses at a pickle and suggests allow_pickle,
         # which is the wrong advice here.
         raise UsageError(f"{context}: the file is not an .npz archive; {_HOW_TO_SAVE}") from None

@@ -7,9 +7,8 @@ channel repeat in front, so `--model MobileNetV2` works on 8x8 digits too.
 
 import os
 
-from runner.errors import first_line
 from models.image_input import require_image_input
-from runner.errors import RunError, UsageError
+from runner.errors import RunError, UsageError, first_line
 
 # The model constructors in keras.applications (Keras 3.15). A literal, so
 # that validating --model needs no Keras import; a test keeps it in step.

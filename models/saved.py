@@ -3,8 +3,7 @@
 import zipfile
 
 from models.compatibility import check_model_fits_data
-from runner.errors import first_line
-from runner.errors import UsageError
+from runner.errors import UsageError, first_line
 
 
 def load_saved_model(path, input_shape, num_classes, safe_mode=True, flag="--model"):

@@ -14,7 +14,6 @@ import models
 from callbacks.builder import families
 from runner import core_options, flags as runner_flags
 from runner.errors import UsageError
-from runner.options import Bool
 from runner.plugins import load_plugin
 
 # Keys that only make sense on the command line.
@@ -22,10 +21,17 @@ _NOT_IN_FILES = ("config", "flagfile")
 
 
 class Config(collections.abc.Mapping):
-    """The resolved, read-only configuration: flag name -> value."""
+    """The resolved, read-only configuration: flag name -> value.
 
-    def __init__(self, values):
+    Args:
+        values: Flag name -> effective value.
+        sources: Flag name -> the YAML file the value came from, for messages
+            about checks that can only run once the data is loaded.
+    """
+
+    def __init__(self, values, sources=None):
         self._values = dict(values)
+        self.sources = dict(sources or {})
 
     def __getitem__(self, name):
         return self._values[name]
@@ -60,13 +66,18 @@ class Checker:
         values: Flag name -> effective value.
         sources: Flag name -> the YAML file it came from (absent: command line or default).
         options: Flag name -> Arg.
+        has_validation: Whether there will be validation data; None to work
+            it out from the dataset flags (unknown for plug-ins).
     """
 
-    def __init__(self, values, sources, options):
+    def __init__(self, values, sources, options, has_validation=None):
         self.values = values
         self.sources = sources
         self.options = options
-        self.log_keys = _expected_log_keys(values)
+        if has_validation is None:
+            has_validation = datasets.provides_validation(values["dataset"], values["validation_split"])
+        self.log_keys = _expected_log_keys(values, has_validation)
+        self.metric_names = {"loss", *values["metrics"]}
 
     def label(self, name):
         """Returns `--name=value`, or `file.yaml: name=value` for values from a file."""
@@ -118,8 +129,7 @@ def resolve(argv):
     """
     options = all_options()
     flag_values = runner_flags.define_flags(options)
-    boolean_names = {name for name, arg in options.items() if isinstance(arg.kind, Bool)}
-    runner_flags.parse(flag_values, runner_flags.join_boolean_words(argv, boolean_names))
+    runner_flags.parse(flag_values, runner_flags.normalize_booleans(argv, options))
     values = {name: flag_values[name].value for name in options}
     sources = {}
     if values["config"]:
@@ -128,7 +138,19 @@ def resolve(argv):
                 values[name] = value
                 sources[name] = values["config"]
     _validate(values, sources, options)
-    return Config(values)
+    return Config(values, sources)
+
+
+def check_against_data(config, has_validation):
+    """Checks again, now that the data is loaded, what depends on validation data.
+
+    A plug-in dataset tells whether it has validation data only once it runs.
+
+    Raises:
+        UsageError: for a monitor or placeholder that needs validation data there is none of.
+    """
+    values = dict(config)
+    _check_families(Checker(values, config.sources, all_options(), has_validation=has_validation))
 
 
 def read_config_file(path, options):
@@ -144,7 +166,7 @@ def read_config_file(path, options):
     """
     try:
         with open(path, encoding="utf-8") as stream:
-            document = yaml.safe_load(stream)
+            document = yaml.load(stream, Loader=_UniqueKeyLoader)
     except OSError as error:
         raise UsageError(f"--config={path}: cannot read the file ({error.strerror})") from None
     except yaml.YAMLError as error:
@@ -170,6 +192,20 @@ def read_config_file(path, options):
     return values
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice (YAML would silently keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _unknown_key_message(key, options):
     if key in _NOT_IN_FILES:
         return f"{key}: only allowed on the command line"
@@ -185,16 +221,39 @@ def _validate(values, sources, options):
             message = arg.check(values[name])
             if message:
                 checker.fail(name, message)
-    if values["config"] is not None and not os.path.isfile(values["config"]):
-        checker.fail("config", "file does not exist")
     _check_named(datasets.check_source, "dataset", checker)
     _check_named(models.check_source, "model", checker)
-    for family in families():
-        if values[family.name] and family.check is not None:
-            family.check(family, family.values(values), checker)
+    _check_model_weights(checker)
+    _check_logs_root(checker)
+    _check_families(checker)
     for spec in values["callbacks"]:
         if not isinstance(checker.load_function("callbacks", spec), type):
             checker.fail("callbacks", f"{spec!r} is not a class (a keras.callbacks.Callback subclass)")
+
+
+def _check_families(checker):
+    for family in families():
+        if checker.values[family.name] and family.check is not None:
+            family.check(family, family.values(checker.values), checker)
+
+
+def _check_model_weights(checker):
+    weights = checker.values["model_weights"]
+    if weights is None:
+        return
+    if checker.values["model"] not in models.application_names():
+        checker.fail("model_weights", f"only keras.applications models take pretrained weights, "
+                                      f"not --model={checker.values['model']}")
+    if weights != "imagenet" and not os.path.isfile(weights):
+        checker.fail("model_weights", "must be imagenet or an existing weights file")
+
+
+def _check_logs_root(checker):
+    root = checker.values["tensorboard_log_dir"]
+    if not root:
+        checker.fail("tensorboard_log_dir", "must name a directory (every run writes into it)")
+    if os.path.exists(root) and not os.path.isdir(root):
+        checker.fail("tensorboard_log_dir", "is a file, not a directory")
 
 
 def _check_named(check_source, name, checker):
@@ -202,38 +261,14 @@ def _check_named(check_source, name, checker):
     check_source(checker.values[name], flag=checker.flag_label(name))
 
 
-def _expected_log_keys(values):
+def _expected_log_keys(values, has_validation):
     """Returns the keys Keras will log, or None when that cannot be known before loading data."""
-    names = {"loss", *values["metrics"]}
-    validation = _has_validation(values)
-    if validation is None:
+    if has_validation is None:
         return None
-    if validation:
+    names = {"loss", *values["metrics"]}
+    if has_validation:
         names |= {f"val_{name}" for name in names}
     for family in families():
         if values[family.name]:
             names |= set(family.logged_keys)
     return names
-
-
-def _has_validation(values):
-    if values["validation_split"] > 0:
-        return True
-    source = values["dataset"]
-    if source in datasets.names():
-        return True
-    if source.startswith(("csv:", "images:")):
-        return False
-    if source.startswith("npz:"):
-        return _npz_has_validation(source[len("npz:"):])
-    return None
-
-
-def _npz_has_validation(path):
-    import numpy
-
-    try:
-        with numpy.load(path, allow_pickle=False) as archive:
-            return "x_val" in archive.files
-    except (OSError, ValueError):
-        return None  # check_source reports the file itself.

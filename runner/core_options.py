@@ -1,10 +1,11 @@
 """The runner's own options: what to train, on what, and how."""
 
+from datasets.image_source import COLOR_MODES
 from runner import keras_names
 from runner.groups import OptionGroup
 from runner.options import (
     Arg, Bool, Choice, Float, Int, IntList, IntOrChoice, Str, StrList,
-    at_least, fraction_below_one, positive,
+    all_positive, at_least, fraction_below_one, positive,
 )
 
 
@@ -23,6 +24,11 @@ def _known_metrics(values):
     if unknown:
         return f"unknown metric {unknown[0]!r}; known: " + ", ".join(keras_names.METRICS)
     return None
+
+
+def _seed_range(value):
+    # What keras.utils.set_random_seed (NumPy's seeding) accepts.
+    return None if 0 <= value < 2**32 else "must be at least 0 and below 2**32"
 
 
 def _run_name(value):
@@ -52,7 +58,7 @@ TRAINING = OptionGroup(
         Arg("validation_split", Float(), 0.0,
             "Fraction of the training data held out for validation (seeded shuffle); "
             "0 uses the dataset's own validation data, if any.", fraction_below_one),
-        Arg("seed", Int(), 0, "Seed for weights and data order.", at_least(0)),
+        Arg("seed", Int(), 0, "Seed for weights and data order.", _seed_range),
         Arg("verbose", IntOrChoice("auto"), "auto",
             "0 silent, 1 progress bar, 2 one line per epoch; auto: 1 on a terminal, else 2.",
             _verbosity),
@@ -75,8 +81,8 @@ DATA = OptionGroup(
             "images:DIR, or module:function / path/file.py:function."),
         Arg("dataset_label_column", Str(), "label", "csv: the column holding the label."),
         Arg("dataset_image_size", IntList((2,)), (64, 64),
-            "images: height,width every image is resized to."),
-        Arg("dataset_color_mode", Choice("rgb", "grayscale", "rgba"), "rgb",
+            "images: height,width every image is resized to.", all_positive),
+        Arg("dataset_color_mode", Choice(*COLOR_MODES), "rgb",
             "images: the channels images are read with."),
     ),
 )

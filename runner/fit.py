@@ -5,15 +5,15 @@ the configuration has been validated.
 """
 
 import math
-import os
 import sys
 import time
 
 import datasets
 import models
-from callbacks.builder import build_callbacks, enabled_families
-from runner import keras_names
-from runner.errors import NAN_EXIT_CODE, RunError, UsageError, first_line
+from callbacks.builder import build_callbacks
+from runner.compiling import check_metrics, choose_loss, make_optimizer
+from runner.config import check_against_data
+from runner.errors import NAN_EXIT_CODE, RunError, first_line
 
 # How Keras's TerminateOnNaN(raise_error=True) says it stopped; tests/test_train_callbacks.py
 # fails if a Keras upgrade changes it.
@@ -35,28 +35,17 @@ def run(config):
             to be unusable (found only once it is loaded).
         RunError: when a download the run needs fails.
     """
-    # TensorFlow's C++ start-up chatter hides our own output; users who want it can set this.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    data = load_data(config)  # NumPy sources load without TensorFlow: their mistakes show at once.
+    check_against_data(config, has_validation=data.val is not None)
     import keras
 
     keras.utils.set_random_seed(config.seed)
-    data = load_data(config)
     train_data, validation_data = datasets.make_tf_datasets(data, batch_size=config.batch_size, seed=config.seed)
-    model = models.build(
-        config.model,
-        input_shape=data.input_shape,
-        num_classes=data.num_classes,
-        weights=config.model_weights,
-        safe_mode=config.model_safe_mode,
-    )
-    model.compile(
-        optimizer=make_optimizer(config),
-        loss=choose_loss(config.loss, data.label_kind),
-        metrics=list(config.metrics),
-    )
+    model = build_and_compile(config, data)
     paths = claim_run_dir(config.tensorboard_log_dir, config.run_name)
     if config.run_name and paths.name != config.run_name:
         print(f"Run directory {config.run_name!r} exists already; this run writes to {paths.dir}")
+    callbacks = build_callbacks(config, paths)
     started = time.monotonic()
     try:
         history = model.fit(
@@ -65,7 +54,7 @@ def run(config):
             epochs=config.epochs,
             shuffle=False,  # The tf.data pipeline shuffles with the seed.
             verbose=resolve_verbosity(config.verbose),
-            callbacks=build_callbacks(config, paths),
+            callbacks=callbacks,
         ).history
     except RuntimeError as error:
         if NAN_STOP_MESSAGE not in str(error):
@@ -95,32 +84,23 @@ def load_data(config):
     )
 
 
-def make_optimizer(config):
-    """Returns the optimizer, with what the enabled callbacks need of it (EMA, for one)."""
-    import keras
-
-    options = {"learning_rate": config.learning_rate}
-    for family in enabled_families(config):
-        if family.optimizer_options is not None:
-            options.update(family.optimizer_options(family.values(config)))
-    return getattr(keras.optimizers, keras_names.OPTIMIZERS[config.optimizer])(**options)
-
-
-def choose_loss(name, label_kind):
-    """Returns the loss to compile with: `name`, or for auto the one that fits the labels.
-
-    Raises:
-        UsageError: for a cross-entropy that expects the other kind of labels.
-    """
-    if name == "auto":
-        return "categorical_crossentropy" if label_kind == "one_hot" else "sparse_categorical_crossentropy"
-    if name.startswith("sparse_categorical") and label_kind == "one_hot":
-        raise UsageError(f"--loss={name}: needs integer class labels, but the dataset's labels are one-hot; "
-                         "use categorical_crossentropy (or auto)")
-    if name.startswith("categorical") and label_kind == "int":
-        raise UsageError(f"--loss={name}: needs one-hot labels, but the dataset's labels are integer "
-                         "class ids; use sparse_categorical_crossentropy (or auto)")
-    return name
+def build_and_compile(config, data):
+    """Builds the model the config names and compiles it for the data's labels."""
+    model = models.build(
+        config.model,
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        weights=config.model_weights,
+        safe_mode=config.model_safe_mode,
+    )
+    outputs = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    check_metrics(config.metrics, data.label_kind, outputs)
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=choose_loss(config.loss, data.label_kind, outputs),
+        metrics=list(config.metrics),
+    )
+    return model
 
 
 def resolve_verbosity(verbose):
@@ -133,7 +113,7 @@ def resolve_verbosity(verbose):
 def summary(history, seconds, paths):
     """Returns the lines printed after training: the last epoch's logs and the run directory."""
     epochs = len(history.get("loss", ()))
-    final = "  ".join(f"{key}: {values[-1]:.4f}" for key, values in history.items() if values)
+    final = "  ".join(f"{key}: {values[-1]:.6g}" for key, values in history.items() if values)
     return (
         f"Trained {epochs} epoch{'s' if epochs != 1 else ''} in {seconds:.1f} s.\n"
         f"Final {final}\n"

@@ -42,34 +42,57 @@ def define_flags(options):
     return flag_values
 
 
-def join_boolean_words(argv, boolean_names):
-    """Rewrites `--flag True` (any case, also false/yes/no/1/0) as `--flag=true`.
+def normalize_booleans(argv, options):
+    """Rewrites every boolean flag as `--flag=true` or `--flag=false`.
 
     absl reads `--flag False` as `--flag` followed by a stray word, which would
-    silently switch the flag on; joining the two makes the word count.
+    silently switch the flag on; joining the two makes the word count. Words
+    absl does not know (yes, no, any case) are read here too, so `--flag yes`
+    and `--flag=yes` mean the same. The value of a non-boolean flag is passed
+    through untouched, even when it looks like a flag or a boolean word.
 
     Args:
         argv: The command line, program name first.
-        boolean_names: Names of the boolean flags.
+        options: Flag name -> Arg.
+
+    Raises:
+        UsageError: for a value of a boolean flag that is not true or false.
     """
-    joined = list(argv[:1])
+    result = list(argv[:1])
     index = 1
     while index < len(argv):
         token = argv[index]
-        name = token.lstrip("-")
-        following = argv[index + 1] if index + 1 < len(argv) else None
-        if token.startswith("-") and name in boolean_names and following is not None:
-            try:
-                value = Bool().from_text(following)
-            except ValueError:
-                value = None
-            if value is not None:
-                joined.append(f"--{name}={'true' if value else 'false'}")
-                index += 2
-                continue
-        joined.append(token)
         index += 1
-    return joined
+        name, has_value, text = token.lstrip("-").partition("=")
+        kind = options[name].kind if token.startswith("-") and name in options else None
+        negated = token.startswith("-") and name.startswith("no") and isinstance(
+            getattr(options.get(name[2:]), "kind", None), Bool)
+        if negated:
+            if has_value:
+                raise UsageError(f"{token}: --{name} takes no value; write --{name[2:]}={text} instead")
+            result.append(f"--{name[2:]}=false")
+        elif kind is None:
+            result.append(token)
+        elif not isinstance(kind, Bool):
+            result.append(token)
+            if not has_value and index < len(argv):  # `--name value`
+                result.append(argv[index])
+                index += 1
+        elif has_value:
+            result.append(f"--{name}={_boolean_word(name, text)}")
+        elif index < len(argv) and not argv[index].startswith("-"):
+            result.append(f"--{name}={_boolean_word(name, argv[index])}")
+            index += 1
+        else:
+            result.append(f"--{name}=true")
+    return result
+
+
+def _boolean_word(name, text):
+    try:
+        return "true" if Bool().from_text(text) else "false"
+    except ValueError:
+        raise UsageError(f"--{name}={text}: must be true or false") from None
 
 
 def parse(flag_values, argv):
@@ -82,7 +105,9 @@ def parse(flag_values, argv):
         rest = flag_values(argv)
     except flags.UnrecognizedFlagError as error:
         raise UsageError(_unknown_flag_message(error, flag_values)) from None
-    except flags.Error as error:
+    except flags.CantOpenFlagFileError as error:
+        raise UsageError(f"--flagfile: {str(error).replace('ERROR:: ', '')}") from None
+    except (flags.Error, ValueError) as error:
         raise UsageError(str(error).replace("flag --", "--", 1)) from None
     if len(rest) > 1:
         raise UsageError(

@@ -7,6 +7,7 @@ from the declarations, so an option is declared in exactly one place.
 """
 
 import dataclasses
+import math
 from typing import Any, Callable, Optional
 
 _TRUE_WORDS = ("true", "t", "yes", "y", "1")
@@ -85,16 +86,22 @@ class Float(Kind):
         if self.optional and text.strip() in _NONE_WORDS:
             return None
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise ValueError(f"must be {self.description}") from None
+        return self._finite(number)
 
     def from_yaml(self, value):
         if value is None and self.optional:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"must be {self.description}")
-        return float(value)
+        return self._finite(float(value))
+
+    def _finite(self, number):
+        if not math.isfinite(number):
+            raise ValueError(f"must be a finite number, not {number}")
+        return number
 
 
 class Str(Kind):
@@ -241,6 +248,16 @@ def at_least(minimum):
 def positive(value):
     """A check that refuses zero and negative numbers."""
     return None if value > 0 else "must be greater than 0"
+
+
+def at_most(maximum):
+    """Returns a check that refuses values above `maximum`."""
+    return lambda value: None if value <= maximum else f"must be at most {maximum}"
+
+
+def all_positive(values):
+    """A check for tuples of numbers that must all be above 0."""
+    return None if min(values) > 0 else "must all be greater than 0"
 
 
 def fraction_below_one(value):

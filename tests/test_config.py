@@ -212,3 +212,92 @@ def test_bundled_configs_are_valid():
     configs = os.path.join(REPO, "configs")
     assert parse(f"--config={configs}/digits.yaml").model == "cnn"
     assert parse(f"--config={configs}/cifar10.yaml").dataset == "cifar10"
+
+
+# Mistakes found in review ----------------------------------------------------
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("--noearly_stopping=false",), "--noearly_stopping takes no value"),
+        (("--early_stopping", "maybe"), "--early_stopping=maybe: must be true or false"),
+        (("--early_stopping=maybe",), "--early_stopping=maybe: must be true or false"),
+        (("--flagfile=nope.txt",), "--flagfile: Unable to open flagfile"),
+        (("--seed=4294967296",), "below 2**32"),
+        (("--learning_rate=inf",), "must be a finite number"),
+        (("--learning_rate=nan",), "must be a finite number"),
+        (("--tensorboard_log_dir=",), "must name a directory"),
+        (("--dataset_image_size=0,0",), "must all be greater than 0"),
+        (("--model_weights=imagenet",), "only keras.applications models take pretrained weights"),
+        (("--model=MobileNetV2", "--model_weights=foo"), "imagenet or an existing weights file"),
+        (("--tensorboard", "--tensorboard_profile_batch=0,3"), "0 < start"),
+        (("--tensorboard", "--tensorboard_embeddings_metadata=x=m.tsv,y"), "must look like layer=file"),
+        (("--model_checkpoint", "--model_checkpoint_filepath=e{epoch:zz}.keras"), "cannot be filled in"),
+        (("--model_checkpoint", "--model_checkpoint_filepath=e{val_loss:d}.keras"), "cannot be filled in"),
+        (("--model_checkpoint", "--model_checkpoint_save_freq=20",
+          "--model_checkpoint_filepath=e{epoch}-{val_loss:.2f}.keras"), "not known between batches"),
+        (("--model_checkpoint", "--model_checkpoint_save_freq=20", "--model_checkpoint_save_best_only"),
+         "not known between batches"),
+        (("--reduce_lr", "--early_stopping", "--early_stopping_monitor=learning_rate"), "set min or max"),
+    ],
+)
+def test_more_mistakes_are_refused(args, expected):
+    assert expected in refusal(*args)
+
+
+def test_boolean_forms_yes_and_no_are_read_like_true_and_false():
+    assert parse("--early_stopping=yes").early_stopping is True
+    assert parse("--early_stopping", "no").early_stopping is False
+
+
+def test_the_value_of_a_text_flag_is_never_taken_for_a_boolean():
+    config = parse("--run_name", "False", "--early_stopping", "--epochs", "2")
+    assert (config.run_name, config.early_stopping, config.epochs) == ("False", True, 2)
+
+
+def test_a_logs_root_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "logs").write_text("")
+    assert "is a file, not a directory" in refusal(f"--tensorboard_log_dir={tmp_path / 'logs'}")
+
+
+@pytest.mark.parametrize("content", [b"\x93NUMPY not really", b"PK\x03\x04 truncated"])
+def test_unreadable_npz_files_are_refused_not_crashed_on(tmp_path, content):
+    path = tmp_path / "broken.npz"
+    path.write_bytes(content)
+    from runner.fit import load_data
+
+    config = parse(f"--dataset=npz:{path}", "--early_stopping")
+    with pytest.raises(UsageError, match="not an .npz archive"):
+        load_data(config)
+
+
+def test_a_plain_npy_file_is_refused(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    from runner.fit import load_data
+
+    config = parse(f"--dataset=npz:{tmp_path / 'single.npy'}", "--early_stopping")
+    with pytest.raises(UsageError, match="single array"):
+        load_data(config)
+
+
+def test_yaml_keys_given_twice_are_refused(tmp_path):
+    path = write(tmp_path, "epochs: 3\nepochs: 4\n")
+    assert "key 'epochs' is given twice" in refusal(f"--config={path}")
+
+
+def test_yaml_infinity_is_refused(tmp_path):
+    path = write(tmp_path, "learning_rate: .inf\n")
+    assert "learning_rate=inf: must be a finite number" in refusal(f"--config={path}")
+
+
+def test_val_monitors_are_checked_again_once_a_plugin_shows_it_has_no_validation_data(tmp_path, monkeypatch):
+    from runner.config import check_against_data
+
+    (tmp_path / "no_val.py").write_text("def load():\n    return ([[0.0]], [0]), None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = parse("--dataset=no_val:load", "--early_stopping")  # unknown until the plug-in runs
+    check_against_data(config, has_validation=True)
+    with pytest.raises(UsageError, match="--early_stopping_monitor=val_loss: 'val_loss' will never be logged"):
+        check_against_data(config, has_validation=False)

@@ -214,7 +214,8 @@ def test_callback_group_mistakes_are_refused(args, expected):
     assert expected in str(caught.value)
 
 
-def test_a_scheduler_makes_learning_rate_monitorable():
-    config = resolve(["train.py", "--learning_rate_scheduler", "--early_stopping",
-                      "--early_stopping_monitor=learning_rate"])
-    assert config.early_stopping_monitor == "learning_rate"
+def test_a_scheduler_makes_learning_rate_monitorable_with_a_direction():
+    args = ["train.py", "--learning_rate_scheduler", "--early_stopping", "--early_stopping_monitor=learning_rate"]
+    with pytest.raises(UsageError, match="--early_stopping_mode=auto: Keras cannot tell"):
+        resolve(args)
+    assert resolve([*args, "--early_stopping_mode=min"]).early_stopping_monitor == "learning_rate"

@@ -1,0 +1,63 @@
+"""What `model.compile` gets: the optimizer, and a loss and metrics that fit the labels."""
+
+from callbacks.builder import enabled_families
+from runner import keras_names
+from runner.errors import UsageError
+
+# With integer class labels and one output per class, only these work: the
+# others expect one-hot labels and fail (or silently report nonsense).
+_INTEGER_LABEL_METRICS = (
+    "accuracy", "acc", "sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy",
+    "sparse_categorical_crossentropy",
+)
+
+
+def make_optimizer(config):
+    """Returns the optimizer, with what the enabled callbacks need of it (EMA, for one)."""
+    import keras
+
+    options = {"learning_rate": config.learning_rate}
+    for family in enabled_families(config):
+        if family.optimizer_options is not None:
+            options.update(family.optimizer_options(family.values(config)))
+    return getattr(keras.optimizers, keras_names.OPTIMIZERS[config.optimizer])(**options)
+
+
+def choose_loss(name, label_kind, outputs):
+    """Returns the loss to compile with: `name`, or for auto the one that fits the labels.
+
+    Args:
+        name: The --loss value.
+        label_kind: "int" or "one_hot", from the dataset.
+        outputs: The width of the model's output.
+
+    Raises:
+        UsageError: for a loss that cannot work with these labels.
+    """
+    if name == "auto":
+        return "categorical_crossentropy" if label_kind == "one_hot" else "sparse_categorical_crossentropy"
+    _check_fits_labels("loss", name, label_kind, outputs, ("sparse_categorical_crossentropy",))
+    return name
+
+
+def check_metrics(names, label_kind, outputs):
+    """Refuses metrics that cannot work with the dataset's labels.
+
+    Raises:
+        UsageError: naming the metric and what to use instead.
+    """
+    for name in names:
+        _check_fits_labels("metrics", name, label_kind, outputs, _INTEGER_LABEL_METRICS)
+
+
+def _check_fits_labels(flag, name, label_kind, outputs, integer_names):
+    if outputs == 1:
+        return  # A single output (a sigmoid, say) takes the labels as they are.
+    if label_kind == "int" and name not in integer_names:
+        raise UsageError(
+            f"--{flag}={name}: needs one-hot labels, but the dataset's labels are integer class ids; "
+            f"use one of {', '.join(integer_names)}" + (" (or auto)" if flag == "loss" else ""))
+    if label_kind == "one_hot" and name.startswith("sparse_"):
+        raise UsageError(
+            f"--{flag}={name}: needs integer class labels, but the dataset's labels are one-hot; "
+            f"use {name.removeprefix('sparse_')}" + (" (or auto)" if flag == "loss" else ""))

@@ -1,0 +1,38 @@
+"""Loss and metrics are checked against the labels before compiling."""
+
+import pytest
+
+from runner.compiling import check_metrics, choose_loss
+from runner.errors import UsageError
+
+
+def test_auto_picks_the_cross_entropy_that_fits_the_labels():
+    assert choose_loss("auto", "int", 10) == "sparse_categorical_crossentropy"
+    assert choose_loss("auto", "one_hot", 10) == "categorical_crossentropy"
+
+
+@pytest.mark.parametrize("loss", ["categorical_crossentropy", "mean_squared_error", "hinge", "binary_crossentropy"])
+def test_losses_that_need_one_hot_labels_are_refused_for_integer_labels(loss):
+    with pytest.raises(UsageError, match=f"--loss={loss}: needs one-hot labels"):
+        choose_loss(loss, "int", 10)
+
+
+def test_sparse_losses_are_refused_for_one_hot_labels():
+    with pytest.raises(UsageError, match="use categorical_crossentropy"):
+        choose_loss("sparse_categorical_crossentropy", "one_hot", 10)
+
+
+def test_any_loss_goes_with_one_hot_labels_or_a_single_output():
+    assert choose_loss("mean_squared_error", "one_hot", 10) == "mean_squared_error"
+    assert choose_loss("binary_crossentropy", "int", 1) == "binary_crossentropy"
+
+
+@pytest.mark.parametrize("metric", ["categorical_accuracy", "top_k_categorical_accuracy", "mean_squared_error"])
+def test_metrics_that_need_one_hot_labels_are_refused_for_integer_labels(metric):
+    with pytest.raises(UsageError, match=f"--metrics={metric}"):
+        check_metrics(["accuracy", metric], "int", 10)
+
+
+def test_metrics_that_fit_are_accepted():
+    check_metrics(["accuracy", "sparse_top_k_categorical_accuracy"], "int", 10)
+    check_metrics(["accuracy", "categorical_accuracy"], "one_hot", 10)
