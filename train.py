@@ -14,7 +14,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # TensorFlow's C++ chatter hides our own output; set before any plug-in can import it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from runner.errors import RUN_FAILED_EXIT_CODE, USAGE_EXIT_CODE, RunError, UsageError  # noqa: E402
+from runner.errors import (  # noqa: E402
+    INTERRUPTED_EXIT_CODE, RUN_FAILED_EXIT_CODE, USAGE_EXIT_CODE, RunError, UsageError,
+)
 
 
 def main(argv):
@@ -28,6 +30,11 @@ def main(argv):
         return 0
     try:
         config = run_config.resolve(argv)
+        if config.dry_run:
+            from runner.docs import dry_run_text
+
+            sys.stdout.write(dry_run_text(config))
+            return 0
         from runner import fit
 
         return fit.run(config)
@@ -37,6 +44,9 @@ def main(argv):
     except RunError as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return RUN_FAILED_EXIT_CODE
+    except KeyboardInterrupt:  # Ctrl-C before training started: nothing to save.
+        print("train.py: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
 
 
 if __name__ == "__main__":

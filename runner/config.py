@@ -141,6 +141,26 @@ def resolve(argv):
     return Config(values, sources)
 
 
+def saved_config(config):
+    """Returns every effective value as plain YAML/JSON data, for config.yaml and the results.
+
+    Flags that only make sense on the command line (--config, --dry_run) are left out,
+    so that `--config` on the saved file reruns the same experiment.
+    """
+    return {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in config.items()
+        if name not in _NOT_IN_FILES and name != "dry_run"
+    }
+
+
+def changed_flags(config):
+    """Returns {flag: value as typed} for the flags whose value differs from the default."""
+    options = all_options()
+    return {name: options[name].kind.format(value) for name, value in config.items()
+            if value != options[name].default}
+
+
 def check_against_data(config, has_validation):
     """Checks again, now that the data is loaded, what depends on validation data.
 

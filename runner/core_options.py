@@ -66,8 +66,15 @@ TRAINING = OptionGroup(
             "Your own callback classes, module:Class or path/file.py:Class, comma-separated; "
             "constructed with no arguments and run after the built-in ones."),
         Arg("run_name", Str(optional=True), None,
-            "Name of the run's directory under --tensorboard_log_dir (default: a time stamp)."
-            , _run_name),
+            "Name of the run's directory under --tensorboard_log_dir (default: a time stamp and "
+            "the flags that differ from the defaults).", _run_name),
+        Arg("results_file", Str(optional=True), None,
+            "Also append the run's results, as one JSON line, to this file (safe for many runs at once)."),
+        Arg("deterministic", Bool(), False,
+            "Use TensorFlow's deterministic ops, so runs with the same --seed give identical metrics "
+            "(slower)."),
+        Arg("dry_run", Bool(), False,
+            "Check everything, print the resolved config and the callbacks, and exit without training."),
     ),
 )
 

@@ -31,6 +31,26 @@ def help_text(groups):
     return "\n".join(lines) + "\n"
 
 
+def dry_run_text(config):
+    """Returns what --dry_run prints: the resolved config as YAML, then the callbacks to be built."""
+    import yaml
+
+    from callbacks.builder import enabled_families
+    from runner.config import saved_config
+
+    lines = ["# Resolved configuration (python train.py --config FILE reruns it):",
+             yaml.safe_dump(saved_config(config), sort_keys=False).rstrip(), "",
+             "# Callbacks, in the order they run:"]
+    for family in enabled_families(config):
+        values = family.values(config)
+        arguments = ", ".join(f"{arg.name}={values[arg.name]!r}" for arg in family.args)
+        lines.append(f"#   keras.callbacks.{family.keras_class}({arguments})")
+    lines += [f"#   {spec}()" for spec in config.callbacks]
+    if not enabled_families(config) and not config.callbacks:
+        lines.append("#   (none)")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(group):
     """Returns the README table of one group's flags."""
     rows = ["| flag | accepts | default | what it does |", "|---|---|---|---|"]

@@ -14,6 +14,7 @@ class UsageError(Exception):
 
 RUN_FAILED_EXIT_CODE = 1
 NAN_EXIT_CODE = 3
+INTERRUPTED_EXIT_CODE = 130
 
 
 class RunError(Exception):

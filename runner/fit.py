@@ -1,4 +1,4 @@
-"""The run itself: data, model, compile, callbacks, `model.fit`, report.
+"""The run itself: data, model, run directory, `model.fit`, results.
 
 This is the only module that imports TensorFlow, and only inside `run`, after
 the configuration has been validated.
@@ -11,65 +11,55 @@ import time
 import datasets
 import models
 from callbacks.builder import build_callbacks
+from runner import files, results
 from runner.compiling import check_metrics, choose_loss, make_optimizer
-from runner.config import check_against_data
-from runner.errors import NAN_EXIT_CODE, RunError, first_line
+from runner.config import changed_flags, check_against_data, saved_config
+from runner.errors import first_line
+from runner.hparams_log import write_hparams
+from runner.interrupts import GracefulStop
+from runner.files import LOCK_FILE
+from runner.run_paths import claim_run_dir, default_run_name, experiment_identity, find_resumable
 
-# How Keras's TerminateOnNaN(raise_error=True) says it stopped; tests/test_train_callbacks.py
-# fails if a Keras upgrade changes it.
+# How Keras's TerminateOnNaN(raise_error=True) says it stopped; a test fails
+# if a Keras upgrade changes it.
 NAN_STOP_MESSAGE = "NaN or Inf loss encountered"
-from runner.run_paths import claim_run_dir
 
 
 def run(config):
-    """Trains as `config` says and prints a summary.
+    """Trains as `config` says, records the outcome and prints a summary.
 
     Args:
         config: The resolved Config.
 
     Returns:
-        The process exit status.
+        The process exit status: 0 finished (also by early stopping), 1
+        failed, 3 stopped by a NaN loss, 130/143 interrupted by SIGINT/SIGTERM.
 
     Raises:
         UsageError: when the data or the model named in the config turns out
-            to be unusable (found only once it is loaded).
-        RunError: when a download the run needs fails.
+            to be unusable (found only once it is loaded); nothing is written.
+        RunError: when a download the run needs fails; nothing is written.
     """
+    started = time.monotonic()
+    stop = GracefulStop()
+    stop.install()
     data = load_data(config)  # NumPy sources load without TensorFlow: their mistakes show at once.
     check_against_data(config, has_validation=data.val is not None)
-    import keras
-
-    keras.utils.set_random_seed(config.seed)
+    seed_everything(config)
     train_data, validation_data = datasets.make_tf_datasets(data, batch_size=config.batch_size, seed=config.seed)
     model = build_and_compile(config, data)
-    paths = claim_run_dir(config.tensorboard_log_dir, config.run_name)
-    if config.run_name and paths.name != config.run_name:
-        print(f"Run directory {config.run_name!r} exists already; this run writes to {paths.dir}")
-    callbacks = build_callbacks(config, paths)
-    started = time.monotonic()
+    paths, lock = open_run_dir(config)
     try:
-        history = model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=config.epochs,
-            shuffle=False,  # The tf.data pipeline shuffles with the seed.
-            verbose=resolve_verbosity(config.verbose),
-            callbacks=callbacks,
-        ).history
-    except RuntimeError as error:
-        if NAN_STOP_MESSAGE not in str(error):
-            raise RunError(f"training failed: RuntimeError: {first_line(error)}") from error
-        print(f"train.py: stopped: {first_line(error)}", file=sys.stderr)
-        return NAN_EXIT_CODE
-    except Exception as error:  # Keras and TensorFlow raise many types; the user needs one line.
-        raise RunError(f"training failed: {type(error).__name__}: {first_line(error)}") from error
-    print(summary(history, time.monotonic() - started, paths))
-    last_loss = history["loss"][-1]
-    if not math.isfinite(last_loss):
-        what = "NaN (not a number)" if math.isnan(last_loss) else "infinite"
-        print(f"train.py: stopped: the loss became {what} in epoch {len(history['loss'])}", file=sys.stderr)
-        return NAN_EXIT_CODE
-    return 0
+        callbacks = build_callbacks(config, paths)
+        callbacks.insert(0, stop.callback(callbacks))
+        status, message = fit(model, train_data, validation_data, config, callbacks, stop)
+        exit_code = stop.exit_code() if status == "interrupted" and stop.received else results.EXIT_CODES[status]
+        record_outcome(config, paths, model.history, status, exit_code, time.monotonic() - started)
+    finally:
+        files.release_lock(lock)
+    if message:
+        print(f"train.py: {message}", file=sys.stderr)
+    return exit_code
 
 
 def load_data(config):
@@ -82,6 +72,16 @@ def load_data(config):
         image_size=config.dataset_image_size,
         color_mode=config.dataset_color_mode,
     )
+
+
+def seed_everything(config):
+    """Seeds Python, NumPy and TensorFlow; with --deterministic, makes TensorFlow's ops repeatable."""
+    import keras
+    import tensorflow as tf
+
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.seed)
 
 
 def build_and_compile(config, data):
@@ -103,6 +103,98 @@ def build_and_compile(config, data):
     return model
 
 
+def open_run_dir(config):
+    """Returns (RunPaths, lock) of the run's directory: an interrupted run to resume, or a new one.
+
+    The lock is held while the run lives, so that no other process resumes it.
+    """
+    saved = saved_config(config)
+    root = config.tensorboard_log_dir
+    if config.backup_and_restore:
+        paths = find_resumable(root, experiment_identity(saved), config.run_name)
+        lock = _try_lock(paths)
+        if lock is not None:
+            print(f"Resuming the interrupted run in {paths.dir}")
+            return paths, lock
+    base = config.run_name or default_run_name(changed_flags(config))
+    paths = claim_run_dir(root, base)
+    if config.run_name and paths.name != config.run_name:
+        print(f"Run directory {config.run_name!r} exists already; this run writes to {paths.dir}")
+    lock = files.hold_lock(paths.path(LOCK_FILE))
+    results.write_config(paths, {**saved, "run_name": paths.name})
+    return paths, lock
+
+
+def _try_lock(paths):
+    if paths is None:
+        return None
+    try:
+        return files.hold_lock(paths.path(LOCK_FILE))
+    except BlockingIOError:  # Another process took it a moment ago.
+        return None
+
+
+def fit(model, train_data, validation_data, config, callbacks, stop):
+    """Runs `model.fit`; returns (status, message for stderr or None)."""
+    try:
+        model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=config.epochs,
+            shuffle=False,  # The tf.data pipeline shuffles with the seed.
+            verbose=resolve_verbosity(config.verbose),
+            callbacks=callbacks,
+        )
+    except KeyboardInterrupt:
+        return "interrupted", "stopped at once by a second Ctrl-C"
+    except RuntimeError as error:
+        if NAN_STOP_MESSAGE in str(error):
+            return "nan", f"stopped: {first_line(error)}"
+        return "failed", f"error: training failed: RuntimeError: {first_line(error)}"
+    except Exception as error:  # Keras and TensorFlow raise many types; the user needs one line.
+        return "failed", f"error: training failed: {type(error).__name__}: {first_line(error)}"
+    losses = model.history.history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        what = "NaN (not a number)" if math.isnan(losses[-1]) else "infinite"
+        return "nan", f"stopped: the loss became {what} in epoch {model.history.epoch[-1] + 1}"
+    if stop.received:
+        return "interrupted", None
+    finished = model.history.epoch[-1] + 1 if model.history.epoch else 0
+    return ("completed" if finished >= config.epochs else "early_stopped"), None
+
+
+def record_outcome(config, paths, history_callback, status, exit_code, seconds):
+    """Writes results.json (and the --results_file line) and the HParams summary; prints the summary."""
+    history = getattr(history_callback, "history", {}) or {}
+    epochs = [epoch + 1 for epoch in getattr(history_callback, "epoch", [])]
+    monitor, mode = results_monitor(config, history)
+    record = results.make_record(
+        paths, status, exit_code, history, epochs,
+        results.best_epoch(history, epochs, monitor, mode),
+        saved_config(config), seconds,
+    )
+    results.write_results(paths, record, config.results_file)
+    write_hparams(paths.dir, experiment_identity(record["hparams"]), record["final"], record["epochs_completed"])
+    print(summary(record, seconds))
+
+
+def results_monitor(config, history):
+    """Returns (quantity, min or max) that `best` in the results ranks epochs by.
+
+    The quantity early stopping (or else the checkpoint) watches, so that
+    `best` names the epoch those callbacks chose; otherwise val_loss, or loss.
+    """
+    for group in ("early_stopping", "model_checkpoint"):
+        if config[group]:
+            monitor, mode = config[f"{group}_monitor"], config[f"{group}_mode"]
+            break
+    else:
+        monitor, mode = ("val_loss" if "val_loss" in history else "loss"), "min"
+    if mode == "auto":
+        mode = "max" if any(word in monitor for word in ("acc", "auc", "precision", "recall")) else "min"
+    return monitor, mode
+
+
 def resolve_verbosity(verbose):
     """Returns Keras's verbosity: auto means a progress bar on a terminal, else one line per epoch."""
     if verbose != "auto":
@@ -110,12 +202,13 @@ def resolve_verbosity(verbose):
     return 1 if sys.stdout.isatty() else 2
 
 
-def summary(history, seconds, paths):
-    """Returns the lines printed after training: the last epoch's logs and the run directory."""
-    epochs = len(history.get("loss", ()))
-    final = "  ".join(f"{key}: {values[-1]:.6g}" for key, values in history.items() if values)
+def summary(record, seconds):
+    """Returns the lines printed after training: the outcome, the last epoch's logs, the run directory."""
+    epochs = record["epochs_completed"]
+    final = "  ".join(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}"
+                      for key, value in record["final"].items())
     return (
-        f"Trained {epochs} epoch{'s' if epochs != 1 else ''} in {seconds:.1f} s.\n"
+        f"Trained {epochs} epoch{'s' if epochs != 1 else ''} in {seconds:.1f} s ({record['status']}).\n"
         f"Final {final}\n"
-        f"Run directory: {paths.dir}"
+        f"Run directory: {record['run_dir']}"
     )

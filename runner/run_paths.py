@@ -1,7 +1,26 @@
-"""The run's own directory under the logs root, claimed so that no two runs share it."""
+"""The run's own directory under the logs root: its name, claiming it, and finding one to resume.
+
+Every run writes into `<logs root>/<run name>/`. A directory is claimed with
+`mkdir`, which is atomic, so runs started at the same moment never share one;
+a directory that exists already is never reused, except to resume a run that
+was interrupted with --backup_and_restore and started again with the same
+configuration.
+"""
 
 import datetime
+import hashlib
 import os
+import re
+
+
+from runner import files
+
+CONFIG_FILE = "config.yaml"
+RESULTS_FILE = "results.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
+_LONGEST_NAME = 120
+# Flags that name or steer the run's bookkeeping rather than the experiment.
+_NOT_IN_NAME = ("config", "run_name", "results_file", "dry_run", "tensorboard_log_dir", "verbose")
 
 
 class RunPaths:
@@ -22,21 +41,32 @@ class RunPaths:
         return os.path.join(self.dir, *parts)
 
 
-def claim_run_dir(root, requested_name):
-    """Creates and returns a fresh run directory.
+def default_run_name(changed, now=None):
+    """Returns a readable name: a time stamp and the flags that differ from the defaults.
 
-    A directory that exists already is never reused: the new run gets a
-    suffixed name instead (`name-2`, `name-3`, ...). `mkdir` is atomic, so runs
-    started at the same moment cannot claim the same directory.
+    Args:
+        changed: {flag: value as typed} of the flags that differ from their defaults.
+        now: The time to stamp; defaults to the current time.
+    """
+    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    described = ",".join(f"{name}={value}" for name, value in changed.items() if name not in _NOT_IN_NAME)
+    name = _UNSAFE.sub("-", f"{stamp}_{described}" if described else stamp)
+    if len(name) > _LONGEST_NAME:  # Keep it a usable file name, still unique to the flags.
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = f"{name[:_LONGEST_NAME - 9]}~{digest}"
+    return name
+
+
+def claim_run_dir(root, base):
+    """Creates and returns a fresh run directory named `base`, or `base-2`, `base-3`, ...
 
     Args:
         root: The logs root.
-        requested_name: The user's --run_name, or None for a time stamp.
+        base: The wanted directory name.
 
     Returns:
         The run's RunPaths.
     """
-    base = requested_name or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     os.makedirs(root, exist_ok=True)
     attempt = 1
     while True:
@@ -46,3 +76,45 @@ def claim_run_dir(root, requested_name):
             return RunPaths(root, name)
         except FileExistsError:
             attempt += 1
+
+
+def experiment_identity(saved_config):
+    """Returns what must match for a run directory to be resumed: the config less its bookkeeping."""
+    return {key: value for key, value in saved_config.items() if key not in _NOT_IN_NAME}
+
+
+def find_resumable(root, identity, name=None):
+    """Returns the RunPaths of an interrupted run of the same experiment, or None.
+
+    A run can be resumed when its saved config matches, it has not finished
+    (no results, or results saying it was interrupted), it left a backup, and
+    no process is running it now.
+
+    Args:
+        root: The logs root.
+        identity: `experiment_identity` of the run about to start.
+        name: The --run_name, if given: only that directory is considered.
+    """
+    if not os.path.isdir(root):
+        return None
+    candidates = [name] if name else sorted(os.listdir(root), reverse=True)
+    for candidate in candidates:
+        paths = RunPaths(root, candidate)
+        if _resumable(paths, identity):
+            return paths
+    return None
+
+
+def _resumable(paths, identity):
+    saved = files.read_yaml(paths.path(CONFIG_FILE))
+    if not isinstance(saved, dict) or experiment_identity(saved) != identity:
+        return False
+    results = files.read_json(paths.path(RESULTS_FILE))
+    if results is not None and results.get("status") != "interrupted":
+        return False
+    backup_dir = saved.get("backup_and_restore_backup_dir") or paths.path("backup")
+    if not os.path.isdir(backup_dir) or not os.listdir(backup_dir):
+        return False
+    return not files.is_locked(paths.path(files.LOCK_FILE))
+
+

@@ -46,8 +46,12 @@ def tensorboard_server(logdir):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
-    def get(path):
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+    def get(path, body=None):
+        """GETs `path`, or POSTs `body` as JSON to it; returns the decoded JSON answer."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
     try:

@@ -1,0 +1,100 @@
+"""Writing files so that a kill at any moment leaves the old content or the new, never half.
+
+Whole files are written to a temporary file in the same directory and renamed
+over the target (a rename is atomic); lines appended to a shared file are
+written under an exclusive lock, in one write, and flushed to disk.
+"""
+
+import fcntl
+import json
+import os
+import tempfile
+
+import yaml
+
+LOCK_FILE = ".running"
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def write_atomically(path, text):
+    """Replaces the file at `path` with `text` in one step."""
+    directory = os.path.dirname(path) or "."
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual mode.
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def append_line(path, line):
+    """Appends one line to `path`; many processes may append at once."""
+    with open(path, "a", encoding="utf-8") as stream:
+        fcntl.flock(stream, fcntl.LOCK_EX)
+        try:
+            stream.write(line.rstrip("\n") + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        finally:
+            fcntl.flock(stream, fcntl.LOCK_UN)
+
+
+def read_json(path):
+    """Returns the JSON in `path`, or None if it is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return json.load(stream)
+    except (OSError, ValueError):
+        return None
+
+
+def read_yaml(path):
+    """Returns the YAML in `path` (safe loader), or None if it is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return yaml.safe_load(stream)
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def hold_lock(path):
+    """Takes an exclusive lock on `path` for as long as this process lives; returns the open file."""
+    stream = open(path, "a")
+    fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return stream
+
+
+def release_lock(stream):
+    """Releases a lock taken by `hold_lock` and removes its file."""
+    try:
+        os.unlink(stream.name)
+    except FileNotFoundError:
+        pass
+    stream.close()
+
+
+def is_locked(path):
+    """Tells whether another process holds the lock on `path`."""
+    if not os.path.exists(path):
+        return False
+    with open(path, "a") as stream:
+        try:
+            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(stream, fcntl.LOCK_UN)
+        return False

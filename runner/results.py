@@ -1,0 +1,73 @@
+"""The run's record: config.yaml at the start, results.json (and a results-file line) at the end."""
+
+import json
+import math
+
+import yaml
+
+from runner import files
+from runner.run_paths import CONFIG_FILE, RESULTS_FILE
+
+# Exit status per outcome; the README documents them.
+EXIT_CODES = {"completed": 0, "early_stopped": 0, "failed": 1, "nan": 3, "interrupted": 130}
+
+
+def write_config(paths, saved_config):
+    """Writes config.yaml: every effective value, so `--config` on it reruns the experiment."""
+    header = "# Every effective value of this run; rerun it with: python train.py --config <this file>\n"
+    files.write_atomically(paths.path(CONFIG_FILE), header + yaml.safe_dump(saved_config, sort_keys=False))
+
+
+def best_epoch(history, epochs, monitor, mode):
+    """Returns {"monitor", "value", "epoch"} for the best epoch of `monitor`, or None if never logged.
+
+    Args:
+        history: Keras's History.history: key -> one value per epoch run here.
+        epochs: The epoch numbers (1-based) those values belong to.
+        monitor: The quantity to rank epochs by.
+        mode: "min" or "max".
+    """
+    values = [(value, epoch) for value, epoch in zip(history.get(monitor, ()), epochs) if math.isfinite(value)]
+    if not values:
+        return None
+    pick = min if mode == "min" else max
+    value, epoch = pick(values, key=lambda pair: pair[0])
+    return {"monitor": monitor, "value": value, "epoch": epoch}
+
+
+def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_time):
+    """Returns the results record as a dict.
+
+    Args:
+        paths: The run's RunPaths.
+        status: completed, early_stopped, nan, interrupted or failed.
+        exit_code: The process's exit status.
+        history: key -> per-epoch values ({} when no epoch finished).
+        epochs: The 1-based numbers of the epochs in `history`.
+        best: What `best_epoch` returned.
+        hparams: The effective flag values.
+        wall_time: Seconds the run took.
+    """
+    return {
+        "run_name": paths.name,
+        "run_dir": paths.dir,
+        "status": status,
+        "exit_code": exit_code,
+        "epochs_completed": epochs[-1] if epochs else 0,
+        "final": {key: _plain(values[-1]) for key, values in history.items() if values},
+        "best": best,
+        "hparams": hparams,
+        "wall_time_s": round(wall_time, 3),
+    }
+
+
+def write_results(paths, record, results_file=None):
+    """Writes results.json atomically, and appends the record to `results_file` as one line."""
+    files.write_atomically(paths.path(RESULTS_FILE), json.dumps(record, indent=2) + "\n")
+    if results_file:
+        files.append_line(results_file, json.dumps(record))
+
+
+def _plain(value):
+    number = float(value)
+    return number if math.isfinite(number) else str(number)

@@ -1,0 +1,170 @@
+"""Runs as a sweep uses them: run directories, config.yaml, results, HParams, exit codes, seeds."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, TRAIN, tensorboard_server
+from runner.config import resolve, saved_config
+
+LOGS = "tensorboard_logs"
+
+
+def run_dirs(tmp_path):
+    return sorted(os.listdir(tmp_path / LOGS))
+
+
+def results_of(tmp_path, name):
+    with open(tmp_path / LOGS / name / "results.json") as stream:
+        return json.load(stream)
+
+
+def test_runs_started_together_get_their_own_directories_and_intact_result_lines(tmp_path):
+    # Same flags, same second: three runs at once, one results file. With the same
+    # --seed and --deterministic they must also end on identical metrics.
+    command = [sys.executable, TRAIN, "--epochs=2", "--verbose=0", "--seed=3", "--deterministic", "True",
+               "--results_file=sweep.jsonl", "--learning_rate=0.002"]
+    processes = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(3)]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, process.stderr.read().decode()[-2000:]
+    names = run_dirs(tmp_path)
+    assert len(names) == 3
+    assert all("learning_rate=0.002" in name and "epochs=2" in name for name in names)
+    lines = (tmp_path / "sweep.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert sorted(record["run_name"] for record in records) == names
+    for record in records:
+        assert record == results_of(tmp_path, record["run_name"])
+        assert record["status"] == "completed" and record["exit_code"] == 0
+        assert record["epochs_completed"] == 2
+        assert record["best"]["monitor"] == "val_loss" and record["best"]["epoch"] in (1, 2)
+        assert record["hparams"]["learning_rate"] == 0.002 and record["wall_time_s"] > 0
+    assert records[0]["final"] == records[1]["final"] == records[2]["final"]
+
+    # config.yaml holds every effective value; --config on it resolves to the same experiment.
+    first = tmp_path / LOGS / names[0]
+    rerun = resolve(["train.py", f"--config={first / 'config.yaml'}"])
+    assert saved_config(rerun) == records[0]["hparams"] | {"run_name": names[0]}
+
+    # Rerunning it never overwrites the finished run: the new run says where it went.
+    again = subprocess.run([sys.executable, TRAIN, f"--config={first / 'config.yaml'}", "--epochs=1"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"Run directory '{names[0]}' exists already; this run writes to" in again.stdout
+    assert results_of(tmp_path, names[0])["epochs_completed"] == 2
+    assert f"{names[0]}-2" in run_dirs(tmp_path)
+
+    # TensorBoard's HParams tab, read back from a live server, compares the runs.
+    with tensorboard_server(tmp_path / LOGS) as get:
+        experiment = get("/data/plugin/hparams/experiment", {"experimentName": ""})
+        hparams = {info["name"]: info for info in experiment["hparamInfos"]}
+        assert hparams["learning_rate"]["type"] == "DATA_TYPE_FLOAT64"
+        assert hparams["epochs"]["differs"] is True  # 2 in three runs, 1 in the rerun
+        metrics = {info["name"]["tag"] for info in experiment["metricInfos"]}
+        assert {"final/val_accuracy", "final/loss"} <= metrics
+        groups = get("/data/plugin/hparams/session_groups", {
+            "experimentName": "", "startIndex": 0, "sliceSize": 100, "colParams": [],
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]})
+        sessions = [session for group in groups["sessionGroups"] for session in group["sessions"]]
+        assert sorted(session["name"] for session in sessions) == sorted(run_dirs(tmp_path))
+
+
+def test_a_run_name_cannot_leave_the_logs_root(train, tmp_path):
+    result = train("--run_name=../outside")
+    assert result.returncode == 2 and "--run_name=../outside" in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def start(tmp_path, *args):
+    process = subprocess.Popen([sys.executable, TRAIN, *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    return process
+
+
+def wait_for_epoch(process, number):
+    """Reads the run's output until epoch `number` has started."""
+    deadline = time.monotonic() + 120
+    for line in process.stdout:
+        if line.startswith(f"Epoch {number}/"):
+            return
+        assert time.monotonic() < deadline
+    pytest.fail("the run ended before epoch %d: %s" % (number, process.stderr.read()[-2000:]))
+
+
+@pytest.mark.parametrize("signum, exit_code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signals_stop_gracefully_record_interrupted_and_the_same_command_resumes(tmp_path, signum, exit_code):
+    command = ["--epochs=30", "--batch_size=8", "--verbose=2", "--run_name=long",
+               "--backup_and_restore", "True"]
+    process = start(tmp_path, *command)
+    wait_for_epoch(process, 3)
+    process.send_signal(signum)
+    output, errors = process.communicate(timeout=120)
+    assert process.returncode == exit_code, errors[-2000:]
+    assert f"{signal.Signals(signum).name} received" in errors and "Traceback" not in errors
+    record = results_of(tmp_path, "long")
+    assert record["status"] == "interrupted" and record["exit_code"] == exit_code
+    stopped_at = record["epochs_completed"]
+    assert 2 <= stopped_at < 30
+    assert os.listdir(tmp_path / LOGS / "long" / "backup")  # kept for the resume
+
+    resumed = subprocess.run([sys.executable, TRAIN, *command], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming the interrupted run in" in resumed.stdout
+    assert "Epoch 1/30" not in resumed.stdout and "Epoch 30/30" in resumed.stdout
+    assert run_dirs(tmp_path) == ["long"]
+    record = results_of(tmp_path, "long")
+    assert record["status"] == "completed" and record["epochs_completed"] == 30
+    assert not (tmp_path / LOGS / "long" / "backup").exists()  # deleted once finished
+
+
+def test_early_stopping_is_a_finish_with_its_own_status(train, tmp_path):
+    result = train("--epochs=10", "--verbose=0", "--run_name=early", "--early_stopping", "True",
+                   "--early_stopping_monitor=loss", "--early_stopping_min_delta=100")
+    assert result.returncode == 0, result.stderr
+    record = results_of(tmp_path, "early")
+    assert record["status"] == "early_stopped" and record["epochs_completed"] == 2
+
+
+def test_nan_writes_results_with_status_nan(train, tmp_path):
+    import numpy as np
+
+    x = np.random.default_rng(0).random((64, 4)).astype("float32")
+    x[3, 1] = np.inf
+    np.savez(tmp_path / "bad.npz", x_train=x, y_train=np.arange(64) % 2)
+    (tmp_path / "linear.py").write_text(
+        "import keras\n\n"
+        "def build(input_shape, num_classes):\n"
+        "    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(num_classes, activation='softmax')])\n")
+    result = train("--dataset=npz:bad.npz", "--model=linear:build", "--epochs=3", "--verbose=0",
+                   "--run_name=nan", "--terminate_on_nan")
+    assert result.returncode == 3
+    record = results_of(tmp_path, "nan")
+    assert record["status"] == "nan" and record["exit_code"] == 3 and record["final"]["loss"] == "nan"
+
+
+def test_dry_run_checks_prints_and_writes_nothing(tmp_path):
+    code = (
+        "import sys, io, contextlib\n"
+        f"sys.path.insert(0, {REPO!r})\n"
+        "import train\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    code = train.main(['train.py', '--dry_run', '--reduce_lr', 'True', '--epochs=3', '--tensorboard'])\n"
+        "assert code == 0, code\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "print(out.getvalue())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "epochs: 3" in result.stdout
+    assert "keras.callbacks.ReduceLROnPlateau(monitor='val_loss', factor=0.1" in result.stdout
+    assert "keras.callbacks.TensorBoard(" in result.stdout
+    assert os.listdir(tmp_path) == []
