@@ -12,10 +12,11 @@ def _header_items(items):
 def _check(family, values, checker):
     if not values["root"].startswith(("http://", "https://")):
         checker.fail(family.flag_name("root"), "must start with http:// or https://")
-    for item in values["headers"]:
-        name, _, _ = item.partition(":")
-        if ":" not in item or not name.strip():
-            checker.fail(family.flag_name("headers"), f"item {item.split(':')[0]!r} must look like 'Name: value'")
+    for number, item in enumerate(values["headers"], start=1):
+        name, colon, _ = item.partition(":")
+        if not colon or not name.strip():
+            # The item itself is not echoed: it may hold a credential.
+            checker.fail(family.flag_name("headers"), f"item {number} must look like 'Name: value'")
 
 
 def _adapt(values, run, config):
@@ -32,7 +33,9 @@ FAMILY = CallbackFamily(
         Arg("root", Str(), "http://localhost:9000", "The server's root URL."),
         Arg("path", Str(), "/publish/epoch/end/", "The path the logs are posted to."),
         Arg("field", Str(), "data", "The form field holding the logs as JSON (unless send_as_json)."),
-        Arg("headers", StrList(), (), "HTTP headers, as 'Name: value' items separated by commas."),
+        Arg("headers", StrList(), (),
+            "HTTP headers, as 'Name: value' items separated by commas. Secret: never saved or printed.",
+            secret=True),
         Arg("send_as_json", Bool(), False, "Send the logs as the JSON body instead of a form field."),
     ),
     check=_check,

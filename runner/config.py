@@ -81,7 +81,8 @@ class Checker:
 
     def label(self, name):
         """Returns `--name=value`, or `file.yaml: name=value` for values from a file."""
-        shown = self.options[name].kind.format(self.values[name])
+        option = self.options[name]
+        shown = "<secret>" if option.secret else option.kind.format(self.values[name])
         if name in self.sources:
             return f"{self.sources[name]}: {name}={shown}"
         return f"--{name}={shown}"
@@ -145,12 +146,14 @@ def saved_config(config):
     """Returns every effective value as plain YAML/JSON data, for config.yaml and the results.
 
     Flags that only make sense on the command line (--config, --dry_run) are left out,
-    so that `--config` on the saved file reruns the same experiment.
+    so that `--config` on the saved file reruns the same experiment, and so are
+    secrets (RemoteMonitor's headers), which a rerun must be given again.
     """
+    options = all_options()
     return {
         name: list(value) if isinstance(value, tuple) else value
         for name, value in config.items()
-        if name not in _NOT_IN_FILES and name != "dry_run"
+        if name not in _NOT_IN_FILES and name != "dry_run" and not options[name].secret
     }
 
 
@@ -158,7 +161,7 @@ def changed_flags(config):
     """Returns {flag: value as typed} for the flags whose value differs from the default."""
     options = all_options()
     return {name: options[name].kind.format(value) for name, value in config.items()
-            if value != options[name].default}
+            if value != options[name].default and not options[name].secret}
 
 
 def check_against_data(config, has_validation):

@@ -43,7 +43,8 @@ def dry_run_text(config):
              "# Callbacks, in the order they run:"]
     for family in enabled_families(config):
         values = family.values(config)
-        arguments = ", ".join(f"{arg.name}={values[arg.name]!r}" for arg in family.args)
+        arguments = ", ".join(f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}"
+                              for arg in family.args)
         lines.append(f"#   keras.callbacks.{family.keras_class}({arguments})")
     lines += [f"#   {spec}()" for spec in config.callbacks]
     if not enabled_families(config) and not config.callbacks:

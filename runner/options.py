@@ -231,6 +231,8 @@ class Arg:
         help: One line of help.
         check: Optional function of the value returning an error text (for
             example "must be at least 1") or None when the value is fine.
+        secret: If True the value (a credential, say) is never written to
+            config.yaml, the results, the HParams or printed.
     """
 
     name: str
@@ -238,6 +240,7 @@ class Arg:
     default: Any
     help: str
     check: Optional[Callable[[Any], Optional[str]]] = None
+    secret: bool = False
 
 
 def at_least(minimum):

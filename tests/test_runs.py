@@ -168,3 +168,17 @@ def test_dry_run_checks_prints_and_writes_nothing(tmp_path):
     assert "keras.callbacks.ReduceLROnPlateau(monitor='val_loss', factor=0.1" in result.stdout
     assert "keras.callbacks.TensorBoard(" in result.stdout
     assert os.listdir(tmp_path) == []
+
+
+def test_remote_monitor_headers_are_never_saved_or_printed(tmp_path):
+    config = resolve(["train.py", "--remote_monitor", "--remote_monitor_headers=Authorization: Bearer s3cret"])
+    assert config.remote_monitor_headers == ("Authorization: Bearer s3cret",)
+    assert "remote_monitor_headers" not in saved_config(config)
+    from runner.docs import dry_run_text
+
+    assert "s3cret" not in dry_run_text(config)
+    from runner.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        resolve(["train.py", "--remote_monitor", "--remote_monitor_headers=Bearer s3cret"])
+    assert "s3cret" not in str(caught.value)
