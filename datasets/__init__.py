@@ -16,11 +16,11 @@ from datasets import (
 )
 from datasets.data import Data
 from datasets.image_source import COLOR_MODES
-from datasets.pipeline import make_tf_datasets
+from datasets.pipeline import EpochCounter, make_tf_datasets
 
 DEFAULT = builtin.DEFAULT
 
-__all__ = ["COLOR_MODES", "DEFAULT", "Data", "check_source", "load", "make_tf_datasets", "names",
+__all__ = ["COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load", "make_tf_datasets", "names",
            "provides_validation"]
 
 

@@ -17,6 +17,7 @@ from runner.config import changed_flags, check_against_data, saved_config
 from runner.errors import first_line
 from runner.hparams_log import write_hparams
 from runner.interrupts import GracefulStop
+from runner.resume import callback_state_saver
 from runner.files import LOCK_FILE
 from runner.run_paths import claim_run_dir, default_run_name, experiment_identity, find_resumable
 
@@ -46,15 +47,22 @@ def run(config):
     data = load_data(config)  # NumPy sources load without TensorFlow: their mistakes show at once.
     check_against_data(config, has_validation=data.val is not None)
     seed_everything(config)
-    train_data, validation_data = datasets.make_tf_datasets(data, batch_size=config.batch_size, seed=config.seed)
+    epoch = datasets.EpochCounter()
+    train_data, validation_data = datasets.make_tf_datasets(
+        data, batch_size=config.batch_size, seed=config.seed, epoch=epoch)
     model = build_and_compile(config, data)
-    paths, lock = open_run_dir(config)
+    paths, lock, resumed = open_run_dir(config)
     try:
         callbacks = build_callbacks(config, paths)
-        callbacks.insert(0, stop.callback(callbacks))
+        if resumed:
+            keep_appending_logs(callbacks)
+        keeper = callback_state_saver(callbacks, skip_epoch=lambda: stop.partial_epoch)
+        callbacks[:0] = [epoch.callback(), stop.callback(callbacks)]
+        callbacks += [keeper] if keeper else []
         status, message = fit(model, train_data, validation_data, config, callbacks, stop)
         exit_code = stop.exit_code() if status == "interrupted" and stop.received else results.EXIT_CODES[status]
-        record_outcome(config, paths, model.history, status, exit_code, time.monotonic() - started)
+        record_outcome(config, paths, model.history, status, exit_code, time.monotonic() - started,
+                       drop_last_epoch=stop.partial_epoch)
     finally:
         files.release_lock(lock)
     if message:
@@ -104,7 +112,7 @@ def build_and_compile(config, data):
 
 
 def open_run_dir(config):
-    """Returns (RunPaths, lock) of the run's directory: an interrupted run to resume, or a new one.
+    """Returns (RunPaths, lock, resumed) of the run's directory: an interrupted run to resume, or a new one.
 
     The lock is held while the run lives, so that no other process resumes it.
     """
@@ -115,14 +123,23 @@ def open_run_dir(config):
         lock = _try_lock(paths)
         if lock is not None:
             print(f"Resuming the interrupted run in {paths.dir}")
-            return paths, lock
+            return paths, lock, True
     base = config.run_name or default_run_name(changed_flags(config))
     paths = claim_run_dir(root, base)
     if config.run_name and paths.name != config.run_name:
         print(f"Run directory {config.run_name!r} exists already; this run writes to {paths.dir}")
     lock = files.hold_lock(paths.path(LOCK_FILE))
     results.write_config(paths, {**saved, "run_name": paths.name})
-    return paths, lock
+    return paths, lock, False
+
+
+def keep_appending_logs(callbacks):
+    """A resumed run adds to the CSV log of its first part instead of starting it again."""
+    import keras
+
+    for callback in callbacks:
+        if isinstance(callback, keras.callbacks.CSVLogger):
+            callback.append = True
 
 
 def _try_lock(paths):
@@ -163,10 +180,15 @@ def fit(model, train_data, validation_data, config, callbacks, stop):
     return ("completed" if finished >= config.epochs else "early_stopped"), None
 
 
-def record_outcome(config, paths, history_callback, status, exit_code, seconds):
-    """Writes results.json (and the --results_file line) and the HParams summary; prints the summary."""
-    history = getattr(history_callback, "history", {}) or {}
-    epochs = [epoch + 1 for epoch in getattr(history_callback, "epoch", [])]
+def record_outcome(config, paths, history_callback, status, exit_code, seconds, drop_last_epoch=False):
+    """Writes results.json (and the --results_file line) and the HParams summary; prints the summary.
+
+    With `drop_last_epoch`, the last logged epoch (cut short by a signal, and
+    not backed up) is left out: the record counts finished epochs only.
+    """
+    keep = slice(None, -1) if drop_last_epoch else slice(None)
+    history = {key: values[keep] for key, values in (getattr(history_callback, "history", {}) or {}).items()}
+    epochs = [epoch + 1 for epoch in getattr(history_callback, "epoch", [])][keep]
     monitor, mode = results_monitor(config, history)
     record = results.make_record(
         paths, status, exit_code, history, epochs,

@@ -14,6 +14,7 @@ class GracefulStop:
 
     def __init__(self):
         self.received = None
+        self.partial_epoch = False  # True when the stop cut an epoch short.
 
     def install(self):
         """Installs the handlers."""
@@ -38,8 +39,18 @@ class GracefulStop:
 
         class StopOnSignal(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
-                if stopper.received is not None:
+                if stopper.received is not None and not self.model.stop_training:
                     self.model.stop_training = True
+                    steps = self.params.get("steps")
+                    stopper.partial_epoch = steps is None or batch + 1 < steps
+
+            def on_epoch_end(self, epoch, logs=None):
+                # Keras ends a cut-short epoch like a finished one; backing it up
+                # would make a resumed run skip the rest of it.
+                if stopper.partial_epoch:
+                    for callback in others:
+                        if isinstance(callback, keras.callbacks.BackupAndRestore):
+                            callback.save_freq = None
 
             def on_train_end(self, logs=None):
                 if stopper.received is not None:

@@ -626,3 +626,20 @@ def test_pipelines_for_image_folders(tmp_path):
     again = two_epochs_of_fresh_pipelines()
     np.testing.assert_array_equal(again[0], first_epoch)
     np.testing.assert_array_equal(again[1], second_epoch)
+
+
+def test_with_an_epoch_counter_each_epoch_order_depends_on_seed_and_epoch_only(numbered_data):
+    def order_of(epochs_before, epoch, seed=4):
+        counter = datasets.EpochCounter()
+        train_ds, _ = datasets.make_tf_datasets(numbered_data, batch_size=8, seed=seed, epoch=counter)
+        for earlier in epochs_before:  # passes a longer-lived process would have made
+            counter.variable.assign(earlier)
+            collect(train_ds)
+        counter.variable.assign(epoch)
+        return collect(train_ds)[0].ravel().tolist()
+
+    resumed = order_of([], 3)
+    assert sorted(resumed) == list(range(20))
+    assert order_of([0, 1, 2], 3) == resumed
+    assert order_of([], 2) != resumed
+    assert order_of([], 3, seed=5) != resumed
