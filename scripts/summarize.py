@@ -1,0 +1,331 @@
+"""Ranks the runs in a results file (one JSON record per line) by a metric.
+
+    python scripts/summarize.py sweep.jsonl --metric val_loss --top 5
+
+The metric is read from each record's `final` (the last epoch's logs);
+`--metric best` ranks by `best.value`, the best epoch of the monitored
+quantity. The table shows rank, run_name, status, epochs_completed, the
+metric, wall_time_s and the hyperparameters that differ between the runs.
+Runs without the metric (failed ones, say) come last, shown as `-`. A
+malformed line (a sweep killed while writing) is skipped with a warning.
+A run written twice (interrupted, then resumed in its own directory) counts
+once, by its latest record.
+
+Exit status: 0, or 2 when the file is missing, holds no usable record, or an
+option is wrong.
+"""
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+
+USAGE_EXIT_CODE = 2
+# Metric names that mean "lower is better" for --mode auto; anything else is maximised.
+_LOWER_IS_BETTER = ("loss", "error", "crossentropy", "mse", "mae", "mape", "msle", "hinge", "divergence")
+# hparams that say where a run writes or how it talks, not what it trains; they
+# differ between runs without telling them apart.
+_BOOKKEEPING = ("run_name", "results_file", "config", "dry_run", "tensorboard_log_dir", "verbose")
+_FIXED_COLUMNS = ("rank", "run_name", "status", "epochs_completed")
+_MISSING = "-"
+
+
+class UsageError(Exception):
+    """A missing file, an unusable file or a wrong option; one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def build_parser():
+    """Returns the argument parser."""
+    parser = _Parser(prog="summarize.py", description=__doc__, allow_abbrev=False,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results_files", nargs="+", metavar="RESULTS_FILE",
+                        help="JSON-lines file(s) written by train.py --results_file.")
+    parser.add_argument("--metric", default="val_accuracy",
+                        help="A key of the records' `final` logs, or `best` for best.value. Default: val_accuracy.")
+    parser.add_argument("--mode", default="auto", choices=("max", "min", "auto"),
+                        help="Whether higher (max) or lower (min) is better; auto: min for names "
+                             "containing loss or error (and the like), else max. Default: auto.")
+    parser.add_argument("--top", default=None, metavar="K", help="Show only the best K runs. Default: all.")
+    parser.add_argument("--columns", default=None, metavar="NAME,...",
+                        help="The hyperparameters (or final metrics) to show, comma-separated. "
+                             "Default: the hyperparameters that differ between the runs.")
+    parser.add_argument("--format", default="table", choices=("table", "csv", "json"),
+                        help="Output format. Default: table.")
+    return parser
+
+
+def read_records(path):
+    """Returns the records of a results file, warning about and skipping malformed lines.
+
+    Args:
+        path: The JSON-lines file.
+
+    Raises:
+        UsageError: The file cannot be read.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            lines = stream.readlines()
+    except OSError as error:
+        raise UsageError(f"{path}: {error.strerror.lower()}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            _warn(f"{path}:{number}: skipped, not valid JSON ({error})")
+            continue
+        if not isinstance(record, dict):
+            _warn(f"{path}:{number}: skipped, not a JSON object")
+            continue
+        records.append(record)
+    return records
+
+
+def latest_per_run(records):
+    """Keeps the last record of each run directory, where it first appeared.
+
+    A run interrupted and then resumed writes a record each time; the later
+    one is the run's outcome.
+    """
+    position, latest = {}, []
+    for record in records:
+        key = record.get("run_dir")
+        if key is None:
+            latest.append(record)
+        elif key in position:
+            latest[position[key]] = record
+        else:
+            position[key] = len(latest)
+            latest.append(record)
+    return latest
+
+
+def metric_of(record, metric):
+    """Returns the record's value of `metric` (a number, a string such as "nan", or None if absent)."""
+    if metric == "best":
+        best = record.get("best")
+        return best.get("value") if isinstance(best, dict) else None
+    final = record.get("final")
+    return final.get(metric) if isinstance(final, dict) else None
+
+
+def _rankable(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def best_monitor(records):
+    """Returns the quantity `best` tracks in the records (warning if they disagree), or None."""
+    monitors = []
+    for record in records:
+        best = record.get("best")
+        if isinstance(best, dict) and best.get("monitor") and best["monitor"] not in monitors:
+            monitors.append(best["monitor"])
+    if len(monitors) > 1:
+        _warn(f"the records' best values watch different quantities ({', '.join(monitors)}); "
+              f"ranking them together anyway, as {monitors[0]}")
+    return monitors[0] if monitors else None
+
+
+def resolve_mode(metric, mode, monitor=None):
+    """Returns "min" or "max".
+
+    Args:
+        metric: The metric's name.
+        mode: "min", "max" or "auto" (decided by the name). Default auto.
+        monitor: For `--metric best`, the quantity it tracks, whose name decides auto.
+    """
+    if mode != "auto":
+        return mode
+    name = (monitor if metric == "best" and monitor else metric).lower()
+    return "min" if any(marker in name for marker in _LOWER_IS_BETTER) else "max"
+
+
+def check_metric(records, metric):
+    """Refuses a metric that no record logs, when the records do log others (likely a typo).
+
+    Raises:
+        UsageError: Naming the metric and listing the ones the records have.
+    """
+    if any(metric_of(record, metric) is not None for record in records):
+        return
+    logged = sorted({key for record in records if isinstance(record.get("final"), dict)
+                     for key in record["final"]})
+    if not logged:
+        return  # No run finished an epoch: the table shows that, with `-` for every metric.
+    if metric == "best":
+        raise UsageError(f"--metric=best: no record has a best value; the records log: {', '.join(logged)}")
+    raise UsageError(f"--metric={metric}: no record logs it; the records have: {', '.join(logged)} (or best)")
+
+
+def differing_hparams(records):
+    """Returns the hyperparameters whose values are not the same in every record, in flag order."""
+    names = []
+    for record in records:
+        for name in _hparams(record):
+            if name not in names and name not in _BOOKKEEPING:
+                names.append(name)
+    return [name for name in names
+            if len({(name in _hparams(record), json.dumps(_hparams(record).get(name), sort_keys=True))
+                    for record in records}) > 1]
+
+
+def chosen_columns(records, listed):
+    """Returns the extra columns named by --columns, checking each exists in some record.
+
+    Args:
+        records: The records.
+        listed: The --columns text, comma-separated ('' for none).
+
+    Raises:
+        UsageError: A name found in no record's hparams or final logs.
+    """
+    columns = [name.strip() for name in listed.split(",") if name.strip()]
+    for name in columns:
+        if not any(name in _hparams(record) or name in (record.get("final") or {}) for record in records):
+            known = sorted({key for record in records for key in _hparams(record)})
+            raise UsageError(f"--columns={listed}: no record has {name!r}; hyperparameters: {', '.join(known)}")
+    return columns
+
+
+def _hparams(record):
+    hparams = record.get("hparams")
+    return hparams if isinstance(hparams, dict) else {}
+
+
+def rank(records, metric, mode):
+    """Returns the records in ranked order, paired with their rank (None for the unranked, who come last)."""
+    ranked = [record for record in records if _rankable(metric_of(record, metric))]
+    unranked = [record for record in records if not _rankable(metric_of(record, metric))]
+    ranked.sort(key=lambda record: metric_of(record, metric), reverse=mode == "max")  # sort is stable.
+    return [(place, record) for place, record in enumerate(ranked, 1)] + [(None, record) for record in unranked]
+
+
+def build_rows(ranked, metric, metric_header, columns):
+    """Returns the header and one row of raw values (None where missing) per ranked record."""
+    header = [*_FIXED_COLUMNS, metric_header, "wall_time_s", *columns]
+    rows = []
+    for place, record in ranked:
+        extra = [_hparams(record).get(name, (record.get("final") or {}).get(name)) for name in columns]
+        rows.append([place, record.get("run_name"), record.get("status"), record.get("epochs_completed"),
+                     metric_of(record, metric), record.get("wall_time_s"), *extra])
+    return header, rows
+
+
+def _text(value, float_format=None):
+    """Returns a cell's text: floats as `float_format`, or as Python writes them (0.001, 1e-05)."""
+    if value is None:
+        return _MISSING
+    if isinstance(value, float) and float_format:
+        return format(value, float_format)
+    if isinstance(value, list):
+        return ",".join(_text(item, float_format) for item in value)
+    return str(value)
+
+
+def format_table(header, rows, metric_column):
+    """Returns the rows as an aligned plain-text table, numbers right-aligned."""
+    # Five digits tell close runs apart; tenths of a second are enough for wall time.
+    float_formats = {metric_column: ".5g", header.index("wall_time_s"): ".1f"}
+    cells = [[_text(value, float_formats.get(column)) for column, value in enumerate(row)] for row in rows]
+    numeric = [all(isinstance(row[column], (int, float)) and not isinstance(row[column], bool)
+                   for row in rows if row[column] is not None)
+               for column in range(len(header))]
+    widths = [max(len(text) for text in [name, *(row[column] for row in cells)])
+              for column, name in enumerate(header)]
+
+    def line(texts):
+        return "  ".join(text.rjust(width) if right else text.ljust(width)
+                         for text, width, right in zip(texts, widths, numeric)).rstrip()
+
+    return "\n".join([line(header), line(["-" * width for width in widths]), *(line(row) for row in cells)]) + "\n"
+
+
+def format_csv(header, rows):
+    """Returns the rows as CSV (lists joined by commas, missing values empty)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if value is None else _text(value) for value in row])
+    return out.getvalue()
+
+
+def format_json(header, rows):
+    """Returns the rows as a JSON list of objects, values as in the records."""
+    return json.dumps([dict(zip(header, row)) for row in rows], indent=2) + "\n"
+
+
+def _warn(message):
+    print(f"summarize.py: warning: {message}", file=sys.stderr)
+
+
+def _positive(name, text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--{name}={text}: must be an integer") from None
+    if value < 1:
+        raise UsageError(f"--{name}={text}: must be at least 1")
+    return value
+
+
+def summarize(argv):
+    """Returns the summary text for `argv` (without the program name).
+
+    Raises:
+        UsageError: For a missing or unusable file and every wrong option.
+    """
+    options = build_parser().parse_args(argv)
+    top = None if options.top is None else _positive("top", options.top)
+    records = []
+    for path in options.results_files:
+        records.extend(read_records(path))
+    records = latest_per_run(records)
+    if not records:
+        raise UsageError(f"{', '.join(options.results_files)}: no usable records")
+    check_metric(records, options.metric)
+    monitor = best_monitor(records) if options.metric == "best" else None
+    mode = resolve_mode(options.metric, options.mode, monitor)
+    columns = (differing_hparams(records) if options.columns is None
+               else chosen_columns(records, options.columns))
+    metric_header = f"best_{monitor}" if monitor else options.metric
+    ranked = rank(records, options.metric, mode)[:top]
+    header, rows = build_rows(ranked, options.metric, metric_header, columns)
+    if options.format == "csv":
+        return format_csv(header, rows)
+    if options.format == "json":
+        return format_json(header, rows)
+    better = "lower" if mode == "min" else "higher"
+    title = f"{len(records)} run(s), ranked by {metric_header} ({better} is better)\n"
+    return title + format_table(header, rows, len(_FIXED_COLUMNS))
+
+
+def main(argv):
+    """Prints the summary; returns the exit status."""
+    try:
+        text = summarize(argv)
+    except UsageError as error:
+        print(f"summarize.py: error: {error}", file=sys.stderr)
+        return USAGE_EXIT_CODE
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `summarize.py ... | head` closed the pipe: not an error.
+        # Quieten the flush at exit, which would hit the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,478 @@
+"""The sweep helpers in scripts/: sweep.py against a fake train.py, summarize.py on hand-made records.
+
+Every sweep here runs a tiny stand-in for train.py (hidden option
+--train_command), so the tests take seconds; one end-to-end test at the end
+runs the real train.py.
+"""
+
+import importlib.util
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, TRAIN
+
+SWEEP = os.path.join(REPO, "scripts", "sweep.py")
+SUMMARIZE = os.path.join(REPO, "scripts", "summarize.py")
+
+# Stands in for train.py: takes --name=value flags, appends a record (its flags as
+# hparams) to --results_file and exits with --code. --sleep keeps it running; a
+# SIGINT is noted in sigint-<tag> and makes it write an interrupted record and exit 130.
+FAKE_TRAIN = r'''
+import json, signal, sys, time
+
+flags = dict(word[2:].split("=", 1) for word in sys.argv[1:] if word.startswith("--") and "=" in word)
+tag = flags.get("tag", "run")
+started = time.time()
+interrupted = []
+
+
+def on_sigint(signum, frame):
+    with open(f"sigint-{tag}", "a") as stream:
+        stream.write("SIGINT\n")
+    interrupted.append(signum)
+
+
+def write(status, code):
+    record = {"run_name": flags.get("run_name", tag), "status": status, "exit_code": code,
+              "argv": sys.argv[1:], "hparams": flags, "started": started, "ended": time.time()}
+    with open(flags["results_file"], "a") as stream:
+        stream.write(json.dumps(record) + "\n")
+
+
+signal.signal(signal.SIGINT, on_sigint)
+open(f"ready-{tag}", "w").close()
+deadline = started + float(flags.get("sleep", "0"))
+while time.time() < deadline and not interrupted:
+    time.sleep(0.01)
+if interrupted:
+    time.sleep(0.3)  # Long enough for a second, unwanted SIGINT to show up.
+    write("interrupted", 130)
+    sys.exit(130)
+print(f"fake train.py output of {tag}")
+code = int(flags.get("code", "0"))
+write("completed" if code == 0 else "failed", code)
+sys.exit(code)
+'''
+
+
+def load_script(name):
+    """Imports scripts/<name>.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", os.path.join(REPO, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sweep_module = load_script("sweep")
+summarize_module = load_script("summarize")
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """Runs sweep.py in tmp_path with the fake train.py; returns the CompletedProcess."""
+    fake = tmp_path / "fake_train.py"
+    fake.write_text(FAKE_TRAIN)
+    command = shlex.join([sys.executable, str(fake)])
+
+    def run(*args):
+        return subprocess.run([sys.executable, SWEEP, "--train_command", command, *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+
+    return run
+
+
+def records(path):
+    with open(path) as stream:
+        return [json.loads(line) for line in stream]
+
+
+# ---------------------------------------------------------------- sweep.py: the grid
+
+
+def test_grid_expands_in_order_first_dimension_slowest():
+    _, runs = sweep_module.parse_args(["--grid", "learning_rate=0.1,0.01,0.001", "--grid", "batch_size=16,32"])
+    assert [run.flags for run in runs] == [
+        [("learning_rate", lr), ("batch_size", bs)]
+        for lr in ("0.1", "0.01", "0.001") for bs in ("16", "32")
+    ]
+    assert [run.index for run in runs] == list(range(6))
+    assert runs[1].command == [sys.executable, TRAIN, "--learning_rate=0.1", "--batch_size=32",
+                               "--results_file=sweep.jsonl"]
+
+
+def test_passthrough_flags_name_prefix_and_escaped_commas_reach_the_command():
+    _, runs = sweep_module.parse_args([
+        "--grid", r"dataset_image_size=32\,32,64\,64", "--name_prefix", "lr", "--results_file", "r.jsonl",
+        "--", "--epochs", "3", "--early_stopping",
+    ])
+    assert [run.flags[0][1] for run in runs] == ["32,32", "64,64"]
+    assert runs[1].command[2:] == ["--dataset_image_size=64,64", "--epochs", "3", "--early_stopping",
+                                   "--run_name=lr-1", "--results_file=r.jsonl"]
+
+
+def test_count_prints_the_number_of_combinations(sweep, tmp_path):
+    result = sweep("--grid", "a=1,2,3", "--grid", "b=x,y", "--count")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "6\n", "")
+    assert os.listdir(tmp_path) == ["fake_train.py"]
+
+
+def test_dry_run_prints_every_command_and_runs_nothing(sweep, tmp_path):
+    result = sweep("--grid", "a=1,2", "--grid", "b=x y,$(touch pwned);z", "--dry_run", "--", "--epochs", "2")
+    assert result.returncode == 0, result.stderr
+    commands = [shlex.split(line) for line in result.stdout.splitlines()]
+    assert [command[2:] for command in commands] == [
+        ["--a=1", "--b=x y", "--epochs", "2", "--results_file=sweep.jsonl"],
+        ["--a=1", "--b=$(touch pwned);z", "--epochs", "2", "--results_file=sweep.jsonl"],
+        ["--a=2", "--b=x y", "--epochs", "2", "--results_file=sweep.jsonl"],
+        ["--a=2", "--b=$(touch pwned);z", "--epochs", "2", "--results_file=sweep.jsonl"],
+    ]
+    assert os.listdir(tmp_path) == ["fake_train.py"]
+
+
+def test_index_runs_only_that_combination(sweep, tmp_path):
+    result = sweep("--grid", "tag=a,b", "--grid", "code=0,1", "--index", "2")
+    assert result.returncode == 0, result.stderr
+    (record,) = records(tmp_path / "sweep.jsonl")
+    assert (record["hparams"]["tag"], record["hparams"]["code"]) == ("b", "0")
+    assert "run 2 (3/4) started: tag=b code=0" in result.stdout
+
+    dry = sweep("--grid", "tag=a,b", "--grid", "code=0,1", "--index", "1", "--dry_run")
+    assert shlex.split(dry.stdout)[2:4] == ["--tag=a", "--code=1"]
+
+
+# ---------------------------------------------------------------- sweep.py: running
+
+
+def test_sequential_runs_stream_their_output_and_append_intact_records(sweep, tmp_path):
+    result = sweep("--grid", "tag=a,b c,d;$(touch pwned)", "--name_prefix", "P", "--", "--epochs=2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("fake train.py output of") == 3  # Streamed, not logged.
+    assert not (tmp_path / "sweep_logs").exists() and not (tmp_path / "pwned").exists()
+    written = records(tmp_path / "sweep.jsonl")
+    assert [record["hparams"]["tag"] for record in written] == ["a", "b c", "d;$(touch pwned)"]
+    assert [record["run_name"] for record in written] == ["P-0", "P-1", "P-2"]
+    assert all(record["hparams"]["epochs"] == "2" for record in written)
+    assert "3 of 3 run(s) succeeded" in result.stdout
+    for index in range(3):
+        assert f"run {index} ({index + 1}/3) started" in result.stdout
+        assert f"run {index} ({index + 1}/3) ended, exit 0" in result.stdout
+
+
+def test_parallel_runs_at_most_n_at_once_and_log_each_run(sweep, tmp_path):
+    result = sweep("--grid", "tag=a,b,c,d", "--parallel", "2", "--results_file", "out.jsonl", "--", "--sleep=0.4")
+    assert result.returncode == 0, result.stderr
+    written = records(tmp_path / "out.jsonl")
+    assert sorted(record["hparams"]["tag"] for record in written) == ["a", "b", "c", "d"]
+    # Two overlap, never three.
+    moments = sorted([(record["started"], 1) for record in written] + [(record["ended"], -1) for record in written])
+    running = [sum(step for _, step in moments[:end]) for end in range(1, len(moments) + 1)]
+    assert max(running) == 2
+    assert "fake train.py output" not in result.stdout
+    for index, tag in enumerate("abcd"):
+        log = (tmp_path / "sweep_logs" / f"{index}.log").read_text()
+        assert f"fake train.py output of {tag}" in log
+
+
+def test_failed_runs_make_exit_status_1_and_are_named(sweep, tmp_path):
+    result = sweep("--grid", "code=0,3", "--grid", "tag=x,y", "--parallel", "2")
+    assert result.returncode == 1
+    assert len(records(tmp_path / "sweep.jsonl")) == 4  # The failures did not stop the others.
+    failed = [line for line in result.stderr.splitlines() if "failed" in line]
+    assert len(failed) == 2
+    assert failed[0].startswith("sweep.py: run 2 failed (exit 3): code=3 tag=x")
+    assert "log: sweep_logs/2.log" in failed[0]
+    assert failed[1].startswith("sweep.py: run 3 failed (exit 3): code=3 tag=y")
+
+
+def test_a_command_that_cannot_start_is_a_failed_run(tmp_path):
+    result = subprocess.run([sys.executable, SWEEP, "--train_command", str(tmp_path / "missing"), "--grid", "a=1"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "run 0 failed (not started: " in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "--grid is required"),
+    (["--grid", "learning_rate"], "--grid=learning_rate: expected NAME=V1,V2,..."),
+    (["--grid", "learning_rate="], "--grid=learning_rate=: no values"),
+    (["--grid", "learning_rate=0.1,,0.2"], "--grid=learning_rate=0.1,,0.2: value 2 is empty"),
+    (["--grid", "learning_rate=0.1,0.1"], "value '0.1' is listed twice"),
+    (["--grid", "--learning_rate=0.1"], "argument --grid: expected one argument"),
+    (["--grid=--learning_rate=0.1"], "'--learning_rate' is not a flag name (write it without dashes)"),
+    (["--grid", "a=1", "--grid", "a=2"], "--grid=a=2: a is already a dimension"),
+    (["--grid", "a=1", "--epochs", "3"], "unknown option --epochs: train.py's own flags go after --"),
+    (["--grid", "a=1,2", "--index", "2"], "--index=2: the grid has 2 combination(s), numbered 0 to 1"),
+    (["--grid", "a=1,2", "--index", "-1"], "--index=-1: must be at least 0"),
+    (["--grid", "a=1", "--parallel", "0"], "--parallel=0: must be at least 1"),
+    (["--grid", "a=1", "--parallel", "two"], "--parallel=two: must be an integer"),
+    (["--grid", "a=1", "--", "--a=2"], "--a=2 after --: the sweep sets --a itself"),
+    (["--grid", "a=1", "--", "--noa"], "--noa after --: the sweep sets --a itself"),
+    (["--grid", "a=1", "--", "--results_file", "x"], "--results_file after --: the sweep sets --results_file"),
+    (["--grid", "a=1", "--name_prefix", "P", "--", "--run_name=x"], "the sweep sets --run_name itself"),
+])
+def test_usage_errors_are_one_line_naming_the_option_and_exit_2(sweep, tmp_path, args, message):
+    result = sweep(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("sweep.py: error: ") and message in line, line
+    assert sorted(os.listdir(tmp_path)) == ["fake_train.py"]  # Nothing ran.
+
+
+def signal_two_running_runs(tmp_path, send):
+    """Sweeps tag=a,b,c two at once (each run sleeping), calls `send(sweep)` once a and b are up.
+
+    Returns (exit status, stdout, stderr) of the sweep. It runs in a session of
+    its own, so that signalling its process group is what a terminal's Ctrl-C does.
+    """
+    fake = tmp_path / "fake_train.py"
+    fake.write_text(FAKE_TRAIN)
+    sweeping = subprocess.Popen(
+        [sys.executable, SWEEP, "--train_command", shlex.join([sys.executable, str(fake)]),
+         "--grid", "tag=a,b,c", "--parallel", "2", "--", "--sleep=30"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 15
+        while not ((tmp_path / "ready-a").exists() and (tmp_path / "ready-b").exists()):
+            assert time.time() < deadline and sweeping.poll() is None, "the runs did not start"
+            time.sleep(0.02)
+        send(sweeping)
+        stdout, stderr = sweeping.communicate(timeout=15)
+    finally:
+        if sweeping.poll() is None:
+            sweeping.kill()
+            sweeping.communicate()
+    return sweeping.returncode, stdout, stderr
+
+
+@pytest.mark.parametrize("send", [
+    lambda sweeping: sweeping.send_signal(signal.SIGINT),       # kill -INT <sweep>
+    lambda sweeping: os.killpg(sweeping.pid, signal.SIGINT),    # Ctrl-C in the terminal
+], ids=["to the sweep", "to its process group"])
+def test_sigint_is_passed_on_once_to_the_running_runs(tmp_path, send):
+    status, stdout, stderr = signal_two_running_runs(tmp_path, send)
+    assert status == 130, stderr
+    # Each running run got exactly one SIGINT, so train.py stops after its step rather than at once.
+    assert (tmp_path / "sigint-a").read_text() == "SIGINT\n"
+    assert (tmp_path / "sigint-b").read_text() == "SIGINT\n"
+    written = records(tmp_path / "sweep.jsonl")
+    assert sorted((record["hparams"]["tag"], record["status"]) for record in written) == [
+        ("a", "interrupted"), ("b", "interrupted")]
+    assert not (tmp_path / "ready-c").exists()
+    assert "SIGINT received: passed on to 2 running run(s)" in stderr
+    assert "2 of 3 run(s) started, 1 not started" in stderr
+
+
+def test_sigterm_is_passed_on_and_exits_143(tmp_path):
+    # The fake run has no SIGTERM handler, so it dies of it (train.py would write its results).
+    status, stdout, stderr = signal_two_running_runs(tmp_path, lambda sweeping: sweeping.terminate())
+    assert status == 143, stderr
+    assert "run 0 (1/3) ended, killed by SIGTERM" in stdout
+    assert "run 1 (2/3) ended, killed by SIGTERM" in stdout
+    assert "stopped by SIGTERM" in stderr
+
+
+# ---------------------------------------------------------------- summarize.py
+
+
+def record(name, status="completed", final=None, best=None, wall=1.0, run_dir=None, **hparams):
+    return {
+        "run_name": name, "run_dir": run_dir or f"tensorboard_logs/{name}", "status": status,
+        "exit_code": 0 if status == "completed" else 1, "epochs_completed": 5 if final else 0,
+        "final": final or {}, "best": best,
+        "hparams": {"epochs": 5, "batch_size": 32, "run_name": name, "results_file": "sweep.jsonl", **hparams},
+        "wall_time_s": wall,
+    }
+
+
+RECORDS = [
+    record("slow", final={"loss": 0.3, "val_loss": 0.35, "val_accuracy": 0.90},
+           best={"monitor": "val_loss", "value": 0.33, "epoch": 3}, learning_rate=0.1),
+    record("broken", status="failed", learning_rate=10.0),
+    record("good", final={"loss": 0.1, "val_loss": 0.20, "val_accuracy": 0.96},
+           best={"monitor": "val_loss", "value": 0.18, "epoch": 4}, learning_rate=0.001),
+    record("fine", final={"loss": 0.2, "val_loss": 0.25, "val_accuracy": 0.94},
+           best={"monitor": "val_loss", "value": 0.25, "epoch": 5}, learning_rate=0.01),
+]
+
+
+@pytest.fixture
+def results(tmp_path):
+    path = tmp_path / "sweep.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in RECORDS))
+    return path
+
+
+def summarize(capsys, *args):
+    """Runs summarize.py's main in-process; returns (status, stdout, stderr)."""
+    status = summarize_module.main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def table(stdout):
+    """Returns the table's header and rows as lists of words (the title and rule dropped)."""
+    lines = stdout.splitlines()
+    assert set(lines[2]) <= {"-", " "}
+    return lines[1].split(), [line.split() for line in lines[3:]]
+
+
+def test_ranks_by_val_accuracy_highest_first_with_failed_runs_last(capsys, results):
+    status, stdout, stderr = summarize(capsys, results)
+    assert (status, stderr) == (0, "")
+    assert stdout.splitlines()[0] == "4 run(s), ranked by val_accuracy (higher is better)"
+    header, rows = table(stdout)
+    # Only learning_rate differs: epochs, batch_size and the bookkeeping run_name/results_file are left out.
+    assert header == ["rank", "run_name", "status", "epochs_completed", "val_accuracy", "wall_time_s",
+                      "learning_rate"]
+    assert rows == [
+        ["1", "good", "completed", "5", "0.96", "1.0", "0.001"],
+        ["2", "fine", "completed", "5", "0.94", "1.0", "0.01"],
+        ["3", "slow", "completed", "5", "0.9", "1.0", "0.1"],
+        ["-", "broken", "failed", "0", "-", "1.0", "10.0"],
+    ]
+
+
+@pytest.mark.parametrize("args, order", [
+    (["--metric", "val_loss"], ["good", "fine", "slow"]),                 # auto: a loss falls.
+    (["--metric", "val_loss", "--mode", "max"], ["slow", "fine", "good"]),
+    (["--metric", "val_accuracy", "--mode", "min"], ["slow", "fine", "good"]),
+    (["--metric", "best"], ["good", "fine", "slow"]),                     # auto from best.monitor, val_loss.
+])
+def test_mode_min_max_and_auto(capsys, results, args, order):
+    status, stdout, _ = summarize(capsys, results, *args)
+    assert status == 0
+    _, rows = table(stdout)
+    assert [row[1] for row in rows] == [*order, "broken"]
+
+
+def test_best_ranks_by_best_value_named_after_its_monitor(capsys, results):
+    _, stdout, _ = summarize(capsys, results, "--metric", "best", "--top", "1")
+    header, rows = table(stdout)
+    assert header[4] == "best_val_loss" and rows == [["1", "good", "completed", "5", "0.18", "1.0", "0.001"]]
+    assert "(lower is better)" in stdout
+
+
+def test_auto_mode_reads_the_name():
+    assert summarize_module.resolve_mode("val_loss", "auto") == "min"
+    assert summarize_module.resolve_mode("mean_absolute_error", "auto") == "min"
+    assert summarize_module.resolve_mode("val_accuracy", "auto") == "max"
+    assert summarize_module.resolve_mode("best", "auto", monitor="val_accuracy") == "max"
+    assert summarize_module.resolve_mode("val_loss", "max") == "max"
+
+
+def test_columns_names_what_to_show(capsys, results):
+    status, stdout, _ = summarize(capsys, results, "--columns", "batch_size,loss", "--top", "2")
+    header, rows = table(stdout)
+    assert header[-2:] == ["batch_size", "loss"]
+    assert rows == [["1", "good", "completed", "5", "0.96", "1.0", "32", "0.1"],
+                    ["2", "fine", "completed", "5", "0.94", "1.0", "32", "0.2"]]
+
+
+def test_csv_and_json_hold_the_raw_values(capsys, results):
+    _, stdout, _ = summarize(capsys, results, "--format", "csv", "--metric", "val_loss")
+    assert stdout.splitlines() == [
+        "rank,run_name,status,epochs_completed,val_loss,wall_time_s,learning_rate",
+        "1,good,completed,5,0.2,1.0,0.001",
+        "2,fine,completed,5,0.25,1.0,0.01",
+        "3,slow,completed,5,0.35,1.0,0.1",
+        ",broken,failed,0,,1.0,10.0",
+    ]
+    _, stdout, _ = summarize(capsys, results, "--format", "json")
+    rows = json.loads(stdout)
+    assert rows[0] == {"rank": 1, "run_name": "good", "status": "completed", "epochs_completed": 5,
+                       "val_accuracy": 0.96, "wall_time_s": 1.0, "learning_rate": 0.001}
+    assert rows[-1]["rank"] is None and rows[-1]["val_accuracy"] is None
+
+
+def test_a_malformed_line_is_skipped_with_a_warning(capsys, results):
+    with open(results, "a") as stream:
+        stream.write('{"run_name": "cut off while writ\n')
+        stream.write("[1, 2]\n")
+    status, stdout, stderr = summarize(capsys, results)
+    assert status == 0
+    warnings = stderr.splitlines()
+    assert len(warnings) == 2
+    assert warnings[0].startswith(f"summarize.py: warning: {results}:5: skipped, not valid JSON")
+    assert warnings[1] == f"summarize.py: warning: {results}:6: skipped, not a JSON object"
+    assert len(table(stdout)[1]) == 4
+
+
+def test_a_resumed_run_counts_once_by_its_latest_record(capsys, tmp_path):
+    path = tmp_path / "r.jsonl"
+    first = record("run", status="interrupted", final={"val_accuracy": 0.5}, learning_rate=0.1)
+    again = record("run", final={"val_accuracy": 0.9}, learning_rate=0.1)
+    other = record("other", final={"val_accuracy": 0.7}, learning_rate=0.2)
+    path.write_text("".join(json.dumps(item) + "\n" for item in (first, other, again)))
+    _, stdout, _ = summarize(capsys, path)
+    assert [row[:3] for row in table(stdout)[1]] == [["1", "run", "completed"], ["2", "other", "completed"]]
+
+
+def test_nan_ranks_last_and_a_sweep_that_all_failed_still_shows(capsys, tmp_path):
+    path = tmp_path / "r.jsonl"
+    diverged = record("diverged", status="nan", final={"loss": "nan", "val_accuracy": "nan"}, learning_rate=9.0)
+    fine = record("fine", final={"loss": 0.2, "val_accuracy": 0.9}, learning_rate=0.1)
+    path.write_text(json.dumps(diverged) + "\n" + json.dumps(fine) + "\n")
+    _, stdout, _ = summarize(capsys, path)
+    assert [row[:5] for row in table(stdout)[1]] == [["1", "fine", "completed", "5", "0.9"],
+                                                     ["-", "diverged", "nan", "5", "nan"]]
+
+    path.write_text("".join(json.dumps(record(name, status="failed")) + "\n" for name in ("x", "y")))
+    status, stdout, _ = summarize(capsys, path)
+    assert status == 0
+    assert [row[:5] for row in table(stdout)[1]] == [["-", "x", "failed", "0", "-"], ["-", "y", "failed", "0", "-"]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.jsonl"], "missing.jsonl: no such file or directory"),
+    (["empty.jsonl"], "empty.jsonl: no usable records"),
+    (["sweep.jsonl", "--metric", "val_acc"], "--metric=val_acc: no record logs it; the records have: "
+                                             "loss, val_accuracy, val_loss (or best)"),
+    (["sweep.jsonl", "--columns", "lr"], "--columns=lr: no record has 'lr'"),
+    (["sweep.jsonl", "--top", "0"], "--top=0: must be at least 1"),
+    (["sweep.jsonl", "--mode", "up"], "argument --mode: invalid choice: 'up'"),
+])
+def test_summarize_usage_errors_exit_2_with_one_line(capsys, results, tmp_path, monkeypatch, args, message):
+    (tmp_path / "empty.jsonl").write_text("\n")
+    monkeypatch.chdir(tmp_path)
+    status, stdout, stderr = summarize(capsys, *args)
+    assert (status, stdout) == (2, "")
+    (line,) = stderr.splitlines()
+    assert line.startswith("summarize.py: error: ") and message in line, line
+
+
+def test_summarize_runs_as_a_script(tmp_path):
+    result = subprocess.run([sys.executable, SUMMARIZE, "missing.jsonl"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (2, "summarize.py: error: missing.jsonl: no such file or directory\n")
+
+
+# ---------------------------------------------------------------- end to end
+
+# END-TO-END: the real train.py, two runs at once, then the summary of their results.
+def test_sweep_of_the_real_train_py_then_summarize(tmp_path):
+    result = subprocess.run(
+        [sys.executable, SWEEP, "--grid", "learning_rate=0.01,0.001", "--parallel", "2",
+         "--", "--epochs", "1", "--verbose", "0"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    written = records(tmp_path / "sweep.jsonl")
+    assert sorted(item["hparams"]["learning_rate"] for item in written) == [0.001, 0.01]
+    assert {item["status"] for item in written} == {"completed"}
+
+    summary = subprocess.run([sys.executable, SUMMARIZE, "sweep.jsonl"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)
+    assert (summary.returncode, summary.stderr) == (0, "")
+    header, rows = table(summary.stdout)
+    assert header[4] == "val_accuracy" and header[-1] == "learning_rate"
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert float(rows[0][4]) >= float(rows[1][4])
