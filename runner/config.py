@@ -6,6 +6,7 @@ The result is one immutable `Config`; nothing downstream reads flags again.
 import collections.abc
 import difflib
 import os
+import tempfile
 
 import yaml
 
@@ -13,6 +14,7 @@ import datasets
 import models
 from callbacks.builder import families
 from runner import core_options, flags as runner_flags
+from runner.cluster import check_tf_config
 from runner.errors import UsageError
 from runner.plugins import load_plugin
 
@@ -248,6 +250,7 @@ def _validate(values, sources, options):
     _check_named(models.check_source, "model", checker)
     _check_model_weights(checker)
     _check_logs_root(checker)
+    check_tf_config(os.environ.get("TF_CONFIG"))
     _check_families(checker)
     for spec in values["callbacks"]:
         if not isinstance(checker.load_function("callbacks", spec), type):
@@ -277,6 +280,21 @@ def _check_logs_root(checker):
         checker.fail("tensorboard_log_dir", "must name a directory (every run writes into it)")
     if os.path.exists(root) and not os.path.isdir(root):
         checker.fail("tensorboard_log_dir", "is a file, not a directory")
+    existing = os.path.abspath(root)
+    while not os.path.isdir(existing):
+        existing = os.path.dirname(existing)
+    if not _can_create_in(existing):
+        checker.fail("tensorboard_log_dir", f"cannot be written: no directory can be created in {existing}")
+
+
+def _can_create_in(directory):
+    # os.access says yes to root everywhere, even on read-only file systems;
+    # creating (and at once removing) a directory is the only sure test.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=directory))
+        return True
+    except OSError:
+        return False
 
 
 def _check_named(check_source, name, checker):

@@ -1,0 +1,112 @@
+"""Every mistake a user can type: exit 2, one line naming the flag or key, no traceback, nothing written.
+
+Run as a user runs train.py, one process per mistake; all but the last few are
+refused before TensorFlow is imported.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from test_train import own_lines
+
+PLUGIN = "def load():\n    return ([[0.0]], [0]), None\n"
+
+FILES = {
+    "lengths.npz": None,  # written below
+    "table.csv": "a,b,label\n1,2,0\n3,4,1\n",
+    "list.yaml": "- epochs\n- 3\n",
+    "broken.yaml": "epochs: [3\n",
+    "typed.yaml": "batch_size: large\n",
+    "unknown.yaml": "epoch: 3\n",
+    "evil.yaml": "!!python/object/apply:os.system ['touch pwned']\n",
+    "plug.py": PLUGIN,
+}
+
+MISTAKES = [
+    # Types and ranges.
+    (["--epochs=0"], "--epochs=0: must be at least 1"),
+    (["--epochs=ten"], "--epochs=ten: must be an integer"),
+    (["--batch_size=-4"], "--batch_size=-4: must be at least 1"),
+    (["--learning_rate=0"], "--learning_rate=0.0: must be greater than 0"),
+    (["--learning_rate=fast"], "--learning_rate=fast: must be a number"),
+    (["--validation_split=1.5"], "--validation_split=1.5: must be at least 0 and below 1"),
+    (["--reduce_lr", "--reduce_lr_factor=1"], "--reduce_lr_factor=1.0: must be above 0 and below 1.0"),
+    (["--seed=-1"], "--seed=-1: must be at least 0"),
+    (["--verbose=5"], "--verbose=5: must be 0 (silent)"),
+    # Enums and names.
+    (["--optimizer=adamax2"], "--optimizer=adamax2: must be one of"),
+    (["--early_stopping", "--early_stopping_mode=best"], "--early_stopping_mode=best: must be one of auto, min, max"),
+    (["--model=transformer"], "--model='transformer': unknown model"),
+    (["--dataset=imagenet"], "--dataset='imagenet': unknown dataset"),
+    (["--loss=crossentropy"], "--loss=crossentropy: unknown loss"),
+    (["--metrics=accuracy,f1"], "unknown metric 'f1'"),
+    (["--learning_rate_scheduler", "--learning_rate_scheduler_schedule=linear"], "--learning_rate_scheduler_schedule=linear"),
+    # Unknown flags and stray words.
+    (["--epoch=3"], "--epoch=3: unknown flag (did you mean --epochs?)"),
+    (["--early_stopping", "True", "please"], "unexpected argument 'please'"),
+    (["--tensorboard", "Ture"], "--tensorboard=Ture: must be true or false"),
+    # Missing files and plug-ins.
+    (["--dataset=npz:missing.npz"], "file 'missing.npz' does not exist"),
+    (["--model=missing.keras"], "missing.keras"),
+    (["--config=missing.yaml"], "--config=missing.yaml: cannot read the file"),
+    (["--dataset=no_such_module:load"], "no module named 'no_such_module'"),
+    (["--dataset=plug:nothing"], "has no attribute 'nothing'"),
+    (["--lambda_callback", "--lambda_callback_on_epoch_end=plug:nothing"], "has no attribute 'nothing'"),
+    (["--callbacks=plug:load"], "is not a class"),
+    # YAML.
+    (["--config=list.yaml"], "list.yaml: must be a mapping of flag names to values"),
+    (["--config=broken.yaml"], "broken.yaml: not valid YAML at line"),
+    (["--config=typed.yaml"], "typed.yaml: batch_size='large': must be an integer"),
+    (["--config=unknown.yaml"], "unknown.yaml: unknown key 'epoch' (did you mean epochs?)"),
+    (["--config=evil.yaml"], "evil.yaml: not valid YAML"),
+    # Monitors, checkpoints, data.
+    (["--early_stopping", "--early_stopping_monitor=val_f1"], "'val_f1' will never be logged"),
+    (["--dataset=csv:table.csv", "--reduce_lr"], "no validation data"),
+    (["--model_checkpoint", "--model_checkpoint_filepath=best.hdf5"], "must end in .keras or .h5"),
+    (["--model_checkpoint", "--model_checkpoint_save_weights_only", "--model_checkpoint_filepath=w.keras"],
+     "must end in .weights.h5"),
+    (["--dataset=npz:lengths.npz"], "lengths.npz"),
+    (["--tensorboard_log_dir=/proc/runs"], "--tensorboard_log_dir=/proc/runs: cannot be written"),
+    (["--run_name=../escape"], "--run_name=../escape: must be a plain directory name"),
+    # After TensorFlow loads, still before anything is written.
+    (["--dataset=csv:table.csv", "--model=cnn"], "--model=cnn needs image input"),
+]
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    for name, text in FILES.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+    np.savez(tmp_path / "lengths.npz", x_train=np.zeros((10, 3)), y_train=np.zeros(9))
+    return tmp_path
+
+
+def test_there_are_at_least_thirty_mistakes():
+    assert len(MISTAKES) >= 30
+
+
+@pytest.mark.parametrize("args, expected", MISTAKES, ids=lambda value: " ".join(value) if isinstance(value, list) else None)
+def test_a_mistake_is_refused_in_one_line(train, workdir, args, expected):
+    before = sorted(os.listdir(workdir))
+    result = train(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = own_lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("train.py: error: "), result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+    assert sorted(os.listdir(workdir)) == before  # nothing created, and the YAML payload never ran
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("{not json", "TF_CONFIG is not valid JSON"),
+    ('{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
+    ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "chief", "index": 0}}', '"task"'),
+    ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}', "task index 3"),
+])
+def test_a_malformed_tf_config_is_refused(train, workdir, value, expected):
+    result = train("--epochs=1", env={"TF_CONFIG": value})
+    assert result.returncode == 2
+    assert expected in own_lines(result.stderr)[0]
