@@ -73,6 +73,14 @@ TRAINING = OptionGroup(
         Arg("deterministic", Bool(), False,
             "Use TensorFlow's deterministic ops, so runs with the same --seed give identical metrics "
             "(slower)."),
+        Arg("steps_per_execution", Int(), 1,
+            "Training steps run per call into TensorFlow; more cuts Python overhead for small models "
+            "(callbacks then see batches in groups).", at_least(1)),
+        Arg("jit_compile", Choice("auto", "true", "false"), "auto",
+            "Compile the train step with XLA: auto lets Keras decide."),
+        Arg("mixed_precision", Choice("none", "mixed_float16", "mixed_bfloat16"), "none",
+            "Compute in 16-bit floats with 32-bit weights (mixed_float16 for GPUs, mixed_bfloat16 for "
+            "TPUs and recent CPUs)."),
         Arg("dry_run", Bool(), False,
             "Check everything, print the resolved config and the callbacks, and exit without training."),
     ),

@@ -94,6 +94,10 @@ def seed_everything(config):
 
 def build_and_compile(config, data):
     """Builds the model the config names and compiles it for the data's labels."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32" if config.mixed_precision == "none"
+                                             else config.mixed_precision)
     model = models.build(
         config.model,
         input_shape=data.input_shape,
@@ -107,6 +111,8 @@ def build_and_compile(config, data):
         optimizer=make_optimizer(config),
         loss=choose_loss(config.loss, data.label_kind, outputs),
         metrics=list(config.metrics),
+        steps_per_execution=config.steps_per_execution,
+        jit_compile={"auto": "auto", "true": True, "false": False}[config.jit_compile],
     )
     return model
 

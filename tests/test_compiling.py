@@ -36,3 +36,22 @@ def test_metrics_that_need_one_hot_labels_are_refused_for_integer_labels(metric)
 def test_metrics_that_fit_are_accepted():
     check_metrics(["accuracy", "sparse_top_k_categorical_accuracy"], "int", 10)
     check_metrics(["accuracy", "categorical_accuracy"], "one_hot", 10)
+
+
+def test_performance_flags_reach_the_compiled_model():
+    import keras
+
+    from runner.config import resolve
+    from runner.fit import build_and_compile, load_data
+
+    config = resolve(["train.py", "--steps_per_execution=4", "--jit_compile=false",
+                      "--mixed_precision=mixed_bfloat16"])
+    try:
+        model = build_and_compile(config, load_data(config))
+        assert model.steps_per_execution == 4
+        assert model.jit_compile is False
+        assert model.dtype_policy.name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model = build_and_compile(resolve(["train.py"]), load_data(resolve(["train.py"])))
+    assert model.dtype_policy.name == "float32" and model.steps_per_execution == 1
