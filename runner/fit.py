@@ -17,8 +17,8 @@ from runner.config import changed_flags, check_against_data, saved_config
 from runner.errors import first_line
 from runner.hparams_log import write_hparams
 from runner.interrupts import GracefulStop
-from runner.resume import callback_state_saver
 from runner.files import LOCK_FILE
+from runner.resume import callback_state_saver
 from runner.run_paths import claim_run_dir, default_run_name, experiment_identity, find_resumable
 
 # How Keras's TerminateOnNaN(raise_error=True) says it stopped; a test fails
@@ -53,12 +53,7 @@ def run(config):
     model = build_and_compile(config, data)
     paths, lock, resumed = open_run_dir(config)
     try:
-        callbacks = build_callbacks(config, paths)
-        if resumed:
-            keep_appending_logs(callbacks)
-        keeper = callback_state_saver(callbacks, skip_epoch=lambda: stop.partial_epoch)
-        callbacks[:0] = [epoch.callback(), stop.callback(callbacks)]
-        callbacks += [keeper] if keeper else []
+        callbacks = assemble_callbacks(config, paths, resumed, epoch, stop)
         status, message = fit(model, train_data, validation_data, config, callbacks, stop)
         exit_code = stop.exit_code() if status == "interrupted" and stop.received else results.EXIT_CODES[status]
         record_outcome(config, paths, model.history, status, exit_code, time.monotonic() - started,
@@ -68,6 +63,19 @@ def run(config):
     if message:
         print(f"train.py: {message}", file=sys.stderr)
     return exit_code
+
+
+def assemble_callbacks(config, paths, resumed, epoch, stop):
+    """Returns the user's callbacks between the runner's own.
+
+    First the epoch counter (the data order) and the signal handler's stop;
+    last the keeper of callback state, which must see the others' work.
+    """
+    callbacks = build_callbacks(config, paths)
+    if resumed:
+        keep_appending_logs(callbacks)
+    keeper = callback_state_saver(callbacks, skip_epoch=lambda: stop.partial_epoch)
+    return [epoch.callback(), stop.callback(callbacks), *callbacks, *([keeper] if keeper else [])]
 
 
 def load_data(config):
