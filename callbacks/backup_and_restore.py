@@ -4,12 +4,6 @@ from callbacks.family import CallbackFamily
 from runner.options import Arg, Bool, IntOrChoice, Str
 
 
-def _check(family, values, checker):
-    save_freq = values["save_freq"]
-    if isinstance(save_freq, int) and save_freq < 1:
-        checker.fail(family.flag_name("save_freq"), "must be 'epoch' or a number of batches of at least 1")
-
-
 def _adapt(values, run, config):
     if values["backup_dir"] is None:
         values["backup_dir"] = run.path("backup")
@@ -24,12 +18,11 @@ FAMILY = CallbackFamily(
     args=(
         Arg("backup_dir", Str(optional=True), None,
             "Where the backup is kept (default: backup/ in the run's directory)."),
-        Arg("save_freq", IntOrChoice("epoch"), "epoch",
+        Arg("save_freq", IntOrChoice("epoch", minimum=1), "epoch",
             "'epoch' backs up after every epoch; an integer N every N batches."),
         Arg("double_checkpoint", Bool(), False,
             "Keep the previous backup too, in case the newest one is damaged."),
         Arg("delete_checkpoint", Bool(), True, "Delete the backup when training finishes."),
     ),
-    check=_check,
     adapt=_adapt,
 )

@@ -7,6 +7,9 @@ from runner.options import Arg, Bool, Str
 def _check(family, values, checker):
     if len(values["separator"]) != 1:
         checker.fail(family.flag_name("separator"), "must be one character")
+    filename = values["filename"]
+    if filename is not None:
+        checker.check_writable_file(family.flag_name("filename"), filename)
 
 
 def _adapt(values, run, config):

@@ -14,11 +14,22 @@ def _check(family, values, checker):
     flag = family.flag_name("schedule")
     schedule = values["schedule"]
     if schedule in schedules.SCHEDULES:
+        _check_rates(family, values, checker)
         return
     if not is_plugin_spec(schedule):
         checker.fail(flag, f"must be one of {', '.join(schedules.SCHEDULES.names())}, "
                            "or module:function / path/file.py:function taking (epoch, lr)")
     checker.load_function(flag, schedule)
+
+
+def _check_rates(family, values, checker):
+    initial = checker.values["learning_rate"]
+    uses_cosine = "cosine" in (values["schedule"], values["warmup_then"] if values["schedule"] == "warmup" else "")
+    if uses_cosine and values["min_lr"] >= initial:
+        checker.fail(family.flag_name("min_lr"), f"must be below --learning_rate ({initial}): the cosine falls to it")
+    if values["schedule"] == "warmup" and values["warmup_start_lr"] >= initial:
+        checker.fail(family.flag_name("warmup_start_lr"), f"must be below --learning_rate ({initial}): "
+                                                          "the warm-up rises from it")
 
 
 def _adapt(values, run, config):

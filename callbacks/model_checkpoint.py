@@ -12,8 +12,6 @@ _WEIGHTS_SUFFIX = ".weights.h5"
 
 def _check(family, values, checker):
     save_freq = values["save_freq"]
-    if isinstance(save_freq, int) and save_freq < 1:
-        checker.fail(family.flag_name("save_freq"), "must be 'epoch' or a number of batches of at least 1")
     flag = family.flag_name("filepath")
     path = values["filepath"]
     if path is not None:
@@ -35,6 +33,9 @@ def _check_suffix(flag, path, weights_only, checker):
     if weights_only and not path.endswith(_WEIGHTS_SUFFIX):
         checker.fail(flag, f"with --model_checkpoint_save_weights_only the path must end in {_WEIGHTS_SUFFIX} "
                      "(Keras 3 writes no other weights format)")
+    if not weights_only and path.endswith(_WEIGHTS_SUFFIX):
+        checker.fail(flag, f"ends in {_WEIGHTS_SUFFIX} but would hold a whole model; add "
+                           "--model_checkpoint_save_weights_only True, or end it in .keras")
     if not weights_only and not path.endswith(_MODEL_SUFFIXES):
         hint = ""
         if path.endswith((".hdf5", ".ckpt", ".tf")) or path.endswith(_WEIGHTS_SUFFIX[:-3]):
@@ -85,7 +86,7 @@ FAMILY = CallbackFamily(
             "Save only when the monitored quantity improves on the best so far."),
         MODE,
         Arg("save_weights_only", Bool(), False, "Save only the weights (.weights.h5)."),
-        Arg("save_freq", IntOrChoice("epoch"), "epoch",
+        Arg("save_freq", IntOrChoice("epoch", minimum=1), "epoch",
             "'epoch' saves after every epoch; an integer N saves every N batches."),
         Arg("initial_value_threshold", Float(optional=True), None,
             "With save_best_only, the value the first saved model must beat (None: no threshold)."),

@@ -11,8 +11,8 @@ same curve. All of them hold the initial rate lr0 for the first
                                                      after the hold, as in the Keras docs' example
     cosine       min_lr + (lr0 - min_lr) * (1 + cos(pi * t / (epochs - start_epoch - 1))) / 2,
                  from lr0 down to min_lr in the last epoch
-    warmup       linear from warmup_start_lr towards lr0 over warmup_epochs epochs,
-                 then `warmup_then` as if training started after the warm-up
+    warmup       after the hold, linear from warmup_start_lr towards lr0 over warmup_epochs
+                 epochs, then `warmup_then` as if training started after the warm-up
 """
 
 import dataclasses
@@ -87,8 +87,13 @@ def _cosine(params, t):
 
 @SCHEDULES.register("warmup")
 def _warmup(params, epoch):
-    if epoch < params.warmup_epochs:
-        fraction = epoch / params.warmup_epochs
+    t = epoch - params.start_epoch
+    if t < 0:
+        return params.initial_lr
+    if t < params.warmup_epochs:
+        fraction = t / params.warmup_epochs
         return params.warmup_start_lr + (params.initial_lr - params.warmup_start_lr) * fraction
-    after = dataclasses.replace(params, epochs=max(params.epochs - params.warmup_epochs, 1))
-    return rate_at(params.warmup_then, after, epoch - params.warmup_epochs)
+    # Then the chosen decay, as if training had started when the warm-up ended.
+    done = params.start_epoch + params.warmup_epochs
+    after = dataclasses.replace(params, epochs=max(params.epochs - done, 1), start_epoch=0)
+    return rate_at(params.warmup_then, after, epoch - done)

@@ -16,7 +16,8 @@ FAMILY = CallbackFamily(
     name="swap_ema_weights",
     title="SwapEMAWeights",
     summary="Turn on the optimizer's exponential moving average (EMA) of the weights and "
-            "evaluate with it; runs before ModelCheckpoint so checkpoints hold the EMA weights.",
+            "evaluate with it; runs before ModelCheckpoint, so that with swap_on_epoch checkpoints "
+            "hold the EMA weights.",
     keras_class="SwapEMAWeights",
     args=(
         Arg("swap_on_epoch", Bool(), False,

@@ -7,9 +7,6 @@ DEFAULT_LOG_DIR = "tensorboard_logs"
 
 
 def _check(family, values, checker):
-    update_freq = values["update_freq"]
-    if isinstance(update_freq, int) and update_freq < 1:
-        checker.fail(family.flag_name("update_freq"), "must be 'batch', 'epoch' or a number of batches of at least 1")
     _check_metadata(family, values["embeddings_metadata"], checker)
     profile = values["profile_batch"]
     pair = profile if isinstance(profile, tuple) else (profile, profile)
@@ -53,7 +50,7 @@ FAMILY = CallbackFamily(
         Arg("write_graph", Bool(), True, "Write the model graph."),
         Arg("write_images", Bool(), False, "Write layer weights as images."),
         Arg("write_steps_per_second", Bool(), False, "Log training steps per second."),
-        Arg("update_freq", IntOrChoice("batch", "epoch"), "epoch",
+        Arg("update_freq", IntOrChoice("batch", "epoch", minimum=1), "epoch",
             "'epoch', 'batch', or an integer N to write losses and metrics every N batches."),
         Arg("profile_batch", IntList((1, 2)), 0,
             "Batch to profile, or 'start,stop' for a range (0: no profiling)."),

@@ -5,6 +5,7 @@ The result is one immutable `Config`; nothing downstream reads flags again.
 
 import collections.abc
 import difflib
+import inspect
 import os
 import tempfile
 
@@ -112,6 +113,14 @@ class Checker:
             raise UsageError(f"{self.flag_label(name)}={spec!r}: names a {type(target).__name__}, not a function or class")
         return target
 
+    def check_writable_file(self, name, path):
+        """Refuses a file path whose directory does not exist or that names a directory."""
+        directory = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            self.fail(name, "is a directory, not a file")
+        if not os.path.isdir(directory):
+            self.fail(name, f"directory {directory} does not exist")
+
     def check_log_key(self, name, key, also=()):
         """Refuses `key` (the value of option `name`) unless training will log it."""
         if self.log_keys is None or key in self.log_keys:
@@ -194,6 +203,8 @@ def read_config_file(path, options):
             document = yaml.load(stream, Loader=_UniqueKeyLoader)
     except OSError as error:
         raise UsageError(f"--config={path}: cannot read the file ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--config={path}: not a text file (it is not UTF-8)") from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -250,17 +261,32 @@ def _validate(values, sources, options):
     _check_named(models.check_source, "model", checker)
     _check_model_weights(checker)
     _check_logs_root(checker)
+    if values["results_file"] is not None:
+        checker.check_writable_file("results_file", values["results_file"])
     check_tf_config(os.environ.get("TF_CONFIG"))
     _check_families(checker)
     for spec in values["callbacks"]:
-        if not isinstance(checker.load_function("callbacks", spec), type):
-            checker.fail("callbacks", f"{spec!r} is not a class (a keras.callbacks.Callback subclass)")
+        _check_callback_class(checker, spec)
 
 
 def _check_families(checker):
     for family in families():
         if checker.values[family.name] and family.check is not None:
             family.check(family, family.values(checker.values), checker)
+
+
+def _check_callback_class(checker, spec):
+    target = checker.load_function("callbacks", spec)
+    if not isinstance(target, type):
+        checker.fail("callbacks", f"{spec!r} is not a class (a keras.callbacks.Callback subclass)")
+    import keras  # Only with --callbacks; the user's module has most likely loaded it already.
+
+    if not issubclass(target, keras.callbacks.Callback):
+        checker.fail("callbacks", f"{spec!r} is not a keras.callbacks.Callback subclass")
+    try:
+        inspect.signature(target).bind()
+    except TypeError:
+        checker.fail("callbacks", f"{spec!r} needs arguments; it is constructed with none")
 
 
 def _check_model_weights(checker):

@@ -34,8 +34,10 @@ def _seed_range(value):
 def _run_name(value):
     if value is None:
         return None
-    if value in (".", "..") or "/" in value or "\\" in value:
-        return "must be a plain directory name (no path separators, not . or ..)"
+    if value.startswith(".") or "/" in value or "\\" in value or "\0" in value:
+        return "must be a plain directory name (no path separators, not starting with a dot)"
+    if len(value.encode()) > 200:
+        return "must be at most 200 bytes long (file systems refuse longer names)"
     return None
 
 

@@ -5,8 +5,8 @@ the configuration has been validated.
 """
 
 import math
+import os
 import sys
-import time
 
 import datasets
 import models
@@ -14,11 +14,10 @@ from callbacks.builder import build_callbacks
 from runner import files, results
 from runner.compiling import check_metrics, choose_loss, make_optimizer
 from runner.config import changed_flags, check_against_data, saved_config
-from runner.errors import first_line
+from runner.errors import UsageError, first_line
 from runner.hparams_log import write_hparams
-from runner.interrupts import GracefulStop
-from runner.files import LOCK_FILE
-from runner.resume import callback_state_saver
+from runner.interrupts import GracefulStop, StopRequested
+from runner.resume import EpochLog, callback_state_keeper
 from runner.run_paths import claim_run_dir, default_run_name, experiment_identity, find_resumable
 
 # How Keras's TerminateOnNaN(raise_error=True) says it stopped; a test fails
@@ -41,7 +40,7 @@ def run(config):
             to be unusable (found only once it is loaded); nothing is written.
         RunError: when a download the run needs fails; nothing is written.
     """
-    started = time.monotonic()
+    epoch_log = EpochLog()
     stop = GracefulStop()
     stop.install()
     data = load_data(config)  # NumPy sources load without TensorFlow: their mistakes show at once.
@@ -53,11 +52,16 @@ def run(config):
     model = build_and_compile(config, data)
     paths, lock, resumed = open_run_dir(config)
     try:
-        callbacks = assemble_callbacks(config, paths, resumed, epoch, stop)
-        status, message = fit(model, train_data, validation_data, config, callbacks, stop)
-        exit_code = stop.exit_code() if status == "interrupted" and stop.received else results.EXIT_CODES[status]
-        record_outcome(config, paths, model.history, status, exit_code, time.monotonic() - started,
-                       drop_last_epoch=stop.partial_epoch)
+        callbacks = build_callbacks(config, paths)
+        if resumed:
+            keep_appending_logs(callbacks)
+        status, message = fit(model, train_data, validation_data, config,
+                              assemble_callbacks(callbacks, epoch, stop, epoch_log), epoch_log)
+        if status == "interrupted" and stop.received:
+            exit_code = stop.exit_code()
+        else:
+            exit_code = results.EXIT_CODES[status]
+        record_outcome(config, paths, epoch_log, status, exit_code)
     finally:
         files.release_lock(lock)
     if message:
@@ -65,17 +69,15 @@ def run(config):
     return exit_code
 
 
-def assemble_callbacks(config, paths, resumed, epoch, stop):
+def assemble_callbacks(callbacks, epoch, stop, epoch_log):
     """Returns the user's callbacks between the runner's own.
 
-    First the epoch counter (the data order) and the signal handler's stop;
-    last the keeper of callback state, which must see the others' work.
+    First the epoch counter (the data order) and the stop on a signal; last
+    the record of finished epochs and the keeper of state, which must see the
+    others' work.
     """
-    callbacks = build_callbacks(config, paths)
-    if resumed:
-        keep_appending_logs(callbacks)
-    keeper = callback_state_saver(callbacks, skip_epoch=lambda: stop.partial_epoch)
-    return [epoch.callback(), stop.callback(callbacks), *callbacks, *([keeper] if keeper else [])]
+    keeper = callback_state_keeper(callbacks, epoch_log)
+    return [epoch.callback(), stop.callback(), *callbacks, epoch_log.callback(), *([keeper] if keeper else [])]
 
 
 def load_data(config):
@@ -138,13 +140,27 @@ def open_run_dir(config):
         if lock is not None:
             print(f"Resuming the interrupted run in {paths.dir}")
             return paths, lock, True
+    if config.backup_and_restore:
+        refuse_foreign_backup(config.backup_and_restore_backup_dir)
     base = config.run_name or default_run_name(changed_flags(config))
     paths = claim_run_dir(root, base)
     if config.run_name and paths.name != config.run_name:
         print(f"Run directory {config.run_name!r} exists already; this run writes to {paths.dir}")
-    lock = files.hold_lock(paths.path(LOCK_FILE))
+    lock = files.hold_lock(paths.path(files.LOCK_FILE))
     results.write_config(paths, {**saved, "run_name": paths.name})
     return paths, lock, False
+
+
+def refuse_foreign_backup(backup_dir):
+    """Refuses to start a new run on a backup that another run left.
+
+    BackupAndRestore restores whatever its directory holds; a new run (not a
+    resume) in a directory holding another run's backup would silently
+    continue that run instead.
+    """
+    if backup_dir is not None and os.path.isdir(backup_dir) and os.listdir(backup_dir):
+        raise UsageError(f"--backup_and_restore_backup_dir={backup_dir}: holds the backup of another run "
+                         "that this command does not resume; remove it or choose another directory")
 
 
 def keep_appending_logs(callbacks):
@@ -160,12 +176,12 @@ def _try_lock(paths):
     if paths is None:
         return None
     try:
-        return files.hold_lock(paths.path(LOCK_FILE))
+        return files.hold_lock(paths.path(files.LOCK_FILE))
     except BlockingIOError:  # Another process took it a moment ago.
         return None
 
 
-def fit(model, train_data, validation_data, config, callbacks, stop):
+def fit(model, train_data, validation_data, config, callbacks, epoch_log):
     """Runs `model.fit`; returns (status, message for stderr or None)."""
     try:
         model.fit(
@@ -176,41 +192,56 @@ def fit(model, train_data, validation_data, config, callbacks, stop):
             verbose=resolve_verbosity(config.verbose),
             callbacks=callbacks,
         )
-    except KeyboardInterrupt:
-        return "interrupted", "stopped at once by a second Ctrl-C"
+    except (StopRequested, KeyboardInterrupt) as stop:
+        close_logs(callbacks)
+        return "interrupted", None if isinstance(stop, StopRequested) else "stopped at once by a second Ctrl-C"
     except RuntimeError as error:
         if NAN_STOP_MESSAGE in str(error):
             return "nan", f"stopped: {first_line(error)}"
         return "failed", f"error: training failed: RuntimeError: {first_line(error)}"
     except Exception as error:  # Keras and TensorFlow raise many types; the user needs one line.
         return "failed", f"error: training failed: {type(error).__name__}: {first_line(error)}"
-    losses = model.history.history.get("loss", [])
-    if losses and not math.isfinite(losses[-1]):
-        what = "NaN (not a number)" if math.isnan(losses[-1]) else "infinite"
-        return "nan", f"stopped: the loss became {what} in epoch {model.history.epoch[-1] + 1}"
-    if stop.received:
-        return "interrupted", None
-    finished = model.history.epoch[-1] + 1 if model.history.epoch else 0
+    nan_message = non_finite(epoch_log, model)
+    if nan_message:
+        return "nan", f"stopped: {nan_message}"
+    finished = epoch_log.epochs[-1] if epoch_log.epochs else 0
     return ("completed" if finished >= config.epochs else "early_stopped"), None
 
 
-def record_outcome(config, paths, history_callback, status, exit_code, seconds, drop_last_epoch=False):
-    """Writes results.json (and the --results_file line) and the HParams summary; prints the summary.
+def non_finite(epoch_log, model):
+    """Says where the loss or the weights stopped being finite numbers, or returns None."""
+    for number, loss in zip(epoch_log.epochs, epoch_log.history.get("loss", [])):
+        if not math.isfinite(loss):
+            return f"the loss became {'NaN (not a number)' if math.isnan(loss) else 'infinite'} in epoch {number}"
+    import numpy as np
 
-    With `drop_last_epoch`, the last logged epoch (cut short by a signal, and
-    not backed up) is left out: the record counts finished epochs only.
-    """
-    keep = slice(None, -1) if drop_last_epoch else slice(None)
-    history = {key: values[keep] for key, values in (getattr(history_callback, "history", {}) or {}).items()}
-    epochs = [epoch + 1 for epoch in getattr(history_callback, "epoch", [])][keep]
+    # TensorFlow's ReLU turns NaN into 0: NaN in the data can ruin the weights and leave the loss finite.
+    if not all(np.isfinite(np.asarray(weight)).all() for weight in model.trainable_weights):
+        return "the weights hold NaN or infinite values (is there NaN in the data?)"
+    return None
+
+
+def close_logs(callbacks):
+    """Closes the files of logging callbacks when training ends without their on_train_end."""
+    import keras
+
+    for callback in callbacks:
+        if isinstance(callback, (keras.callbacks.TensorBoard, keras.callbacks.CSVLogger)):
+            callback.on_train_end()
+
+
+def record_outcome(config, paths, epoch_log, status, exit_code):
+    """Writes results.json (and the --results_file line) and the HParams summary; prints the summary."""
+    history, epochs = epoch_log.history, epoch_log.epochs
     monitor, mode = results_monitor(config, history)
+    hparams = {**saved_config(config), "run_name": paths.name}
+    seconds = epoch_log.seconds()
     record = results.make_record(
-        paths, status, exit_code, history, epochs,
-        results.best_epoch(history, epochs, monitor, mode),
-        saved_config(config), seconds,
+        paths, status, exit_code, history, epochs, results.best_epoch(history, epochs, monitor, mode),
+        hparams, seconds,
     )
     results.write_results(paths, record, config.results_file)
-    write_hparams(paths.dir, experiment_identity(record["hparams"]), record["final"], record["epochs_completed"])
+    write_hparams(paths.dir, experiment_identity(hparams), record["final"], record["epochs_completed"])
     print(summary(record, seconds))
 
 

@@ -1,12 +1,17 @@
 """SIGINT and SIGTERM stop training after the current step, so that nothing is lost.
 
-The first signal asks Keras to stop after the step it is in; the callbacks
-then finish the epoch as usual (a backup is written when enabled) and the
-results record the run as interrupted. A second Ctrl-C stops at once.
+The first signal ends training after the step it is in; the epoch in
+progress is dropped (the backup of the last finished one stays, to resume
+from) and the results record the run as interrupted. A second Ctrl-C stops
+at once.
 """
 
 import signal
 import sys
+
+
+class StopRequested(Exception):
+    """Ends `model.fit` after the current step, once a signal has asked for it."""
 
 
 class GracefulStop:
@@ -14,7 +19,6 @@ class GracefulStop:
 
     def __init__(self):
         self.received = None
-        self.partial_epoch = False  # True when the stop cut an epoch short.
 
     def install(self):
         """Installs the handlers."""
@@ -25,13 +29,13 @@ class GracefulStop:
         """Returns 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
         return 128 + self.received
 
-    def callback(self, others):
-        """Returns a Keras callback that stops training once a signal has arrived.
+    def callback(self):
+        """Returns a Keras callback that ends `fit` with StopRequested once a signal has arrived.
 
-        Args:
-            others: The run's other callbacks. A BackupAndRestore among them
-                would delete its backup when training ends; after a signal the
-                backup is what the next run resumes from, so it is kept.
+        Raising, rather than setting `model.stop_training`, keeps Keras from
+        ending the cut-short epoch like a finished one: no callback logs,
+        checkpoints or backs it up, and BackupAndRestore does not delete its
+        backup (its `on_train_end` never runs), which the next run resumes from.
         """
         import keras
 
@@ -39,24 +43,8 @@ class GracefulStop:
 
         class StopOnSignal(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
-                if stopper.received is not None and not self.model.stop_training:
-                    self.model.stop_training = True
-                    steps = self.params.get("steps")
-                    stopper.partial_epoch = steps is None or batch + 1 < steps
-
-            def on_epoch_end(self, epoch, logs=None):
-                # Keras ends a cut-short epoch like a finished one; backing it up
-                # would make a resumed run skip the rest of it.
-                if stopper.partial_epoch:
-                    for callback in others:
-                        if isinstance(callback, keras.callbacks.BackupAndRestore):
-                            callback.save_freq = None
-
-            def on_train_end(self, logs=None):
                 if stopper.received is not None:
-                    for callback in others:
-                        if isinstance(callback, keras.callbacks.BackupAndRestore):
-                            callback.delete_checkpoint = False
+                    raise StopRequested()
 
         return StopOnSignal()
 

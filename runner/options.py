@@ -70,6 +70,8 @@ class Int(Kind):
     def from_yaml(self, value):
         if value is None and self.optional:
             return None
+        if isinstance(value, str):
+            return self.from_text(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"must be {self.description}")
         return value
@@ -94,6 +96,8 @@ class Float(Kind):
     def from_yaml(self, value):
         if value is None and self.optional:
             return None
+        if isinstance(value, str):  # YAML reads 1e-3 (no dot) as text.
+            return self.from_text(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"must be {self.description}")
         return self._finite(float(value))
@@ -141,23 +145,30 @@ class Choice(Kind):
 
 
 class IntOrChoice(Kind):
-    """An integer, or one word out of a fixed set ('epoch' or a step count)."""
+    """An integer of at least `minimum`, or one word out of a fixed set ('epoch' or a step count)."""
 
-    def __init__(self, *choices):
+    def __init__(self, *choices, minimum=None):
         self.choices = choices
-        self.description = "an integer or " + " or ".join(repr(c) for c in choices)
+        self.minimum = minimum
+        at_least = "" if minimum is None else f" of at least {minimum}"
+        self.description = f"an integer{at_least} or " + " or ".join(repr(c) for c in choices)
 
     def from_text(self, text):
         if text in self.choices:
             return text
         try:
-            return int(text)
+            return self._checked(int(text))
         except ValueError:
             raise ValueError(f"must be {self.description}") from None
 
+    def _checked(self, number):
+        if self.minimum is not None and number < self.minimum:
+            raise ValueError(f"must be {self.description}")
+        return number
+
     def from_yaml(self, value):
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return self._checked(value)
         if isinstance(value, str):
             return self.from_text(value)
         raise ValueError(f"must be {self.description}")

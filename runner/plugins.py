@@ -81,8 +81,11 @@ def load_plugin(flag, value):
         module = _import_file(target) if target.endswith(".py") else _import_module(target)
     except UsageError:
         raise
-    except Exception as error:  # A user's module may raise anything on import.
-        raise UsageError(f"{flag}={value!r}: importing {target!r} failed: {error}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # A user's module may raise anything on import, even SystemExit.
+        raise UsageError(f"{flag}={value!r}: importing {target!r} failed: "
+                         f"{type(error).__name__}: {error}") from None
     try:
         return getattr(module, attribute)
     except AttributeError:

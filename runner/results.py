@@ -6,10 +6,14 @@ import math
 import yaml
 
 from runner import files
+from runner.errors import INTERRUPTED_EXIT_CODE, NAN_EXIT_CODE, RUN_FAILED_EXIT_CODE
 from runner.run_paths import CONFIG_FILE, RESULTS_FILE
 
-# Exit status per outcome; the README documents them.
-EXIT_CODES = {"completed": 0, "early_stopped": 0, "failed": 1, "nan": 3, "interrupted": 130}
+# Exit status per outcome (SIGTERM's 143 comes from the signal); the README documents them.
+EXIT_CODES = {
+    "completed": 0, "early_stopped": 0, "failed": RUN_FAILED_EXIT_CODE, "nan": NAN_EXIT_CODE,
+    "interrupted": INTERRUPTED_EXIT_CODE,
+}
 
 
 def write_config(paths, saved_config):
@@ -54,7 +58,7 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
         "status": status,
         "exit_code": exit_code,
         "epochs_completed": epochs[-1] if epochs else 0,
-        "final": {key: _plain(values[-1]) for key, values in history.items() if values},
+        "final": {key: _json_number(values[-1]) for key, values in history.items() if values},
         "best": best,
         "hparams": hparams,
         "wall_time_s": round(wall_time, 3),
@@ -68,6 +72,6 @@ def write_results(paths, record, results_file=None):
         files.append_line(results_file, json.dumps(record))
 
 
-def _plain(value):
+def _json_number(value):
     number = float(value)
     return number if math.isfinite(number) else str(number)

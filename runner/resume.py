@@ -1,15 +1,17 @@
-"""Training state that survives a restart, beside Keras's BackupAndRestore backup.
+"""The record of finished epochs, and the training state that survives a restart.
 
 BackupAndRestore brings back the weights, the optimizer and the epoch, but
 the other callbacks start afresh (early stopping forgets its patience,
 ReduceLROnPlateau its plateau, ModelCheckpoint its best value), and so do the
 random generators of layers such as Dropout, whose state is not among the
-saved weights. This callback saves both with every backup and restores them
-when a run resumes, so that it continues exactly as if never stopped.
+saved weights, and the record of the epochs before the restart. The keeper
+saves all of it with every backup and restores it when a run resumes, so that
+the run continues, and is reported, exactly as if it had never stopped.
 """
 
 import json
 import os
+import time
 
 import numpy as np
 
@@ -25,16 +27,54 @@ _STATEFUL = {
 }
 
 
-def callback_state_saver(callbacks, skip_epoch=lambda: False):
-    """Returns a Keras callback that keeps `callbacks`' state with the backup, or None without one.
+def plain(value):
+    """Returns a number (NumPy, tensor or Python) as a Python float or int, for JSON."""
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return float(value) if hasattr(value, "numpy") else value
 
-    It must run after the others: it restores their state once their own
+
+class EpochLog:
+    """Every finished epoch's number (1-based) and logs, and the seconds spent, across restarts."""
+
+    def __init__(self):
+        self.epochs = []
+        self.history = {}
+        self.earlier_seconds = 0.0  # spent by the processes before a resume
+        self.started = time.monotonic()
+
+    def seconds(self):
+        """Returns the wall time of the run so far, this process and the ones before."""
+        return self.earlier_seconds + time.monotonic() - self.started
+
+    def callback(self):
+        """Returns the Keras callback that records each finished epoch; it must run after the others."""
+        import keras
+
+        log = self
+
+        class RecordEpoch(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                log.epochs.append(epoch + 1)
+                for key, value in (logs or {}).items():
+                    log.history.setdefault(key, []).append(plain(value))
+
+        return RecordEpoch()
+
+    def state(self):
+        return {"epochs": self.epochs, "history": self.history, "seconds": self.seconds()}
+
+    def restore(self, state):
+        self.epochs, self.history = state["epochs"], state["history"]
+        self.earlier_seconds = state["seconds"]
+        self.started = time.monotonic()
+
+
+def callback_state_keeper(callbacks, epoch_log):
+    """Returns a Keras callback that keeps the run's state with the backup, or None without one.
+
+    It must run last: it restores the others' state once their own
     `on_train_begin` has reset it, and saves it once the backup is written.
-
-    Args:
-        callbacks: The run's callbacks.
-        skip_epoch: Tells, at an epoch's end, that the epoch was cut short and
-            not backed up, so its state must not be saved either.
     """
     import keras
 
@@ -44,30 +84,31 @@ def callback_state_saver(callbacks, skip_epoch=lambda: False):
     stateful = [c for c in callbacks if type(c).__name__ in _STATEFUL]
     backup_dir = backups[0].backup_dir
 
-    class KeepCallbackState(keras.callbacks.Callback):
+    class KeepState(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             saved = files.read_json(os.path.join(backup_dir, STATE_FILE))
-            if saved is not None and saved["epoch"] == _backup_epoch(backup_dir):
-                for callback, attributes in zip(stateful, saved["callbacks"]):
-                    for name, value in attributes.items():
-                        setattr(callback, name, value)
-                for variable in _seed_states(self.model):
-                    if variable.path in saved["seed_states"]:
-                        variable.assign(saved["seed_states"][variable.path])
-                _restore_best_weights(backup_dir, stateful)
+            if saved is None or saved["epoch"] != _backup_epoch(backup_dir):
+                return
+            for callback, attributes in zip(stateful, saved["callbacks"]):
+                for name, value in attributes.items():
+                    setattr(callback, name, value)
+            for variable in _seed_states(self.model):
+                if variable.path in saved["seed_states"]:
+                    variable.assign(saved["seed_states"][variable.path])
+            epoch_log.restore(saved["epoch_log"])
+            _restore_best_weights(backup_dir, stateful)
 
         def on_epoch_end(self, epoch, logs=None):
-            if skip_epoch():
-                return
             state = {
                 "epoch": epoch + 1,
                 "callbacks": [_state_of(c) for c in stateful],
                 "seed_states": {v.path: np.asarray(v).tolist() for v in _seed_states(self.model)},
+                "epoch_log": epoch_log.state(),
             }
             _save_best_weights(backup_dir, stateful)
             files.write_atomically(os.path.join(backup_dir, STATE_FILE), json.dumps(state))
 
-    return KeepCallbackState()
+    return KeepState()
 
 
 def _seed_states(model):
@@ -76,13 +117,7 @@ def _seed_states(model):
 
 
 def _state_of(callback):
-    return {name: _plain(getattr(callback, name, None)) for name in _STATEFUL[type(callback).__name__]}
-
-
-def _plain(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return float(value) if hasattr(value, "numpy") else value
+    return {name: plain(getattr(callback, name, None)) for name in _STATEFUL[type(callback).__name__]}
 
 
 def _backup_epoch(backup_dir):

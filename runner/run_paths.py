@@ -19,8 +19,9 @@ CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
 _LONGEST_NAME = 120
-# Flags that name or steer the run's bookkeeping rather than the experiment.
-_NOT_IN_NAME = ("config", "run_name", "results_file", "dry_run", "tensorboard_log_dir", "verbose")
+# Flags that steer the run's bookkeeping rather than the experiment: a default
+# run name leaves them out, and a run can be resumed whatever they say.
+_BOOKKEEPING = ("config", "run_name", "results_file", "dry_run", "tensorboard_log_dir", "verbose")
 
 
 class RunPaths:
@@ -49,7 +50,7 @@ def default_run_name(changed, now=None):
         now: The time to stamp; defaults to the current time.
     """
     stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    described = ",".join(f"{name}={value}" for name, value in changed.items() if name not in _NOT_IN_NAME)
+    described = ",".join(f"{name}={value}" for name, value in changed.items() if name not in _BOOKKEEPING)
     name = _UNSAFE.sub("-", f"{stamp}_{described}" if described else stamp)
     if len(name) > _LONGEST_NAME:  # Keep it a usable file name, still unique to the flags.
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
@@ -80,7 +81,7 @@ def claim_run_dir(root, base):
 
 def experiment_identity(saved_config):
     """Returns what must match for a run directory to be resumed: the config less its bookkeeping."""
-    return {key: value for key, value in saved_config.items() if key not in _NOT_IN_NAME}
+    return {key: value for key, value in saved_config.items() if key not in _BOOKKEEPING}
 
 
 def find_resumable(root, identity, name=None):
@@ -97,7 +98,10 @@ def find_resumable(root, identity, name=None):
     """
     if not os.path.isdir(root):
         return None
-    candidates = [name] if name else sorted(os.listdir(root), reverse=True)
+    candidates = sorted(os.listdir(root), reverse=True)
+    if name:  # The name itself, or the suffixed one a run got when the name was taken.
+        suffixed = re.compile(rf"{re.escape(name)}(-\d+)?")
+        candidates = [c for c in candidates if suffixed.fullmatch(c)]
     for candidate in candidates:
         paths = RunPaths(root, candidate)
         if _resumable(paths, identity):

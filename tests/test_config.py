@@ -301,3 +301,48 @@ def test_val_monitors_are_checked_again_once_a_plugin_shows_it_has_no_validation
     check_against_data(config, has_validation=True)
     with pytest.raises(UsageError, match="--early_stopping_monitor=val_loss: 'val_loss' will never be logged"):
         check_against_data(config, has_validation=False)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("--run_name=.hidden",), "not starting with a dot"),
+        (("--run_name=" + "x" * 300,), "at most 200 bytes"),
+        (("--results_file=/nonexistent/r.jsonl",), "directory /nonexistent does not exist"),
+        (("--results_file=/tmp",), "is a directory, not a file"),
+        (("--csv_logger", "--csv_logger_filename=/nonexistent/x.csv"), "directory /nonexistent does not exist"),
+        (("--model_checkpoint", "--model_checkpoint_filepath=x.weights.h5"), "would hold a whole model"),
+        (("--learning_rate_scheduler", "--learning_rate_scheduler_schedule=cosine",
+          "--learning_rate_scheduler_min_lr=0.01"), "must be below --learning_rate"),
+        (("--callbacks=collections:OrderedDict",), "is not a keras.callbacks.Callback subclass"),
+    ],
+)
+def test_mistakes_found_in_the_second_review_are_refused(args, expected):
+    assert expected in refusal(*args)
+
+
+def test_yaml_numbers_written_without_a_dot_are_numbers(tmp_path):
+    path = write(tmp_path, "learning_rate: 1e-3\nepochs: '4'\n")
+    config = parse(f"--config={path}")
+    assert config.learning_rate == 0.001 and config.epochs == 4
+
+
+def test_a_config_file_that_is_not_text_is_refused(tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00epochs")
+    assert "not a text file" in refusal(f"--config={path}")
+
+
+def test_a_plugin_that_exits_on_import_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "quits.py").write_text("raise SystemExit(5)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "importing 'quits' failed: SystemExit" in refusal("--lambda_callback",
+                                                          "--lambda_callback_on_epoch_end=quits:hook")
+
+
+def test_a_callback_class_that_needs_arguments_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "needy.py").write_text(
+        "import keras\n\nclass Needy(keras.callbacks.Callback):\n    def __init__(self, level):\n"
+        "        super().__init__()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "needs arguments" in refusal("--callbacks=needy:Needy")

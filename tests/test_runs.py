@@ -182,3 +182,43 @@ def test_remote_monitor_headers_are_never_saved_or_printed(tmp_path):
     with pytest.raises(UsageError) as caught:
         resolve(["train.py", "--remote_monitor", "--remote_monitor_headers=Bearer s3cret"])
     assert "s3cret" not in str(caught.value)
+
+
+def test_nan_in_the_data_is_caught_even_when_relu_hides_it_from_the_loss(train, tmp_path):
+    import numpy as np
+
+    x = np.random.default_rng(0).random((64, 4)).astype("float32")
+    x[5, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", x_train=x, y_train=np.arange(64) % 2)
+    result = train("--dataset=npz:nan.npz", "--epochs=2", "--verbose=0", "--run_name=relu")
+    assert result.returncode == 3
+    assert "the weights hold NaN" in result.stderr
+    assert results_of(tmp_path, "relu")["status"] == "nan"
+
+
+def test_a_new_run_refuses_a_backup_another_run_left(train, tmp_path):
+    first = train("--epochs=1", "--verbose=0", "--backup_and_restore", "--backup_and_restore_backup_dir=bk",
+                  "--backup_and_restore_delete_checkpoint=False")
+    assert first.returncode == 0, first.stderr
+    second = train("--epochs=1", "--verbose=0", "--learning_rate=0.1", "--backup_and_restore",
+                   "--backup_and_restore_backup_dir=bk", "--backup_and_restore_delete_checkpoint=False")
+    assert second.returncode == 2
+    assert "--backup_and_restore_backup_dir=bk: holds the backup of another run" in second.stderr
+    assert len(run_dirs(tmp_path)) == 1
+
+
+def test_a_named_run_that_got_a_suffix_is_the_one_resumed(tmp_path):
+    from runner import results
+    from runner.run_paths import RunPaths, experiment_identity, find_resumable
+
+    root = tmp_path / LOGS
+    saved = saved_config(resolve(["train.py", "--backup_and_restore", "--run_name=rn"]))
+    for name, status in [("rn", "completed"), ("rn-2", None), ("other", None)]:
+        paths = RunPaths(str(root), name)
+        os.makedirs(paths.path("backup"))
+        (root / name / "backup" / "latest.weights.h5").write_text("")
+        results.write_config(paths, {**saved, "run_name": name})
+        if status:
+            (root / name / "results.json").write_text(json.dumps({"status": status}))
+    found = find_resumable(str(root), experiment_identity(saved), "rn")
+    assert found is not None and found.name == "rn-2"

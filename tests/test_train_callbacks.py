@@ -187,8 +187,10 @@ def test_schedules_match_their_documented_formulas():
     assert rate_at("exponential", params, 4) == pytest.approx(math.exp(-0.6))
     assert rate_at("cosine", params, 2) == pytest.approx(1.0)
     assert rate_at("cosine", params, 9) == pytest.approx(0.1)
-    assert [rate_at("warmup", params, e) for e in range(2)] == [0.0, 0.5]
-    assert rate_at("warmup", params, 4) == pytest.approx(1.0)  # then cosine, still in its hold
+    # warmup: the hold, then the warm-up from 0, then cosine from lr0 down to min_lr in the last epoch.
+    assert [rate_at("warmup", params, e) for e in range(4)] == [1.0, 1.0, 0.0, 0.5]
+    assert rate_at("warmup", params, 4) == pytest.approx(1.0)
+    assert rate_at("warmup", params, 9) == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize("args, expected", [
