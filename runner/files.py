@@ -8,28 +8,21 @@ written under an exclusive lock, in one write, and flushed to disk.
 import fcntl
 import json
 import os
-import tempfile
+import uuid
 
 import yaml
 
 LOCK_FILE = ".running"
 
 
-def _current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
 def write_atomically(path, text):
     """Replaces the file at `path` with `text` in one step."""
     directory = os.path.dirname(path) or "."
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
+    # O_EXCL: never follow or reuse a file someone else put there; 0o666 and the
+    # umask give the mode any other new file would get.
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual mode.
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()
