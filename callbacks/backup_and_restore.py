@@ -1,13 +1,7 @@
 """BackupAndRestore: keep a backup of the training state to resume an interrupted run."""
 
-from callbacks.family import CallbackFamily
+from callbacks.family import CallbackFamily, default_in_run_dir
 from runner.options import Arg, Bool, IntOrChoice, Str
-
-
-def _adapt(values, run, config):
-    if values["backup_dir"] is None:
-        values["backup_dir"] = run.path("backup")
-    return values
 
 
 FAMILY = CallbackFamily(
@@ -24,5 +18,5 @@ FAMILY = CallbackFamily(
             "Keep the previous backup too, in case the newest one is damaged."),
         Arg("delete_checkpoint", Bool(), True, "Delete the backup when training finishes."),
     ),
-    adapt=_adapt,
+    adapt=default_in_run_dir("backup_dir", "backup"),
 )

@@ -1,6 +1,6 @@
 """CSVLogger: write every epoch's logs as a row of a CSV file."""
 
-from callbacks.family import CallbackFamily
+from callbacks.family import CallbackFamily, default_in_run_dir
 from runner.options import Arg, Bool, Str
 
 
@@ -10,12 +10,6 @@ def _check(family, values, checker):
     filename = values["filename"]
     if filename is not None:
         checker.check_writable_file(family.flag_name("filename"), filename)
-
-
-def _adapt(values, run, config):
-    if values["filename"] is None:
-        values["filename"] = run.path("training.csv")
-    return values
 
 
 FAMILY = CallbackFamily(
@@ -30,5 +24,5 @@ FAMILY = CallbackFamily(
         Arg("append", Bool(), False, "Append to an existing file instead of replacing it."),
     ),
     check=_check,
-    adapt=_adapt,
+    adapt=default_in_run_dir("filename", "training.csv"),
 )

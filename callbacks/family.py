@@ -7,6 +7,17 @@ from runner.groups import OptionGroup
 from runner.options import Arg
 
 
+def default_in_run_dir(arg_name, *parts):
+    """Returns an `adapt` hook that puts a path left unset inside the run's directory."""
+
+    def adapt(values, run, config):
+        if values[arg_name] is None:
+            values[arg_name] = run.path(*parts)
+        return values
+
+    return adapt
+
+
 @dataclasses.dataclass(frozen=True)
 class CallbackFamily(OptionGroup):
     """A flag group that builds one Keras callback.
