@@ -264,11 +264,6 @@ def positive(value):
     return None if value > 0 else "must be greater than 0"
 
 
-def at_most(maximum):
-    """Returns a check that refuses values above `maximum`."""
-    return lambda value: None if value <= maximum else f"must be at most {maximum}"
-
-
 def all_positive(values):
     """A check for tuples of numbers that must all be above 0."""
     return None if min(values) > 0 else "must all be greater than 0"
