@@ -43,8 +43,8 @@ def interrupt(tmp_path, name, signum, epoch):
     return process.returncode
 
 
-@pytest.mark.parametrize("signum, exit_code", [(signal.SIGKILL, -9), (signal.SIGTERM, 143)],
-                         ids=["kill-9", "sigterm"])
+@pytest.mark.parametrize("signum, exit_code", [(signal.SIGKILL, -9), (signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=["kill-9", "sigterm", "sigint"])
 def test_a_resumed_run_ends_on_the_uninterrupted_runs_metrics(tmp_path, signum, exit_code):
     run(tmp_path, "whole")
     expected = results(tmp_path, "whole")
