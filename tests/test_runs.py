@@ -222,3 +222,14 @@ def test_a_named_run_that_got_a_suffix_is_the_one_resumed(tmp_path):
             (root / name / "results.json").write_text(json.dumps({"status": status}))
     found = find_resumable(str(root), experiment_identity(saved), "rn")
     assert found is not None and found.name == "rn-2"
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
+    process = start(tmp_path, "--epochs=50", "--batch_size=1", "--verbose=2", "--run_name=twice")
+    wait_for_epoch(process, 2)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 130, errors[-2000:]
+    assert "Traceback" not in errors
