@@ -640,6 +640,10 @@ def test_with_an_epoch_counter_each_epoch_order_depends_on_seed_and_epoch_only(n
 
     resumed = order_of([], 3)
     assert sorted(resumed) == list(range(20))
+    counted, _ = datasets.make_tf_datasets(numbered_data, batch_size=8, seed=4, epoch=datasets.EpochCounter())
+    assert [len(x) for x, _ in counted] == [8, 8, 4]
+    small, _ = datasets.make_tf_datasets(numbered_data, batch_size=32, seed=4, epoch=datasets.EpochCounter())
+    assert [len(x) for x, _ in small] == [20]
     assert order_of([0, 1, 2], 3) == resumed
     assert order_of([], 2) != resumed
     assert order_of([], 3, seed=5) != resumed
