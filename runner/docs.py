@@ -41,13 +41,14 @@ def dry_run_text(config):
     lines = ["# Resolved configuration (python train.py --config FILE reruns it):",
              yaml.safe_dump(saved_config(config), sort_keys=False).rstrip(), "",
              "# Callbacks, in the order they run:"]
-    for family in enabled_families(config):
+    families = enabled_families(config)
+    for family in families:
         values = family.values(config)
         arguments = ", ".join(f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}"
                               for arg in family.args)
         lines.append(f"#   keras.callbacks.{family.keras_class}({arguments})")
     lines += [f"#   {spec}()" for spec in config.callbacks]
-    if not enabled_families(config) and not config.callbacks:
+    if not families and not config.callbacks:
         lines.append("#   (none)")
     return "\n".join(lines) + "\n"
 
