@@ -1,8 +1,46 @@
-"""Checks the TF_CONFIG environment variable that describes a tf.distribute cluster."""
+"""Checks the choice of tf.distribute strategy and the cluster it is told of (TF_CONFIG, Slurm)."""
 
 import json
+import os
+import sys
 
 from runner.errors import UsageError
+
+# Slurm sets this in every task of a job step that srun starts.
+SLURM_RANK = "SLURM_PROCID"
+
+
+def check_distribution(checker, environ=os.environ):
+    """Checks --distribution_* against each other and against TF_CONFIG and Slurm's variables.
+
+    Args:
+        checker: The config's Checker.
+        environ: The environment to read TF_CONFIG and Slurm's variables from.
+
+    Raises:
+        UsageError: naming the flag, or TF_CONFIG, and what is wrong.
+    """
+    values = checker.values
+    strategy, devices = values["distribution_strategy"], values["distribution_devices"]
+    tf_config = environ.get("TF_CONFIG")
+    check_tf_config(tf_config)
+    if devices and strategy not in ("one_device", "mirrored"):
+        checker.fail("distribution_devices", f"applies to one_device and mirrored, not to {strategy}")
+    if strategy == "one_device" and len(devices) > 1:
+        checker.fail("distribution_devices", "one_device takes one device")
+    if strategy == "multi_worker_mirrored":
+        if tf_config is None and SLURM_RANK not in environ:
+            checker.fail("distribution_strategy",
+                         "multi_worker_mirrored needs a cluster: set TF_CONFIG on every worker, "
+                         "or start the workers with Slurm's srun")
+        if tf_config is not None:
+            task_type = json.loads(tf_config)["task"]["type"]
+            if task_type not in ("chief", "worker"):
+                raise UsageError(f'TF_CONFIG: task type "{task_type}" takes no part in '
+                                 "multi_worker_mirrored training; only chief and worker tasks do")
+    elif tf_config is not None and strategy == "default":
+        print("train.py: TF_CONFIG is set but --distribution_strategy is default: "
+              "training on this machine alone", file=sys.stderr)
 
 
 def check_tf_config(text):

@@ -15,7 +15,7 @@ import datasets
 import models
 from callbacks.builder import families
 from runner import core_options, flags as runner_flags
-from runner.cluster import check_tf_config
+from runner.cluster import check_distribution
 from runner.errors import UsageError
 from runner.plugins import load_plugin
 
@@ -263,7 +263,7 @@ def _validate(values, sources, options):
     _check_logs_root(checker)
     if values["results_file"] is not None:
         checker.check_writable_file("results_file", values["results_file"])
-    check_tf_config(os.environ.get("TF_CONFIG"))
+    check_distribution(checker)
     _check_families(checker)
     for spec in values["callbacks"]:
         _check_callback_class(checker, spec)

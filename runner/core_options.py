@@ -120,4 +120,36 @@ MODEL = OptionGroup(
     ),
 )
 
-GROUPS = (TRAINING, DATA, MODEL)
+
+def _device_names(values):
+    for name in values:
+        kind, colon, number = name.upper().partition(":")
+        if kind not in ("CPU", "GPU") or not colon or not number.isdigit():
+            return f"{name!r} is not a device name; write GPU:0,GPU:1 (or CPU:0,CPU:1)"
+    if len(set(name.upper() for name in values)) != len(values):
+        return "names a device twice"
+    return None
+
+
+DISTRIBUTION = OptionGroup(
+    name="distribution",
+    title="Distribution",
+    summary="Train on several devices or machines through tf.distribute; --batch_size is the global batch.",
+    args=(
+        Arg("strategy", Choice("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu"),
+            "default",
+            "default: no tf.distribute strategy; one_device: one chosen device; mirrored: every local "
+            "GPU (the CPU if there is none); multi_worker_mirrored: several machines, the cluster read "
+            "from TF_CONFIG or from Slurm; tpu: a Cloud TPU."),
+        Arg("devices", StrList(), (),
+            "one_device and mirrored: the devices to use, e.g. GPU:0,GPU:1 (default: every GPU, or the "
+            "CPU); CPU:0,CPU:1 splits the processor into logical devices.", _device_names),
+        Arg("tpu", Str(optional=True), None,
+            "tpu: the TPU's name or grpc:// address (default: found from the environment)."),
+        Arg("slurm_port", Int(), 8888,
+            "multi_worker_mirrored under Slurm: the first port of the workers on each node.",
+            lambda value: None if 1 <= value <= 65535 else "must be a port number, 1 to 65535"),
+    ),
+)
+
+GROUPS = (TRAINING, DATA, MODEL, DISTRIBUTION)

@@ -1,24 +1,26 @@
 """The run itself: data, model, run directory, `model.fit`, results.
 
-This is the only module that imports TensorFlow, and only inside `run`, after
-the configuration has been validated.
+TensorFlow is imported only inside `run` (here and in the modules it calls),
+after the configuration has been validated.
 """
 
 import math
 import os
+import shutil
 import sys
 
 import datasets
 import models
 from callbacks.builder import build_callbacks
-from runner import files, results
+from runner import files, multi_worker_compat, results
 from runner.compiling import check_metrics, choose_loss, make_optimizer
-from runner.config import changed_flags, check_against_data, saved_config
+from runner.config import Config, changed_flags, check_against_data, saved_config
+from runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
 from runner.errors import UsageError, first_line
 from runner.hparams_log import write_hparams
 from runner.interrupts import GracefulStop, StopRequested
 from runner.resume import EpochLog, callback_state_keeper
-from runner.run_paths import claim_run_dir, default_run_name, experiment_identity, find_resumable
+from runner.run_paths import RunPaths, claim_run_dir, default_run_name, experiment_identity, find_resumable
 
 # How Keras's TerminateOnNaN(raise_error=True) says it stopped; a test fails
 # if a Keras upgrade changes it.
@@ -42,31 +44,85 @@ def run(config):
     """
     epoch_log = EpochLog()
     stop = GracefulStop()
-    stop.install()
+    distribution = make_distribution(config)  # Before TensorFlow runs anything: clusters are set up first.
     data = load_data(config)  # NumPy sources load without TensorFlow: their mistakes show at once.
     check_against_data(config, has_validation=data.val is not None)
     seed_everything(config)
     epoch = datasets.EpochCounter()
     train_data, validation_data = datasets.make_tf_datasets(
         data, batch_size=config.batch_size, seed=config.seed, epoch=epoch)
-    model = build_and_compile(config, data)
-    paths, lock, resumed = open_run_dir(config)
+    with distribution.scope():
+        model = build_and_compile(config, data)
+    if distribution.multi_worker:
+        multi_worker_compat.check_keras()
+        multi_worker_compat.build_before_fit(model, distribution.strategy, next(iter(train_data)))
+        multi_worker_compat.patch_log_reduction()
+    paths, lock, resumed = open_run_dir(config) if distribution.is_chief else (None, None, False)
+    scratch = None
     try:
+        if distribution.multi_worker:
+            config, paths, scratch = share_run_dir(config, distribution, paths, resumed)
         callbacks = build_callbacks(config, paths)
         if resumed:
             keep_appending_logs(callbacks)
+        stop.install()  # Before this a signal has nothing to save: it stops the process at once.
         status, message = fit(model, train_data, validation_data, config,
                               assemble_callbacks(callbacks, epoch, stop, epoch_log), epoch_log)
         if status == "interrupted" and stop.received:
             exit_code = stop.exit_code()
         else:
             exit_code = results.EXIT_CODES[status]
-        record_outcome(config, paths, epoch_log, status, exit_code)
+        if distribution.is_chief:
+            record_outcome(config, paths, epoch_log, status, exit_code)
+        else:
+            print(worker_summary(distribution.task, status, epoch_log))
     finally:
-        files.release_lock(lock)
+        if lock is not None:
+            files.release_lock(lock)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     if message:
         print(f"train.py: {message}", file=sys.stderr)
     return exit_code
+
+
+def share_run_dir(config, distribution, paths, resumed):
+    """Returns (config, paths, scratch directory or None) for this worker of a multi-worker run.
+
+    The chief keeps its run directory. The others write into a scratch
+    directory instead of every path the user chose, and start from the
+    chief's backup when the chief resumes, so that all resume at one epoch.
+    """
+    chief_backup = ""
+    if config.backup_and_restore:
+        if distribution.is_chief and resumed:
+            chief_backup = os.path.abspath(backup_dir(config, paths))
+        chief_backup = distribution.broadcast_from_chief(chief_backup)
+    if distribution.is_chief:
+        return config, paths, None
+    scratch = scratch_run_dir()
+    paths = RunPaths(scratch, "run")
+    config = Config({**config, **WORKER_OVERRIDES}, config.sources)
+    if chief_backup:
+        copy_chief_backup(chief_backup, backup_dir(config, paths))
+    return config, paths, scratch
+
+
+# What the workers other than the chief change: the paths the user chose
+# (each falls back to the scratch run directory), nothing reported twice.
+WORKER_OVERRIDES = {
+    "backup_and_restore_backup_dir": None,
+    "model_checkpoint_filepath": None,
+    "csv_logger_filename": None,
+    "results_file": None,
+    "remote_monitor": False,
+    "verbose": 0,
+}
+
+
+def backup_dir(config, paths):
+    """Returns where BackupAndRestore keeps the run's backup."""
+    return config.backup_and_restore_backup_dir or paths.path("backup")
 
 
 def assemble_callbacks(callbacks, epoch, stop, epoch_log):
@@ -272,10 +328,21 @@ def resolve_verbosity(verbose):
 def summary(record, seconds):
     """Returns the lines printed after training: the outcome, the last epoch's logs, the run directory."""
     epochs = record["epochs_completed"]
-    final = "  ".join(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}"
-                      for key, value in record["final"].items())
     return (
         f"Trained {epochs} epoch{'s' if epochs != 1 else ''} in {seconds:.1f} s ({record['status']}).\n"
-        f"Final {final}\n"
+        f"Final {format_logs(record['final'])}\n"
         f"Run directory: {record['run_dir']}"
     )
+
+
+def worker_summary(task, status, epoch_log):
+    """Returns the line a worker other than the chief prints when training ends."""
+    final = {key: values[-1] for key, values in epoch_log.history.items()}
+    return (f"{task}: trained {len(epoch_log.epochs)} epochs ({status}); final {format_logs(final)}; "
+            "the chief writes the run's directory")
+
+
+def format_logs(logs):
+    """Returns `key: value` pairs of epoch logs on one line."""
+    return "  ".join(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}"
+                     for key, value in logs.items())

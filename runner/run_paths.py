@@ -21,7 +21,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
 _LONGEST_NAME = 120
 # Flags that steer the run's bookkeeping rather than the experiment: a default
 # run name leaves them out, and a run can be resumed whatever they say.
-_BOOKKEEPING = ("config", "run_name", "results_file", "dry_run", "tensorboard_log_dir", "verbose")
+# Where a run is written or launched from, not what it trains: a restarted
+# cluster may get other ports, or another TPU.
+_BOOKKEEPING = ("config", "run_name", "results_file", "dry_run", "tensorboard_log_dir", "verbose",
+                "distribution_slurm_port", "distribution_tpu")
 
 
 class RunPaths:
@@ -88,8 +91,9 @@ def find_resumable(root, identity, name=None):
     """Returns the RunPaths of an interrupted run of the same experiment, or None.
 
     A run can be resumed when its saved config matches, it has not finished
-    (no results, or results saying it was interrupted), it left a backup, and
-    no process is running it now.
+    (no results, or results saying it was interrupted or failed: a worker of
+    a multi-worker run that dies makes the others fail), it left a backup,
+    and no process is running it now.
 
     Args:
         root: The logs root.
@@ -114,7 +118,7 @@ def _resumable(paths, identity):
     if not isinstance(saved, dict) or experiment_identity(saved) != identity:
         return False
     results = files.read_json(paths.path(RESULTS_FILE))
-    if results is not None and results.get("status") != "interrupted":
+    if results is not None and results.get("status") not in ("interrupted", "failed"):
         return False
     backup_dir = saved.get("backup_and_restore_backup_dir") or paths.path("backup")
     if not os.path.isdir(backup_dir) or not os.listdir(backup_dir):

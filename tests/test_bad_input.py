@@ -70,8 +70,17 @@ MISTAKES = [
     (["--dataset=npz:lengths.npz"], "lengths.npz"),
     (["--tensorboard_log_dir=/proc/runs"], "--tensorboard_log_dir=/proc/runs: cannot be written"),
     (["--run_name=../escape"], "--run_name=../escape: must be a plain directory name"),
+    # Distribution.
+    (["--distribution_strategy=horovod"], "--distribution_strategy=horovod: must be one of default,"),
+    (["--distribution_strategy=mirrored", "--distribution_devices=TPU:0"], "'TPU:0' is not a device name"),
+    (["--distribution_devices=GPU:0"], "--distribution_devices=GPU:0: applies to one_device and mirrored"),
+    (["--distribution_strategy=one_device", "--distribution_devices=CPU:0,CPU:1"], "one_device takes one device"),
+    (["--distribution_strategy=multi_worker_mirrored"], "multi_worker_mirrored needs a cluster: set TF_CONFIG"),
+    (["--distribution_slurm_port=70000"], "--distribution_slurm_port=70000: must be a port number"),
     # After TensorFlow loads, still before anything is written.
     (["--dataset=csv:table.csv", "--model=cnn"], "--model=cnn needs image input"),
+    (["--distribution_strategy=mirrored", "--distribution_devices=GPU:99"], "--distribution_devices=GPU:99: this machine has"),
+    (["--distribution_strategy=tpu"], "--distribution_strategy=tpu: no TPU found"),
 ]
 
 
@@ -105,8 +114,12 @@ def test_a_mistake_is_refused_in_one_line(train, workdir, args, expected):
     ('{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
     ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "chief", "index": 0}}', '"task"'),
     ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}', "task index 3"),
+    ('{"cluster": {"worker": ["localhost:1"], "ps": ["localhost:2"]}, "task": {"type": "ps", "index": 0}}',
+     'task type "ps" takes no part in multi_worker_mirrored'),
 ])
 def test_a_malformed_tf_config_is_refused(train, workdir, value, expected):
-    result = train("--epochs=1", env={"TF_CONFIG": value})
+    result = train("--epochs=1", "--distribution_strategy=multi_worker_mirrored", env={"TF_CONFIG": value})
     assert result.returncode == 2
-    assert expected in own_lines(result.stderr)[0]
+    (line,) = own_lines(result.stderr)
+    assert expected in line
+    assert "tensorboard_logs" not in os.listdir(workdir)
