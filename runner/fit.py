@@ -58,10 +58,10 @@ def run(config):
         multi_worker_compat.build_before_fit(model, distribution.strategy, next(iter(train_data)))
         multi_worker_compat.patch_log_reduction()
     paths, lock, resumed = open_run_dir(config) if distribution.is_chief else (None, None, False)
-    scratch = None
+    scratch = None if distribution.is_chief else scratch_run_dir()
     try:
         if distribution.multi_worker:
-            config, paths, scratch = share_run_dir(config, distribution, paths, resumed)
+            config, paths = share_run_dir(config, distribution, paths, resumed, scratch)
         callbacks = build_callbacks(config, paths)
         if resumed:
             keep_appending_logs(callbacks)
@@ -86,10 +86,10 @@ def run(config):
     return exit_code
 
 
-def share_run_dir(config, distribution, paths, resumed):
-    """Returns (config, paths, scratch directory or None) for this worker of a multi-worker run.
+def share_run_dir(config, distribution, paths, resumed, scratch):
+    """Returns (config, paths) for this worker of a multi-worker run.
 
-    The chief keeps its run directory. The others write into a scratch
+    The chief keeps its run directory. The others write into their `scratch`
     directory instead of every path the user chose, and start from the
     chief's backup when the chief resumes, so that all resume at one epoch.
     """
@@ -99,13 +99,12 @@ def share_run_dir(config, distribution, paths, resumed):
             chief_backup = os.path.abspath(backup_dir(config, paths))
         chief_backup = distribution.broadcast_from_chief(chief_backup)
     if distribution.is_chief:
-        return config, paths, None
-    scratch = scratch_run_dir()
+        return config, paths
     paths = RunPaths(scratch, "run")
     config = Config({**config, **WORKER_OVERRIDES}, config.sources)
     if chief_backup:
         copy_chief_backup(chief_backup, backup_dir(config, paths))
-    return config, paths, scratch
+    return config, paths
 
 
 # What the workers other than the chief change: the paths the user chose
