@@ -68,6 +68,10 @@ def run(config):
         stop.install()  # Before this a signal has nothing to save: it stops the process at once.
         status, message = fit(model, train_data, validation_data, config,
                               assemble_callbacks(callbacks, epoch, stop, epoch_log), epoch_log)
+        if status == "failed" and stop.received and distribution.multi_worker:
+            # Workers stop after their own step; the ones a step behind then
+            # lose the others in the middle of theirs.
+            status, message = "interrupted", "stopped: the other workers left after the signal"
         if status == "interrupted" and stop.received:
             exit_code = stop.exit_code()
         else:
