@@ -5,7 +5,7 @@ import inspect
 import keras
 import pytest
 
-from callbacks.builder import build_callbacks, families
+from callbacks.builder import build_callbacks, callback_class, families
 from runner.config import resolve
 from runner.run_paths import RunPaths
 
@@ -50,6 +50,12 @@ def test_every_keras_argument_is_a_flag_and_defaults_reach_keras_unchanged(famil
     for name, keras_default in parameters.items():
         if (family.name, name) not in RUN_DEFAULTS:
             assert passed[name] == keras_default, f"--{family.flag_name(name)}"
+
+
+@pytest.mark.parametrize("family", families(), ids=lambda family: family.name)
+def test_each_family_builds_the_keras_class_or_our_subclass_of_it(family):
+    # Our subclasses take the Keras class's arguments and pass the runner's isinstance checks.
+    assert issubclass(callback_class(family), getattr(keras.callbacks, family.keras_class))
 
 
 def test_groups_are_off_by_default():
