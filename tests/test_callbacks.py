@@ -6,6 +6,7 @@ import keras
 import pytest
 
 from callbacks.builder import build_callbacks, callback_class, families
+from callbacks.subclasses.tensorboard import TensorBoard
 from runner.config import resolve
 from runner.run_paths import RunPaths
 
@@ -78,5 +79,6 @@ def test_builder_passes_every_flag_through(tmp_path):
     assert early.baseline == 0.5 and early.restore_best_weights is True
     assert checkpoint.save_freq == 7 and checkpoint.save_weights_only is True
     assert checkpoint.filepath == str(tmp_path / "run" / "checkpoints" / "epoch{epoch:02d}.weights.h5")
+    assert type(board) is TensorBoard  # ours: Keras's does per-batch work for nothing
     assert board.log_dir == str(tmp_path / "run") and board.update_freq == 1
     assert board.embeddings_metadata == {"emb": "meta.tsv"}
