@@ -55,7 +55,7 @@ DEFAULT_JSON = os.path.join(HERE, "latest.json")
 
 sys.path.insert(0, HERE)
 from bare_keras import load_digits  # noqa: E402
-from memory_growth import EVERY_CALLBACK  # noqa: E402
+from memory_growth import EVERY_CALLBACK, group_flags  # noqa: E402
 
 # The variables epoch_timer.py reads (not imported from it: that would load Keras into this process).
 EPOCH_TIMER_FILE_ENV = "EPOCH_TIMER_FILE"
@@ -223,11 +223,6 @@ def epoch_configurations(bench, npz_path):
 
 
 BREAKDOWN_REFERENCE = "train_32_breakdown_reference"
-
-
-def group_flags(group):
-    """Returns the flags of EVERY_CALLBACK that belong to one callback group."""
-    return [flag for flag in EVERY_CALLBACK if flag.lstrip("-").startswith(group)]
 
 
 def time_epochs(bench, npz_path):

@@ -1,11 +1,12 @@
 """Does memory grow from epoch to epoch with every callback enabled?
 
-    python benchmarks/memory_growth.py [--epochs 300]
+    python benchmarks/memory_growth.py [--epochs 300] [--groups tensorboard,backup_and_restore | none]
 
 Runs train.py on the bundled digits for many short epochs with every
-epoch-level callback group switched on, records the resident memory after
-each epoch, and prints the growth per 100 epochs after a warm-up, by a least
-squares fit. The figures are kept in benchmarks/README.md.
+epoch-level callback group switched on (or only the groups named), records
+the resident memory after each epoch, and prints the growth per 100 epochs
+after a warm-up, by a least squares fit. The figures are kept in
+benchmarks/README.md.
 """
 
 import argparse
@@ -31,6 +32,23 @@ EVERY_CALLBACK = [
 ]
 
 
+def group_flags(group):
+    """Returns the flags of EVERY_CALLBACK that belong to one callback group."""
+    flags = [flag for flag in EVERY_CALLBACK if flag.lstrip("-").startswith(group)]
+    if not flags:
+        raise SystemExit(f"memory_growth.py: no callback group {group!r} in EVERY_CALLBACK")
+    return flags
+
+
+def chosen_flags(groups):
+    """Returns the callback flags for --groups: all of them, none, or those of the named groups."""
+    if groups is None:
+        return EVERY_CALLBACK
+    if groups == "none":
+        return []
+    return [flag for group in groups.split(",") for flag in group_flags(group)]
+
+
 def slope_per_100_epochs(points):
     """Least-squares slope of rss against epoch, in MiB per 100 epochs."""
     xs, ys = zip(*points)
@@ -43,17 +61,20 @@ def slope_per_100_epochs(points):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--groups", help="comma-separated callback groups to switch on (default: every one), "
+                                         "or none")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         probe_file = os.path.join(workdir, "memory.jsonl")
         command = [sys.executable, TRAIN, f"--epochs={args.epochs}", "--verbose=0",
-                   f"--callbacks={HERE}/memory_probe.py:MemoryProbe", *EVERY_CALLBACK]
+                   f"--callbacks={HERE}/memory_probe.py:MemoryProbe", *chosen_flags(args.groups)]
         subprocess.run(command, cwd=workdir, check=True, env=dict(os.environ, MEMORY_PROBE_FILE=probe_file),
                        stdout=subprocess.DEVNULL)
         with open(probe_file) as stream:
             samples = [json.loads(line) for line in stream]
     steady = [(s["epoch"], s["rss_mib"]) for s in samples if s["epoch"] > WARM_UP_EPOCHS]
     report = {
+        "groups": args.groups or "every one",
         "epochs": len(samples),
         "rss_mib_after_warm_up": steady[0][1],
         "rss_mib_at_end": steady[-1][1],

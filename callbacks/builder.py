@@ -61,10 +61,18 @@ def build_callbacks(config, run):
         A list of Keras callback instances, in running order, the user's own
         (--callbacks) last.
     """
-    import keras
-
     built_in = [
-        getattr(keras.callbacks, family.keras_class)(**family.keras_kwargs(family.values(config), run, config))
+        callback_class(family)(**family.keras_kwargs(family.values(config), run, config))
         for family in enabled_families(config)
     ]
     return built_in + [load_plugin("--callbacks", spec)() for spec in config["callbacks"]]
+
+
+def callback_class(family):
+    """Returns the class a family builds: our subclass where it names one, else the Keras class."""
+    if family.subclass:
+        module_name, _, class_name = family.subclass.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)
+    import keras
+
+    return getattr(keras.callbacks, family.keras_class)

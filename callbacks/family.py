@@ -26,7 +26,11 @@ class CallbackFamily(OptionGroup):
     are further options of the group that the runner uses itself.
 
     Args:
-        keras_class: Name of the class in `keras.callbacks`.
+        keras_class: Name of the class in `keras.callbacks`; its arguments
+            and defaults are the group's flags.
+        subclass: Optional `module:Class` of our own subclass of the Keras
+            class, built in its place where the Keras class needs a fix. Its
+            module may import Keras: it is loaded only to build callbacks.
         settings: Options of the group that are not arguments of the class.
         check: Optional `check(family, values, checker)` for rules that
             involve several options or the rest of the config; raises
@@ -42,6 +46,7 @@ class CallbackFamily(OptionGroup):
     """
 
     keras_class: str = ""
+    subclass: str = ""
     settings: Tuple[Arg, ...] = ()
     check: Optional[Callable] = None
     adapt: Optional[Callable] = None

@@ -43,6 +43,8 @@ FAMILY = CallbackFamily(
     title="TensorBoard",
     summary="Write TensorBoard logs into <log_dir>/<run_name>, so runs appear side by side.",
     keras_class="TensorBoard",
+    # Keras's skips no per-batch work with update_freq epoch, and its logged numbers stay in memory.
+    subclass="callbacks.subclasses.tensorboard:TensorBoard",
     args=(
         Arg("log_dir", Str(), DEFAULT_LOG_DIR,
             "Root of the logs; each run writes into its own <log_dir>/<run_name> directory."),

@@ -5,7 +5,8 @@ import inspect
 import keras
 import pytest
 
-from callbacks.builder import build_callbacks, families
+from callbacks.builder import build_callbacks, callback_class, families
+from callbacks.subclasses.tensorboard import TensorBoard
 from runner.config import resolve
 from runner.run_paths import RunPaths
 
@@ -52,6 +53,12 @@ def test_every_keras_argument_is_a_flag_and_defaults_reach_keras_unchanged(famil
             assert passed[name] == keras_default, f"--{family.flag_name(name)}"
 
 
+@pytest.mark.parametrize("family", families(), ids=lambda family: family.name)
+def test_each_family_builds_the_keras_class_or_our_subclass_of_it(family):
+    # Our subclasses take the Keras class's arguments and pass the runner's isinstance checks.
+    assert issubclass(callback_class(family), getattr(keras.callbacks, family.keras_class))
+
+
 def test_groups_are_off_by_default():
     assert build_callbacks(resolve(["train.py"]), RunPaths("root", "run")) == []
 
@@ -72,5 +79,6 @@ def test_builder_passes_every_flag_through(tmp_path):
     assert early.baseline == 0.5 and early.restore_best_weights is True
     assert checkpoint.save_freq == 7 and checkpoint.save_weights_only is True
     assert checkpoint.filepath == str(tmp_path / "run" / "checkpoints" / "epoch{epoch:02d}.weights.h5")
+    assert type(board) is TensorBoard  # ours: Keras's does per-batch work for nothing
     assert board.log_dir == str(tmp_path / "run") and board.update_freq == 1
     assert board.embeddings_metadata == {"emb": "meta.tsv"}

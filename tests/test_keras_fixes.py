@@ -1,0 +1,77 @@
+"""The work-arounds of runner/keras_fixes.py: same files, no lasting cost per save."""
+
+import h5py
+import keras
+import numpy as np
+import tensorflow as tf
+
+from runner import keras_fixes
+from runner.keras_fixes import cache_saving_skipsets
+
+
+def small_model():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dropout(0.1),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(np.ones((8, 4)), np.zeros(8), epochs=1, verbose=0)  # builds the optimizer's variables
+    return model
+
+
+def variables_created_by(function):
+    """Returns the names of the TensorFlow variables that `function()` creates."""
+    names = []
+
+    def record(next_creator, **kwargs):
+        names.append(kwargs.get("name"))
+        return next_creator(**kwargs)
+
+    with tf.variable_creator_scope(record):
+        function()
+    return names
+
+
+def h5_contents(path):
+    """Every group's and dataset's path with its attributes, and each dataset's values."""
+    contents = {}
+
+    def visit(name, item):
+        values = item[()].tolist() if isinstance(item, h5py.Dataset) else None
+        contents[name] = (dict(item.attrs), values)
+
+    with h5py.File(path, "r") as stream:
+        stream.visititems(visit)
+    return contents
+
+
+def test_saving_weights_creates_no_variables_once_the_skipsets_are_cached(tmp_path):
+    model = small_model()
+    cache_saving_skipsets()
+    path = str(tmp_path / "latest.weights.h5")
+    # Each variable created (a throwaway optimizer's, under a new name) stays in
+    # TensorFlow's kernel cache for good.
+    assert variables_created_by(lambda: model.save_weights(path)) == []
+    assert variables_created_by(lambda: model.save_weights(path)) == []
+
+
+def forget_cached_skipsets():
+    """Brings back Keras's own state, where every save computes the skipsets again."""
+    from keras.src.backend.common import global_state
+
+    for kind in keras_fixes._SAVEABLE_TYPES:
+        global_state.set_global_attribute(f"saving_attr_skiplist_{kind}", None)
+
+
+def test_the_saved_weights_are_the_same_file_as_without_it(tmp_path):
+    model = small_model()
+    forget_cached_skipsets()
+    model.save_weights(str(tmp_path / "plain.weights.h5"))
+    cache_saving_skipsets()
+    model.save_weights(str(tmp_path / "fixed.weights.h5"))
+    fixed = h5_contents(tmp_path / "fixed.weights.h5")
+    assert fixed == h5_contents(tmp_path / "plain.weights.h5")
+    assert any("optimizer" in name for name in fixed)  # the optimizer's state is in it too
+    restored = small_model()
+    restored.load_weights(str(tmp_path / "fixed.weights.h5"))
+    for saved, loaded in zip(model.weights + model.optimizer.variables,
+                             restored.weights + restored.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(saved), np.asarray(loaded))
