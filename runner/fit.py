@@ -19,7 +19,7 @@ from runner.distribution import copy_chief_backup, make_distribution, scratch_ru
 from runner.errors import UsageError, first_line
 from runner.hparams_log import write_hparams
 from runner.interrupts import GracefulStop, StopRequested
-from runner.keras_fixes import cache_saving_skipsets
+from runner.keras_fixes import cache_saving_skipsets, scalar_cache_emptier
 from runner.resume import EpochLog, callback_state_keeper
 from runner.run_paths import RunPaths, claim_run_dir, default_run_name, experiment_identity, find_resumable
 
@@ -132,12 +132,15 @@ def backup_dir(config, paths):
 def assemble_callbacks(callbacks, epoch, stop, epoch_log):
     """Returns the user's callbacks between the runner's own.
 
-    First the epoch counter (the data order) and the stop on a signal; last
-    the record of finished epochs and the keeper of state, which must see the
-    others' work.
+    First the epoch counter (the data order) and the stop on a signal; then,
+    once the others have converted this epoch's numbers, the emptier of
+    TensorFlow's cache of them; last the record of finished epochs and the
+    keeper of state, which must see the others' work.
     """
     keeper = callback_state_keeper(callbacks, epoch_log)
-    return [epoch.callback(), stop.callback(), *callbacks, epoch_log.callback(), *([keeper] if keeper else [])]
+    emptier = scalar_cache_emptier()
+    return [epoch.callback(), stop.callback(), *callbacks, *([emptier] if emptier else []), epoch_log.callback(),
+            *([keeper] if keeper else [])]
 
 
 def load_data(config):

@@ -1,8 +1,8 @@
-"""Work-arounds for Keras bugs that a long run would otherwise suffer from.
+"""Work-arounds for Keras and TensorFlow behaviour that would make a long run grow.
 
 Each one is a single call that leaves what Keras computes and writes
-unchanged; each says which Keras it was found in, so that it can be dropped
-once Keras is fixed.
+unchanged; each says which version it was found in, so that it can be
+dropped once that is fixed.
 """
 
 # Every kind of object Keras's saving walks (the names `_obj_type()` returns).
@@ -45,3 +45,31 @@ def cache_saving_skipsets():
         except (AttributeError, ImportError, TypeError, ValueError):
             continue  # A kind (or a helper) this Keras does not have: saving works as Keras made it.
         global_state.set_global_attribute(key, skipset)
+
+
+def scalar_cache_emptier():
+    """Returns a Keras callback that empties TensorFlow's cache of converted Python numbers, or None.
+
+    TensorFlow 2.21 keeps the tensor of every distinct Python int or float it
+    converts (`TFE_TensorHandleCache`, about 0.4 KB each) and never evicts
+    any. Keras's callbacks convert new ones every epoch: EarlyStopping,
+    ReduceLROnPlateau and a best-only ModelCheckpoint compare the monitored
+    value with `ops.less` or `ops.greater`, LearningRateScheduler assigns a
+    new rate; so does any user callback that hands TensorFlow a number. The
+    cache only saves converting the same number again; emptying it at each
+    epoch's end, as TensorFlow itself does when it resets its context, keeps
+    it to one epoch's numbers. Returns None without the (private) function.
+    """
+    try:
+        from tensorflow.python import pywrap_tfe
+
+        empty = pywrap_tfe.TFE_ClearScalarCache
+    except (ImportError, AttributeError):
+        return None
+    import keras
+
+    class EmptyScalarCache(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            empty()
+
+    return EmptyScalarCache()

@@ -75,3 +75,33 @@ def test_the_saved_weights_are_the_same_file_as_without_it(tmp_path):
     for saved, loaded in zip(model.weights + model.optimizer.variables,
                              restored.weights + restored.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(saved), np.asarray(loaded))
+
+
+def test_the_scalar_cache_is_emptied_at_every_epoch_end(monkeypatch):
+    from tensorflow.python import pywrap_tfe
+
+    emptied = []
+    real_empty = pywrap_tfe.TFE_ClearScalarCache
+    monkeypatch.setattr(pywrap_tfe, "TFE_ClearScalarCache", lambda: (emptied.append(1), real_empty())[1])
+    emptier = keras_fixes.scalar_cache_emptier()
+    assert emptier is not None, "TensorFlow no longer has TFE_ClearScalarCache: check runner/keras_fixes.py"
+    model = small_model()
+    history = model.fit(np.ones((8, 4)), np.zeros(8), epochs=3, verbose=0, callbacks=[emptier])
+    assert emptied == [1, 1, 1]
+    assert len(history.history["loss"]) == 3  # training went on as before
+    assert float(tf.constant(0.25) + 0.5) == 0.75  # and numbers still convert after it
+
+
+def test_the_emptier_runs_after_the_users_callbacks():
+    from runner.fit import assemble_callbacks
+    from runner.interrupts import GracefulStop
+    from runner.resume import EpochLog
+
+    class Epoch:
+        def callback(self):
+            return keras.callbacks.Callback()
+
+    users = [keras.callbacks.EarlyStopping(), keras.callbacks.TerminateOnNaN()]
+    names = [type(callback).__name__ for callback in
+             assemble_callbacks(users, Epoch(), GracefulStop(), EpochLog())]
+    assert names.index("EmptyScalarCache") > names.index("TerminateOnNaN")
