@@ -341,7 +341,11 @@ def write_image_folder(directory, per_class, seed=0):
 
 
 def measure_memory(bench):
-    """Returns {name: peak RSS MiB} on the bundled digits and on image folders of N and 10N images per class."""
+    """Returns {name: peak RSS MiB} on the bundled digits and on image folders of N and 10N images per class.
+
+    The folders are streamed (`--dataset_cache none`): by default folders that
+    fit in memory are decoded into it, and these would.
+    """
     s = bench.settings
     peaks = {}
     progress("  bundled digits")
@@ -352,7 +356,7 @@ def measure_memory(bench):
         progress(f"  {name}: {per_class * IMAGE_CLASSES} images")
         peaks[name] = bench.run(bench.train_command(
             f"--dataset=images:{folder}", f"--dataset_image_size={IMAGE_SIZE},{IMAGE_SIZE}", "--model=cnn",
-            f"--epochs={s['image_epochs']}"))[1]
+            "--dataset_cache=none", f"--epochs={s['image_epochs']}"))[1]
         shutil.rmtree(folder)
     return peaks
 

@@ -15,12 +15,12 @@ from datasets import (
     split,
 )
 from datasets.data import Data
-from datasets.image_source import COLOR_MODES
+from datasets.image_source import CACHE_MODES, COLOR_MODES
 from datasets.pipeline import EpochCounter, make_tf_datasets
 
 DEFAULT = builtin.DEFAULT
 
-__all__ = ["COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load", "make_tf_datasets", "names",
+__all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load", "make_tf_datasets", "names",
            "provides_validation"]
 
 
@@ -72,13 +72,12 @@ def provides_validation(value, validation_split):
 
 
 def load(value, *, seed, validation_split, label_column="label", image_size=(64, 64),
-         color_mode="rgb", flag="--dataset"):
+         color_mode="rgb", cache="auto", flag="--dataset"):
     """Loads the dataset a `--dataset` value names.
 
     Args:
         value: A value `check_source` accepts.
-        seed: Seed of the validation hold-out (and of the file-name shuffle
-            of image folders).
+        seed: Seed of the validation hold-out.
         validation_split: Fraction of the training examples held out for
             validation, in [0, 1). Above 0 it replaces the source's own
             validation data; at 0 that data (or none) is used.
@@ -87,6 +86,9 @@ def load(value, *, seed, validation_split, label_column="label", image_size=(64,
             Defaults to (64, 64).
         color_mode: "grayscale", "rgb" or "rgba", for image folders.
             Defaults to "rgb".
+        cache: "auto", "memory" or "none": whether an image folder is
+            decoded into memory once or read from disk every epoch.
+            Defaults to "auto".
         flag: The flag the value came from, for messages. Defaults to
             "--dataset".
 
@@ -110,6 +112,7 @@ def load(value, *, seed, validation_split, label_column="label", image_size=(64,
             color_mode=color_mode,
             validation_split=validation_split,
             seed=seed,
+            cache=cache,
             context=context,
         )
     array_names = None

@@ -1,18 +1,66 @@
-"""Reads `images:DIR`: one sub-folder of images per class, streamed from disk."""
+"""Reads `images:DIR`: one sub-folder of images per class, held in memory or streamed from disk."""
 
+import dataclasses
+import os
+
+import numpy as np
+
+from datasets import split
 from datasets.data import Data
 from runner.errors import UsageError
 
 COLOR_MODES = ("grayscale", "rgb", "rgba")
+CACHE_MODES = ("auto", "memory", "none")
+# What tf.io.decode_image reads, as Keras's own image loader does.
+EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+_CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
+# `auto` holds the decoded images when they take at most this share of the machine's memory.
+AUTO_CACHE_SHARE = 0.25
 
 
-def read(directory, *, image_size, color_mode, validation_split, seed, context):
-    """Returns a `Data` whose `train` and `val` are unbatched `tf.data.Dataset`s.
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImageFiles:
+    """Images on disk with their labels, decoded as a pipeline reads them.
 
-    Images are decoded file by file as the datasets are iterated, so folders
-    larger than memory work. Keras shuffles the file names with `seed` before
-    holding out validation files (so both parts mix classes) and reshuffles
-    the training file names every epoch.
+    Args:
+        paths: File paths, a numpy array of str.
+        labels: Class ids, a numpy array of int32, one per path.
+        image_size: `(height, width)` every image is resized to.
+        channels: 1, 3 or 4.
+    """
+
+    paths: np.ndarray
+    labels: np.ndarray
+    image_size: tuple
+    channels: int
+
+    def __len__(self):
+        return len(self.paths)
+
+    def decode(self, path):
+        """Returns the image at `path` (a string tensor), resized, float32 in [0, 1]."""
+        import tensorflow as tf
+
+        image = tf.io.decode_image(tf.io.read_file(path), channels=self.channels, expand_animations=False)
+        image = tf.image.resize(image, self.image_size)  # bilinear, float32, as Keras's loader does
+        image.set_shape((*self.image_size, self.channels))
+        return image / 255.0
+
+    def decoded_bytes(self):
+        height, width = self.image_size
+        return len(self) * height * width * self.channels * 4
+
+
+def read(directory, *, image_size, color_mode, validation_split, seed, cache, context):
+    """Returns a `Data` of the images in `directory`'s class sub-folders.
+
+    Classes are the sub-folders in sorted order; each one's images are found
+    in it and its own sub-folders. With a validation split, a seeded draw
+    holds out images from all classes. Decoded images are held in memory
+    (numpy arrays, decoded once here) when `cache` says so; otherwise
+    `train` and `val` are `ImageFiles` that the pipeline decodes every epoch,
+    so folders larger than memory work. Either way the pipeline orders each
+    epoch by seed and epoch number, so a resumed run sees the same order.
 
     Args:
         directory: The folder holding one sub-folder per class.
@@ -20,47 +68,108 @@ def read(directory, *, image_size, color_mode, validation_split, seed, context):
         color_mode: One of "grayscale", "rgb", "rgba".
         validation_split: Fraction of the images held out for validation,
             in [0, 1).
-        seed: Seed of the file-name shuffles.
+        seed: Seed of the hold-out.
+        cache: "memory", "none", or "auto": memory when the decoded images
+            take at most a quarter of this machine's memory.
         context: The flag and value, as a message prefix.
 
     Raises:
         UsageError: if the folder holds no images in class sub-folders, or
-            Keras refuses an option.
+            an option is not one of those accepted.
     """
-    import keras  # Deferred: validating flags must not load TensorFlow.
-
-    options = dict(
-        labels="inferred",
-        label_mode="int",
-        batch_size=None,
-        image_size=tuple(image_size),
-        color_mode=color_mode,
-        shuffle=True,
-        seed=seed,
-    )
+    if color_mode not in COLOR_MODES:
+        raise UsageError(f"--dataset_color_mode={color_mode!r}: not one of {', '.join(COLOR_MODES)}")
+    if cache not in CACHE_MODES:
+        raise UsageError(f"--dataset_cache={cache!r}: not one of {', '.join(CACHE_MODES)}")
+    class_names, paths, labels = _index(directory, context)
     if validation_split > 0:
-        options.update(validation_split=validation_split, subset="both")
-    try:
-        loaded = keras.utils.image_dataset_from_directory(directory, **options)
-    except ValueError as error:
-        raise UsageError(
-            f"{context}: {error} (expected one sub-folder of images per class)"
-        ) from None
-    train, val = loaded if validation_split > 0 else (loaded, None)
-    class_names = tuple(train.class_names)
+        (paths, labels), (val_paths, val_labels) = split.hold_out(paths, labels, validation_split, seed)
+    channels = _CHANNELS[color_mode]
+    size = tuple(image_size)
+    train = ImageFiles(paths, labels, size, channels)
+    val = ImageFiles(val_paths, val_labels, size, channels) if validation_split > 0 else None
+    if _held_in_memory(cache, train, val):
+        train, val = (None if part is None else _decoded(part, context) for part in (train, val))
     return Data(
-        train=_scaled_to_unit_range(train),
-        val=None if val is None else _scaled_to_unit_range(val),
-        input_shape=tuple(train.element_spec[0].shape),
+        train=train,
+        val=val,
+        input_shape=(*size, channels),
         num_classes=len(class_names),
         label_kind="int",
         class_names=class_names,
     )
 
 
-def _scaled_to_unit_range(dataset):
+def _index(directory, context):
+    """Returns `(class_names, paths, labels)`: every image under the class sub-folders, sorted."""
+    class_names = tuple(sorted(entry.name for entry in os.scandir(directory) if entry.is_dir()))
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        found = []
+        for folder, _, files in os.walk(os.path.join(directory, name)):
+            found.extend(os.path.join(folder, file) for file in files if file.lower().endswith(EXTENSIONS))
+        paths.extend(sorted(found))
+        labels.extend([label] * len(found))
+    if not paths:
+        raise UsageError(
+            f"{context}: no images ({', '.join(EXTENSIONS)}) in the sub-folders of {directory} "
+            "(expected one sub-folder of images per class)"
+        )
+    return class_names, np.array(paths), np.array(labels, dtype=np.int32)
+
+
+def _held_in_memory(cache, train, val):
+    if cache != "auto":
+        return cache == "memory"
+    decoded = train.decoded_bytes() + (val.decoded_bytes() if val is not None else 0)
+    memory = machine_memory_bytes()
+    return memory is not None and decoded <= AUTO_CACHE_SHARE * memory
+
+
+def machine_memory_bytes():
+    """Returns the memory this process may use: the machine's, or its container's limit if lower; None if unknown."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as stream:
+            limit = stream.read().strip()
+        if limit.isdigit():
+            memory = min(memory, int(limit))
+    except OSError:
+        pass
+    return memory
+
+
+def _decoded(files, context):
+    """Returns `(x, y)` numpy arrays: every image of `files` decoded once, in order."""
     import tensorflow as tf
 
-    return dataset.map(
-        lambda image, label: (image / 255.0, label), num_parallel_calls=tf.data.AUTOTUNE
-    )
+    count = len(files)
+    print(f"{context}: decoding {count} images into memory ({files.decoded_bytes() / 2**20:.0f} MiB; "
+          "--dataset_cache none streams them from disk instead)", flush=True)
+    x = np.empty((count, *files.image_size, files.channels), np.float32)
+    images = (tf.data.Dataset.from_tensor_slices(files.paths)
+              .map(files.decode, num_parallel_calls=tf.data.AUTOTUNE).batch(256).prefetch(1))
+    start = 0
+    try:
+        for batch in images.as_numpy_iterator():
+            x[start:start + len(batch)] = batch
+            start += len(batch)
+    except tf.errors.OpError as error:
+        raise UsageError(f"{context}: cannot decode {_first_undecodable(files, start)}: "
+                         f"{error.message.splitlines()[0]}") from None
+    return x, files.labels
+
+
+def _first_undecodable(files, start):
+    """Returns the first path from `start` on that does not decode (the one that broke a batch)."""
+    import tensorflow as tf
+
+    for path in files.paths[start:]:
+        try:
+            files.decode(tf.constant(path))
+        except tf.errors.OpError:
+            return path
+    return "an image"

@@ -32,14 +32,12 @@ class EpochCounter:
 def make_tf_datasets(data, *, batch_size, seed, epoch=None):
     """Returns `(train_ds, val_ds)` ready for `model.fit`.
 
-    Array training data is shuffled in full with `seed`, in a different
+    Training examples are shuffled in full with `seed`, in a different
     order every epoch (the same sequence of orders for the same seed); with
     `epoch` the order of each epoch is a function of the seed and the
-    epoch's number only.
-    Training data that is already a `tf.data.Dataset` (image folders) is
-    expected to shuffle itself: the image source reshuffles file names each
-    epoch, which is cheap, whereas a shuffle buffer here would hold decoded
-    images in memory. Validation data is never shuffled.
+    epoch's number only. Arrays stay one tensor, from which each batch is
+    gathered; image files (`ImageFiles`) are read and decoded in parallel,
+    in that order, as the pipeline goes. Validation data is never shuffled.
 
     Args:
         data: A `datasets.data.Data`.
@@ -58,8 +56,10 @@ def make_tf_datasets(data, *, batch_size, seed, epoch=None):
 def _batched(examples, batch_size, shuffle_seed, epoch=None):
     import tensorflow as tf  # Deferred: validating flags must not load TensorFlow.
 
-    if isinstance(examples, tf.data.Dataset):
-        return examples.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    from datasets.image_source import ImageFiles
+
+    if isinstance(examples, ImageFiles):
+        return _batched_files(examples, batch_size, shuffle_seed, epoch)
     # Shuffling row indices and gathering a batch at a time is much faster
     # than slicing arrays into single examples, and the arrays stay one
     # tensor instead of being copied into a shuffle buffer.
@@ -68,16 +68,52 @@ def _batched(examples, batch_size, shuffle_seed, epoch=None):
     if shuffle_seed is not None and epoch is not None:
         batches = _epoch_order_batches(count, batch_size, shuffle_seed, epoch.variable)
     else:
-        rows = tf.data.Dataset.range(count)
-        if shuffle_seed is not None:
-            rows = rows.shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True)
-        batches = rows.batch(batch_size)
+        batches = _row_order(count, shuffle_seed).batch(batch_size)
     return (
         batches
         .map(lambda batch_rows: (tf.gather(x, batch_rows), tf.gather(y, batch_rows)),
              num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def _batched_files(files, batch_size, shuffle_seed, epoch):
+    """Batches of images read from disk, decoded in parallel, in the order of `_batched`."""
+    import tensorflow as tf
+
+    paths, labels = tf.constant(files.paths), tf.constant(files.labels)
+    count = len(files)
+    if shuffle_seed is not None and epoch is not None:
+        rows = tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: tf.data.Dataset.from_tensor_slices(_epoch_order(count, shuffle_seed, epoch.variable)))
+        rows = rows.apply(tf.data.experimental.assert_cardinality(count))
+    else:
+        rows = _row_order(count, shuffle_seed)
+    # map keeps the order of its input however many files it reads at once.
+    return (
+        rows
+        .map(lambda row: (files.decode(paths[row]), labels[row]), num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _row_order(count, shuffle_seed):
+    """Row numbers: in order, or (with a seed) reshuffled at each pass, the same sequence of orders per seed."""
+    import tensorflow as tf
+
+    rows = tf.data.Dataset.range(count)
+    if shuffle_seed is not None:
+        rows = rows.shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True)
+    return rows
+
+
+def _epoch_order(count, seed, epoch_variable):
+    """The epoch's order of `count` rows, drawn from (seed, epoch): call it where each pass reads it afresh."""
+    import tensorflow as tf
+
+    keys = tf.random.stateless_uniform([count], seed=tf.stack([tf.constant(seed, tf.int64), epoch_variable]))
+    return tf.argsort(keys, stable=True)
 
 
 def _epoch_order_batches(count, batch_size, seed, epoch_variable):
@@ -91,8 +127,7 @@ def _epoch_order_batches(count, batch_size, seed, epoch_variable):
     full, rest = divmod(count, batch_size)
 
     def batches_of(_):
-        keys = tf.random.stateless_uniform([count], seed=tf.stack([tf.constant(seed, tf.int64), epoch_variable]))
-        order = tf.argsort(keys, stable=True)
+        order = _epoch_order(count, seed, epoch_variable)
         whole = tf.data.Dataset.from_tensor_slices(tf.reshape(order[: full * batch_size], [full, batch_size]))
         if not rest:
             return whole

@@ -1,6 +1,6 @@
 """The runner's own options: what to train, on what, and how."""
 
-from datasets.image_source import COLOR_MODES
+from datasets.image_source import CACHE_MODES, COLOR_MODES
 from runner import keras_names
 from runner.groups import OptionGroup
 from runner.options import (
@@ -101,6 +101,10 @@ DATA = OptionGroup(
             "images: height,width every image is resized to.", all_positive),
         Arg("dataset_color_mode", Choice(*COLOR_MODES), "rgb",
             "images: the channels images are read with."),
+        Arg("dataset_cache", Choice(*CACHE_MODES), "auto",
+            "images: memory decodes every image once and trains from memory; none reads and decodes them "
+            "from disk every epoch (for folders larger than memory); auto is memory when the decoded images "
+            "take at most a quarter of this machine's memory."),
     ),
 )
 

@@ -152,6 +152,7 @@ def load_data(config):
         label_column=config.dataset_label_column,
         image_size=config.dataset_image_size,
         color_mode=config.dataset_color_mode,
+        cache=config.dataset_cache,
     )
 
 

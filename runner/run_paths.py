@@ -22,9 +22,10 @@ _LONGEST_NAME = 120
 # Flags that steer the run's bookkeeping rather than the experiment: a default
 # run name leaves them out, and a run can be resumed whatever they say.
 # Where a run is written or launched from, not what it trains: a restarted
-# cluster may get other ports, or another TPU.
+# cluster may get other ports, or another TPU; images held in memory train
+# exactly as streamed ones.
 _BOOKKEEPING = ("config", "run_name", "results_file", "dry_run", "tensorboard_log_dir", "verbose",
-                "distribution_slurm_port", "distribution_tpu")
+                "distribution_slurm_port", "distribution_tpu", "dataset_cache")
 
 
 class RunPaths:

@@ -68,3 +68,19 @@ def tensorboard_server(logdir):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def write_images(root, counts, size=(10, 12)):
+    """Writes tiny random PNGs, one sub-folder per class."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for class_name, count in counts.items():
+        os.makedirs(os.path.join(root, class_name))
+        for index in range(count):
+            pixels = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+            png = tf.io.encode_png(pixels).numpy()
+            with open(os.path.join(root, class_name, f"{index}.png"), "wb") as file:
+                file.write(png)
+    return str(root)

@@ -22,6 +22,8 @@ FILES = {
     "unknown.yaml": "epoch: 3\n",
     "evil.yaml": "!!python/object/apply:os.system ['touch pwned']\n",
     "plug.py": PLUGIN,
+    "nothing/cat/notes.txt": "not an image",
+    "pictures/cat/broken.png": "not a png",
 }
 
 MISTAKES = [
@@ -68,6 +70,7 @@ MISTAKES = [
     (["--model_checkpoint", "--model_checkpoint_save_weights_only", "--model_checkpoint_filepath=w.keras"],
      "must end in .weights.h5"),
     (["--dataset=npz:lengths.npz"], "lengths.npz"),
+    (["--dataset=images:pictures", "--dataset_cache=fast"], "--dataset_cache=fast: must be one of auto, memory, none"),
     (["--tensorboard_log_dir=/proc/runs"], "--tensorboard_log_dir=/proc/runs: cannot be written"),
     (["--run_name=../escape"], "--run_name=../escape: must be a plain directory name"),
     # Distribution.
@@ -81,6 +84,8 @@ MISTAKES = [
     (["--dataset=csv:table.csv", "--model=cnn"], "--model=cnn needs image input"),
     (["--distribution_strategy=mirrored", "--distribution_devices=GPU:99"], "--distribution_devices=GPU:99: this machine has"),
     (["--distribution_strategy=tpu"], "--distribution_strategy=tpu: no TPU found"),
+    (["--dataset=images:nothing"], "--dataset='images:nothing': no images (.bmp, .gif, .jpeg, .jpg, .png) in"),
+    (["--dataset=images:pictures"], "--dataset='images:pictures': cannot decode pictures/cat/broken.png: "),
 ]
 
 
@@ -88,6 +93,7 @@ MISTAKES = [
 def workdir(tmp_path):
     for name, text in FILES.items():
         if text is not None:
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / name).write_text(text)
     np.savez(tmp_path / "lengths.npz", x_train=np.zeros((10, 3)), y_train=np.zeros(9))
     return tmp_path

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import datasets
+from conftest import write_images
 from runner.errors import RunError, UsageError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,21 +43,6 @@ def write_text(directory, name, text):
     with open(path, "w") as file:
         file.write(textwrap.dedent(text).lstrip())
     return path
-
-
-def write_images(root, counts, size=(10, 12)):
-    """Writes tiny random PNGs, one sub-folder per class."""
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    for class_name, count in counts.items():
-        os.makedirs(os.path.join(root, class_name))
-        for index in range(count):
-            pixels = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
-            png = tf.io.encode_png(pixels).numpy()
-            with open(os.path.join(root, class_name, f"{index}.png"), "wb") as file:
-                file.write(png)
-    return str(root)
 
 
 def load(value, **options):
@@ -292,35 +278,89 @@ def test_csv_refusals_name_file_and_column(tmp_path, text, expected):
 # Image folders ---------------------------------------------------------------
 
 
-def test_images_load_as_unbatched_scaled_stream(tmp_path):
-    import tensorflow as tf
+def test_streamed_images_are_decoded_as_keras_decodes_them(tmp_path):
+    import keras
+
+    from datasets.image_source import ImageFiles
 
     root = write_images(tmp_path / "pictures", {"cat": 3, "dog": 4})
-    data = load(f"images:{root}", image_size=(8, 6))
-    assert isinstance(data.train, tf.data.Dataset)
+    data = load(f"images:{root}", image_size=(8, 6), cache="none")
+    assert isinstance(data.train, ImageFiles) and len(data.train) == 7
     assert data.val is None
     assert data.input_shape == (8, 6, 3)
     assert data.num_classes == 2 and data.class_names == ("cat", "dog")
-    examples = list(data.train.as_numpy_iterator())
-    assert len(examples) == 7
-    assert all(x.shape == (8, 6, 3) and x.dtype == np.float32 for x, _ in examples)
-    assert all(0.0 <= x.min() and x.max() <= 1.0 for x, _ in examples)
-    assert sorted(int(y) for _, y in examples) == [0, 0, 0, 1, 1, 1, 1]
+    x, y = collect(datasets.make_tf_datasets(data, batch_size=4, seed=None)[0])
+    assert x.shape == (7, 8, 6, 3) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert y.tolist() == [0, 0, 0, 1, 1, 1, 1]
+    keras_images = keras.utils.image_dataset_from_directory(root, image_size=(8, 6), batch_size=None, shuffle=False)
+    keras_x, keras_y = collect(keras_images.batch(7))
+    np.testing.assert_allclose(x, keras_x / 255.0, rtol=1e-6)
+    assert keras_y.tolist() == y.tolist()
+
+
+def test_images_held_in_memory_train_exactly_as_streamed_ones(tmp_path):
+    root = write_images(tmp_path / "pictures", {"cat": 5, "dog": 6})
+
+    def epoch_3(cache):
+        data = load(f"images:{root}", image_size=(4, 4), validation_split=0.2, seed=7, cache=cache)
+        counter = datasets.EpochCounter()
+        train_ds, val_ds = datasets.make_tf_datasets(data, batch_size=3, seed=7, epoch=counter)
+        counter.variable.assign(3)
+        return data, collect(train_ds), collect(val_ds)
+
+    held, held_train, held_val = epoch_3("memory")
+    streamed, streamed_train, streamed_val = epoch_3("none")
+    assert isinstance(held.train, tuple) and held.train[0].shape == (9, 4, 4, 3)
+    assert held.input_shape == streamed.input_shape == (4, 4, 3)
+    for held_part, streamed_part in zip(held_train + held_val, streamed_train + streamed_val):
+        np.testing.assert_array_equal(held_part, streamed_part)
+    assert sorted(held_train[1].tolist() + held_val[1].tolist()) == [0] * 5 + [1] * 6
+
+
+def test_auto_holds_images_in_memory_when_they_take_at_most_a_quarter_of_it(tmp_path, monkeypatch, capsys):
+    from datasets import image_source
+
+    root = write_images(tmp_path / "pictures", {"cat": 2, "dog": 2})
+    decoded = 4 * 5 * 5 * 3 * 4
+    monkeypatch.setattr(image_source, "machine_memory_bytes", lambda: 4 * decoded)
+    assert isinstance(load(f"images:{root}", image_size=(5, 5)).train, tuple)
+    assert "decoding 4 images into memory" in capsys.readouterr().out
+    monkeypatch.setattr(image_source, "machine_memory_bytes", lambda: 4 * decoded - 1)
+    assert isinstance(load(f"images:{root}", image_size=(5, 5)).train, image_source.ImageFiles)
+
+
+def test_the_machine_memory_is_known_here():
+    from datasets.image_source import machine_memory_bytes
+
+    assert machine_memory_bytes() > 2**30
 
 
 def test_images_with_validation_split_and_grayscale(tmp_path):
     root = write_images(tmp_path / "pictures", {"cat": 5, "dog": 5})
-    data = load(f"images:{root}", image_size=(4, 4), color_mode="grayscale", validation_split=0.2)
-    assert data.input_shape == (4, 4, 1)
-    train_count = sum(1 for _ in data.train)
-    val_count = sum(1 for _ in data.val)
-    assert (train_count, val_count) == (8, 2)
+    for cache in ("memory", "none"):
+        data = load(f"images:{root}", image_size=(4, 4), color_mode="grayscale", validation_split=0.2, cache=cache)
+        assert data.input_shape == (4, 4, 1)
+        train_ds, val_ds = datasets.make_tf_datasets(data, batch_size=16, seed=0)
+        (train_x, _), (val_x, _) = collect(train_ds), collect(val_ds)
+        assert (train_x.shape, val_x.shape) == ((8, 4, 4, 1), (2, 4, 4, 1))
 
 
 def test_images_folder_without_images_is_refused(tmp_path):
     (tmp_path / "empty" / "cat").mkdir(parents=True)
-    with pytest.raises(UsageError, match="No images found.*one sub-folder of images per class"):
+    (tmp_path / "empty" / "cat" / "notes.txt").write_text("not an image")
+    with pytest.raises(UsageError, match=r"no images \(.bmp, .gif, .jpeg, .jpg, .png\) in the sub-folders of .*empty "
+                                         r"\(expected one sub-folder of images per class\)"):
         load(f"images:{tmp_path / 'empty'}")
+
+
+def test_an_image_that_does_not_decode_is_named(tmp_path):
+    root = write_images(tmp_path / "pictures", {"cat": 3, "dog": 3})
+    broken = os.path.join(root, "dog", "1.png")
+    with open(broken, "wb") as file:
+        file.write(b"not a png")
+    with pytest.raises(UsageError, match=f"cannot decode {broken}: "):
+        load(f"images:{root}", image_size=(4, 4), cache="memory")
 
 
 def test_images_bad_color_mode_is_refused(tmp_path):
@@ -607,13 +647,14 @@ def test_no_validation_gives_none(numbered_data):
     assert datasets.make_tf_datasets(data, batch_size=4, seed=0)[1] is None
 
 
-def test_pipelines_for_image_folders(tmp_path):
+def test_pipelines_for_streamed_image_folders(tmp_path):
     root = write_images(tmp_path / "pictures", {"cat": 5, "dog": 5})
 
     def two_epochs_of_fresh_pipelines():
-        data = load(f"images:{root}", image_size=(4, 4), validation_split=0.2, seed=2)
+        data = load(f"images:{root}", image_size=(4, 4), validation_split=0.2, seed=2, cache="none")
         train_ds, val_ds = datasets.make_tf_datasets(data, batch_size=3, seed=2)
         assert [tuple(x.shape) for x, _ in val_ds] == [(2, 4, 4, 3)]
+        assert len(train_ds) == 3  # Keras counts the steps
         epochs = [list(train_ds.as_numpy_iterator()) for _ in range(2)]
         assert [x.shape for x, _ in epochs[0]] == [(3, 4, 4, 3), (3, 4, 4, 3), (2, 4, 4, 3)]
         return [np.concatenate([x for x, _ in batches]) for batches in epochs]
@@ -626,6 +667,26 @@ def test_pipelines_for_image_folders(tmp_path):
     again = two_epochs_of_fresh_pipelines()
     np.testing.assert_array_equal(again[0], first_epoch)
     np.testing.assert_array_equal(again[1], second_epoch)
+
+
+def test_streamed_images_are_ordered_by_seed_and_epoch_only(tmp_path):
+    root = write_images(tmp_path / "pictures", {"cat": 4, "dog": 4})
+    data = load(f"images:{root}", image_size=(3, 3), cache="none")
+
+    def order_of(epochs_before, epoch, seed=4):
+        counter = datasets.EpochCounter()
+        train_ds, _ = datasets.make_tf_datasets(data, batch_size=3, seed=seed, epoch=counter)
+        assert len(train_ds) == 3
+        for earlier in epochs_before:
+            counter.variable.assign(earlier)
+            collect(train_ds)
+        counter.variable.assign(epoch)
+        return collect(train_ds)[0].sum(axis=(1, 2, 3)).tolist()
+
+    resumed = order_of([], 3)
+    assert order_of([0, 1, 2], 3) == resumed
+    assert order_of([], 2) != resumed
+    assert order_of([], 3, seed=5) != resumed
 
 
 def test_with_an_epoch_counter_each_epoch_order_depends_on_seed_and_epoch_only(numbered_data):

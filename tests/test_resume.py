@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import TRAIN
+from conftest import TRAIN, write_images
 
 RUN = ["--epochs=6", "--batch_size=8", "--verbose=2", "--seed=7", "--deterministic=True",
        "--backup_and_restore=True", "--csv_logger=True",
@@ -24,15 +24,15 @@ def results(tmp_path, name):
         return json.load(stream)
 
 
-def run(tmp_path, name):
-    result = subprocess.run([sys.executable, TRAIN, *RUN, f"--run_name={name}"], cwd=tmp_path,
+def run(tmp_path, name, *extra):
+    result = subprocess.run([sys.executable, TRAIN, *RUN, *extra, f"--run_name={name}"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return result
 
 
-def interrupt(tmp_path, name, signum, epoch):
-    process = subprocess.Popen([sys.executable, TRAIN, *RUN, f"--run_name={name}"], cwd=tmp_path,
+def interrupt(tmp_path, name, signum, epoch, *extra):
+    process = subprocess.Popen([sys.executable, TRAIN, *RUN, *extra, f"--run_name={name}"], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
         if line.startswith(f"Epoch {epoch}/"):
@@ -61,3 +61,16 @@ def test_a_resumed_run_ends_on_the_uninterrupted_runs_metrics(tmp_path, signum, 
     log = (tmp_path / "tensorboard_logs" / "cut" / "training.csv").read_text().splitlines()
     # The epoch cut short is in no log: each epoch appears once.
     assert [row.split(",")[0] for row in log[1:]] == ["0", "1", "2", "3", "4", "5"]
+
+
+def test_a_resumed_run_on_a_streamed_image_folder_ends_on_the_uninterrupted_runs_metrics(tmp_path):
+    write_images(tmp_path / "pictures", {"circle": 40, "square": 40, "star": 40}, size=(9, 9))
+    images = ("--dataset=images:pictures", "--dataset_cache=none", "--dataset_image_size=8,8",
+              "--validation_split=0.25", "--batch_size=4")
+    run(tmp_path, "whole", *images)
+    assert interrupt(tmp_path, "cut", signal.SIGKILL, 3, *images) == -9
+    resumed = run(tmp_path, "cut", *images)
+    assert "Resuming the interrupted run" in resumed.stdout and "Epoch 1/6" not in resumed.stdout
+    expected, record = results(tmp_path, "whole"), results(tmp_path, "cut")
+    assert record["epochs_completed"] == expected["epochs_completed"] == 6
+    assert record["final"] == expected["final"] and record["best"] == expected["best"]
