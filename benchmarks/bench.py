@@ -443,9 +443,9 @@ def format_table(rows):
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         fmt = "{:.0f} MiB" if r["unit"] == "MiB" else "{:.3f} s"
-        cpu = f"{r['cpu_ratio']:.2f}" if "cpu_ratio" in r else ""
+        cpu = f"{r['cpu_ratio']:.3f}" if "cpu_ratio" in r else ""
         lines.append(f"| {r['measurement']} | {fmt.format(r['value'])} | {fmt.format(r['reference'])} | "
-                     f"{r['ratio']:.2f} | {cpu} | {r['target'] or ''} | {r['result']} |")
+                     f"{r['ratio']:.3f} | {cpu} | {r['target'] or ''} | {r['result']} |")
     return "\n".join(lines)
 
 
