@@ -708,3 +708,22 @@ def test_with_an_epoch_counter_each_epoch_order_depends_on_seed_and_epoch_only(n
     assert order_of([0, 1, 2], 3) == resumed
     assert order_of([], 2) != resumed
     assert order_of([], 3, seed=5) != resumed
+
+
+def stages(dataset):
+    """The kinds of tf.data stages of a pipeline, last first (`_PrefetchDataset`, `_BatchDataset`, ...)."""
+    kinds = []
+    while dataset is not None:
+        kinds.append(type(dataset).__name__)
+        dataset = getattr(dataset, "_input_dataset", None)
+    return kinds
+
+
+def test_every_pipeline_prefetches_and_maps_in_parallel(numbered_data, tmp_path):
+    root = write_images(tmp_path / "pictures", {"cat": 3, "dog": 3})
+    streamed = load(f"images:{root}", image_size=(4, 4), validation_split=0.5, cache="none")
+    for data in (numbered_data, streamed):
+        for pipeline in datasets.make_tf_datasets(data, batch_size=2, seed=1, epoch=datasets.EpochCounter()):
+            kinds = stages(pipeline)
+            assert kinds[0] == "_PrefetchDataset", kinds
+            assert "_ParallelMapDataset" in kinds, kinds  # gathering batches, or reading and decoding files
