@@ -20,8 +20,8 @@ from datasets.pipeline import EpochCounter, make_tf_datasets
 
 DEFAULT = builtin.DEFAULT
 
-__all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load", "make_tf_datasets", "names",
-           "provides_validation"]
+__all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load",
+           "make_tf_datasets", "names", "provides_validation"]
 
 
 def names():
