@@ -14,7 +14,7 @@ CACHE_MODES = ("auto", "memory", "none")
 # What tf.io.decode_image reads, as Keras's own image loader does.
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 _CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
-# `auto` holds the decoded images when they take at most this share of the machine's memory.
+# `auto` holds the decoded images when they take at most this share of the memory free at start.
 AUTO_CACHE_SHARE = 0.25
 
 
@@ -70,7 +70,7 @@ def read(directory, *, image_size, color_mode, validation_split, seed, cache, co
             in [0, 1).
         seed: Seed of the hold-out.
         cache: "memory", "none", or "auto": memory when the decoded images
-            take at most a quarter of this machine's memory.
+            take at most a quarter of the memory free now.
         context: The flag and value, as a message prefix.
 
     Raises:
@@ -122,24 +122,33 @@ def _held_in_memory(cache, train, val):
     if cache != "auto":
         return cache == "memory"
     decoded = train.decoded_bytes() + (val.decoded_bytes() if val is not None else 0)
-    memory = machine_memory_bytes()
+    memory = available_memory_bytes()
     return memory is not None and decoded <= AUTO_CACHE_SHARE * memory
 
 
-def machine_memory_bytes():
-    """Returns the memory this process may use: the machine's, or its container's limit if lower; None if unknown."""
+def available_memory_bytes():
+    """Returns the memory free for this process now (the container's, if it has a lower limit); None if unknown.
+
+    Free now rather than installed, so that runs started one after another
+    (a sweep) see what the earlier ones already hold.
+    """
     try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+        with open("/proc/meminfo") as stream:
+            fields = dict(line.split(":", 1) for line in stream)
+        available = int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
     try:
-        with open("/sys/fs/cgroup/memory.max") as stream:
-            limit = stream.read().strip()
-        if limit.isdigit():
-            memory = min(memory, int(limit))
+        with open("/sys/fs/cgroup/memory.max") as stream, open("/sys/fs/cgroup/memory.current") as used:
+            limit, current = stream.read().strip(), used.read().strip()
+        if limit.isdigit() and current.isdigit():
+            available = min(available, int(limit) - int(current))
     except OSError:
         pass
-    return memory
+    return available
 
 
 def _decoded(files, context):

@@ -104,7 +104,7 @@ DATA = OptionGroup(
         Arg("dataset_cache", Choice(*CACHE_MODES), "auto",
             "images: memory decodes every image once and trains from memory; none reads and decodes them "
             "from disk every epoch (for folders larger than memory); auto is memory when the decoded images "
-            "take at most a quarter of this machine's memory."),
+            "take at most a quarter of the memory free at start (pass memory or none to decide yourself)."),
     ),
 )
 

@@ -318,22 +318,22 @@ def test_images_held_in_memory_train_exactly_as_streamed_ones(tmp_path):
     assert sorted(held_train[1].tolist() + held_val[1].tolist()) == [0] * 5 + [1] * 6
 
 
-def test_auto_holds_images_in_memory_when_they_take_at_most_a_quarter_of_it(tmp_path, monkeypatch, capsys):
+def test_auto_holds_images_in_memory_when_they_take_at_most_a_quarter_of_the_free_memory(tmp_path, monkeypatch, capsys):
     from datasets import image_source
 
     root = write_images(tmp_path / "pictures", {"cat": 2, "dog": 2})
     decoded = 4 * 5 * 5 * 3 * 4
-    monkeypatch.setattr(image_source, "machine_memory_bytes", lambda: 4 * decoded)
+    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 4 * decoded)
     assert isinstance(load(f"images:{root}", image_size=(5, 5)).train, tuple)
     assert "decoding 4 images into memory" in capsys.readouterr().out
-    monkeypatch.setattr(image_source, "machine_memory_bytes", lambda: 4 * decoded - 1)
+    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 4 * decoded - 1)
     assert isinstance(load(f"images:{root}", image_size=(5, 5)).train, image_source.ImageFiles)
 
 
-def test_the_machine_memory_is_known_here():
-    from datasets.image_source import machine_memory_bytes
+def test_the_free_memory_is_known_here():
+    from datasets.image_source import available_memory_bytes
 
-    assert machine_memory_bytes() > 2**30
+    assert available_memory_bytes() > 2**30
 
 
 def test_images_with_validation_split_and_grayscale(tmp_path):
