@@ -2,6 +2,7 @@
 
 from callbacks.family import CallbackFamily, default_in_run_dir
 from runner.options import Arg, Bool, IntOrChoice, Str
+from runner.run_paths import BACKUP_DIR
 
 
 FAMILY = CallbackFamily(
@@ -18,5 +19,5 @@ FAMILY = CallbackFamily(
             "Keep the previous backup too, in case the newest one is damaged."),
         Arg("delete_checkpoint", Bool(), True, "Delete the backup when training finishes."),
     ),
-    adapt=default_in_run_dir("backup_dir", "backup"),
+    adapt=default_in_run_dir("backup_dir", BACKUP_DIR),
 )

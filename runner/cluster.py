@@ -22,8 +22,7 @@ def check_distribution(checker, environ=os.environ):
     """
     values = checker.values
     strategy, devices = values["distribution_strategy"], values["distribution_devices"]
-    tf_config = environ.get("TF_CONFIG")
-    check_tf_config(tf_config)
+    tf_config = check_tf_config(environ.get("TF_CONFIG"))
     if devices and strategy not in ("one_device", "mirrored"):
         checker.fail("distribution_devices", f"applies to one_device and mirrored, not to {strategy}")
     if strategy == "one_device" and len(devices) > 1:
@@ -34,7 +33,7 @@ def check_distribution(checker, environ=os.environ):
                          "multi_worker_mirrored needs a cluster: set TF_CONFIG on every worker, "
                          "or start the workers with Slurm's srun")
         if tf_config is not None:
-            task_type = json.loads(tf_config)["task"]["type"]
+            task_type = tf_config["task"]["type"]
             if task_type not in ("chief", "worker"):
                 raise UsageError(f'TF_CONFIG: task type "{task_type}" takes no part in '
                                  "multi_worker_mirrored training; only chief and worker tasks do")
@@ -49,11 +48,14 @@ def check_tf_config(text):
     Args:
         text: The value of TF_CONFIG, or None when it is not set.
 
+    Returns:
+        The parsed value, or None when it is not set.
+
     Raises:
         UsageError: naming TF_CONFIG and what is wrong with it.
     """
     if text is None:
-        return
+        return None
     try:
         config = json.loads(text)
     except ValueError as error:
@@ -70,6 +72,7 @@ def check_tf_config(text):
     index = task.get("index")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
         raise UsageError(f'TF_CONFIG: task index {index!r} is not a position in cluster["{task["type"]}"]')
+    return config
 
 
 def _is_address(value):

@@ -21,7 +21,8 @@ from runner.hparams_log import write_hparams
 from runner.interrupts import GracefulStop, StopRequested
 from runner.keras_fixes import cache_saving_skipsets, scalar_cache_emptier
 from runner.resume import EpochLog, callback_state_keeper
-from runner.run_paths import RunPaths, claim_run_dir, default_run_name, experiment_identity, find_resumable
+from runner.run_paths import (RunPaths, backup_dir, claim_run_dir, default_run_name, experiment_identity,
+                              find_resumable)
 
 # How Keras's TerminateOnNaN(raise_error=True) says it stopped; a test fails
 # if a Keras upgrade changes it.
@@ -122,11 +123,6 @@ WORKER_OVERRIDES = {
     "remote_monitor": False,
     "verbose": 0,
 }
-
-
-def backup_dir(config, paths):
-    """Returns where BackupAndRestore keeps the run's backup."""
-    return config.backup_and_restore_backup_dir or paths.path("backup")
 
 
 def assemble_callbacks(callbacks, epoch, stop, epoch_log):

@@ -17,6 +17,8 @@ from runner import files
 
 CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.json"
+# BackupAndRestore's backup, inside the run directory unless --backup_and_restore_backup_dir says elsewhere.
+BACKUP_DIR = "backup"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
 _LONGEST_NAME = 120
 # Flags that steer the run's bookkeeping rather than the experiment: a default
@@ -121,9 +123,12 @@ def _resumable(paths, identity):
     results = files.read_json(paths.path(RESULTS_FILE))
     if results is not None and results.get("status") not in ("interrupted", "failed"):
         return False
-    backup_dir = saved.get("backup_and_restore_backup_dir") or paths.path("backup")
-    if not os.path.isdir(backup_dir) or not os.listdir(backup_dir):
+    backup = backup_dir(saved, paths)
+    if not os.path.isdir(backup) or not os.listdir(backup):
         return False
     return not files.is_locked(paths.path(files.LOCK_FILE))
 
 
+def backup_dir(config, paths):
+    """Returns where BackupAndRestore keeps the backup of the run in `paths`, given its config (a mapping)."""
+    return config.get("backup_and_restore_backup_dir") or paths.path(BACKUP_DIR)
