@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import datasets
+from datasets import image_source
 from conftest import write_images
 from runner.errors import RunError, UsageError
 
@@ -319,8 +320,6 @@ def test_images_held_in_memory_train_exactly_as_streamed_ones(tmp_path):
 
 
 def test_auto_holds_images_in_memory_when_they_take_at_most_a_quarter_of_the_free_memory(tmp_path, monkeypatch, capsys):
-    from datasets import image_source
-
     root = write_images(tmp_path / "pictures", {"cat": 2, "dog": 2})
     decoded = 4 * 5 * 5 * 3 * 4
     monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 4 * decoded)
@@ -719,11 +718,50 @@ def stages(dataset):
     return kinds
 
 
-def test_every_pipeline_prefetches_and_maps_in_parallel(numbered_data, tmp_path):
+def test_every_pipeline_prefetches_and_streamed_images_are_decoded_in_parallel(numbered_data, tmp_path):
     root = write_images(tmp_path / "pictures", {"cat": 3, "dog": 3})
     streamed = load(f"images:{root}", image_size=(4, 4), validation_split=0.5, cache="none")
     for data in (numbered_data, streamed):
         for pipeline in datasets.make_tf_datasets(data, batch_size=2, seed=1, epoch=datasets.EpochCounter()):
-            kinds = stages(pipeline)
-            assert kinds[0] == "_PrefetchDataset", kinds
-            assert "_ParallelMapDataset" in kinds, kinds  # gathering batches, or reading and decoding files
+            assert stages(pipeline)[0] == "_PrefetchDataset", stages(pipeline)
+    for pipeline in datasets.make_tf_datasets(streamed, batch_size=2, seed=1, epoch=datasets.EpochCounter()):
+        assert "_ParallelMapDataset" in stages(pipeline)  # reading and decoding files
+
+
+def epochs_of_batches(data, epochs=3, batch_size=8, seed=4):
+    """Every batch of `epochs` training epochs, as numpy arrays, with the epoch counter set as fit sets it."""
+    counter = datasets.EpochCounter()
+    train_ds, _ = datasets.make_tf_datasets(data, batch_size=batch_size, seed=seed, epoch=counter)
+    batches = []
+    for epoch in range(epochs):
+        counter.variable.assign(epoch)
+        batches.append([(x.copy(), y.copy()) for x, y in train_ds.as_numpy_iterator()])
+    return batches, stages(train_ds)
+
+
+@pytest.mark.parametrize("batch_size", [8, 5, 32])
+def test_training_arrays_copied_per_epoch_give_the_batches_gathered_one_by_one(numbered_data, monkeypatch,
+                                                                             batch_size):
+    copied, copied_stages = epochs_of_batches(numbered_data, batch_size=batch_size)
+    assert "_ParallelMapDataset" not in copied_stages  # each step reads a slice of the epoch's copy
+    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 4 * 20 * 4 * 2 - 1)  # too little
+    gathered, gathered_stages = epochs_of_batches(numbered_data, batch_size=batch_size)
+    assert "_ParallelMapDataset" in gathered_stages  # each batch gathered as it is needed
+    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: None)  # unknown: no copy
+    assert "_ParallelMapDataset" in epochs_of_batches(numbered_data, batch_size=batch_size)[1]
+    assert len(copied) == len(gathered) == 3
+    for copied_epoch, gathered_epoch in zip(copied, gathered):
+        assert [len(x) for x, _ in copied_epoch] == [len(x) for x, _ in gathered_epoch]
+        for (x1, y1), (x2, y2) in zip(copied_epoch, gathered_epoch):
+            np.testing.assert_array_equal(x1, x2)
+            np.testing.assert_array_equal(y1, y2)
+    assert sorted(np.concatenate([x for x, _ in copied[0]]).ravel()) == list(range(20))
+
+
+def test_training_arrays_are_copied_when_the_copy_takes_at_most_a_quarter_of_the_free_memory(numbered_data,
+                                                                                            monkeypatch):
+    train_bytes = numbered_data.train[0].nbytes + numbered_data.train[1].nbytes
+    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 4 * train_bytes)
+    assert "_ParallelMapDataset" not in epochs_of_batches(numbered_data, epochs=1)[1]
+    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 4 * train_bytes - 1)
+    assert "_ParallelMapDataset" in epochs_of_batches(numbered_data, epochs=1)[1]
