@@ -56,22 +56,18 @@ def main():
     parser.add_argument("--repeat", type=int, default=1, help="times the training set is repeated")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch_hook", action="store_true",
-                        help="add a callback with an empty on_train_batch_end, to see what any batch hook costs")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     sys.path.insert(0, HERE)
-    from epoch_timer import TIME_MARK_FILE_ENV, EmptyBatchHook, EpochTimer, FirstStepTimer
+    from epoch_timer import TIME_MARK_FILE_ENV, EpochTimer, FirstStepTimer
 
     keras.utils.set_random_seed(SEED)
     (x, y), (x_val, y_val) = load_digits(args.repeat)
     model = build_model()
     callbacks = [FirstStepTimer() if os.environ.get(TIME_MARK_FILE_ENV) else EpochTimer()]
-    if args.batch_hook:
-        callbacks.append(EmptyBatchHook())
     model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs,
               validation_data=(x_val, y_val), verbose=0, callbacks=callbacks)
 

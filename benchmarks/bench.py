@@ -7,23 +7,26 @@ and is reported as ratios next to the issue's targets:
 
 - steady-state seconds per epoch of train.py and of benchmarks/bare_keras.py
   (the same model, data, batch size and epochs; the bundled digits repeated
-  so that an epoch is long enough to time), at batch size 32 and 256;
+  to the size of MNIST), at batch size 32 and 256;
 - the compute ceiling (benchmarks/ceiling.py): the same train step on one
   cached batch in a tight compiled loop, priced per epoch, and train.py with
   --steps_per_execution against it;
-- train.py with every epoch-level callback group on against none;
+- train.py with every epoch-level callback group on against none, and each
+  callback's own time per epoch measured inside one run (callback_time.py);
 - start-up: --help, a usage error, --dry_run and the first finished training
   step, against `python -c "import tensorflow"`;
 - peak memory on the bundled digits and on two generated image folders, one
   ten times the other.
 
 Epoch times are taken by benchmarks/epoch_timer.py, the same callback on both
-sides; the first WARM_UP_EPOCHS epochs of each run are dropped and the median
-of the rest, pooled over the rounds, is reported. The comparisons are run in
-alternating order, round after round, so that a slow spell of the machine
-falls on both sides; before each timed run the benchmark waits a little for
-other processes to go quiet, repeats a run they disturbed (a few times at
-most), and reports the CPU they used meanwhile.
+sides. The two runs of each comparison run at once, taking turns of half a
+second (one is stopped while the other runs: Bench.interleaved_epochs), so
+that the machine's slow spells, which last seconds to minutes on a shared
+virtual machine, fall on both; this is repeated for a few rounds. The first
+WARM_UP_EPOCHS epochs of each run are dropped and the median of the rest,
+pooled over the rounds, is compared; each round's own ratio is reported too.
+Before each timed run the benchmark waits a little for other processes to go
+quiet, and reports the CPU they used meanwhile.
 No test runs this: timings are not asserted anywhere.
 """
 
@@ -34,6 +37,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import struct
 import subprocess
@@ -49,6 +53,7 @@ REPO = os.path.dirname(HERE)
 TRAIN = os.path.join(REPO, "train.py")
 BARE = os.path.join(HERE, "bare_keras.py")
 CEILING = os.path.join(HERE, "ceiling.py")
+CALLBACK_TIME = os.path.join(HERE, "callback_time.py")
 EPOCH_TIMER = f"{os.path.join(HERE, 'epoch_timer.py')}:EpochTimer"
 FIRST_STEP_TIMER = f"{os.path.join(HERE, 'epoch_timer.py')}:FirstStepTimer"
 DEFAULT_JSON = os.path.join(HERE, "latest.json")
@@ -75,21 +80,26 @@ QUIET_CORES = 0.25
 # A timed run during which other processes used more cores than this is run
 # again (at most the settings' reruns times in all).
 DISTURBED_CORES = 0.5
+# Two runs compared are run at once, taking turns of this many seconds (Bench.interleaved_epochs).
+INTERLEAVE_SLICE_S = 0.5
 
 # How much work each part does. --quick trades precision for a run of a couple of minutes.
-FULL = dict(repeat=20, epochs=10, rounds=3, breakdown=True, startup_repeats=5, first_step_repeats=3,
+# repeat: the bundled digits (1,437 training examples) repeated 42 times are
+# 60,354 examples, an epoch the size of MNIST's.
+FULL = dict(repeat=42, epochs=10, rounds=3, startup_repeats=5, first_step_repeats=3,
             images_per_class=180, image_epochs=2, ceiling_steps=2000, quiet_wait_budget_s=60, reruns=6)
-QUICK = dict(repeat=10, epochs=5, rounds=2, breakdown=False, startup_repeats=3, first_step_repeats=2,
+QUICK = dict(repeat=10, epochs=5, rounds=1, startup_repeats=3, first_step_repeats=2,
              images_per_class=50, image_epochs=1, ceiling_steps=500, quiet_wait_budget_s=20, reruns=2)
 
 # Callback groups that act on every batch or step rather than at epoch ends:
 # TerminateOnNaN checks each batch's loss; SwapEMAWeights needs the optimizer
 # to update an average of the weights at every step.
 PER_STEP_GROUPS = ("terminate_on_nan", "swap_ema_weights")
-# The callback groups in EVERY_CALLBACK (no name is the start of another), for the per-group breakdown.
-GROUPS = ("early_stopping", "reduce_lr", "learning_rate_scheduler", "model_checkpoint", "tensorboard",
-          "csv_logger", "terminate_on_nan", "backup_and_restore", "swap_ema_weights", "remote_monitor",
-          "lambda_callback")
+EPOCH_LEVEL_CALLBACKS = [flag for flag in EVERY_CALLBACK
+                         if not any(flag.lstrip("-").startswith(group) for group in PER_STEP_GROUPS)]
+# The callbacks of the runner itself, there with or without callback flags
+# (History is Keras's own, in every fit), and the benchmark's EpochTimer.
+RUNNER_CALLBACKS = ("SetEpoch", "StopOnSignal", "EmptyScalarCache", "RecordEpoch", "History", "EpochTimer")
 
 
 class BenchError(Exception):
@@ -105,6 +115,11 @@ def busy_cpu_seconds():
         return None
     idle = fields[3] + fields[4]  # idle and iowait
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def running_seconds(stretches, start, end):
+    """Returns how long, between `start` and `end`, some stretch [begin, finish] of `stretches` covers."""
+    return sum(max(0.0, min(finish, end) - max(begin, start)) for begin, finish in stretches)
 
 
 class Bench:
@@ -187,6 +202,78 @@ class Bench:
             record = json.load(stream)
         return {"wall": record["epoch_seconds"], "cpu": record["epoch_cpu_seconds"]}
 
+    def interleaved_epochs(self, commands):
+        """Runs two commands that train with EpochTimer at once, taking turns; returns their epoch records.
+
+        Only one of the two runs at any moment: the other is stopped
+        (SIGSTOP) and the two swap every INTERLEAVE_SLICE_S seconds until one
+        ends. A slow spell of the machine thus falls on both alike. Each
+        epoch's time is the time its process was running between its ends
+        (the marks EpochTimer records, against the turns this process
+        recorded); its CPU time is counted by the process and stops with it.
+        Returns [{"wall": [s, ...], "cpu": [s, ...]}, ...] in the order of `commands`.
+        """
+        self.wait_for_quiet()
+        timings = [self.scratch("epochs.json") for _ in commands]
+        logs = [open(self.scratch("log.txt"), "wb") for _ in commands]
+        busy_before = busy_cpu_seconds()
+        processes, turns = [], [[], []]  # turns[i]: [start, end] of each stretch process i ran
+        try:
+            for index, command in enumerate(commands):
+                env = dict(self.env, **{EPOCH_TIMER_FILE_ENV: timings[index]})
+                processes.append(subprocess.Popen(command, cwd=self.workdir, env=env, stdout=logs[index],
+                                                  stderr=subprocess.STDOUT))
+                if index == 0:
+                    os.kill(processes[0].pid, signal.SIGSTOP)  # The second starts first.
+            running, turns[1] = 1, [[time.perf_counter(), None]]
+            usage = [None, None]
+            while None in usage:
+                time.sleep(INTERLEAVE_SLICE_S)
+                for index, process in enumerate(processes):
+                    if usage[index] is None:
+                        pid, status, used = os.wait4(process.pid, os.WNOHANG)
+                        if pid:
+                            usage[index] = used
+                            process.returncode = os.waitstatus_to_exitcode(status)
+                waiting = 1 - running
+                if usage[running] is None and usage[waiting] is not None:
+                    continue  # The other has ended: this one runs on alone.
+                turns[running][-1][1] = time.perf_counter()
+                if usage[running] is None:
+                    os.kill(processes[running].pid, signal.SIGSTOP)
+                if usage[waiting] is None:
+                    os.kill(processes[waiting].pid, signal.SIGCONT)
+                    running = waiting
+                    turns[running].append([time.perf_counter(), None])
+            for stretches in turns:  # The last one to end ran until now.
+                if stretches[-1][1] is None:
+                    stretches[-1][1] = time.perf_counter()
+        finally:
+            for process in processes:
+                if process.returncode is None:
+                    process.kill()
+                    os.kill(process.pid, signal.SIGCONT)
+                    process.wait()
+            for log in logs:
+                log.close()
+        own = sum(u.ru_utime + u.ru_stime for u in usage)
+        seconds = max(end for stretches in turns for _, end in stretches) - min(t[0][0] for t in turns)
+        if busy_before is not None:
+            self.others.append(("interleaved pair", seconds, max(0.0, busy_cpu_seconds() - busy_before - own)))
+        for command, process, log in zip(commands, processes, logs):
+            if process.returncode != 0:
+                with open(log.name, errors="replace") as stream:
+                    tail = "".join(stream.readlines()[-15:])
+                raise BenchError(f"{' '.join(command)}\nexited {process.returncode}, expected 0:\n{tail}")
+        records = []
+        for path, stretches in zip(timings, turns):
+            with open(path) as stream:
+                record = json.load(stream)
+            marks = [record["train_begin_time"], *record["epoch_end_times"]]
+            records.append({"wall": [running_seconds(stretches, start, end) for start, end in zip(marks, marks[1:])],
+                            "cpu": record["epoch_cpu_seconds"]})
+        return records
+
     def seconds_to_mark(self, command):
         """Runs a command that writes {"time": time.time()} to $TIME_MARK_FILE at some moment.
 
@@ -214,56 +301,79 @@ def epoch_configurations(bench, npz_path):
         return bench.train_command(f"--dataset=npz:{npz_path}", f"--batch_size={batch_size}", epochs,
                                    f"--callbacks={EPOCH_TIMER}", *extra)
 
-    runs = {
+    return {
         "bare_32": bare(SMALL_BATCH),
         "train_32": train(SMALL_BATCH),
+        "train_32_epoch_callbacks": train(SMALL_BATCH, *EPOCH_LEVEL_CALLBACKS),
         "train_32_all_callbacks": train(SMALL_BATCH, *EVERY_CALLBACK),
-        "train_32_epoch_callbacks": train(SMALL_BATCH, *[flag for group in GROUPS if group not in PER_STEP_GROUPS
-                                                         for flag in group_flags(group)]),
-        "bare_32_batch_hook": bare(SMALL_BATCH, "--batch_hook"),
         "bare_256": bare(LARGE_BATCH),
         "train_256": train(LARGE_BATCH),
         "train_32_steps_per_execution": train(SMALL_BATCH, f"--steps_per_execution={STEPS_PER_EXECUTION}"),
     }
-    return runs
 
 
-BREAKDOWN_REFERENCE = "train_32_breakdown_reference"
+# The runs compared, (value, reference): each pair runs interleaved, once per round.
+COMPARISONS = (
+    ("train_32", "bare_32"),
+    ("train_256", "bare_256"),
+    ("train_32_epoch_callbacks", "train_32"),
+    ("train_32_all_callbacks", "train_32"),
+)
+# Runs compared with the compute ceiling only: run alone, once per round.
+ALONE = ("train_32_steps_per_execution",)
+
+
+def pair_name(value, reference):
+    return f"{value} vs {reference}"
 
 
 def time_epochs(bench, npz_path):
-    """Runs the timed configurations round after round, in alternating order; returns {name: [seconds, ...]}."""
+    """Runs the timed configurations round after round.
+
+    Returns {pair_name: {value: [record, ...], reference: [record, ...]}}
+    for COMPARISONS, and {name: [record, ...]} for ALONE, one record (as
+    Bench.interleaved_epochs returns) per round.
+    """
     runs = epoch_configurations(bench, npz_path)
-    names = list(runs)
-    seconds = {name: [] for name in names}
+    epochs = {pair_name(*pair): {name: [] for name in pair} for pair in COMPARISONS}
+    epochs.update({name: [] for name in ALONE})
     for round_number in range(bench.settings["rounds"]):
-        order = names if round_number % 2 == 0 else names[::-1]
-        for name in order:
+        for value, reference in COMPARISONS:
+            # Which one starts first alternates from round to round.
+            pair = (value, reference) if round_number % 2 == 0 else (reference, value)
+            progress(f"  round {round_number + 1}: {pair[0]} and {pair[1]}, interleaved")
+            for name, record in zip(pair, bench.interleaved_epochs([runs[name] for name in pair])):
+                epochs[pair_name(value, reference)][name].append(record)
+        for name in ALONE:
             progress(f"  round {round_number + 1}: {name}")
-            seconds[name].append(bench.epoch_seconds(runs[name]))
-    if bench.settings["breakdown"]:
-        # One run per group, between two runs without callbacks, their reference.
-        reference = runs["train_32"]
-        seconds[BREAKDOWN_REFERENCE] = [bench.epoch_seconds(reference)]
-        for group in GROUPS:
-            name = f"train_32_only_{group}"
-            progress(f"  breakdown: {name}")
-            seconds[name] = [bench.epoch_seconds(reference + group_flags(group))]
-        seconds[BREAKDOWN_REFERENCE].append(bench.epoch_seconds(reference))
-    return seconds
+            epochs[name].append(bench.epoch_seconds(runs[name]))
+    return epochs
 
 
 def steady(runs, clock="wall", summary=statistics.median):
-    """Returns the median epoch time of `runs` (epoch_seconds records), warm-up epochs dropped."""
+    """Returns the median epoch time of `runs` (epoch records), warm-up epochs dropped."""
     return summary([s for run in runs for s in run[clock][WARM_UP_EPOCHS:]])
 
 
 def epoch_row(name, epochs, value, reference, target=None, note=""):
-    """A row comparing two timed configurations by wall time; it also holds their CPU-time ratio."""
-    result = row(name, steady(epochs[value]), steady(epochs[reference]), "s", target, note)
-    result["cpu_ratio"] = steady(epochs[value], "cpu") / steady(epochs[reference], "cpu")
-    result["ratio_of_fastest_epochs"] = steady(epochs[value], summary=min) / steady(epochs[reference], summary=min)
+    """A row comparing two configurations run interleaved, by wall time; with their CPU-time ratio and spread."""
+    pair = epochs[pair_name(value, reference)]
+    result = row(name, steady(pair[value]), steady(pair[reference]), "s", target, note)
+    result["cpu_ratio"] = steady(pair[value], "cpu") / steady(pair[reference], "cpu")
+    result["round_ratios"] = [steady([a]) / steady([b]) for a, b in zip(pair[value], pair[reference])]
     return result
+
+
+def time_callbacks(bench, npz_path):
+    """Runs callback_time.py on train.py with the epoch-level callbacks; returns its record."""
+    out = bench.scratch("callback_time.json")
+    s = bench.settings
+    bench.wait_for_quiet()
+    bench.run([sys.executable, CALLBACK_TIME, out, "--verbose=0", f"--tensorboard_log_dir={bench.scratch('logs')}",
+               f"--dataset=npz:{npz_path}", f"--batch_size={SMALL_BATCH}", f"--epochs={s['epochs']}",
+               f"--callbacks={EPOCH_TIMER}", *EPOCH_LEVEL_CALLBACKS])
+    with open(out) as stream:
+        return json.load(stream)
 
 
 def ceiling_epoch_seconds(bench, batch_size, train_examples, val_examples):
@@ -397,24 +507,35 @@ def epoch_rows(epochs, ceilings):
     ]
     for batch_size in (SMALL_BATCH, LARGE_BATCH):
         ceiling = ceilings[batch_size]["loop"]
+        pair = epochs[pair_name(f"train_{batch_size}", f"bare_{batch_size}")]
         for name, label in ((f"train_{batch_size}", "train.py"), (f"bare_{batch_size}", "bare Keras")):
-            rows.append(row(f"epoch, batch {batch_size}: {label} / compute ceiling", steady(epochs[name]),
+            rows.append(row(f"epoch, batch {batch_size}: {label} / compute ceiling", steady(pair[name]),
                             ceiling, "s"))
         rows.append(row(f"epoch, batch {batch_size}: one step per Python call / compute ceiling",
                         ceilings[batch_size]["per_call"], ceiling, "s", note="ceiling.py, per_call"))
     rows.append(row(f"epoch, batch 32: train.py --steps_per_execution {STEPS_PER_EXECUTION} / compute ceiling",
                     steady(epochs["train_32_steps_per_execution"]), ceilings[SMALL_BATCH]["loop"], "s"))
-    rows.append(epoch_row("epoch, batch 32: bare + empty batch hook / bare", epochs, "bare_32_batch_hook", "bare_32",
-                          note="what any on_train_batch_end costs"))
     rows.append(epoch_row("epoch, batch 32: epoch-level callback groups / none", epochs, "train_32_epoch_callbacks",
                           "train_32", CALLBACK_OVERHEAD, note="every group but " + ", ".join(PER_STEP_GROUPS)))
     rows.append(epoch_row("epoch, batch 32: every callback group / none", epochs, "train_32_all_callbacks",
                           "train_32"))
-    for group in GROUPS:
-        name = f"train_32_only_{group}"
-        if name in epochs:
-            rows.append(epoch_row(f"  {group} alone / none", epochs, name, BREAKDOWN_REFERENCE,
-                                  note="one run each: indicative"))
+    return rows
+
+
+def callback_time_rows(record):
+    """Rows of the epoch-level callbacks' own time per epoch, timed inside one run (callback_time.py)."""
+    steady_epochs = [str(number) for number in range(WARM_UP_EPOCHS, len(record["epoch_seconds"]))]
+    epoch = statistics.median(record["epoch_seconds"][WARM_UP_EPOCHS:])
+    per_epoch = {name: sum(by_epoch.get(number, 0.0) for by_epoch in hooks.values()
+                           for number in steady_epochs) / len(steady_epochs)
+                 for name, hooks in record["hook_seconds"].items() if name not in RUNNER_CALLBACKS}
+    total = sum(per_epoch.values())
+    rows = [row("epoch, batch 32: epoch-level callback groups, in-process / none", epoch, epoch - total, "s",
+                note=f"their hooks' own time, {1000 * total:.1f} ms per epoch, timed inside one run "
+                     "(mean of the epochs after the warm-up)")]
+    for name, seconds in sorted(per_epoch.items(), key=lambda item: -item[1]):
+        rows.append(row(f"  {name}: hooks' time per epoch / epoch", seconds, epoch, "s",
+                        note=f"{1000 * seconds:.2f} ms per epoch"))
     return rows
 
 
@@ -447,13 +568,15 @@ def memory_rows(peaks, settings):
 
 def format_table(rows):
     """Returns the rows as a Markdown table."""
-    lines = ["| measurement | value | reference | ratio | CPU-time ratio | target | result |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| measurement | value | reference | ratio | rounds' ratios | CPU-time ratio | target | result |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        fmt = "{:.0f} MiB" if r["unit"] == "MiB" else "{:.3f} s"
+        fmt = "{:.0f} MiB" if r["unit"] == "MiB" else "{:.4f} s" if r["value"] < 0.1 else "{:.3f} s"
         cpu = f"{r['cpu_ratio']:.3f}" if "cpu_ratio" in r else ""
+        rounds = r.get("round_ratios") or []
+        spread = f"{min(rounds):.3f} to {max(rounds):.3f}" if len(rounds) > 1 else ""
         lines.append(f"| {r['measurement']} | {fmt.format(r['value'])} | {fmt.format(r['reference'])} | "
-                     f"{r['ratio']:.3f} | {cpu} | {r['target'] or ''} | {r['result']} |")
+                     f"{r['ratio']:.3f} | {spread} | {cpu} | {r['target'] or ''} | {r['result']} |")
     return "\n".join(lines)
 
 
@@ -492,6 +615,8 @@ def measure(settings):
         np.savez(npz_path, x_train=x, y_train=y, x_val=x_val, y_val=y_val)
         progress(f"epoch times ({len(x)} training examples, {settings['epochs']} epochs)")
         epochs = time_epochs(bench, npz_path)
+        progress("callbacks' own time, in one run")
+        callback_time = time_callbacks(bench, npz_path)
         progress("compute ceiling")
         ceilings, steps = {}, {}
         for batch_size in (SMALL_BATCH, LARGE_BATCH):
@@ -500,9 +625,11 @@ def measure(settings):
         start_up = time_start_up(bench)
         progress("peak memory")
         peaks = measure_memory(bench)
-    rows = epoch_rows(epochs, ceilings) + start_up_rows(start_up) + memory_rows(peaks, settings)
+    rows = (epoch_rows(epochs, ceilings) + callback_time_rows(callback_time) + start_up_rows(start_up)
+            + memory_rows(peaks, settings))
     wall = sum(seconds for _, seconds, _ in bench.others)
-    raw = {"training_examples": len(x), "epoch_seconds": epochs, "ceiling_steps": steps,
+    raw = {"training_examples": len(x), "epoch_seconds": epochs, "callback_time": callback_time,
+           "ceiling_steps": steps,
            "ceiling_epoch_seconds": ceilings, "start_up_seconds": start_up, "peak_rss_mib": peaks,
            "waited_for_quiet_s": bench.waited_s, "disturbed_runs_repeated": bench.reruns,
            "other_processes_mean_cores": sum(others for _, _, others in bench.others) / wall if wall else None,

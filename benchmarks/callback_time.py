@@ -1,0 +1,106 @@
+"""Times each callback's own work inside one train.py run: what benchmarks/bench.py reports per callback.
+
+    python benchmarks/callback_time.py OUT.json [train.py flags ...]
+
+Runs train.py in this process with the flags given, after wrapping every
+hook (on_epoch_end, on_train_batch_begin, ...) of every callback Keras's
+`fit` gets with a clock. Writes to OUT.json the seconds each callback class
+spent in its hooks, per hook, the number of epochs and the wall time of each
+epoch (EpochTimer's, if given with --callbacks).
+
+Unlike comparing two runs, this does not depend on the machine being equally
+fast for both, so it shows costs of a few milliseconds per epoch. It sees
+only the work done inside the hooks: a cost a callback causes elsewhere
+(in a thread of its own, or in TensorFlow's step) is not in it. The clock
+itself adds well under a microsecond per call.
+
+In OUT.json, hook_seconds[class][hook][epoch] is the time the callbacks of
+that class spent in that hook in that epoch (numbered from 0; "-1" is
+before the first epoch, where on_train_begin runs).
+"""
+
+import collections
+import json
+import os
+import runpy
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TRAIN = os.path.join(os.path.dirname(HERE), "train.py")
+
+HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+         "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end")
+
+
+def time_hooks(spent):
+    """Makes every CallbackList Keras builds wrap its callbacks' hooks with a clock.
+
+    `spent[name][hook][epoch]` adds up the seconds the callbacks of class
+    `name` spent in `hook` during epoch `epoch` (counted from 0 by the
+    list's on_epoch_begin; -1 before the first epoch).
+    """
+    from keras.src.callbacks import callback_list
+
+    epoch = [-1]
+    original_init = callback_list.CallbackList.__init__
+    original_epoch_begin = callback_list.CallbackList.on_epoch_begin
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        for callback in self.callbacks:
+            if getattr(callback, "_hooks_timed", False):
+                continue  # fit's list is reused by evaluate for validation.
+            callback._hooks_timed = True
+            for hook in HOOKS:
+                setattr(callback, hook, timed(getattr(callback, hook), spent[type(callback).__name__][hook], epoch))
+
+    def on_epoch_begin(self, number, logs=None):
+        epoch[0] = number
+        return original_epoch_begin(self, number, logs)
+
+    callback_list.CallbackList.__init__ = init
+    callback_list.CallbackList.on_epoch_begin = on_epoch_begin
+
+
+def timed(method, seconds_by_epoch, epoch):
+    clock = time.perf_counter
+
+    def call(*args, **kwargs):
+        started = clock()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            seconds_by_epoch[epoch[0]] += clock() - started
+
+    return call
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__.strip().splitlines()[2].strip())
+    out, flags = sys.argv[1], sys.argv[2:]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    spent = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(float)))
+    time_hooks(spent)
+    epoch_file = os.path.join(os.path.dirname(os.path.abspath(out)), f".epochs-{os.getpid()}.json")
+    os.environ["EPOCH_TIMER_FILE"] = epoch_file
+    sys.argv = [TRAIN, *flags]
+    sys.path.insert(0, os.path.dirname(TRAIN))
+    try:
+        runpy.run_path(TRAIN, run_name="__main__")
+    except SystemExit as end:
+        if end.code not in (0, None):
+            raise
+    with open(epoch_file) as stream:
+        epochs = json.load(stream)["epoch_seconds"]
+    os.unlink(epoch_file)
+    with open(out, "w") as stream:
+        json.dump({"epoch_seconds": epochs,
+                   "hook_seconds": {name: {hook: {str(epoch): seconds for epoch, seconds in by_epoch.items()}
+                                           for hook, by_epoch in hooks.items()}
+                                    for name, hooks in spent.items()}}, stream, indent=1)
+
+
+if __name__ == "__main__":
+    main()
