@@ -390,7 +390,7 @@ def time_callbacks(bench, npz_path):
     bench.wait_for_quiet()
     bench.run([sys.executable, CALLBACK_TIME, out, "--verbose=0", f"--tensorboard_log_dir={bench.scratch('logs')}",
                f"--dataset=npz:{npz_path}", f"--batch_size={SMALL_BATCH}", f"--epochs={s['epochs']}",
-               f"--callbacks={EPOCH_TIMER}", *EPOCH_LEVEL_CALLBACKS])
+               *EPOCH_LEVEL_CALLBACKS])
     with open(out) as stream:
         return json.load(stream)
 

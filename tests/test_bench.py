@@ -51,3 +51,12 @@ def test_a_failing_run_of_a_pair_is_reported_and_the_other_is_not_left_stopped(t
     runner = bench.Bench(str(tmp_path), dict(bench.QUICK, quiet_wait_budget_s=0))
     with pytest.raises(bench.BenchError, match="exited 3"):
         runner.interleaved_epochs([[sys.executable, "-c", FAKE_RUN], [sys.executable, "-c", "raise SystemExit(3)"]])
+
+
+def test_callback_time_adds_the_epoch_timer_to_the_plug_ins_once():
+    import callback_time
+
+    timer = callback_time.EPOCH_TIMER
+    assert callback_time.with_epoch_timer(["--epochs=2"]) == ["--epochs=2", f"--callbacks={timer}"]
+    assert callback_time.with_epoch_timer(["--callbacks=a.py:B"]) == [f"--callbacks=a.py:B,{timer}"]
+    assert callback_time.with_epoch_timer([f"--callbacks={timer}"]) == [f"--callbacks={timer}"]
