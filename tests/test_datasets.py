@@ -744,7 +744,7 @@ def test_training_arrays_copied_per_epoch_give_the_batches_gathered_one_by_one(n
                                                                              batch_size):
     copied, copied_stages = epochs_of_batches(numbered_data, batch_size=batch_size)
     assert "_ParallelMapDataset" not in copied_stages  # each step reads a slice of the epoch's copy
-    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 4 * 20 * 4 * 2 - 1)  # too little
+    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 1)  # almost nothing free
     gathered, gathered_stages = epochs_of_batches(numbered_data, batch_size=batch_size)
     assert "_ParallelMapDataset" in gathered_stages  # each batch gathered as it is needed
     monkeypatch.setattr(image_source, "available_memory_bytes", lambda: None)  # unknown: no copy
