@@ -55,16 +55,15 @@ TRAIN = os.path.join(REPO, "train.py")
 BARE = os.path.join(HERE, "bare_keras.py")
 CEILING = os.path.join(HERE, "ceiling.py")
 CALLBACK_TIME = os.path.join(HERE, "callback_time.py")
-EPOCH_TIMER = f"{os.path.join(HERE, 'epoch_timer.py')}:EpochTimer"
 FIRST_STEP_TIMER = f"{os.path.join(HERE, 'epoch_timer.py')}:FirstStepTimer"
 DEFAULT_JSON = os.path.join(HERE, "latest.json")
 
 sys.path.insert(0, HERE)
 from bare_keras import load_digits  # noqa: E402
+from callback_time import EPOCH_TIMER, EPOCH_TIMER_FILE_ENV  # noqa: E402
 from memory_growth import EVERY_CALLBACK, group_flags  # noqa: E402
 
-# The variables epoch_timer.py reads (not imported from it: that would load Keras into this process).
-EPOCH_TIMER_FILE_ENV = "EPOCH_TIMER_FILE"
+# The variable FirstStepTimer reads (not imported from epoch_timer.py: that would load Keras here).
 TIME_MARK_FILE_ENV = "TIME_MARK_FILE"
 
 WARM_UP_EPOCHS = 2
@@ -107,6 +106,13 @@ RUNNER_CALLBACKS = ("SetEpoch", "StopOnSignal", "EmptyScalarCache", "RecordEpoch
 
 class BenchError(Exception):
     """A child process failed; the message holds the end of its output."""
+
+    @classmethod
+    def of(cls, command, code, expect, log_path):
+        """The error for `command`, which exited `code` instead of one of `expect`, with its log's last lines."""
+        with open(log_path, errors="replace") as log:
+            tail = "".join(log.readlines()[-15:])
+        return cls(f"{' '.join(command)}\nexited {code}, expected {expect}:\n{tail}")
 
 
 def busy_cpu_seconds():
@@ -183,9 +189,7 @@ class Bench:
             self.others.append((label, seconds, max(0.0, others)))
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode not in expect:
-            with open(log_path, errors="replace") as log:
-                tail = "".join(log.readlines()[-15:])
-            raise BenchError(f"{' '.join(command)}\nexited {process.returncode}, expected {expect}:\n{tail}")
+            raise BenchError.of(command, process.returncode, expect, log_path)
         return seconds, usage.ru_maxrss / 1024, started_wall
 
     def train_command(self, *flags):
@@ -265,9 +269,7 @@ class Bench:
             self.others.append(("interleaved pair", seconds, max(0.0, busy_cpu_seconds() - busy_before - own)))
         for command, process, log in zip(commands, processes, logs):
             if process.returncode != 0:
-                with open(log.name, errors="replace") as stream:
-                    tail = "".join(stream.readlines()[-15:])
-                raise BenchError(f"{' '.join(command)}\nexited {process.returncode}, expected 0:\n{tail}")
+                raise BenchError.of(command, process.returncode, (0,), log.name)
         records = []
         for path, stretches in zip(timings, turns):
             with open(path) as stream:

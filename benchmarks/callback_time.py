@@ -31,6 +31,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN = os.path.join(os.path.dirname(HERE), "train.py")
 EPOCH_TIMER = f"{os.path.join(HERE, 'epoch_timer.py')}:EpochTimer"
+# Where EpochTimer writes its record (not imported from epoch_timer.py: that would load Keras).
+EPOCH_TIMER_FILE_ENV = "EPOCH_TIMER_FILE"
 
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
          "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end")
@@ -111,7 +113,7 @@ def main():
     spent = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(float)))
     time_hooks(spent)
     epoch_file = os.path.join(os.path.dirname(os.path.abspath(out)), f".epochs-{os.getpid()}.json")
-    os.environ["EPOCH_TIMER_FILE"] = epoch_file
+    os.environ[EPOCH_TIMER_FILE_ENV] = epoch_file
     sys.argv = [TRAIN, *with_epoch_timer(flags)]
     sys.path.insert(0, os.path.dirname(TRAIN))
     try:

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from datasets import split
+from datasets import memory, split
 from datasets.data import Data
 from runner.errors import UsageError
 
@@ -14,8 +14,6 @@ CACHE_MODES = ("auto", "memory", "none")
 # What tf.io.decode_image reads, as Keras's own image loader does.
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 _CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
-# `auto` holds the decoded images when they take at most this share of the memory free at start.
-AUTO_CACHE_SHARE = 0.25
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -121,34 +119,7 @@ def _index(directory, context):
 def _held_in_memory(cache, train, val):
     if cache != "auto":
         return cache == "memory"
-    decoded = train.decoded_bytes() + (val.decoded_bytes() if val is not None else 0)
-    memory = available_memory_bytes()
-    return memory is not None and decoded <= AUTO_CACHE_SHARE * memory
-
-
-def available_memory_bytes():
-    """Returns the memory free for this process now (the container's, if it has a lower limit); None if unknown.
-
-    Free now rather than installed, so that runs started one after another
-    (a sweep) see what the earlier ones already hold.
-    """
-    try:
-        with open("/proc/meminfo") as stream:
-            fields = dict(line.split(":", 1) for line in stream)
-        available = int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            return None
-    try:
-        with open("/sys/fs/cgroup/memory.max") as stream, open("/sys/fs/cgroup/memory.current") as used:
-            limit, current = stream.read().strip(), used.read().strip()
-        if limit.isdigit() and current.isdigit():
-            available = min(available, int(limit) - int(current))
-    except OSError:
-        pass
-    return available
+    return memory.fits_in_free_memory(train.decoded_bytes() + (val.decoded_bytes() if val is not None else 0))
 
 
 def _decoded(files, context):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import datasets
-from datasets import image_source
+from datasets import image_source, memory
 from conftest import write_images
 from runner.errors import RunError, UsageError
 
@@ -322,15 +322,15 @@ def test_images_held_in_memory_train_exactly_as_streamed_ones(tmp_path):
 def test_auto_holds_images_in_memory_when_they_take_at_most_a_quarter_of_the_free_memory(tmp_path, monkeypatch, capsys):
     root = write_images(tmp_path / "pictures", {"cat": 2, "dog": 2})
     decoded = 4 * 5 * 5 * 3 * 4
-    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 4 * decoded)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 4 * decoded)
     assert isinstance(load(f"images:{root}", image_size=(5, 5)).train, tuple)
     assert "decoding 4 images into memory" in capsys.readouterr().out
-    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 4 * decoded - 1)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 4 * decoded - 1)
     assert isinstance(load(f"images:{root}", image_size=(5, 5)).train, image_source.ImageFiles)
 
 
 def test_the_free_memory_is_known_here():
-    from datasets.image_source import available_memory_bytes
+    from datasets.memory import available_memory_bytes
 
     assert available_memory_bytes() > 2**30
 
@@ -744,10 +744,10 @@ def test_training_arrays_copied_per_epoch_give_the_batches_gathered_one_by_one(n
                                                                              batch_size):
     copied, copied_stages = epochs_of_batches(numbered_data, batch_size=batch_size)
     assert "_ParallelMapDataset" not in copied_stages  # each step reads a slice of the epoch's copy
-    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 1)  # almost nothing free
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 1)  # almost nothing free
     gathered, gathered_stages = epochs_of_batches(numbered_data, batch_size=batch_size)
     assert "_ParallelMapDataset" in gathered_stages  # each batch gathered as it is needed
-    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: None)  # unknown: no copy
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: None)  # unknown: no copy
     assert "_ParallelMapDataset" in epochs_of_batches(numbered_data, batch_size=batch_size)[1]
     assert len(copied) == len(gathered) == 3
     for copied_epoch, gathered_epoch in zip(copied, gathered):
@@ -761,7 +761,7 @@ def test_training_arrays_copied_per_epoch_give_the_batches_gathered_one_by_one(n
 def test_training_arrays_are_copied_when_the_copy_takes_at_most_a_quarter_of_the_free_memory(numbered_data,
                                                                                             monkeypatch):
     train_bytes = numbered_data.train[0].nbytes + numbered_data.train[1].nbytes
-    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 4 * train_bytes)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 4 * train_bytes)
     assert "_ParallelMapDataset" not in epochs_of_batches(numbered_data, epochs=1)[1]
-    monkeypatch.setattr(image_source, "available_memory_bytes", lambda: 4 * train_bytes - 1)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 4 * train_bytes - 1)
     assert "_ParallelMapDataset" in epochs_of_batches(numbered_data, epochs=1)[1]
