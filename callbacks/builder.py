@@ -62,7 +62,7 @@ def build_callbacks(config, run):
         (--callbacks) last.
     """
     built_in = [
-        callback_class(family)(**family.keras_kwargs(family.values(config), run, config))
+        callback_class(family)(**family.class_kwargs(family.values(config), run, config))
         for family in enabled_families(config)
     ]
     return built_in + [load_plugin("--callbacks", spec)() for spec in config["callbacks"]]

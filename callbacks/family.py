@@ -31,6 +31,8 @@ class CallbackFamily(OptionGroup):
         subclass: Optional `module:Class` of our own subclass of the Keras
             class, built in its place where the Keras class needs a fix. Its
             module may import Keras: it is loaded only to build callbacks.
+        subclass_args: Options our subclass takes as keyword arguments
+            beyond those of the Keras class.
         settings: Options of the group that are not arguments of the class.
         check: Optional `check(family, values, checker)` for rules that
             involve several options or the rest of the config; raises
@@ -47,6 +49,7 @@ class CallbackFamily(OptionGroup):
 
     keras_class: str = ""
     subclass: str = ""
+    subclass_args: Tuple[Arg, ...] = ()
     settings: Tuple[Arg, ...] = ()
     check: Optional[Callable] = None
     adapt: Optional[Callable] = None
@@ -55,9 +58,17 @@ class CallbackFamily(OptionGroup):
     switchable: bool = True
 
     def all_args(self):
-        return self.args + self.settings
+        return self.args + self.subclass_args + self.settings
+
+    def class_args(self):
+        """Returns the options the built class takes: the Keras class's, then our subclass's own."""
+        return self.args + self.subclass_args
 
     def keras_kwargs(self, values, run, config):
         """Returns the keyword arguments for the Keras class."""
         adapted = self.adapt(dict(values), run, config) if self.adapt else values
         return {arg.name: adapted[arg.name] for arg in self.args}
+
+    def class_kwargs(self, values, run, config):
+        """Returns the keyword arguments for the class built: the Keras class's and our subclass's own."""
+        return {**self.keras_kwargs(values, run, config), **{arg.name: values[arg.name] for arg in self.subclass_args}}

@@ -1,7 +1,7 @@
 """RemoteMonitor: post every epoch's logs to an HTTP server."""
 
 from callbacks.family import CallbackFamily
-from runner.options import Arg, Bool, Str, StrList
+from runner.options import Arg, Bool, Float, Str, StrList, positive
 
 
 def _header_items(items):
@@ -27,8 +27,10 @@ def _adapt(values, run, config):
 FAMILY = CallbackFamily(
     name="remote_monitor",
     title="RemoteMonitor",
-    summary="POST each epoch's logs to an HTTP server (an unreachable server only warns).",
+    summary="POST each epoch's logs to an HTTP server, from a thread of its own: a slow or unreachable "
+            "server never holds up training, and only warns.",
     keras_class="RemoteMonitor",
+    subclass="callbacks.subclasses.remote_monitor:RemoteMonitor",
     args=(
         Arg("root", Str(), "http://localhost:9000", "The server's root URL."),
         Arg("path", Str(), "/publish/epoch/end/", "The path the logs are posted to."),
@@ -37,6 +39,12 @@ FAMILY = CallbackFamily(
             "HTTP headers, as 'Name: value' items separated by commas. Secret: never saved or printed.",
             secret=True),
         Arg("send_as_json", Bool(), False, "Send the logs as the JSON body instead of a form field."),
+    ),
+    subclass_args=(
+        Arg("timeout", Float(), 10.0,
+            "Seconds a post may wait for the server (to connect, or between bytes of its answer) before "
+            "it is given up; at the end of training, the longest wait for posts still under way.",
+            positive),
     ),
     check=_check,
     adapt=_adapt,

@@ -45,7 +45,7 @@ def dry_run_text(config):
     for family in families:
         values = family.values(config)
         arguments = ", ".join(f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}"
-                              for arg in family.args)
+                              for arg in family.class_args())
         lines.append(f"#   keras.callbacks.{family.keras_class}({arguments})")
     lines += [f"#   {spec}()" for spec in config.callbacks]
     if not families and not config.callbacks:

@@ -205,6 +205,7 @@ def test_schedules_match_their_documented_formulas():
     (["--callbacks=os:getcwd"], "is not a class"),
     (["--remote_monitor", "--remote_monitor_headers=Authorization"], "'Name: value'"),
     (["--remote_monitor", "--remote_monitor_root=localhost:9000"], "http://"),
+    (["--remote_monitor", "--remote_monitor_timeout=0"], "--remote_monitor_timeout=0.0: must be greater than 0"),
     (["--csv_logger", "--csv_logger_separator=;;"], "one character"),
     (["--backup_and_restore", "--backup_and_restore_save_freq=0"], "at least 1"),
     (["--swap_ema_weights", "--swap_ema_weights_ema_momentum=1"], "below 1"),
