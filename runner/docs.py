@@ -46,7 +46,9 @@ def dry_run_text(config):
         values = family.values(config)
         arguments = ", ".join(f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}"
                               for arg in family.class_args())
-        lines.append(f"#   keras.callbacks.{family.keras_class}({arguments})")
+        # Our subclass where there is one: it takes options Keras's class does not.
+        built = family.subclass.replace(":", ".") if family.subclass else f"keras.callbacks.{family.keras_class}"
+        lines.append(f"#   {built}({arguments})")
     lines += [f"#   {spec}()" for spec in config.callbacks]
     if not families and not config.callbacks:
         lines.append("#   (none)")

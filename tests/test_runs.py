@@ -166,7 +166,7 @@ def test_dry_run_checks_prints_and_writes_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "epochs: 3" in result.stdout
     assert "keras.callbacks.ReduceLROnPlateau(monitor='val_loss', factor=0.1" in result.stdout
-    assert "keras.callbacks.TensorBoard(" in result.stdout
+    assert "callbacks.subclasses.tensorboard.TensorBoard(log_dir=" in result.stdout
     assert os.listdir(tmp_path) == []
 
 
