@@ -88,7 +88,7 @@ INTERLEAVE_SLICE_S = 0.5
 # 60,354 examples, an epoch the size of MNIST's.
 # rounds: of each comparison; callback_rounds: of the one the 3% target
 # applies to, which needs more to tell 3% from this machine's noise.
-FULL = dict(repeat=42, epochs=10, rounds=3, callback_rounds=6, startup_repeats=5, first_step_repeats=3,
+FULL = dict(repeat=42, epochs=10, rounds=3, callback_rounds=10, startup_repeats=5, first_step_repeats=3,
             images_per_class=180, image_epochs=2, ceiling_steps=2000, quiet_wait_budget_s=60, reruns=6)
 QUICK = dict(repeat=10, epochs=5, rounds=1, callback_rounds=1, startup_repeats=3, first_step_repeats=2,
              images_per_class=50, image_epochs=1, ceiling_steps=500, quiet_wait_budget_s=20, reruns=2)
