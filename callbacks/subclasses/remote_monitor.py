@@ -23,7 +23,8 @@ class RemoteMonitor(keras.callbacks.RemoteMonitor):
     which sends them in epoch order and gives up on one after `timeout`
     seconds without progress (connecting, or between bytes of the answer).
 
-    A failed post warns once with Keras's message. At the end of training
+    A failed post warns with Keras's message (which Python's default
+    warning filter shows once, not every epoch). At the end of training
     the callback waits up to `timeout` seconds for posts still under way,
     then warns how many posts failed or were never sent.
 
@@ -43,7 +44,8 @@ class RemoteMonitor(keras.callbacks.RemoteMonitor):
         if self._sender is None:
             self._posts = queue.Queue()
             self._failed = self._handed = self._done = 0
-            self._sender = threading.Thread(target=self._send_all, name="RemoteMonitor", daemon=True)
+            self._sender = threading.Thread(target=self._send_all, args=(self._posts,), name="RemoteMonitor",
+                                            daemon=True)
             self._sender.start()
         self._handed += 1
         self._posts.put(self._payload(epoch, logs))
@@ -68,9 +70,9 @@ class RemoteMonitor(keras.callbacks.RemoteMonitor):
             send[key] = value.item() if isinstance(value, (np.ndarray, np.generic)) else value
         return send
 
-    def _send_all(self):
-        """Posts what the training thread hands over, in order, until it hands over None."""
-        for send in iter(self._posts.get, None):
+    def _send_all(self, posts):
+        """Posts what the training thread puts in `posts`, in order, until it puts None."""
+        for send in iter(posts.get, None):
             try:
                 self._post(send)
             except requests.exceptions.RequestException:
