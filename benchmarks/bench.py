@@ -378,9 +378,10 @@ def epoch_row(name, epochs, value, reference, target=None, note=""):
     """
     pair = epochs[pair_name(value, reference)]
     rounds = list(zip(pair[value], pair[reference]))
+    ratios = [steady([a]) / steady([b]) for a, b in rounds]
     result = row(name, steady(pair[value]), steady(pair[reference]), "s", target, note,
-                 ratio=statistics.median(steady([a]) / steady([b]) for a, b in rounds))
-    result["round_ratios"] = [steady([a]) / steady([b]) for a, b in rounds]
+                 ratio=statistics.median(ratios))
+    result["round_ratios"] = ratios
     result["cpu_ratio"] = statistics.median(steady([a], "cpu") / steady([b], "cpu") for a, b in rounds)
     return result
 

@@ -139,8 +139,8 @@ def _batched_files(files, batch_size, shuffle_seed, epoch):
     paths, labels = tf.constant(files.paths), tf.constant(files.labels)
     count = len(files)
     if shuffle_seed is not None and epoch is not None:
-        rows = _per_epoch(lambda: tf.data.Dataset.from_tensor_slices(_epoch_order(count, shuffle_seed, epoch.variable)),
-                          steps=count)
+        rows = _per_epoch(
+            lambda: tf.data.Dataset.from_tensor_slices(_epoch_order(count, shuffle_seed, epoch.variable)), steps=count)
     else:
         rows = _row_order(count, shuffle_seed)
     # map keeps the order of its input however many files it reads at once.
