@@ -53,7 +53,7 @@ def time_hooks(spent):
 
     def init(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
-        for callback in self.callbacks:
+        for callback in members(self.callbacks):
             if getattr(callback, "_hooks_timed", False):
                 continue  # fit's list is reused by evaluate for validation.
             callback._hooks_timed = True
@@ -68,6 +68,12 @@ def time_hooks(spent):
 
     callback_list.CallbackList.__init__ = init
     callback_list.CallbackList.on_epoch_begin = on_epoch_begin
+
+
+def members(callbacks):
+    """The callbacks in a CallbackList, with the runner's one combined callback (runner/dispatch.py) opened."""
+    for callback in callbacks:
+        yield from callback.callbacks if type(callback).__name__ == "RunCallbacks" else [callback]
 
 
 # Keras's default train batch hooks call these older names, which a callback may define instead.

@@ -15,6 +15,7 @@ from callbacks.builder import build_callbacks
 from runner import files, multi_worker_compat, results
 from runner.compiling import check_metrics, choose_loss, make_optimizer
 from runner.config import Config, changed_flags, check_against_data, saved_config
+from runner.dispatch import combined
 from runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
 from runner.errors import UsageError, first_line
 from runner.hparams_log import write_hparams
@@ -252,7 +253,7 @@ def fit(model, train_data, validation_data, config, callbacks, epoch_log):
             epochs=config.epochs,
             shuffle=False,  # The tf.data pipeline shuffles with the seed.
             verbose=resolve_verbosity(config.verbose),
-            callbacks=callbacks,
+            callbacks=combined(callbacks),
         )
     except (StopRequested, KeyboardInterrupt) as stop:
         close_logs(callbacks)
