@@ -12,9 +12,9 @@ Unlike comparing two runs, this does not depend on the machine being equally
 fast for both, so it shows costs of a few milliseconds per epoch. It sees
 only the work done inside the hooks: a cost a callback causes elsewhere
 (in a thread of its own, or in TensorFlow's step) is not in it. Hooks a
-callback leaves as Keras's do-nothing defaults are not timed: Keras still
-calls them, at about 0.1 microsecond per callback and step, while a clock
-round each call would add several times that.
+callback leaves as Keras's do-nothing defaults are not timed: the runner
+does not call them (runner/dispatch.py), and a clock round each call would
+cost several times the call.
 
 In OUT.json, hook_seconds[class][hook][epoch] is the time the callbacks of
 that class spent in that hook in that epoch (numbered from 0; "-1" is

@@ -3,8 +3,8 @@
 Keras's `fit` calls every hook of every callback it holds: before and after
 each of the thousands of steps of an epoch, it calls each callback's
 `on_train_batch_begin` and `on_train_batch_end`, most of them Keras's own
-do-nothing defaults. With a dozen callbacks that was a quarter of what the
-callbacks cost per epoch on the benchmark's short epochs. `combined` gives
+do-nothing defaults. With the benchmark's ten epoch-level callbacks those
+calls were about a third of what the callbacks cost per epoch. `combined` gives
 Keras one callback instead, which calls, for each hook, only the callbacks
 that define it, in their order.
 """
