@@ -47,6 +47,8 @@ def time_hooks(spent):
     """
     from keras.src.callbacks import callback_list
 
+    from runner.dispatch import defines
+
     epoch = [-1]
     original_init = callback_list.CallbackList.__init__
     original_epoch_begin = callback_list.CallbackList.on_epoch_begin
@@ -58,8 +60,8 @@ def time_hooks(spent):
                 continue  # fit's list is reused by evaluate for validation.
             callback._hooks_timed = True
             for hook in HOOKS:
-                if is_keras_default(callback, hook):
-                    continue  # Does nothing; a clock round it would cost several times the call.
+                if not defines(callback, hook):
+                    continue  # Does nothing, and the runner does not call it.
                 setattr(callback, hook, timed(getattr(callback, hook), spent[type(callback).__name__][hook], epoch))
 
     def on_epoch_begin(self, number, logs=None):
@@ -74,20 +76,6 @@ def members(callbacks):
     """The callbacks in a CallbackList, with the runner's one combined callback (runner/dispatch.py) opened."""
     for callback in callbacks:
         yield from callback.callbacks if type(callback).__name__ == "RunCallbacks" else [callback]
-
-
-# Keras's default train batch hooks call these older names, which a callback may define instead.
-LEGACY_HOOKS = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
-
-
-def is_keras_default(callback, hook):
-    """Whether `hook` of `callback` is keras.callbacks.Callback's own, which does nothing.
-
-    Keras marks those methods itself (`_is_default`); should a version stop
-    doing so, every hook counts as defined and is timed.
-    """
-    names = (hook, LEGACY_HOOKS[hook]) if hook in LEGACY_HOOKS else (hook,)
-    return all(getattr(getattr(callback, name), "_is_default", False) for name in names)
 
 
 def timed(method, seconds_by_epoch, epoch):
@@ -117,11 +105,11 @@ def main():
     out, flags = sys.argv[1], sys.argv[2:]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     spent = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(float)))
+    sys.path.insert(0, os.path.dirname(TRAIN))
     time_hooks(spent)
     epoch_file = os.path.join(os.path.dirname(os.path.abspath(out)), f".epochs-{os.getpid()}.json")
     os.environ[EPOCH_TIMER_FILE_ENV] = epoch_file
     sys.argv = [TRAIN, *with_epoch_timer(flags)]
-    sys.path.insert(0, os.path.dirname(TRAIN))
     try:
         runpy.run_path(TRAIN, run_name="__main__")
     except SystemExit as end:
