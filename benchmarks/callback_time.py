@@ -12,9 +12,11 @@ Unlike comparing two runs, this does not depend on the machine being equally
 fast for both, so it shows costs of a few milliseconds per epoch. It sees
 only the work done inside the hooks: a cost a callback causes elsewhere
 (in a thread of its own, or in TensorFlow's step) is not in it. Hooks a
-callback leaves as Keras's do-nothing defaults are not timed: the runner
-does not call them (runner/dispatch.py), and a clock round each call would
-cost several times the call.
+callback leaves as Keras's do-nothing defaults, or says have nothing to do,
+are not timed: the runner does not call them (runner/dispatch.py), and a
+clock round each call would cost several times the call. (A clock is set on
+the instance; for ModelCheckpoint and BackupAndRestore that would make the
+runner call a batch hook it skips otherwise.)
 
 In OUT.json, hook_seconds[class][hook][epoch] is the time the callbacks of
 that class spent in that hook in that epoch (numbered from 0; "-1" is
@@ -47,7 +49,7 @@ def time_hooks(spent):
     """
     from keras.src.callbacks import callback_list
 
-    from runner.dispatch import defines
+    from runner.dispatch import defines, idle_hooks
 
     epoch = [-1]
     original_init = callback_list.CallbackList.__init__
@@ -59,8 +61,9 @@ def time_hooks(spent):
             if getattr(callback, "_hooks_timed", False):
                 continue  # fit's list is reused by evaluate for validation.
             callback._hooks_timed = True
+            idle = idle_hooks(callback)
             for hook in HOOKS:
-                if not defines(callback, hook):
+                if not defines(callback, hook) or hook in idle:
                     continue  # Does nothing, and the runner does not call it.
                 setattr(callback, hook, timed(getattr(callback, hook), spent[type(callback).__name__][hook], epoch))
 

@@ -7,6 +7,12 @@ do-nothing defaults. With the benchmark's ten epoch-level callbacks those
 calls were about a third of what the callbacks cost per epoch. `combined` gives
 Keras one callback instead, which calls, for each hook, only the callbacks
 that define it, in their order.
+
+Some callbacks define batch hooks that have nothing to do under their
+settings: Keras's ModelCheckpoint and BackupAndRestore count batches towards
+a save every `save_freq` batches even when they save once an epoch, and
+TensorBoard counts them for batch summaries and profiles it may not write.
+Those are skipped too (`idle_hooks`), decided again as each epoch begins.
 """
 
 import functools
@@ -18,6 +24,9 @@ HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
          "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end")
 # Keras's default for these calls the legacy name: a callback defining only that needs the call.
 _LEGACY = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
+# Keras's own callbacks whose on_train_batch_end only counts batches towards a
+# save every `save_freq` batches: it does nothing when they save once an epoch.
+_SAVING_ONCE_AN_EPOCH = ("ModelCheckpoint", "BackupAndRestore")
 
 
 def combined(callbacks):
@@ -47,23 +56,57 @@ def defines(callback, hook):
                for name in names)
 
 
+def idle_hooks(callback):
+    """The hooks of `callback` that have nothing to do for now, which the runner does not call.
+
+    A callback says which with an `idle_hooks()` method returning hook names
+    (callbacks/subclasses/tensorboard.py does). Keras's ModelCheckpoint and
+    BackupAndRestore saving once an epoch have an idle on_train_batch_end,
+    unless a subclass overrides it or it is set on the instance.
+    """
+    own = getattr(callback, "idle_hooks", None)
+    if own is not None:
+        return frozenset(own())
+    if getattr(callback, "save_freq", None) != "epoch" or "on_train_batch_end" in vars(callback):
+        return frozenset()
+    import keras
+
+    for name in _SAVING_ONCE_AN_EPOCH:
+        keras_class = getattr(keras.callbacks, name)
+        if isinstance(callback, keras_class) and type(callback).on_train_batch_end is keras_class.on_train_batch_end:
+            return frozenset({"on_train_batch_end"})
+    return frozenset()
+
+
 @functools.cache
 def _combined_class():
     """Returns the Callback class `combined` builds (made once, when Keras is first needed)."""
     import keras
 
     class RunCallbacks(keras.callbacks.Callback):
-        """The run's callbacks, in order; each hook calls those that define it.
+        """The run's callbacks, in order; each hook calls those that define it and for which it is not idle.
 
-        The hook is looked up on each callback at every call, so that one
-        replaced on the instance after this was built (as the benchmark's
-        clocks do) is the one called.
+        Which callbacks define each hook is decided again when training
+        begins (after Keras has given them the model), and which are idle as
+        each epoch begins. The hook is looked up on each callback at every
+        call, so that one replaced on the instance after this was built (as
+        the benchmark's clocks do) is the one called.
         """
 
         def __init__(self, callbacks):
             super().__init__()
             self.callbacks = list(callbacks)
-            self._calls = {hook: [c for c in self.callbacks if defines(c, hook)] for hook in HOOKS}
+            self._find_defining()
+
+        def _find_defining(self):
+            self._defining = {hook: [c for c in self.callbacks if defines(c, hook)] for hook in HOOKS}
+            self._drop_idle()
+
+        def _drop_idle(self):
+            idle = [idle_hooks(c) for c in self.callbacks]
+            idle = {id(c): hooks for c, hooks in zip(self.callbacks, idle) if hooks}
+            self._calls = {hook: [c for c in defining if hook not in idle.get(id(c), ())]
+                           for hook, defining in self._defining.items()}
 
         def set_model(self, model):
             super().set_model(model)
@@ -76,10 +119,19 @@ def _combined_class():
                 callback.set_params(params)
 
     def forwarding(hook):
-        def forward(self, *args, **kwargs):
+        def call(self, *args, **kwargs):
             for callback in self._calls[hook]:
                 getattr(callback, hook)(*args, **kwargs)
 
+        def begin_training(self, *args, **kwargs):
+            self._find_defining()
+            call(self, *args, **kwargs)
+
+        def begin_epoch(self, *args, **kwargs):
+            self._drop_idle()
+            call(self, *args, **kwargs)
+
+        forward = {"on_train_begin": begin_training, "on_epoch_begin": begin_epoch}.get(hook, call)
         forward.__name__ = forward.__qualname__ = hook
         return forward
 

@@ -1,9 +1,14 @@
 """runner/dispatch.py: Keras gets the run's callbacks as one, and every hook still runs as it would."""
 
+import collections
+import json
+import os
+
 import keras
 import numpy as np
 
-from runner.dispatch import HOOKS, combined
+from callbacks.subclasses.tensorboard import TensorBoard
+from runner.dispatch import HOOKS, combined, idle_hooks
 
 
 class Recorder(keras.callbacks.Callback):
@@ -46,18 +51,24 @@ class LegacyBatchEnd(keras.callbacks.Callback):
         self.calls.append((self.name, "on_batch_end", batch))
 
 
-def run(wrap):
-    """Trains a tiny model for 3 epochs with the callbacks given as `wrap` makes them; returns the calls."""
+def tiny_fit(callbacks, epochs):
+    """Trains a tiny model on 40 examples, 3 batches an epoch; returns fit's History and the model."""
     keras.utils.set_random_seed(1)
-    calls = []
     x, y = np.random.rand(40, 3).astype("float32"), np.random.rand(40, 1).astype("float32")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
+    history = model.fit(x, y, batch_size=16, epochs=epochs, validation_data=(x[:8], y[:8]), verbose=0,
+                        callbacks=callbacks)
+    return history, model
+
+
+def run(wrap):
+    """Trains a tiny model for up to 5 epochs with the callbacks given as `wrap` makes them; returns the calls."""
+    calls = []
     callbacks = [Recorder("recorder", calls), EpochsOnly("epochs", calls), LegacyBatchEnd("legacy", calls),
                  keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: calls.append(("lambda", epoch))),
                  keras.callbacks.EarlyStopping(monitor="loss", min_delta=1e9, patience=1)]
-    history = model.fit(x, y, batch_size=16, epochs=5, validation_data=(x[:8], y[:8]), verbose=0,
-                        callbacks=wrap(callbacks))
+    history, model = tiny_fit(wrap(callbacks), epochs=5)
     return calls, history, model
 
 
@@ -88,3 +99,61 @@ def test_keras_calls_one_callback_and_it_calls_only_hooks_that_do_something():
     assert one._calls["on_epoch_begin"] == [epochs_only]
     assert set(one._calls) == set(HOOKS)
     assert combined([]) == []
+
+
+def count_calls(monkeypatch, cls, hook, counts):
+    """Makes `cls.hook` count its calls per instance in `counts`, then do what it did."""
+    original = getattr(cls, hook)
+
+    def counted(self, *args, **kwargs):
+        counts[id(self), hook] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, hook, counted)
+
+
+def test_batch_hooks_with_nothing_to_do_are_not_called(tmp_path, monkeypatch):
+    counts = collections.Counter()
+    for cls, hook in [(keras.callbacks.ModelCheckpoint, "on_train_batch_end"),
+                      (keras.callbacks.BackupAndRestore, "on_train_batch_end"),
+                      (TensorBoard, "on_train_batch_begin"), (TensorBoard, "on_train_batch_end")]:
+        count_calls(monkeypatch, cls, hook, counts)
+    once_an_epoch = keras.callbacks.ModelCheckpoint(str(tmp_path / "epoch{epoch}.keras"))
+    every_2 = keras.callbacks.ModelCheckpoint(str(tmp_path / "batch{epoch}-{batch}.keras"), save_freq=2)
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
+    board = TensorBoard(str(tmp_path / "logs"))
+    batched_board = TensorBoard(str(tmp_path / "batched"), update_freq="batch")
+    tiny_fit(combined([once_an_epoch, every_2, backup, board, batched_board]), epochs=3)
+
+    # Saving once an epoch: their batch hooks only count batches, and are never called.
+    assert counts[id(once_an_epoch), "on_train_batch_end"] == counts[id(backup), "on_train_batch_end"] == 0
+    with open(tmp_path / "backup" / "training_metadata.json") as metadata:
+        assert json.load(metadata)["epoch"] == 3  # backed up at the end of each epoch, the last one included
+    assert {f"epoch{n}.keras" for n in (1, 2, 3)} <= set(os.listdir(tmp_path))
+    # Saving every 2 batches: called for each of the 9 batches, and saved mid-epoch.
+    assert counts[id(every_2), "on_train_batch_end"] == 9
+    assert len([name for name in os.listdir(tmp_path) if name.startswith("batch") and name.endswith(".keras")]) == 4
+    # TensorBoard with epoch summaries: called for the first epoch's batches (the graph is
+    # written after the first), then no more; with batch summaries, for every batch.
+    assert counts[id(board), "on_train_batch_begin"] == counts[id(board), "on_train_batch_end"] == 3
+    assert counts[id(batched_board), "on_train_batch_end"] == 9
+
+
+def test_which_hooks_are_idle():
+    checkpoint = keras.callbacks.ModelCheckpoint("m.keras")
+    assert idle_hooks(checkpoint) == {"on_train_batch_end"}
+    assert idle_hooks(keras.callbacks.ModelCheckpoint("m.keras", save_freq=5)) == set()
+    assert idle_hooks(keras.callbacks.BackupAndRestore("backup")) == {"on_train_batch_end"}
+    assert idle_hooks(keras.callbacks.BackupAndRestore("backup", save_freq=5)) == set()
+
+    class Overriding(keras.callbacks.ModelCheckpoint):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    assert idle_hooks(Overriding("m.keras")) == set()
+    checkpoint.on_train_batch_end = lambda batch, logs=None: None  # set on the instance: it must run
+    assert idle_hooks(checkpoint) == set()
+    assert idle_hooks(keras.callbacks.EarlyStopping()) == set()
+    # TensorBoard before it has the model: its graph is still to be written after the first batch.
+    assert idle_hooks(TensorBoard("logs")) == {"on_test_batch_begin"}
+    assert idle_hooks(TensorBoard("logs", update_freq="batch")) == set()

@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.util import tensor_util
 
 from callbacks.subclasses.tensorboard import TensorBoard
+from runner.dispatch import combined
 
 BATCHES_PER_EPOCH = 4
 EPOCHS = 3
@@ -17,8 +18,11 @@ EPOCHS = 3
 TIMED_TAGS = {"epoch_steps_per_second"}
 
 
-def fit(*callbacks, epochs=EPOCHS):
-    """Trains a small model on fixed random data; returns each batch's training logs."""
+def fit(*callbacks, epochs=EPOCHS, wrap=list):
+    """Trains a small model on fixed random data; returns each batch's training logs.
+
+    `wrap` makes the list given to Keras: `combined` gives them as the runner does.
+    """
     keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"),
                               keras.layers.Dense(3, activation="softmax")])
@@ -28,7 +32,7 @@ def fit(*callbacks, epochs=EPOCHS):
     batch_logs = []
     record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batch_logs.append(dict(logs)))
     model.fit(x, y, batch_size=8, epochs=epochs, validation_data=(x[:8], y[:8]), shuffle=False, verbose=0,
-              callbacks=[*callbacks, record])
+              callbacks=wrap([*callbacks, record]))
     return batch_logs
 
 
@@ -56,10 +60,11 @@ def assert_same_events(ours, theirs):
                 np.testing.assert_array_equal(our_value, their_value, err_msg=tag)
 
 
-def test_writes_the_same_epoch_logs_as_keras(tmp_path):
+@pytest.mark.parametrize("wrap", [list, combined])
+def test_writes_the_same_epoch_logs_as_keras(tmp_path, wrap):
     options = dict(histogram_freq=1, write_images=True, write_steps_per_second=True)
     fit(keras.callbacks.TensorBoard(str(tmp_path / "keras"), **options),
-        TensorBoard(str(tmp_path / "ours"), **options))
+        TensorBoard(str(tmp_path / "ours"), **options), wrap=wrap)
     for part in ("train", "validation"):
         assert_same_events(str(tmp_path / "ours" / part), str(tmp_path / "keras" / part))
     values, kinds = events(str(tmp_path / "ours" / "train"))
@@ -100,8 +105,9 @@ def test_with_update_freq_epoch_nothing_is_summarised_per_batch(tmp_path, monkey
     assert not [call for call in calls for number in call[1:] if isinstance(number, (int, float))]
 
 
-def test_profiling_still_traces_the_profiled_batches(tmp_path):
-    fit(TensorBoard(str(tmp_path), profile_batch=(2, 3)), epochs=1)
+@pytest.mark.parametrize("profiled, epochs, wrap", [((2, 3), 1, list), ((6, 7), 2, combined)])
+def test_profiling_still_traces_the_profiled_batches(tmp_path, profiled, epochs, wrap):
+    fit(TensorBoard(str(tmp_path), profile_batch=profiled), epochs=epochs, wrap=wrap)
     assert glob.glob(str(tmp_path / "train" / "plugins" / "profile" / "*" / "*.xplane.pb"))
     values, _ = events(str(tmp_path / "train"))
-    assert "batch_3" in values  # the trace of the profiled steps, named after the last
+    assert f"batch_{profiled[1]}" in values  # the trace of the profiled steps, named after the last
