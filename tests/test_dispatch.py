@@ -51,6 +51,17 @@ class LegacyBatchEnd(keras.callbacks.Callback):
         self.calls.append((self.name, "on_batch_end", batch))
 
 
+class LateHook(keras.callbacks.Callback):
+    """Sets its batch hook on the instance only when training begins."""
+
+    def __init__(self, name, calls):
+        super().__init__()
+        self.name, self.calls = name, calls
+
+    def on_train_begin(self, logs=None):
+        self.on_train_batch_begin = lambda batch, logs=None: self.calls.append((self.name, batch))
+
+
 def tiny_fit(callbacks, epochs):
     """Trains a tiny model on 40 examples, 3 batches an epoch; returns fit's History and the model."""
     keras.utils.set_random_seed(1)
@@ -66,7 +77,7 @@ def run(wrap):
     """Trains a tiny model for up to 5 epochs with the callbacks given as `wrap` makes them; returns the calls."""
     calls = []
     callbacks = [Recorder("recorder", calls), EpochsOnly("epochs", calls), LegacyBatchEnd("legacy", calls),
-                 keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: calls.append(("lambda", epoch))),
+                 LateHook("late", calls), keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: calls.append(("lambda", epoch))),
                  keras.callbacks.EarlyStopping(monitor="loss", min_delta=1e9, patience=1)]
     history, model = tiny_fit(wrap(callbacks), epochs=5)
     return calls, history, model
@@ -79,6 +90,7 @@ def test_every_hook_runs_as_with_the_plain_list():
     # 3 batches of each of 2 epochs (EarlyStopping ends it after the second), and validation's batches.
     assert [c[2] for c in calls if c[1] == "on_train_batch_end"] == [0, 1, 2, 0, 1, 2]
     assert [c[2] for c in calls if c[0] == "legacy"] == [0, 1, 2, 0, 1, 2]
+    assert [c[1] for c in calls if c[0] == "late"] == [0, 1, 2, 0, 1, 2]
     assert [c[2] for c in calls if c[1] == "on_test_batch_begin"] == [0, 0]
     assert ("epochs", "on_epoch_begin", 1, 5, True) in calls  # params and model reached the callback
     assert [c for c in calls if c[0] == "lambda"] == [("lambda", 0), ("lambda", 1)]
