@@ -5,6 +5,7 @@ start-ups (about 3 s each) small.
 """
 
 import glob
+import json
 import os
 import re
 import subprocess
@@ -59,6 +60,26 @@ def test_default_run_trains_on_bundled_digits(train, tmp_path):
     assert "Epoch 10/10" in result.stdout
     assert final_metric(result.stdout, "val_accuracy") >= 0.9
     assert os.path.isdir(run_dir(tmp_path))
+
+
+def test_performance_flags_train_end_to_end(train, tmp_path):
+    result = train("--epochs", "2", "--verbose", "2", "--steps_per_execution", "4", "--jit_compile", "true",
+                   "--mixed_precision", "mixed_bfloat16", "--model_checkpoint")
+    assert result.returncode == 0, result.stderr
+    assert "Epoch 2/2" in result.stdout and final_metric(result.stdout, "val_accuracy") > 0.5
+    directory = run_dir(tmp_path)
+    with open(os.path.join(directory, "results.json")) as stream:
+        results = json.load(stream)
+    assert results["status"] == "completed" and results["epochs_completed"] == 2
+    assert {key: results["hparams"][key] for key in ("steps_per_execution", "jit_compile", "mixed_precision")} == {
+        "steps_per_execution": 4, "jit_compile": "true", "mixed_precision": "mixed_bfloat16"}
+    # The model trained, and was saved, computing in bfloat16 with float32 weights.
+    import keras
+
+    model = keras.saving.load_model(os.path.join(directory, "checkpoints", "epoch02.keras"))
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)][0]
+    assert dense.dtype_policy.name == "mixed_bfloat16"  # the layers keep it (the model's own is not saved)
+    assert dense.compute_dtype == "bfloat16" and dense.kernel.dtype == "float32"
 
 
 def test_the_four_callbacks_act(train, tmp_path):
