@@ -77,7 +77,8 @@ def run(wrap):
     """Trains a tiny model for up to 5 epochs with the callbacks given as `wrap` makes them; returns the calls."""
     calls = []
     callbacks = [Recorder("recorder", calls), EpochsOnly("epochs", calls), LegacyBatchEnd("legacy", calls),
-                 LateHook("late", calls), keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: calls.append(("lambda", epoch))),
+                 LateHook("late", calls),
+                 keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: calls.append(("lambda", epoch))),
                  keras.callbacks.EarlyStopping(monitor="loss", min_delta=1e9, patience=1)]
     history, model = tiny_fit(wrap(callbacks), epochs=5)
     return calls, history, model
