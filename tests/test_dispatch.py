@@ -11,12 +11,16 @@ from callbacks.subclasses.tensorboard import TensorBoard
 from runner.dispatch import HOOKS, combined, idle_hooks
 
 
-class Recorder(keras.callbacks.Callback):
-    """Records every hook call it defines, with the epoch or batch number, into a shared list."""
+class Named(keras.callbacks.Callback):
+    """A test callback with a name, recording into a shared list; defines no hook itself."""
 
     def __init__(self, name, calls):
         super().__init__()
         self.name, self.calls = name, calls
+
+
+class Recorder(Named):
+    """Records every hook call it defines, with the epoch or batch number, into a shared list."""
 
     def on_train_begin(self, logs=None):
         self.calls.append((self.name, "on_train_begin", None))
@@ -31,32 +35,20 @@ class Recorder(keras.callbacks.Callback):
         self.calls.append((self.name, "on_test_batch_begin", batch))
 
 
-class EpochsOnly(keras.callbacks.Callback):
-    def __init__(self, name, calls):
-        super().__init__()
-        self.name, self.calls = name, calls
-
+class EpochsOnly(Named):
     def on_epoch_begin(self, epoch, logs=None):
         self.calls.append((self.name, "on_epoch_begin", epoch, self.params["epochs"], self.model is not None))
 
 
-class LegacyBatchEnd(keras.callbacks.Callback):
+class LegacyBatchEnd(Named):
     """Defines only the old name, which Keras's default on_train_batch_end calls."""
-
-    def __init__(self, name, calls):
-        super().__init__()
-        self.name, self.calls = name, calls
 
     def on_batch_end(self, batch, logs=None):
         self.calls.append((self.name, "on_batch_end", batch))
 
 
-class LateHook(keras.callbacks.Callback):
+class LateHook(Named):
     """Sets its batch hook on the instance only when training begins."""
-
-    def __init__(self, name, calls):
-        super().__init__()
-        self.name, self.calls = name, calls
 
     def on_train_begin(self, logs=None):
         self.on_train_batch_begin = lambda batch, logs=None: self.calls.append((self.name, batch))
