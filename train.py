@@ -7,35 +7,40 @@ imported, so --help and every usage error answer at once.
 """
 
 import os
+import runpy
 import sys
 
-# `python train.py` from another directory must still find our packages.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Our code is the package `kerasrun` (this folder, registered by its __init__.py), so the folder
+# leaves sys.path and the user's directory takes its place: their models.py, callbacks.py or an
+# installed `datasets` package is what a plug-in's import finds, never ours.
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [os.getcwd()] + [entry for entry in sys.path if os.path.abspath(entry or ".") != _ROOT]
+runpy.run_path(os.path.join(_ROOT, "__init__.py"))
 # TensorFlow's C++ chatter hides our own output; set before any plug-in can import it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from runner.errors import (  # noqa: E402
+from kerasrun.core.errors import (  # noqa: E402
     INTERRUPTED_EXIT_CODE, RUN_FAILED_EXIT_CODE, USAGE_EXIT_CODE, RunError, UsageError,
 )
 
 
 def main(argv):
     """Parses, validates, trains and reports; returns the exit status."""
-    from runner import config as run_config
+    from kerasrun.cli import config as run_config
 
     if any(word in ("-h", "--help", "-help", "--helpfull") for word in argv[1:]):
-        from runner.docs import help_text
+        from kerasrun.cli.docs import help_text
 
         sys.stdout.write(help_text(run_config.all_groups()))
         return 0
     try:
         config = run_config.resolve(argv)
         if config.dry_run:
-            from runner.docs import dry_run_text
+            from kerasrun.cli.docs import dry_run_text
 
             sys.stdout.write(dry_run_text(config))
             return 0
-        from runner import fit
+        from kerasrun.runner import fit
 
         return fit.run(config)
     except UsageError as error:

@@ -13,6 +13,7 @@ finished, and training stops there.
 
 import argparse
 import os
+import runpy
 import sys
 
 import numpy as np
@@ -39,8 +40,8 @@ def build_model():
     """Returns train.py's default model, compiled as train.py compiles it by default."""
     import keras
 
-    sys.path.insert(0, REPO)
-    import models
+    runpy.run_path(os.path.join(REPO, "__init__.py"))
+    from kerasrun import models
 
     model = models.build("mlp", input_shape=(8, 8, 1), num_classes=10)
     model.compile(

@@ -49,7 +49,7 @@ def time_hooks(spent):
     """
     from keras.src.callbacks import callback_list
 
-    from runner.dispatch import defines, idle_hooks
+    from kerasrun.runner.dispatch import defines, idle_hooks
 
     epoch = [-1]
     original_init = callback_list.CallbackList.__init__
@@ -108,7 +108,7 @@ def main():
     out, flags = sys.argv[1], sys.argv[2:]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     spent = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(float)))
-    sys.path.insert(0, os.path.dirname(TRAIN))
+    runpy.run_path(os.path.join(os.path.dirname(TRAIN), "__init__.py"))
     time_hooks(spent)
     epoch_file = os.path.join(os.path.dirname(os.path.abspath(out)), f".epochs-{os.getpid()}.json")
     os.environ[EPOCH_TIMER_FILE_ENV] = epoch_file

@@ -1,9 +1,10 @@
 """BackupAndRestore: keep a backup of the training state to resume an interrupted run."""
 
-from callbacks.family import CallbackFamily, default_in_run_dir
-from runner.options import Arg, Bool, IntOrChoice, Str
-from runner.run_paths import BACKUP_DIR
+from kerasrun.callbacks.family import CallbackFamily, default_in_run_dir
+from kerasrun.core.options import Arg, Bool, IntOrChoice, Str
 
+# The backup's folder inside the run directory, unless --backup_and_restore_backup_dir says elsewhere.
+BACKUP_DIR = "backup"
 
 FAMILY = CallbackFamily(
     name="backup_and_restore",

@@ -10,8 +10,8 @@ import functools
 import importlib
 import pkgutil
 
-import callbacks
-from runner.plugins import load_plugin
+from kerasrun import callbacks
+from kerasrun.core.plugins import load_plugin
 
 ORDER = (
     # What changes the learning rate or stops the run comes first, so that
@@ -37,7 +37,7 @@ def families():
     """Returns every callback family, in the order their callbacks run."""
     found = {}
     for module_info in pkgutil.iter_modules(callbacks.__path__):
-        module = importlib.import_module(f"callbacks.{module_info.name}")
+        module = importlib.import_module(f"{callbacks.__name__}.{module_info.name}")
         family = getattr(module, "FAMILY", None)
         if family is not None:
             found[family.name] = family

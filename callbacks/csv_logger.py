@@ -1,7 +1,7 @@
 """CSVLogger: write every epoch's logs as a row of a CSV file."""
 
-from callbacks.family import CallbackFamily, default_in_run_dir
-from runner.options import Arg, Bool, Str
+from kerasrun.callbacks.family import CallbackFamily, default_in_run_dir
+from kerasrun.core.options import Arg, Bool, Str
 
 
 def _check(family, values, checker):

@@ -1,8 +1,8 @@
 """EarlyStopping: stop training when a monitored quantity has stopped improving."""
 
-from callbacks.family import CallbackFamily
-from callbacks.monitor import MODE, check_monitor_and_direction, monitor_arg
-from runner.options import Arg, Bool, Float, Int, at_least
+from kerasrun.callbacks.family import CallbackFamily
+from kerasrun.callbacks.monitor import MODE, check_monitor_and_direction, monitor_arg
+from kerasrun.core.options import Arg, Bool, Float, Int, at_least
 
 FAMILY = CallbackFamily(
     name="early_stopping",

@@ -3,8 +3,8 @@
 import dataclasses
 from typing import Callable, Optional, Tuple
 
-from runner.groups import OptionGroup
-from runner.options import Arg
+from kerasrun.core.groups import OptionGroup
+from kerasrun.core.options import Arg
 
 
 def default_in_run_dir(arg_name, *parts):

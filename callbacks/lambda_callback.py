@@ -1,8 +1,8 @@
 """LambdaCallback: call your own functions at points of the training loop."""
 
-from callbacks.family import CallbackFamily
-from runner.options import Arg, Str
-from runner.plugins import load_plugin
+from kerasrun.callbacks.family import CallbackFamily
+from kerasrun.core.options import Arg, Str
+from kerasrun.core.plugins import load_plugin
 
 _HOOKS = (
     ("on_epoch_begin", "(epoch, logs)"),

@@ -1,9 +1,9 @@
 """LearningRateScheduler: set the learning rate of every epoch by a schedule."""
 
-from callbacks import schedules
-from callbacks.family import CallbackFamily
-from runner.options import Arg, Choice, Float, Int, Str, at_least
-from runner.plugins import is_plugin_spec, load_plugin
+from kerasrun.callbacks import schedules
+from kerasrun.callbacks.family import CallbackFamily
+from kerasrun.core.options import Arg, Choice, Float, Int, Str, at_least
+from kerasrun.core.plugins import is_plugin_spec, load_plugin
 
 
 def _factor(value):

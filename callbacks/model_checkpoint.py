@@ -2,9 +2,9 @@
 
 import string
 
-from callbacks.family import CallbackFamily
-from callbacks.monitor import MODE, check_monitor_direction, monitor_arg
-from runner.options import Arg, Bool, Float, Int, IntOrChoice, Str, at_least
+from kerasrun.callbacks.family import CallbackFamily
+from kerasrun.callbacks.monitor import MODE, check_monitor_direction, monitor_arg
+from kerasrun.core.options import Arg, Bool, Float, Int, IntOrChoice, Str, at_least
 
 _MODEL_SUFFIXES = (".keras", ".h5")
 _WEIGHTS_SUFFIX = ".weights.h5"

@@ -1,6 +1,7 @@
 """Options and checks shared by callbacks that watch a logged quantity."""
 
-from runner.options import Arg, Choice, Str
+from kerasrun.core import keras_names
+from kerasrun.core.options import Arg, Choice, Str
 
 MODE = Arg(
     "mode", Choice("auto", "min", "max"), "auto",
@@ -32,7 +33,7 @@ def check_monitor_direction(family, values, checker):
         UsageError: naming the mode flag and asking for min or max.
     """
     monitor = values["monitor"]
-    if values["mode"] == "auto" and monitor.removeprefix("val_") not in checker.metric_names:
+    if values["mode"] == "auto" and compiled_direction(monitor, checker.metric_names) is None:
         checker.fail(family.flag_name("mode"),
                      f"Keras cannot tell whether {monitor!r} should fall or rise; set min or max")
 
@@ -41,3 +42,9 @@ def check_monitor_and_direction(family, values, checker):
     """The `check` hook of EarlyStopping: a logged monitor with a known direction."""
     check_monitor(family, values, checker)
     check_monitor_direction(family, values, checker)
+
+
+def compiled_direction(monitor, metrics):
+    """Returns "min" or "max" for `monitor` as Keras's mode auto decides it with `metrics` compiled, or None."""
+    return keras_names.direction(
+        monitor, {name: keras_names.METRIC_DIRECTIONS[name] for name in metrics if name in keras_names.METRIC_DIRECTIONS})

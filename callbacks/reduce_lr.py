@@ -1,8 +1,8 @@
 """ReduceLROnPlateau: lower the learning rate when a monitored quantity stops improving."""
 
-from callbacks.family import CallbackFamily
-from callbacks.monitor import MODE, check_monitor, monitor_arg
-from runner.options import Arg, Float, Int, at_least
+from kerasrun.callbacks.family import CallbackFamily
+from kerasrun.callbacks.monitor import MODE, check_monitor, monitor_arg
+from kerasrun.core.options import Arg, Float, Int, at_least
 
 
 def _below_one(factor):

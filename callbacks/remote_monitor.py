@@ -1,7 +1,7 @@
 """RemoteMonitor: post every epoch's logs to an HTTP server."""
 
-from callbacks.family import CallbackFamily
-from runner.options import Arg, Bool, Float, Str, StrList, positive
+from kerasrun.callbacks.family import CallbackFamily
+from kerasrun.core.options import Arg, Bool, Float, Str, StrList, positive
 
 
 def _header_items(items):
@@ -30,7 +30,7 @@ FAMILY = CallbackFamily(
     summary="POST each epoch's logs to an HTTP server, from a thread of its own: a slow or unreachable "
             "server never holds up training, and only warns.",
     keras_class="RemoteMonitor",
-    subclass="callbacks.subclasses.remote_monitor:RemoteMonitor",
+    subclass="kerasrun.callbacks.subclasses.remote_monitor:RemoteMonitor",
     args=(
         Arg("root", Str(), "http://localhost:9000", "The server's root URL."),
         Arg("path", Str(), "/publish/epoch/end/", "The path the logs are posted to."),

@@ -18,7 +18,7 @@ same curve. All of them hold the initial rate lr0 for the first
 import dataclasses
 import math
 
-from runner.registry import Registry
+from kerasrun.core.registry import Registry
 
 SCHEDULES = Registry("schedule", "--learning_rate_scheduler_schedule")
 DECAYS = ("constant", "step", "exponential", "cosine")

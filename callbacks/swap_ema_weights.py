@@ -1,7 +1,7 @@
 """SwapEMAWeights: evaluate (and checkpoint) with the exponential moving average of the weights."""
 
-from callbacks.family import CallbackFamily
-from runner.options import Arg, Bool, Float, Int, at_least, fraction_below_one, optional
+from kerasrun.callbacks.family import CallbackFamily
+from kerasrun.core.options import Arg, Bool, Float, Int, at_least, fraction_below_one, optional
 
 
 def _optimizer_options(values):

@@ -1,7 +1,7 @@
 """TensorBoard: write logs that `tensorboard --logdir tensorboard_logs` shows."""
 
-from callbacks.family import CallbackFamily
-from runner.options import Arg, Bool, Int, IntList, IntOrChoice, Str, at_least
+from kerasrun.callbacks.family import CallbackFamily
+from kerasrun.core.options import Arg, Bool, Int, IntList, IntOrChoice, Str, at_least
 
 DEFAULT_LOG_DIR = "tensorboard_logs"
 
@@ -44,10 +44,11 @@ FAMILY = CallbackFamily(
     summary="Write TensorBoard logs into <log_dir>/<run_name>, so runs appear side by side.",
     keras_class="TensorBoard",
     # Keras's skips no per-batch work with update_freq epoch, and its logged numbers stay in memory.
-    subclass="callbacks.subclasses.tensorboard:TensorBoard",
+    subclass="kerasrun.callbacks.subclasses.tensorboard:TensorBoard",
     args=(
         Arg("log_dir", Str(), DEFAULT_LOG_DIR,
-            "Root of the logs; each run writes into its own <log_dir>/<run_name> directory."),
+            "Root of the logs; each run writes into its own <log_dir>/<run_name> directory.",
+            bookkeeping=True),
         Arg("histogram_freq", Int(), 0, "Epochs between weight histograms (0: none).", at_least(0)),
         Arg("write_graph", Bool(), True, "Write the model graph."),
         Arg("write_images", Bool(), False, "Write layer weights as images."),

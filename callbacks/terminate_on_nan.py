@@ -1,7 +1,7 @@
 """TerminateOnNaN: stop as soon as the loss becomes NaN or infinite."""
 
-from callbacks.family import CallbackFamily
-from runner.options import Arg, Bool
+from kerasrun.callbacks.family import CallbackFamily
+from kerasrun.core.options import Arg, Bool
 
 FAMILY = CallbackFamily(
     name="terminate_on_nan",

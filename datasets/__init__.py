@@ -4,7 +4,7 @@
 `load` reads it into a `Data`; `make_tf_datasets` turns that into pipelines.
 """
 
-from datasets import (
+from kerasrun.datasets import (
     arrays,
     builtin,
     csv_source,
@@ -14,9 +14,9 @@ from datasets import (
     sources,
     split,
 )
-from datasets.data import Data
-from datasets.image_source import CACHE_MODES, COLOR_MODES
-from datasets.pipeline import EpochCounter, make_tf_datasets
+from kerasrun.datasets.data import Data
+from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
+from kerasrun.datasets.pipeline import EpochCounter, make_tf_datasets
 
 DEFAULT = builtin.DEFAULT
 

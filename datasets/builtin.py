@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 
-from runner.errors import RunError
-from runner.registry import Registry
+from kerasrun.core.errors import RunError
+from kerasrun.core.registry import Registry
 
 REGISTRY = Registry("dataset", "--dataset")
 

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from runner.errors import UsageError
+from kerasrun.core.errors import UsageError
 
 LABEL_COLUMN_FLAG = "--dataset_label_column"
 

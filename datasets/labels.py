@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from runner.errors import UsageError
+from kerasrun.core.errors import UsageError
 
 _EXPECTED_SHAPES = (
     "expected one class id per example (shape (n,) or (n, 1)) "

@@ -5,7 +5,7 @@ import zlib
 
 import numpy as np
 
-from runner.errors import UsageError
+from kerasrun.core.errors import UsageError
 
 REQUIRED_ARRAYS = ("x_train", "y_train")
 OPTIONAL_ARRAYS = ("x_val", "y_val")

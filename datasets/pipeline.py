@@ -60,8 +60,8 @@ def make_tf_datasets(data, *, batch_size, seed, epoch=None):
 def _batched(examples, batch_size, shuffle_seed, epoch=None):
     import tensorflow as tf  # Deferred: validating flags must not load TensorFlow.
 
-    from datasets import memory
-    from datasets.image_source import ImageFiles
+    from kerasrun.datasets import memory
+    from kerasrun.datasets.image_source import ImageFiles
 
     if isinstance(examples, ImageFiles):
         return _batched_files(examples, batch_size, shuffle_seed, epoch)

@@ -2,8 +2,8 @@
 
 import inspect
 
-from runner import plugins
-from runner.errors import UsageError
+from kerasrun.core import plugins
+from kerasrun.core.errors import UsageError
 
 EXPECTED = "((x_train, y_train), (x_val, y_val) or None)"
 

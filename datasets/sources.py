@@ -8,8 +8,8 @@ format prefix (`npz:PATH`, `csv:PATH`, `images:DIR`), or a user's plug-in
 import collections
 import os
 
-from runner import plugins
-from runner.errors import UsageError
+from kerasrun.core import plugins
+from kerasrun.core.errors import UsageError
 
 # Prefix -> whether its argument names a file or a directory.
 FORMAT_PREFIXES = {"npz": "file", "csv": "file", "images": "directory"}

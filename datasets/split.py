@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from runner.errors import UsageError
+from kerasrun.core.errors import UsageError
 
 FLAG = "--validation_split"
 

@@ -12,13 +12,13 @@ Nothing in this package imports Keras at module level, for the same reason.
 import difflib
 import os
 
-from models import cnn, mlp, resnet  # noqa: F401  Importing them registers the built-ins.
-from models.applications import APPLICATION_NAMES, build_application
-from models.builtin_registry import BUILT_IN_MODELS
-from models.plugin import build_from_plugin
-from models.saved import load_saved_model
-from runner.errors import UsageError
-from runner.plugins import check_plugin_spec
+from kerasrun.models import cnn, mlp, resnet  # noqa: F401  Importing them registers the built-ins.
+from kerasrun.models.applications import APPLICATION_NAMES, build_application
+from kerasrun.models.builtin_registry import BUILT_IN_MODELS
+from kerasrun.models.plugin import build_from_plugin
+from kerasrun.models.saved import load_saved_model
+from kerasrun.core.errors import UsageError, first_line
+from kerasrun.core.plugins import check_plugin_spec
 
 SAVED_MODEL_SUFFIX = ".keras"
 
@@ -99,6 +99,37 @@ def build(value, *, input_shape, num_classes, weights=None, safe_mode=True, flag
     if kind == _SAVED:
         return load_saved_model(value, input_shape, num_classes, safe_mode=safe_mode, flag=flag)
     return build_from_plugin(value, input_shape, num_classes, flag=flag)
+
+
+def output_width(model, value, input_shape, flag="--model"):
+    """Returns the size of the model's last output axis, or None for a model with several outputs.
+
+    A model whose shapes are not known yet (a `keras.Sequential` without an
+    Input, a subclassed model) is called on a symbolic batch of the dataset's
+    input shape, which builds it as Keras's first training step would. Call
+    it in the distribution's scope: building creates the weights.
+
+    Args:
+        model: The built `keras.Model`.
+        value: The --model value, for messages.
+        input_shape: The shape of one example, without the batch axis.
+        flag: The flag the value came from. Defaults to "--model".
+
+    Raises:
+        UsageError: if the model cannot be called on input of that shape.
+    """
+    import keras
+
+    try:
+        shape = model.output_shape
+    except AttributeError:
+        try:
+            output = model(keras.KerasTensor((None, *input_shape)))
+        except Exception as error:  # The user's layers raise what they raise; the user needs one line.
+            raise UsageError(f"{flag}={value!r}: the model cannot take the dataset's input of shape "
+                             f"{tuple(input_shape)}: {first_line(error)}") from None
+        shape = output.shape if isinstance(output, keras.KerasTensor) else None
+    return shape[-1] if isinstance(shape, tuple) else None
 
 
 def _kind_of(value, flag):

@@ -1,5 +1,5 @@
 """The registry the built-in models (mlp, cnn, resnet) add themselves to."""
 
-from runner.registry import Registry
+from kerasrun.core.registry import Registry
 
 BUILT_IN_MODELS = Registry("model", "--model")

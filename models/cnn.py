@@ -1,7 +1,7 @@
 """`cnn`: a small convolutional network for image input."""
 
-from models.builtin_registry import BUILT_IN_MODELS
-from models.image_input import require_image_input
+from kerasrun.models.builtin_registry import BUILT_IN_MODELS
+from kerasrun.models.image_input import require_image_input
 
 CONV_FILTERS = (32, 64)
 DROPOUT_RATE = 0.25

@@ -1,6 +1,6 @@
 """Checks that a model made elsewhere (a .keras file, a plug-in) fits the data."""
 
-from runner.errors import UsageError
+from kerasrun.core.errors import UsageError
 
 
 def check_model_fits_data(model, input_shape, num_classes, source):

@@ -1,6 +1,6 @@
 """Checks shared by every model that needs image input."""
 
-from runner.errors import UsageError
+from kerasrun.core.errors import UsageError
 
 
 def require_image_input(input_shape, model_name, flag="--model"):

@@ -1,6 +1,6 @@
 """`mlp`: the default model, a one-hidden-layer perceptron."""
 
-from models.builtin_registry import BUILT_IN_MODELS
+from kerasrun.models.builtin_registry import BUILT_IN_MODELS
 
 HIDDEN_UNITS = 128
 # A little dropout keeps the small digits set from being memorised in the

@@ -1,7 +1,7 @@
 """`resnet`: a small residual network for image input."""
 
-from models.builtin_registry import BUILT_IN_MODELS
-from models.image_input import require_image_input
+from kerasrun.models.builtin_registry import BUILT_IN_MODELS
+from kerasrun.models.image_input import require_image_input
 
 # Three stages of two blocks each, in the spirit of the CIFAR ResNets; each
 # stage after the first halves the image and doubles the width.

@@ -1,1 +1,1 @@
-"""The machinery `train.py` drives: options, config layering, the fit itself."""
+"""One run: its directory, the fit, resume, results, signals and workers."""

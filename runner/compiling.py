@@ -1,8 +1,8 @@
 """What `model.compile` gets: the optimizer, and a loss and metrics that fit the labels."""
 
-from callbacks.builder import enabled_families
-from runner import keras_names
-from runner.errors import UsageError
+from kerasrun.callbacks.builder import enabled_families
+from kerasrun.core import keras_names
+from kerasrun.core.errors import UsageError
 
 # With integer class labels and one output per class, only these work: the
 # others expect one-hot labels and fail (or silently report nonsense).
@@ -51,8 +51,8 @@ def check_metrics(names, label_kind, outputs):
 
 
 def _check_fits_labels(flag, name, label_kind, outputs, integer_names):
-    if outputs == 1:
-        return  # A single output (a sigmoid, say) takes the labels as they are.
+    if outputs == 1 or name in keras_names.VALUE_COMPARISONS:
+        return  # A single output (a sigmoid, say), or a regression, takes the labels as they are.
     if label_kind == "int" and name not in integer_names:
         raise UsageError(
             f"--{flag}={name}: needs one-hot labels, but the dataset's labels are integer class ids; "

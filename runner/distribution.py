@@ -15,8 +15,8 @@ import signal
 import sys
 import tempfile
 
-from runner.cluster import SLURM_RANK
-from runner.errors import RunError, UsageError, first_line
+from kerasrun.cli.cluster import SLURM_RANK
+from kerasrun.core.errors import RunError, UsageError, first_line
 
 # The longest path the chief can hand to the other workers (see broadcast_from_chief).
 _BROADCAST_BYTES = 4096

@@ -9,20 +9,23 @@ import os
 import shutil
 import sys
 
-import datasets
-import models
-from callbacks.builder import build_callbacks
-from runner import files, multi_worker_compat, results
-from runner.compiling import check_metrics, choose_loss, make_optimizer
-from runner.config import Config, changed_flags, check_against_data, saved_config
-from runner.dispatch import combined
-from runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
-from runner.errors import UsageError, first_line
-from runner.hparams_log import write_hparams
-from runner.interrupts import GracefulStop, StopRequested
-from runner.keras_fixes import cache_saving_skipsets, scalar_cache_emptier
-from runner.resume import EpochLog, callback_state_keeper
-from runner.run_paths import (RunPaths, backup_dir, claim_run_dir, default_run_name, experiment_identity,
+from kerasrun import datasets
+from kerasrun import models
+from kerasrun.callbacks.builder import build_callbacks
+from kerasrun.callbacks.monitor import compiled_direction
+from kerasrun.core import files
+from kerasrun.keras_fixes import multi_worker as multi_worker_compat
+from kerasrun.runner import results
+from kerasrun.runner.compiling import check_metrics, choose_loss, make_optimizer
+from kerasrun.cli.config import Config, changed_flags, check_against_data, saved_config
+from kerasrun.runner.dispatch import combined
+from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
+from kerasrun.core.errors import UsageError, first_line
+from kerasrun.runner.hparams_log import write_hparams
+from kerasrun.runner.interrupts import GracefulStop, StopRequested
+from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
+from kerasrun.runner.resume import EpochLog, callback_state_keeper
+from kerasrun.runner.run_paths import (RunPaths, backup_dir, claim_run_dir, default_run_name, experiment_identity,
                               find_resumable)
 
 # How Keras's TerminateOnNaN(raise_error=True) says it stopped; a test fails
@@ -176,7 +179,7 @@ def build_and_compile(config, data):
         weights=config.model_weights,
         safe_mode=config.model_safe_mode,
     )
-    outputs = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    outputs = models.output_width(model, config.model, data.input_shape)
     check_metrics(config.metrics, data.label_kind, outputs)
     model.compile(
         optimizer=make_optimizer(config),
@@ -320,8 +323,8 @@ def results_monitor(config, history):
             break
     else:
         monitor, mode = ("val_loss" if "val_loss" in history else "loss"), "min"
-    if mode == "auto":
-        mode = "max" if any(word in monitor for word in ("acc", "auc", "precision", "recall")) else "min"
+    if mode == "auto":  # Validation refused an auto that Keras cannot decide.
+        mode = compiled_direction(monitor, config.metrics)
     return monitor, mode
 
 

@@ -5,9 +5,9 @@ import math
 
 import yaml
 
-from runner import files
-from runner.errors import INTERRUPTED_EXIT_CODE, NAN_EXIT_CODE, RUN_FAILED_EXIT_CODE
-from runner.run_paths import CONFIG_FILE, RESULTS_FILE
+from kerasrun.core import files
+from kerasrun.core.errors import INTERRUPTED_EXIT_CODE, NAN_EXIT_CODE, RUN_FAILED_EXIT_CODE
+from kerasrun.runner.run_paths import CONFIG_FILE, RESULTS_FILE
 
 # Exit status per outcome (SIGTERM's 143 comes from the signal); the README documents them.
 EXIT_CODES = {
@@ -23,7 +23,7 @@ def write_config(paths, saved_config):
 
 
 def best_epoch(history, epochs, monitor, mode):
-    """Returns {"monitor", "value", "epoch"} for the best epoch of `monitor`, or None if never logged.
+    """Returns {"monitor", "mode", "value", "epoch"} for the best epoch of `monitor`, or None if never logged.
 
     Args:
         history: Keras's History.history: key -> one value per epoch run here.
@@ -36,7 +36,7 @@ def best_epoch(history, epochs, monitor, mode):
         return None
     pick = min if mode == "min" else max
     value, epoch = pick(values, key=lambda pair: pair[0])
-    return {"monitor": monitor, "value": value, "epoch": epoch}
+    return {"monitor": monitor, "mode": mode, "value": value, "epoch": epoch}
 
 
 def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_time):

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from runner import files
+from kerasrun.core import files
 
 STATE_FILE = "runner_state.json"
 BEST_WEIGHTS_FILE = "early_stopping_best.npz"

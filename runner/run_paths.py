@@ -12,22 +12,14 @@ import hashlib
 import os
 import re
 
-
-from runner import files
+from kerasrun.callbacks.backup_and_restore import BACKUP_DIR
+from kerasrun.cli.config import bookkeeping_flags
+from kerasrun.core import files
 
 CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.json"
-# BackupAndRestore's backup, inside the run directory unless --backup_and_restore_backup_dir says elsewhere.
-BACKUP_DIR = "backup"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
 _LONGEST_NAME = 120
-# Flags that steer the run's bookkeeping rather than the experiment: a default
-# run name leaves them out, and a run can be resumed whatever they say.
-# Where a run is written or launched from, not what it trains: a restarted
-# cluster may get other ports, or another TPU; images held in memory train
-# exactly as streamed ones.
-_BOOKKEEPING = ("config", "run_name", "results_file", "dry_run", "tensorboard_log_dir", "verbose",
-                "distribution_slurm_port", "distribution_tpu", "dataset_cache")
 
 
 class RunPaths:
@@ -56,7 +48,7 @@ def default_run_name(changed, now=None):
         now: The time to stamp; defaults to the current time.
     """
     stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    described = ",".join(f"{name}={value}" for name, value in changed.items() if name not in _BOOKKEEPING)
+    described = ",".join(f"{name}={value}" for name, value in changed.items() if name not in bookkeeping_flags())
     name = _UNSAFE.sub("-", f"{stamp}_{described}" if described else stamp)
     if len(name) > _LONGEST_NAME:  # Keep it a usable file name, still unique to the flags.
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
@@ -87,7 +79,7 @@ def claim_run_dir(root, base):
 
 def experiment_identity(saved_config):
     """Returns what must match for a run directory to be resumed: the config less its bookkeeping."""
-    return {key: value for key, value in saved_config.items() if key not in _BOOKKEEPING}
+    return {key: value for key, value in saved_config.items() if key not in bookkeeping_flags()}
 
 
 def find_resumable(root, identity, name=None):

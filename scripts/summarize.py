@@ -21,20 +21,17 @@ import io
 import json
 import math
 import os
+import runpy
 import sys
 
-USAGE_EXIT_CODE = 2
-# Metric names that mean "lower is better" for --mode auto; anything else is maximised.
-_LOWER_IS_BETTER = ("loss", "error", "crossentropy", "mse", "mae", "mape", "msle", "hinge", "divergence")
-# hparams that say where a run writes or how it talks, not what it trains; they
-# differ between runs without telling them apart.
-_BOOKKEEPING = ("run_name", "results_file", "config", "dry_run", "tensorboard_log_dir", "verbose")
+runpy.run_path(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "__init__.py"))
+
+from kerasrun.cli.config import bookkeeping_flags  # noqa: E402
+from kerasrun.core.errors import USAGE_EXIT_CODE, UsageError  # noqa: E402
+from kerasrun.core.keras_names import direction  # noqa: E402
+
 _FIXED_COLUMNS = ("rank", "run_name", "status", "epochs_completed")
 _MISSING = "-"
-
-
-class UsageError(Exception):
-    """A missing file, an unusable file or a wrong option; one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,8 +48,9 @@ def build_parser():
     parser.add_argument("--metric", default="val_accuracy",
                         help="A key of the records' `final` logs, or `best` for best.value. Default: val_accuracy.")
     parser.add_argument("--mode", default="auto", choices=("max", "min", "auto"),
-                        help="Whether higher (max) or lower (min) is better; auto: min for names "
-                             "containing loss or error (and the like), else max. Default: auto.")
+                        help="Whether higher (max) or lower (min) is better; auto decides as Keras does: "
+                             "a loss falls, a metric goes the way Keras says it does (with --metric best, "
+                             "the way the run ranked it). Default: auto.")
     parser.add_argument("--top", default=None, metavar="K", help="Show only the best K runs. Default: all.")
     parser.add_argument("--columns", default=None, metavar="NAME,...",
                         help="The hyperparameters (or final metrics) to show, comma-separated. "
@@ -124,31 +122,39 @@ def _rankable(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def best_monitor(records):
-    """Returns the quantity `best` tracks in the records (warning if they disagree), or None."""
-    monitors = []
-    for record in records:
-        best = record.get("best")
-        if isinstance(best, dict) and best.get("monitor") and best["monitor"] not in monitors:
-            monitors.append(best["monitor"])
+def first_best(records):
+    """Returns the first record's `best` (the quantity it tracks and how), warning if the records disagree; or None."""
+    bests = [record["best"] for record in records
+             if isinstance(record.get("best"), dict) and record["best"].get("monitor")]
+    monitors = list(dict.fromkeys(best["monitor"] for best in bests))
     if len(monitors) > 1:
         _warn(f"the records' best values watch different quantities ({', '.join(monitors)}); "
               f"ranking them together anyway, as {monitors[0]}")
-    return monitors[0] if monitors else None
+    return bests[0] if bests else None
 
 
-def resolve_mode(metric, mode, monitor=None):
+def resolve_mode(metric, mode, best=None):
     """Returns "min" or "max".
 
     Args:
         metric: The metric's name.
-        mode: "min", "max" or "auto" (decided by the name). Default auto.
-        monitor: For `--metric best`, the quantity it tracks, whose name decides auto.
+        mode: "min", "max" or "auto": Keras's own rule (a loss falls, a compiled
+            metric goes the way Keras says it does).
+        best: For `--metric best`, a record's `best`: the quantity it tracks and
+            the direction the run itself ranked it by.
+
+    Raises:
+        UsageError: auto for a quantity whose direction Keras does not know.
     """
     if mode != "auto":
         return mode
-    name = (monitor if metric == "best" and monitor else metric).lower()
-    return "min" if any(marker in name for marker in _LOWER_IS_BETTER) else "max"
+    if metric == "best" and best:
+        return best.get("mode") or direction(best["monitor"]) or _unknown_direction(best["monitor"])
+    return direction(metric) or _unknown_direction(metric)
+
+
+def _unknown_direction(name):
+    raise UsageError(f"--mode=auto: cannot tell whether {name!r} should fall or rise; pass --mode min or max")
 
 
 def check_metric(records, metric):
@@ -173,7 +179,7 @@ def differing_hparams(records):
     names = []
     for record in records:
         for name in _hparams(record):
-            if name not in names and name not in _BOOKKEEPING:
+            if name not in names and name not in bookkeeping_flags():
                 names.append(name)
     return [name for name in names
             if len({(name in _hparams(record), json.dumps(_hparams(record).get(name), sort_keys=True))
@@ -295,8 +301,9 @@ def summarize(argv):
     if not records:
         raise UsageError(f"{', '.join(options.results_files)}: no usable records")
     check_metric(records, options.metric)
-    monitor = best_monitor(records) if options.metric == "best" else None
-    mode = resolve_mode(options.metric, options.mode, monitor)
+    best = first_best(records) if options.metric == "best" else None
+    monitor = best and best["monitor"]
+    mode = resolve_mode(options.metric, options.mode, best)
     columns = (differing_hparams(records) if options.columns is None
                else chosen_columns(records, options.columns))
     metric_header = f"best_{monitor}" if monitor else options.metric

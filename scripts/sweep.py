@@ -33,14 +33,18 @@ import re
 import shlex
 import signal
 import subprocess
+import runpy
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "train.py")
+runpy.run_path(os.path.join(REPO, "__init__.py"))
 
-USAGE_EXIT_CODE = 2
-RUN_FAILED_EXIT_CODE = 1
+from kerasrun.core.errors import (  # noqa: E402
+    RUN_FAILED_EXIT_CODE, SIGNALLED_EXIT_CODES, USAGE_EXIT_CODE, UsageError,
+)
+
 LOGS_DIR = "sweep_logs"
 # How often finished runs are noticed; short next to any training run.
 POLL_SECONDS = 0.05
@@ -48,15 +52,9 @@ _FLAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _OPTION = re.compile(r"-{1,2}([A-Za-z0-9_]+)(=|\Z)")
 # A comma preceded by a backslash belongs to the value (`--grid dataset_image_size=32\,32,64\,64`).
 _VALUE_SEPARATOR = re.compile(r"(?<!\\),")
-# What train.py exits with after SIGINT and SIGTERM.
-_INTERRUPTED_EXIT_CODES = (130, 143)
 # The runs live in their own process group (see _start), so a hang-up of the
 # terminal reaches only the sweep; it stops them gracefully as SIGTERM would.
 _FORWARDED = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM, signal.SIGHUP: signal.SIGTERM}
-
-
-class UsageError(Exception):
-    """A mistake on the sweep's command line; shown as one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -333,7 +331,7 @@ class Outcome:
 
     def interrupted(self):
         """Returns whether the run exited as train.py does after SIGINT or SIGTERM."""
-        return self.exit_code in _INTERRUPTED_EXIT_CODES
+        return self.exit_code in SIGNALLED_EXIT_CODES
 
 
 def _say(message, stream=None):

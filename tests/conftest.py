@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -12,6 +13,9 @@ import urllib.request
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A line of Python that makes our package importable as `kerasrun`, for code run in a child process.
+IMPORT_KERASRUN = f"import runpy; runpy.run_path({os.path.join(REPO, '__init__.py')!r})"
+runpy.run_path(os.path.join(REPO, "__init__.py"))
 TRAIN = os.path.join(REPO, "train.py")
 
 

@@ -5,10 +5,10 @@ import inspect
 import keras
 import pytest
 
-from callbacks.builder import build_callbacks, callback_class, families
-from callbacks.subclasses.tensorboard import TensorBoard
-from runner.config import resolve
-from runner.run_paths import RunPaths
+from kerasrun.callbacks.builder import build_callbacks, callback_class, families
+from kerasrun.callbacks.subclasses.tensorboard import TensorBoard
+from kerasrun.cli.config import resolve
+from kerasrun.runner.run_paths import RunPaths
 
 RUNNING_ORDER = (
     "learning_rate_scheduler", "reduce_lr", "terminate_on_nan", "early_stopping", "swap_ema_weights",

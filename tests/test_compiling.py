@@ -2,8 +2,8 @@
 
 import pytest
 
-from runner.compiling import check_metrics, choose_loss
-from runner.errors import UsageError
+from kerasrun.runner.compiling import check_metrics, choose_loss
+from kerasrun.core.errors import UsageError
 
 
 def test_auto_picks_the_cross_entropy_that_fits_the_labels():
@@ -11,7 +11,7 @@ def test_auto_picks_the_cross_entropy_that_fits_the_labels():
     assert choose_loss("auto", "one_hot", 10) == "categorical_crossentropy"
 
 
-@pytest.mark.parametrize("loss", ["categorical_crossentropy", "mean_squared_error", "hinge", "binary_crossentropy"])
+@pytest.mark.parametrize("loss", ["categorical_crossentropy", "hinge", "binary_crossentropy"])
 def test_losses_that_need_one_hot_labels_are_refused_for_integer_labels(loss):
     with pytest.raises(UsageError, match=f"--loss={loss}: needs one-hot labels"):
         choose_loss(loss, "int", 10)
@@ -27,7 +27,14 @@ def test_any_loss_goes_with_one_hot_labels_or_a_single_output():
     assert choose_loss("binary_crossentropy", "int", 1) == "binary_crossentropy"
 
 
-@pytest.mark.parametrize("metric", ["categorical_accuracy", "top_k_categorical_accuracy", "mean_squared_error"])
+@pytest.mark.parametrize("name", ["mse", "mean_squared_error", "mae", "huber", "log_cosh"])
+def test_losses_and_metrics_comparing_values_go_with_any_labels(name):
+    # Keras's EarlyStopping example: Dense(10) trained with loss="mse" on one number per example.
+    assert choose_loss(name, "int", 10) == name
+    check_metrics([name], "int", 10)
+
+
+@pytest.mark.parametrize("metric", ["categorical_accuracy", "top_k_categorical_accuracy", "categorical_crossentropy"])
 def test_metrics_that_need_one_hot_labels_are_refused_for_integer_labels(metric):
     with pytest.raises(UsageError, match=f"--metrics={metric}"):
         check_metrics(["accuracy", metric], "int", 10)
@@ -41,8 +48,8 @@ def test_metrics_that_fit_are_accepted():
 def test_performance_flags_reach_the_compiled_model():
     import keras
 
-    from runner.config import resolve
-    from runner.fit import build_and_compile, load_data
+    from kerasrun.cli.config import resolve
+    from kerasrun.runner.fit import build_and_compile, load_data
 
     config = resolve(["train.py", "--steps_per_execution=4", "--jit_compile=false",
                       "--mixed_precision=mixed_bfloat16"])

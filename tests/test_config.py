@@ -6,8 +6,8 @@ import pytest
 
 from conftest import REPO
 
-from runner.config import resolve
-from runner.errors import UsageError
+from kerasrun.cli.config import resolve
+from kerasrun.core.errors import UsageError
 
 
 def parse(*args):
@@ -264,7 +264,7 @@ def test_a_logs_root_that_is_a_file_is_refused(tmp_path):
 def test_unreadable_npz_files_are_refused_not_crashed_on(tmp_path, content):
     path = tmp_path / "broken.npz"
     path.write_bytes(content)
-    from runner.fit import load_data
+    from kerasrun.runner.fit import load_data
 
     config = parse(f"--dataset=npz:{path}", "--early_stopping")
     with pytest.raises(UsageError, match="not an .npz archive"):
@@ -275,7 +275,7 @@ def test_a_plain_npy_file_is_refused(tmp_path):
     import numpy as np
 
     np.save(tmp_path / "single.npy", np.zeros(3))
-    from runner.fit import load_data
+    from kerasrun.runner.fit import load_data
 
     config = parse(f"--dataset=npz:{tmp_path / 'single.npy'}", "--early_stopping")
     with pytest.raises(UsageError, match="single array"):
@@ -293,7 +293,7 @@ def test_yaml_infinity_is_refused(tmp_path):
 
 
 def test_val_monitors_are_checked_again_once_a_plugin_shows_it_has_no_validation_data(tmp_path, monkeypatch):
-    from runner.config import check_against_data
+    from kerasrun.cli.config import check_against_data
 
     (tmp_path / "no_val.py").write_text("def load():\n    return ([[0.0]], [0]), None\n")
     monkeypatch.syspath_prepend(str(tmp_path))

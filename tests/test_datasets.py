@@ -15,10 +15,10 @@ import textwrap
 import numpy as np
 import pytest
 
-import datasets
-from datasets import image_source, memory
-from conftest import write_images
-from runner.errors import RunError, UsageError
+from kerasrun import datasets
+from kerasrun.datasets import image_source, memory
+from conftest import IMPORT_KERASRUN, write_images
+from kerasrun.core.errors import RunError, UsageError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -282,7 +282,7 @@ def test_csv_refusals_name_file_and_column(tmp_path, text, expected):
 def test_streamed_images_are_decoded_as_keras_decodes_them(tmp_path):
     import keras
 
-    from datasets.image_source import ImageFiles
+    from kerasrun.datasets.image_source import ImageFiles
 
     root = write_images(tmp_path / "pictures", {"cat": 3, "dog": 4})
     data = load(f"images:{root}", image_size=(8, 6), cache="none")
@@ -330,7 +330,7 @@ def test_auto_holds_images_in_memory_when_they_take_at_most_a_quarter_of_the_fre
 
 
 def test_the_free_memory_is_known_here():
-    from datasets.memory import available_memory_bytes
+    from kerasrun.datasets.memory import available_memory_bytes
 
     assert available_memory_bytes() > 2**30
 
@@ -477,7 +477,7 @@ def test_check_source_names_the_flag_it_is_given():
 
 def test_check_source_and_names_do_not_import_tensorflow():
     program = (
-        "import datasets, sys; datasets.names(); datasets.check_source('digits'); "
+        f"{IMPORT_KERASRUN}; import sys; from kerasrun import datasets; datasets.names(); datasets.check_source('digits'); "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", program], cwd=REPO_ROOT, check=True, timeout=60)

@@ -7,8 +7,8 @@ import os
 import keras
 import numpy as np
 
-from callbacks.subclasses.tensorboard import TensorBoard
-from runner.dispatch import HOOKS, combined, idle_hooks
+from kerasrun.callbacks.subclasses.tensorboard import TensorBoard
+from kerasrun.runner.dispatch import HOOKS, combined, idle_hooks
 
 
 class Named(keras.callbacks.Callback):

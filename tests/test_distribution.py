@@ -214,7 +214,7 @@ def test_keras_still_has_what_the_multi_worker_workaround_relies_on():
     import keras
     from keras.src.backend.tensorflow import trainer
 
-    from runner import multi_worker_compat
+    from kerasrun.keras_fixes import multi_worker as multi_worker_compat
 
     assert keras.version().startswith(multi_worker_compat.WRITTEN_FOR + "."), (
         f"Keras is now {keras.version()}; runner/multi_worker_compat.py was written for "

@@ -7,12 +7,12 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO
+from conftest import IMPORT_KERASRUN
 
 WRITER = f"""
 import sys
-sys.path.insert(0, {REPO!r})
-from runner.files import write_atomically
+{IMPORT_KERASRUN}
+from kerasrun.core.files import write_atomically
 size = 2_000_000
 while True:
     for letter in "ab":
@@ -21,8 +21,8 @@ while True:
 
 APPENDER = f"""
 import json, sys
-sys.path.insert(0, {REPO!r})
-from runner.files import append_line
+{IMPORT_KERASRUN}
+from kerasrun.core.files import append_line
 for number in range(150):
     append_line(sys.argv[1], json.dumps({{"writer": sys.argv[2], "number": number, "pad": "x" * 20000}}))
 """

@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from runner import keras_fixes
-from runner.keras_fixes import cache_saving_skipsets
+from kerasrun.keras_fixes import saving as keras_fixes
+from kerasrun.keras_fixes.saving import cache_saving_skipsets
 
 
 def small_model():
@@ -93,9 +93,9 @@ def test_the_scalar_cache_is_emptied_at_every_epoch_end(monkeypatch):
 
 
 def test_the_emptier_runs_after_the_users_callbacks():
-    from runner.fit import assemble_callbacks
-    from runner.interrupts import GracefulStop
-    from runner.resume import EpochLog
+    from kerasrun.runner.fit import assemble_callbacks
+    from kerasrun.runner.interrupts import GracefulStop
+    from kerasrun.runner.resume import EpochLog
 
     class Epoch:
         def callback(self):

@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from runner import keras_names
+from kerasrun.core import keras_names
 
 
 @pytest.mark.parametrize("name, class_name", sorted(keras_names.OPTIMIZERS.items()))

@@ -9,8 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-import models
-from runner.errors import RunError, UsageError
+from conftest import IMPORT_KERASRUN
+from kerasrun import models
+from kerasrun.core.errors import RunError, UsageError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS_PATH = os.path.join(REPO_ROOT, "datasets", "digits.npz")
@@ -83,7 +84,7 @@ def test_malformed_or_missing_plugin_specs_are_refused(value, expected):
 
 def test_check_source_imports_neither_tensorflow_nor_keras():
     script = (
-        "import sys, models\n"
+        f"{IMPORT_KERASRUN}\nimport sys\nfrom kerasrun import models\n"
         "models.check_source('mlp')\n"
         "models.check_source('MobileNetV2')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
@@ -260,6 +261,29 @@ PLUGIN_SOURCE = """
 
     def make_positional_only(shape, classes, /):
         return None
+
+    def make_unbuilt_sequential(input_shape, num_classes):
+        return keras.Sequential([keras.layers.Dense(10)])  # keras.callbacks.EarlyStopping's example
+
+    class Net(keras.Model):
+        def __init__(self, classes):
+            super().__init__()
+            self.hidden, self.out = keras.layers.Dense(8), keras.layers.Dense(classes)
+
+        def call(self, x):
+            return self.out(self.hidden(keras.ops.reshape(x, (-1, 64))))
+
+    def make_subclassed(input_shape, num_classes):
+        return Net(num_classes)
+
+    class OneChannel(Net):
+        def call(self, x):
+            if x.shape[-1] != 1:
+                raise ValueError(f"expected one channel, got input of shape {x.shape}")
+            return super().call(x)
+
+    def make_one_channel(input_shape, num_classes):
+        return OneChannel(num_classes)
 """
 
 
@@ -283,6 +307,22 @@ def test_plugin_file_function_receives_keywords(tmp_path):
     path = _write_module(tmp_path, "my_model.py", PLUGIN_SOURCE)
     model = models.build(f"{path}:make_model", input_shape=(5,), num_classes=3)
     assert model.output_shape == (None, 3)
+
+
+@pytest.mark.parametrize("function, width", [("make_unbuilt_sequential", 10), ("make_subclassed", 4),
+                                             ("make_model", 4)])
+def test_output_width_builds_a_model_without_shapes_on_the_input_shape(plugin_module, function, width):
+    model = models.build(f"{plugin_module}:{function}", input_shape=DIGITS_SHAPE, num_classes=4)
+    assert models.output_width(model, "m", DIGITS_SHAPE) == width
+    assert model.built and model.weights
+    assert model.predict(np.zeros((2, *DIGITS_SHAPE)), verbose=0).shape[-1] == width
+
+
+def test_a_model_that_cannot_take_the_input_shape_is_refused_naming_the_flag(plugin_module):
+    model = models.build(f"{plugin_module}:make_one_channel", input_shape=(5,), num_classes=4)
+    with pytest.raises(UsageError, match=r"^--model='m': the model cannot take the dataset's input of shape \(5,\): "
+                                         r"expected one channel"):
+        models.output_width(model, "m", (5,))
 
 
 def test_plugin_returning_something_else_is_refused(plugin_module):

@@ -3,8 +3,8 @@
 import os
 
 from conftest import REPO
-from runner.config import all_groups
-from runner.docs import markdown_tables, readme_tables
+from kerasrun.cli.config import all_groups
+from kerasrun.cli.docs import markdown_tables, readme_tables
 
 
 def readme():
@@ -13,7 +13,7 @@ def readme():
 
 
 def test_flag_tables_match_the_declarations():
-    assert readme_tables(readme()) == markdown_tables(all_groups()), "run: python -m runner.docs"
+    assert readme_tables(readme()) == markdown_tables(all_groups()), "run: python scripts/readme_tables.py"
 
 
 def test_readme_shows_install_train_and_test_commands():

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from callbacks.subclasses.remote_monitor import RemoteMonitor
+from kerasrun.callbacks.subclasses.remote_monitor import RemoteMonitor
 
 
 class Server:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import REPO, TRAIN, tensorboard_server
-from runner.config import resolve, saved_config
+from kerasrun.cli.config import resolve, saved_config
 
 LOGS = "tensorboard_logs"
 
@@ -174,10 +174,10 @@ def test_remote_monitor_headers_are_never_saved_or_printed(tmp_path):
     config = resolve(["train.py", "--remote_monitor", "--remote_monitor_headers=Authorization: Bearer s3cret"])
     assert config.remote_monitor_headers == ("Authorization: Bearer s3cret",)
     assert "remote_monitor_headers" not in saved_config(config)
-    from runner.docs import dry_run_text
+    from kerasrun.cli.docs import dry_run_text
 
     assert "s3cret" not in dry_run_text(config)
-    from runner.errors import UsageError
+    from kerasrun.core.errors import UsageError
 
     with pytest.raises(UsageError) as caught:
         resolve(["train.py", "--remote_monitor", "--remote_monitor_headers=Bearer s3cret"])
@@ -208,8 +208,8 @@ def test_a_new_run_refuses_a_backup_another_run_left(train, tmp_path):
 
 
 def test_a_named_run_that_got_a_suffix_is_the_one_resumed(tmp_path):
-    from runner import results
-    from runner.run_paths import RunPaths, experiment_identity, find_resumable
+    from kerasrun.runner import results
+    from kerasrun.runner.run_paths import RunPaths, experiment_identity, find_resumable
 
     root = tmp_path / LOGS
     saved = saved_config(resolve(["train.py", "--backup_and_restore", "--run_name=rn"]))

@@ -361,12 +361,17 @@ def test_best_ranks_by_best_value_named_after_its_monitor(capsys, results):
     assert "(lower is better)" in stdout
 
 
-def test_auto_mode_reads_the_name():
+def test_auto_mode_follows_keras_and_the_runs_own_direction():
     assert summarize_module.resolve_mode("val_loss", "auto") == "min"
     assert summarize_module.resolve_mode("mean_absolute_error", "auto") == "min"
     assert summarize_module.resolve_mode("val_accuracy", "auto") == "max"
-    assert summarize_module.resolve_mode("best", "auto", monitor="val_accuracy") == "max"
+    assert summarize_module.resolve_mode("val_auc", "auto") == "max"
+    assert summarize_module.resolve_mode("best", "auto", best={"monitor": "val_accuracy"}) == "max"
+    # The run's own decision wins: it ranked its epochs that way.
+    assert summarize_module.resolve_mode("best", "auto", best={"monitor": "lr", "mode": "min"}) == "min"
     assert summarize_module.resolve_mode("val_loss", "max") == "max"
+    with pytest.raises(summarize_module.UsageError, match="^--mode=auto: cannot tell whether 'my_score'"):
+        summarize_module.resolve_mode("my_score", "auto")
 
 
 def test_columns_names_what_to_show(capsys, results):

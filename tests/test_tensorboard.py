@@ -9,8 +9,8 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util import tensor_util
 
-from callbacks.subclasses.tensorboard import TensorBoard
-from runner.dispatch import combined
+from kerasrun.callbacks.subclasses.tensorboard import TensorBoard
+from kerasrun.runner.dispatch import combined
 
 BATCHES_PER_EPOCH = 4
 EPOCHS = 3

@@ -145,7 +145,7 @@ def test_weights_only_checkpoint_with_log_keys_in_the_name(train, tmp_path):
     assert saved and all(re.fullmatch(r"w\.0[12]-\d\.\d\d\.weights\.h5", name) for name in saved)
     import keras
 
-    from models import build
+    from kerasrun.models import build
 
     model = build("cnn", input_shape=(8, 8, 1), num_classes=10)
     model.load_weights(str(tmp_path / "ckpt" / saved[-1]))
@@ -195,7 +195,7 @@ def test_validation_and_help_do_not_import_tensorflow():
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
         "    assert train.main(['train.py', '--help']) == 0\n"
         "    assert train.main(['train.py', '--epochs=0']) == 2\n"
-        "    from runner.config import resolve\n"
+        "    from kerasrun.cli.config import resolve\n"
         "    resolve(['train.py', '--early_stopping', '--model_checkpoint', '--tensorboard', '--reduce_lr'])\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'\n"
     )
@@ -203,7 +203,7 @@ def test_validation_and_help_do_not_import_tensorflow():
 
 
 def test_help_lists_every_flag(train):
-    from runner.config import all_options
+    from kerasrun.cli.config import all_options
 
     result = train("--help")
     assert result.returncode == 0

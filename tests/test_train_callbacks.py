@@ -10,9 +10,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from callbacks.schedules import ScheduleParams, rate_at
-from runner.config import resolve
-from runner.errors import UsageError
+from kerasrun.callbacks.schedules import ScheduleParams, rate_at
+from kerasrun.cli.config import resolve
+from kerasrun.core.errors import UsageError
 from test_train import run_dir
 
 HOOKS = """

@@ -11,13 +11,13 @@ import tempfile
 
 import yaml
 
-import datasets
-import models
-from callbacks.builder import families
-from runner import core_options, flags as runner_flags
-from runner.cluster import check_distribution
-from runner.errors import UsageError
-from runner.plugins import load_plugin
+from kerasrun import datasets
+from kerasrun import models
+from kerasrun.callbacks.builder import families
+from kerasrun.cli import core_options, flags as runner_flags
+from kerasrun.cli.cluster import check_distribution
+from kerasrun.core.errors import UsageError
+from kerasrun.core.plugins import load_plugin
 
 # Keys that only make sense on the command line.
 _NOT_IN_FILES = ("config", "flagfile")
@@ -60,6 +60,11 @@ def all_groups():
 def all_options():
     """Returns {flag name: Arg} for every flag, in documentation order."""
     return {name: arg for group in all_groups() for name, arg in group.options()}
+
+
+def bookkeeping_flags():
+    """Returns the names of the flags that say where a run is written or launched from, not what it trains."""
+    return frozenset(name for name, arg in all_options().items() if arg.bookkeeping)
 
 
 class Checker:

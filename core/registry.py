@@ -1,6 +1,6 @@
 """A tiny name -> builder registry shared by models, datasets and schedules."""
 
-from runner.errors import UsageError
+from kerasrun.core.errors import UsageError
 
 
 class Registry:

@@ -4,7 +4,7 @@ import json
 import os
 import sys
 
-from runner.errors import UsageError
+from kerasrun.core.errors import UsageError
 
 # Slurm sets this in every task of a job step that srun starts.
 SLURM_RANK = "SLURM_PROCID"

@@ -1,4 +1,9 @@
-"""The one exception type that turns into a one-line usage error and exit status 2."""
+"""Errors shown to the user as one line, and the exit status each one means."""
+
+import re
+
+# Terminal colour codes, which Keras puts around the message of an error raised inside a layer.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 USAGE_EXIT_CODE = 2
 
@@ -15,6 +20,8 @@ class UsageError(Exception):
 RUN_FAILED_EXIT_CODE = 1
 NAN_EXIT_CODE = 3
 INTERRUPTED_EXIT_CODE = 130
+# A run stopped by a signal exits 128 + its number, as shells report it: 130 for SIGINT, 143 for SIGTERM.
+SIGNALLED_EXIT_CODES = (130, 143)
 
 
 class RunError(Exception):
@@ -30,13 +37,19 @@ def first_line(error):
 
     TensorFlow's graph errors start with a generic line; their last line
     (before the node list) says what went wrong, so that one is used instead.
+    Keras wraps an error raised inside a layer's `call` in lines naming the
+    layer, then the error itself (in bold), which is the line used.
 
     Args:
         error: Any exception.
     """
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = [_ANSI.sub("", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
     if not lines:
         return type(error).__name__
+    while len(lines) > 1 and (lines[0].startswith("Exception encountered when calling")
+                              or lines[0].endswith("Error encountered:")):
+        lines = lines[1:]  # Keras's wrappers of an error raised in a layer's call(); the error comes next.
     if lines[0] == "Graph execution error:":
         meaningful = [line for line in lines if not line.startswith(("[[", "Detected at node", "File "))]
         return meaningful[-1]

@@ -10,7 +10,7 @@ import os
 import re
 import sys
 
-from runner.errors import UsageError
+from kerasrun.core.errors import UsageError
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _MODULE_SPEC = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}$")

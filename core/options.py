@@ -244,6 +244,10 @@ class Arg:
             example "must be at least 1") or None when the value is fine.
         secret: If True the value (a credential, say) is never written to
             config.yaml, the results, the HParams or printed.
+        bookkeeping: If True the option steers where a run is written or
+            launched from, not what it trains: a default run name leaves it
+            out, a run can be resumed whatever it says, and scripts/summarize.py
+            does not count it as a difference between runs.
     """
 
     name: str
@@ -252,6 +256,7 @@ class Arg:
     help: str
     check: Optional[Callable[[Any], Optional[str]]] = None
     secret: bool = False
+    bookkeeping: bool = False
 
 
 def at_least(minimum):

@@ -1,9 +1,9 @@
 """The runner's own options: what to train, on what, and how."""
 
-from datasets.image_source import CACHE_MODES, COLOR_MODES
-from runner import keras_names
-from runner.groups import OptionGroup
-from runner.options import (
+from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
+from kerasrun.core import keras_names
+from kerasrun.core.groups import OptionGroup
+from kerasrun.core.options import (
     Arg, Bool, Choice, Float, Int, IntList, IntOrChoice, Str, StrList,
     all_positive, at_least, fraction_below_one, positive,
 )
@@ -47,7 +47,7 @@ TRAINING = OptionGroup(
     summary="What the fit loop does.",
     args=(
         Arg("config", Str(optional=True), None,
-            "YAML file of flag values; flags on the command line override it."),
+            "YAML file of flag values; flags on the command line override it.", bookkeeping=True),
         Arg("epochs", Int(), 10, "Number of epochs to train.", at_least(1)),
         Arg("batch_size", Int(), 32, "Examples per training step.", at_least(1)),
         Arg("optimizer", Choice(*keras_names.OPTIMIZERS), "adam", "Keras optimizer."),
@@ -63,15 +63,16 @@ TRAINING = OptionGroup(
         Arg("seed", Int(), 0, "Seed for weights and data order.", _seed_range),
         Arg("verbose", IntOrChoice("auto"), "auto",
             "0 silent, 1 progress bar, 2 one line per epoch; auto: 1 on a terminal, else 2.",
-            _verbosity),
+            _verbosity, bookkeeping=True),
         Arg("callbacks", StrList(), (),
             "Your own callback classes, module:Class or path/file.py:Class, comma-separated; "
             "constructed with no arguments and run after the built-in ones."),
         Arg("run_name", Str(optional=True), None,
             "Name of the run's directory under --tensorboard_log_dir (default: a time stamp and "
-            "the flags that differ from the defaults).", _run_name),
+            "the flags that differ from the defaults).", _run_name, bookkeeping=True),
         Arg("results_file", Str(optional=True), None,
-            "Also append the run's results, as one JSON line, to this file (safe for many runs at once)."),
+            "Also append the run's results, as one JSON line, to this file (safe for many runs at once).",
+            bookkeeping=True),
         Arg("deterministic", Bool(), False,
             "Use TensorFlow's deterministic ops, so runs with the same --seed give identical metrics "
             "(slower)."),
@@ -84,7 +85,8 @@ TRAINING = OptionGroup(
             "Compute in 16-bit floats with 32-bit weights (mixed_float16 for GPUs, mixed_bfloat16 for "
             "TPUs and recent CPUs)."),
         Arg("dry_run", Bool(), False,
-            "Check everything, print the resolved config and the callbacks, and exit without training."),
+            "Check everything, print the resolved config and the callbacks, and exit without training.",
+            bookkeeping=True),
     ),
 )
 
@@ -104,7 +106,8 @@ DATA = OptionGroup(
         Arg("dataset_cache", Choice(*CACHE_MODES), "auto",
             "images: memory decodes every image once and trains from memory; none reads and decodes them "
             "from disk every epoch (for folders larger than memory); auto is memory when the decoded images "
-            "take at most a quarter of the memory free at start (pass memory or none to decide yourself)."),
+            "take at most a quarter of the memory free at start (pass memory or none to decide yourself).",
+            bookkeeping=True),
     ),
 )
 
@@ -149,10 +152,12 @@ DISTRIBUTION = OptionGroup(
             "one_device and mirrored: the devices to use, e.g. GPU:0,GPU:1 (default: every GPU, or the "
             "CPU); CPU:0,CPU:1 splits the processor into logical devices.", _device_names),
         Arg("tpu", Str(optional=True), None,
-            "tpu: the TPU's name or grpc:// address (default: found from the environment)."),
+            "tpu: the TPU's name or grpc:// address (default: found from the environment).",
+            bookkeeping=True),
         Arg("slurm_port", Int(), 8888,
             "multi_worker_mirrored under Slurm: the first port of the workers on each node.",
-            lambda value: None if 1 <= value <= 65535 else "must be a port number, 1 to 65535"),
+            lambda value: None if 1 <= value <= 65535 else "must be a port number, 1 to 65535",
+            bookkeeping=True),
     ),
 )
 

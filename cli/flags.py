@@ -8,8 +8,8 @@ import difflib
 
 from absl import flags
 
-from runner.errors import UsageError
-from runner.options import Bool
+from kerasrun.core.errors import UsageError
+from kerasrun.core.options import Bool
 
 
 class _KindParser(flags.ArgumentParser):

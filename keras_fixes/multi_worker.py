@@ -24,7 +24,7 @@ written for; tests/test_distribution.py fails loudly on an upgrade.
 
 import sys
 
-from runner.errors import RunError
+from kerasrun.core.errors import RunError
 
 WRITTEN_FOR = "3.15"
 ISSUE = "https://github.com/keras-team/keras/issues/20585"

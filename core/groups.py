@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Tuple
 
-from runner.options import Arg, Bool
+from kerasrun.core.options import Arg, Bool
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Foundation: errors, options, registries, plug-in loading, files; no TensorFlow, nothing of ours above."""

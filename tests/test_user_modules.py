@@ -1,0 +1,94 @@
+"""A user's own modules and installed packages are what their plug-ins import, never ours.
+
+Our code is the package `kerasrun`; the folders named models/, callbacks/ and
+datasets/ must not shadow a user's models.py and callbacks.py in the directory
+they run from, nor an installed package called `datasets` (Hugging Face's).
+"""
+
+import json
+import os
+import textwrap
+
+from conftest import run_train
+
+LOGS = "tensorboard_logs"
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+
+
+def only_result(directory):
+    (run,) = os.listdir(directory / LOGS)
+    with open(directory / LOGS / run / "results.json") as stream:
+        return json.load(stream)
+
+
+def test_users_models_callbacks_and_an_installed_datasets_package_win(tmp_path):
+    project, site = tmp_path / "project", tmp_path / "site"
+    # A stand-in for Hugging Face's `datasets`, installed on PYTHONPATH.
+    write(site / "datasets" / "__init__.py", '''
+        def load_dataset(name):
+            return {"name": name}
+    ''')
+    write(project / "models.py", '''
+        import keras
+
+        def build_net(input_shape, num_classes):
+            return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
+                                     keras.layers.Dense(num_classes, activation="softmax")], name="users_net")
+    ''')
+    write(project / "callbacks.py", '''
+        def hook(epoch, logs):
+            with open("hook.log", "a") as stream:
+                stream.write(f"{epoch}\\n")
+    ''')
+    write(project / "loader.py", '''
+        import numpy as np
+        from datasets import load_dataset
+
+        def load():
+            assert load_dataset("tiny") == {"name": "tiny"}
+            rng = np.random.default_rng(0)
+            return (rng.normal(size=(40, 6)).astype("float32"), np.arange(40) % 3), None
+    ''')
+    result = run_train(
+        ["--model", "models:build_net", "--dataset", "loader:load", "--epochs", "2", "--verbose", "0",
+         "--lambda_callback", "True", "--lambda_callback_on_epoch_end", "callbacks:hook"],
+        cwd=project, env={"PYTHONPATH": str(site)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert (project / "hook.log").read_text().split() == ["0", "1"]
+    record = only_result(project)
+    assert record["status"] == "completed" and record["epochs_completed"] == 2
+
+
+def test_kerass_early_stopping_example_runs_as_plug_ins(tmp_path):
+    # keras.callbacks.EarlyStopping's docstring: an unbuilt Sequential, loss="mse", SGD, batch_size=1.
+    write(tmp_path / "example.py", '''
+        import keras
+        import numpy as np
+
+        def model(input_shape, num_classes):
+            return keras.Sequential([keras.layers.Dense(10)])
+
+        def data():
+            return (np.arange(100).reshape(5, 20), np.zeros(5)), None
+    ''')
+    result = run_train(
+        ["--model", "example:model", "--dataset", "example:data", "--loss", "mse", "--metrics", "",
+         "--optimizer", "sgd", "--learning_rate", "0.01", "--batch_size", "1", "--epochs", "10", "--verbose", "0",
+         "--early_stopping", "True", "--early_stopping_monitor", "loss", "--early_stopping_patience", "3"],
+        cwd=tmp_path,
+    )
+    record = only_result(tmp_path)
+    assert "Traceback" not in result.stderr
+    # The loss grows from the first epoch on, so early stopping ends training after 1 + patience epochs, as in
+    # the docstring. With inputs up to 99 SGD diverges: where the loss overflows the run is reported as such.
+    assert record["epochs_completed"] == 4, result.stderr
+    if record["status"] == "nan":
+        assert result.returncode == 3 and "train.py: stopped: the loss became infinite" in result.stderr
+    else:
+        assert (record["status"], result.returncode) == ("early_stopped", 0), result.stderr
+    assert record["hparams"]["loss"] == "mse"
