@@ -1,4 +1,4 @@
-"""Issue 6's benchmark: train.py against hand-written Keras, the compute ceiling, callbacks, start-up, memory.
+"""The benchmark: train.py against hand-written Keras, the compute ceiling, callbacks, start-up, memory.
 
     python benchmarks/bench.py [--quick] [--json benchmarks/latest.json]
 

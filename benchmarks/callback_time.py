@@ -36,8 +36,12 @@ EPOCH_TIMER = f"{os.path.join(HERE, 'epoch_timer.py')}:EpochTimer"
 # Where EpochTimer writes its record (not imported from epoch_timer.py: that would load Keras).
 EPOCH_TIMER_FILE_ENV = "EPOCH_TIMER_FILE"
 
-HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
-         "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end")
+runpy.run_path(os.path.join(os.path.dirname(TRAIN), "__init__.py"))
+
+from kerasrun.core.keras_names import CALLBACK_HOOKS  # noqa: E402
+
+# The hooks fit calls (evaluate's for validation included), each timed where it is called.
+HOOKS = tuple(hook for hook in CALLBACK_HOOKS if not hook.startswith("on_predict"))
 
 
 def time_hooks(spent):
@@ -108,7 +112,6 @@ def main():
     out, flags = sys.argv[1], sys.argv[2:]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     spent = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(float)))
-    runpy.run_path(os.path.join(os.path.dirname(TRAIN), "__init__.py"))
     time_hooks(spent)
     epoch_file = os.path.join(os.path.dirname(os.path.abspath(out)), f".epochs-{os.getpid()}.json")
     os.environ[EPOCH_TIMER_FILE_ENV] = epoch_file

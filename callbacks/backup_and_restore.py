@@ -1,6 +1,7 @@
 """BackupAndRestore: keep a backup of the training state to resume an interrupted run."""
 
 from kerasrun.callbacks.family import CallbackFamily, default_in_run_dir
+from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
 from kerasrun.core.options import Arg, Bool, IntOrChoice, Str
 
 # The backup's folder inside the run directory, unless --backup_and_restore_backup_dir says elsewhere.
@@ -21,4 +22,6 @@ FAMILY = CallbackFamily(
         Arg("delete_checkpoint", Bool(), True, "Delete the backup when training finishes."),
     ),
     adapt=default_in_run_dir("backup_dir", BACKUP_DIR),
+    worker_overrides={"backup_dir": None},
+    idle_hooks=idle_batch_end_when_saving_each_epoch,
 )

@@ -50,22 +50,35 @@ def enabled_families(config):
     return tuple(family for family in families() if config[family.name])
 
 
-def build_callbacks(config, run):
+def build_callbacks(config, run, resumed=False):
     """Builds the Keras callbacks of every enabled family.
 
     Args:
         config: The resolved config (a mapping of flag names to values).
         run: The run's `RunPaths`, for default file locations.
+        resumed: Whether the run resumes an interrupted one, which applies
+            each family's `resume_overrides`. Defaults to False.
 
     Returns:
         A list of Keras callback instances, in running order, the user's own
         (--callbacks) last.
     """
     built_in = [
-        callback_class(family)(**family.class_kwargs(family.values(config), run, config))
+        callback_class(family)(**family.class_kwargs(
+            {**family.values(config), **(family.resume_overrides if resumed else {})}, run, config))
         for family in enabled_families(config)
     ]
     return built_in + [load_plugin("--callbacks", spec)() for spec in config["callbacks"]]
+
+
+def family_of(callback):
+    """Returns the family that builds callbacks of exactly `callback`'s class, or None (the user's own)."""
+    return _families_by_class().get(type(callback))
+
+
+@functools.cache
+def _families_by_class():
+    return {callback_class(family): family for family in families()}
 
 
 def callback_class(family):

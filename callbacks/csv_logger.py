@@ -25,4 +25,7 @@ FAMILY = CallbackFamily(
     ),
     check=_check,
     adapt=default_in_run_dir("filename", "training.csv"),
+    worker_overrides={"filename": None},
+    resume_overrides={"append": True},  # A resumed run adds to the log of its first part.
+    closes_on_interrupt=True,
 )

@@ -23,4 +23,5 @@ FAMILY = CallbackFamily(
             at_least(0)),
     ),
     check=check_monitor_and_direction,
+    resume_state=("wait", "stopped_epoch", "best", "best_epoch"),
 )

@@ -1,7 +1,7 @@
 """The declaration of a callback family: flags, Keras class, checks and construction."""
 
 import dataclasses
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 from kerasrun.core.groups import OptionGroup
 from kerasrun.core.options import Arg
@@ -45,6 +45,16 @@ class CallbackFamily(OptionGroup):
             callbacks may monitor them.
         optimizer_options: Optional `optimizer_options(values)` returning
             keyword arguments the optimizer needs for this callback to work.
+        resume_state: Attributes of the built callback that hold its
+            progress (a patience count, the best value so far): kept with
+            every backup and restored when the run resumes.
+        resume_overrides: {option name: value} for the callback of a resumed
+            run (a log that goes on appending to the first part's file).
+        closes_on_interrupt: Whether the callback's `on_train_end` must run
+            when training is interrupted, to close the files it writes.
+        idle_hooks: Optional `idle_hooks(callback)` returning the names of the
+            built callback's hooks that have nothing to do under its
+            settings; the runner does not call them (runner/dispatch.py).
     """
 
     keras_class: str = ""
@@ -55,6 +65,10 @@ class CallbackFamily(OptionGroup):
     adapt: Optional[Callable] = None
     logged_keys: Tuple[str, ...] = ()
     optimizer_options: Optional[Callable] = None
+    resume_state: Tuple[str, ...] = ()
+    resume_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    closes_on_interrupt: bool = False
+    idle_hooks: Optional[Callable] = None
     switchable: bool = True
 
     def all_args(self):

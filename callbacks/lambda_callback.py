@@ -1,21 +1,17 @@
 """LambdaCallback: call your own functions at points of the training loop."""
 
 from kerasrun.callbacks.family import CallbackFamily
+from kerasrun.core.keras_names import CALLBACK_HOOKS
 from kerasrun.core.options import Arg, Str
 from kerasrun.core.plugins import load_plugin
 
-_HOOKS = (
-    ("on_epoch_begin", "(epoch, logs)"),
-    ("on_epoch_end", "(epoch, logs)"),
-    ("on_train_begin", "(logs)"),
-    ("on_train_end", "(logs)"),
-    ("on_train_batch_begin", "(batch, logs)"),
-    ("on_train_batch_end", "(batch, logs)"),
-)
+# The hooks keras.callbacks.LambdaCallback takes a function for.
+_HOOKS = ("on_epoch_begin", "on_epoch_end", "on_train_begin", "on_train_end", "on_train_batch_begin",
+          "on_train_batch_end")
 
 
 def _check(family, values, checker):
-    named = [hook for hook, _ in _HOOKS if values[hook] is not None]
+    named = [hook for hook in _HOOKS if values[hook] is not None]
     if not named:
         checker.fail(family.name, "names no function: set at least one --lambda_callback_on_* flag")
     for hook in named:
@@ -23,7 +19,7 @@ def _check(family, values, checker):
 
 
 def _adapt(values, run, config):
-    for hook, _ in _HOOKS:
+    for hook in _HOOKS:
         if values[hook] is not None:
             values[hook] = load_plugin(f"--lambda_callback_{hook}", values[hook])
     return values
@@ -36,8 +32,8 @@ FAMILY = CallbackFamily(
             "on the command line) during training.",
     keras_class="LambdaCallback",
     args=tuple(
-        Arg(hook, Str(optional=True), None, f"Function called as f{signature}.")
-        for hook, signature in _HOOKS
+        Arg(hook, Str(optional=True), None, f"Function called as f{CALLBACK_HOOKS[hook]}.")
+        for hook in _HOOKS
     ),
     check=_check,
     adapt=_adapt,

@@ -4,6 +4,7 @@ import string
 
 from kerasrun.callbacks.family import CallbackFamily
 from kerasrun.callbacks.monitor import MODE, check_monitor_direction, monitor_arg
+from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
 from kerasrun.core.options import Arg, Bool, Float, Int, IntOrChoice, Str, at_least
 
 _MODEL_SUFFIXES = (".keras", ".h5")
@@ -93,4 +94,7 @@ FAMILY = CallbackFamily(
     ),
     check=_check,
     adapt=_adapt,
+    worker_overrides={"filepath": None},
+    resume_state=("best",),
+    idle_hooks=idle_batch_end_when_saving_each_epoch,
 )

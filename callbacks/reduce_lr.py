@@ -31,4 +31,5 @@ FAMILY = CallbackFamily(
     ),
     check=check_monitor,
     logged_keys=("learning_rate",),
+    resume_state=("wait", "cooldown_counter", "best"),
 )

@@ -48,4 +48,5 @@ FAMILY = CallbackFamily(
     ),
     check=_check,
     adapt=_adapt,
+    worker_overrides={"remote_monitor": False},
 )

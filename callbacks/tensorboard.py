@@ -64,4 +64,5 @@ FAMILY = CallbackFamily(
     ),
     check=_check,
     adapt=_adapt,
+    closes_on_interrupt=True,
 )

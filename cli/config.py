@@ -62,6 +62,11 @@ def all_options():
     return {name: arg for group in all_groups() for name, arg in group.options()}
 
 
+def worker_overrides():
+    """Returns {flag name: value}: what the workers other than the chief of a multi-worker run change."""
+    return {name: value for group in all_groups() for name, value in group.worker_values().items()}
+
+
 def bookkeeping_flags():
     """Returns the names of the flags that say where a run is written or launched from, not what it trains."""
     return frozenset(name for name, arg in all_options().items() if arg.bookkeeping)

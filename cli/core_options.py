@@ -88,6 +88,7 @@ TRAINING = OptionGroup(
             "Check everything, print the resolved config and the callbacks, and exit without training.",
             bookkeeping=True),
     ),
+    worker_overrides={"results_file": None, "verbose": 0},
 )
 
 DATA = OptionGroup(

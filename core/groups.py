@@ -1,7 +1,7 @@
 """Option groups: a set of `Arg`s sharing a flag prefix, optionally switched on by a flag."""
 
 import dataclasses
-from typing import Tuple
+from typing import Any, Mapping, Tuple
 
 from kerasrun.core.options import Arg, Bool
 
@@ -16,6 +16,11 @@ class OptionGroup:
         summary: One sentence on what the group does.
         args: The group's options, in the order they are documented.
         switchable: If True, `--<name>` (default off) enables the group.
+        worker_overrides: What a worker other than the chief of a multi-worker
+            run changes, as {option name: value} (the group's own name for its
+            switch): the paths the user chose, each falling back to the
+            worker's scratch directory, and anything reported, which the
+            chief alone reports.
     """
 
     name: str
@@ -23,6 +28,7 @@ class OptionGroup:
     summary: str
     args: Tuple[Arg, ...]
     switchable: bool = False
+    worker_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def flag_name(self, arg_name):
         """Returns the full flag name of one of the group's options."""
@@ -42,6 +48,11 @@ class OptionGroup:
     def enable_arg(self):
         """Returns the Arg of the flag that switches the group on."""
         return Arg(self.name, Bool(), False, f"Enable {self.title}.")
+
+    def worker_values(self):
+        """Returns {flag name: value} for the group's `worker_overrides`."""
+        return {(name if self.switchable and name == self.name else self.flag_name(name)): value
+                for name, value in self.worker_overrides.items()}
 
     def values(self, config):
         """Returns {arg name: value} for this group from a resolved config."""

@@ -71,17 +71,17 @@ METRICS = (
     "top_k_categorical_accuracy",
 )
 
-# Whether each metric Keras compiles from a name should rise ("up") or fall
-# ("down"): the `_direction` Keras gives it, which its monitoring callbacks read.
-# Metrics without a direction (counts like true_positives) are left out.
+# Whether each metric Keras compiles from a name (and logs under that name)
+# should rise ("up") or fall ("down"): the `_direction` Keras gives it, which its
+# monitoring callbacks read. Metrics without one (counts like true_positives) are left out.
 METRIC_DIRECTIONS = {
     "accuracy": "up", "acc": "up", "auc": "up", "binary_accuracy": "up", "binary_io_u": "up",
     "categorical_accuracy": "up", "concordance_correlation": "up", "cosine_similarity": "up", "f1_score": "up",
-    "fbeta_score": "up", "pearson_correlation": "up", "precision": "up", "r2_score": "up", "recall": "up",
+    "f_beta_score": "up", "pearson_correlation": "up", "precision": "up", "r2_score": "up", "recall": "up",
     "sparse_categorical_accuracy": "up", "sparse_top_k_categorical_accuracy": "up",
     "top_k_categorical_accuracy": "up",
     "binary_crossentropy": "down", "bce": "down", "categorical_crossentropy": "down",
-    "categorical_hinge": "down", "hinge": "down", "kl_divergence": "down", "logcosh": "down",
+    "categorical_hinge": "down", "hinge": "down", "kl_divergence": "down", "log_cosh_error": "down",
     "mean_absolute_error": "down", "mae": "down", "mean_absolute_percentage_error": "down", "mape": "down",
     "mean_squared_error": "down", "mse": "down", "mean_squared_logarithmic_error": "down", "msle": "down",
     "poisson": "down", "root_mean_squared_error": "down", "sparse_categorical_crossentropy": "down",
@@ -106,3 +106,17 @@ def direction(monitor, compiled=METRIC_DIRECTIONS):
     if name in compiled:
         return "max" if compiled[name] == "up" else "min"
     return None
+
+
+# Every hook of keras.callbacks.Callback that fit, evaluate and predict call, with its arguments.
+CALLBACK_HOOKS = {
+    "on_train_begin": "(logs)", "on_train_end": "(logs)",
+    "on_epoch_begin": "(epoch, logs)", "on_epoch_end": "(epoch, logs)",
+    "on_train_batch_begin": "(batch, logs)", "on_train_batch_end": "(batch, logs)",
+    "on_test_begin": "(logs)", "on_test_end": "(logs)",
+    "on_test_batch_begin": "(batch, logs)", "on_test_batch_end": "(batch, logs)",
+    "on_predict_begin": "(logs)", "on_predict_end": "(logs)",
+    "on_predict_batch_begin": "(batch, logs)", "on_predict_batch_end": "(batch, logs)",
+}
+# The legacy names Keras's default on_train_batch_begin and on_train_batch_end call.
+LEGACY_HOOKS = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}

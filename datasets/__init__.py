@@ -12,7 +12,6 @@ from kerasrun.datasets import (
     npz_source,
     plugin_source,
     sources,
-    split,
 )
 from kerasrun.datasets.data import Data
 from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
@@ -102,8 +101,6 @@ def load(value, *, seed, validation_split, label_column="label", image_size=(64,
         RunError: if a Keras dataset cannot be downloaded.
     """
     source = sources.check(value, names(), flag)
-    # Checked before reading anything, which may mean a long download.
-    split.check_fraction(validation_split)
     context = f"{flag}={value!r}"
     if source.kind == "images":
         return image_source.read(

@@ -2,8 +2,6 @@
 
 import dataclasses
 
-LABEL_KINDS = ("int", "one_hot")
-
 
 # eq=False: the fields hold numpy arrays, whose `==` is element-wise, so a
 # generated `__eq__` would raise instead of answering.

@@ -75,10 +75,6 @@ def read(directory, *, image_size, color_mode, validation_split, seed, cache, co
         UsageError: if the folder holds no images in class sub-folders, or
             an option is not one of those accepted.
     """
-    if color_mode not in COLOR_MODES:
-        raise UsageError(f"--dataset_color_mode={color_mode!r}: not one of {', '.join(COLOR_MODES)}")
-    if cache not in CACHE_MODES:
-        raise UsageError(f"--dataset_cache={cache!r}: not one of {', '.join(CACHE_MODES)}")
     class_names, paths, labels = _index(directory, context)
     if validation_split > 0:
         (paths, labels), (val_paths, val_labels) = split.hold_out(paths, labels, validation_split, seed)

@@ -4,22 +4,6 @@ import numpy as np
 
 from kerasrun.core.errors import UsageError
 
-FLAG = "--validation_split"
-
-
-def check_fraction(validation_split):
-    """Checks that a validation fraction is in [0, 1).
-
-    Raises:
-        UsageError: naming the flag and value.
-    """
-    if not 0.0 <= validation_split < 1.0:
-        raise UsageError(
-            f"{FLAG}={validation_split}: must be at least 0 and below 1 "
-            "(the fraction of training examples held out for validation)"
-        )
-
-
 def hold_out(x, y, validation_split, seed):
     """Splits arrays into training and validation parts at random.
 
@@ -43,7 +27,7 @@ def hold_out(x, y, validation_split, seed):
     num_held_out = int(num_examples * validation_split)
     if not 0 < num_held_out < num_examples:
         raise UsageError(
-            f"{FLAG}={validation_split}: holds out {num_held_out} of {num_examples} "
+            f"--validation_split={validation_split}: holds out {num_held_out} of {num_examples} "
             "training examples; both training and validation need at least one"
         )
     order = np.random.default_rng(seed).permutation(num_examples)

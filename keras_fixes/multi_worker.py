@@ -18,15 +18,13 @@ when the strategy spans several workers:
    reduction (predict's concatenation, a single worker) to Keras.
 
 Both reach into Keras's private modules, so `check_keras` refuses to go on
-when they are gone and warns when the Keras version is not the one this was
-written for; tests/test_distribution.py fails loudly on an upgrade.
+when they are gone (keras_fixes.check_keras warns about another version);
+tests/test_distribution.py fails loudly on an upgrade.
 """
 
-import sys
-
 from kerasrun.core.errors import RunError
+from kerasrun.keras_fixes import WRITTEN_FOR
 
-WRITTEN_FOR = "3.15"
 ISSUE = "https://github.com/keras-team/keras/issues/20585"
 
 
@@ -46,11 +44,8 @@ def check_keras():
                if not hasattr(owner, name)]
     if missing:
         raise RunError(f"--distribution_strategy=multi_worker_mirrored: Keras {keras.version()} has no "
-                       f"{missing[0]}, which runner/multi_worker_compat.py (written for Keras {WRITTEN_FOR}, "
+                       f"{missing[0]}, which keras_fixes/multi_worker.py (written for Keras {WRITTEN_FOR}, "
                        f"see {ISSUE}) relies on")
-    if not keras.version().startswith(WRITTEN_FOR + "."):
-        print(f"train.py: warning: multi-worker training was made to work with Keras {WRITTEN_FOR}; "
-              f"this is Keras {keras.version()} (see runner/multi_worker_compat.py)", file=sys.stderr)
 
 
 def build_before_fit(model, strategy, batch):

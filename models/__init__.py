@@ -81,17 +81,12 @@ def build(value, *, input_shape, num_classes, weights=None, safe_mode=True, flag
         UsageError: if the value is refused by `check_source`, the model
             cannot take the dataset's input (e.g. `cnn` on flat vectors), a
             `.keras` file is damaged or does not fit the dataset, a plug-in
-            does not return a fitting `keras.Model`, or `weights` is given for
-            a model that is not a keras.applications model.
+            or a plug-in does not return a fitting `keras.Model`. (That only
+            keras.applications models take `weights` is checked with the config.)
         RunError: if pretrained weights cannot be downloaded.
     """
     kind = _kind_of(value, flag)
     input_shape = tuple(input_shape)
-    if weights is not None and kind != _APPLICATION:
-        raise UsageError(
-            f"{flag}={value!r}: weights={weights!r} applies only to keras.applications "
-            f"models such as MobileNetV2; this is a {kind} model"
-        )
     if kind == _BUILT_IN:
         return BUILT_IN_MODELS.get(value)(input_shape, num_classes)
     if kind == _APPLICATION:

@@ -18,16 +18,11 @@ begins.
 
 import functools
 
-# Every hook Keras's CallbackList calls (on_batch_* are the legacy names of on_train_batch_*).
-HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
-         "on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end",
-         "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
-         "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end")
-# Keras's default for these calls the legacy name: a callback defining only that needs the call.
-_LEGACY = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
-# Keras's own callbacks whose on_train_batch_end only counts batches towards a
-# save every `save_freq` batches: it does nothing when they save once an epoch.
-_SAVING_ONCE_AN_EPOCH = ("ModelCheckpoint", "BackupAndRestore")
+from kerasrun.callbacks.builder import family_of
+from kerasrun.core.keras_names import CALLBACK_HOOKS, LEGACY_HOOKS
+
+# Every hook Keras's CallbackList calls, the legacy names included.
+HOOKS = (*CALLBACK_HOOKS, *LEGACY_HOOKS.values())
 
 
 def combined(callbacks):
@@ -52,7 +47,8 @@ def defines(callback, hook):
     """
     import keras
 
-    names = (hook, _LEGACY[hook]) if hook in _LEGACY else (hook,)
+    # Keras's default of a hook with a legacy name calls that: a callback defining only it needs the call.
+    names = (hook, LEGACY_HOOKS[hook]) if hook in LEGACY_HOOKS else (hook,)
     return any(getattr(getattr(callback, name), "__func__", None) is not getattr(keras.callbacks.Callback, name)
                for name in names)
 
@@ -61,22 +57,17 @@ def idle_hooks(callback):
     """The hooks of `callback` that have nothing to do for now, which the runner does not call.
 
     A callback says which with an `idle_hooks()` method returning hook names
-    (callbacks/subclasses/tensorboard.py does). Keras's ModelCheckpoint and
-    BackupAndRestore saving once an epoch have an idle on_train_batch_end,
-    unless a subclass overrides it or it is set on the instance.
+    (callbacks/subclasses/tensorboard.py does), or the family that built it
+    with its `idle_hooks` (Keras's savers, saving once an epoch). A hook set
+    on the instance is never idle: whoever set it wants it called.
     """
     own = getattr(callback, "idle_hooks", None)
     if own is not None:
         return frozenset(own())
-    if getattr(callback, "save_freq", None) != "epoch" or "on_train_batch_end" in vars(callback):
+    family = family_of(callback)
+    if family is None or family.idle_hooks is None:
         return frozenset()
-    import keras
-
-    for name in _SAVING_ONCE_AN_EPOCH:
-        keras_class = getattr(keras.callbacks, name)
-        if isinstance(callback, keras_class) and type(callback).on_train_batch_end is keras_class.on_train_batch_end:
-            return frozenset({"on_train_batch_end"})
-    return frozenset()
+    return frozenset(family.idle_hooks(callback)) - set(vars(callback))
 
 
 @functools.cache

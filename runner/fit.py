@@ -1,36 +1,40 @@
-"""The run itself: data, model, run directory, `model.fit`, results.
+"""The run itself, in phases: data, model, run directory, `model.fit`, outcome.
 
 TensorFlow is imported only inside `run` (here and in the modules it calls),
 after the configuration has been validated.
 """
 
+import collections
+import contextlib
 import math
 import os
 import shutil
 import sys
 
-from kerasrun import datasets
-from kerasrun import models
-from kerasrun.callbacks.builder import build_callbacks
+from kerasrun import datasets, keras_fixes, models
+from kerasrun.callbacks.builder import build_callbacks, family_of
 from kerasrun.callbacks.monitor import compiled_direction
+from kerasrun.cli.config import Config, changed_flags, check_against_data, saved_config, worker_overrides
 from kerasrun.core import files
-from kerasrun.keras_fixes import multi_worker as multi_worker_compat
+from kerasrun.core.errors import UsageError, first_line
+from kerasrun.keras_fixes import multi_worker
+from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results
 from kerasrun.runner.compiling import check_metrics, choose_loss, make_optimizer
-from kerasrun.cli.config import Config, changed_flags, check_against_data, saved_config
 from kerasrun.runner.dispatch import combined
 from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
-from kerasrun.core.errors import UsageError, first_line
 from kerasrun.runner.hparams_log import write_hparams
 from kerasrun.runner.interrupts import GracefulStop, StopRequested
-from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner.resume import EpochLog, callback_state_keeper
 from kerasrun.runner.run_paths import (RunPaths, backup_dir, claim_run_dir, default_run_name, experiment_identity,
-                              find_resumable)
+                                       find_resumable)
 
-# How Keras's TerminateOnNaN(raise_error=True) says it stopped; a test fails
-# if a Keras upgrade changes it.
-NAN_STOP_MESSAGE = "NaN or Inf loss encountered"
+SECOND_CTRL_C = "stopped at once by a second Ctrl-C"
+# The tf.data pipelines a run trains on, and the counter of epochs that orders their shuffling.
+Pipelines = collections.namedtuple("Pipelines", "train validation epoch")
+# How training ended: the status results.json records, the exit status, a line for stderr or None,
+# and the finished epochs.
+Outcome = collections.namedtuple("Outcome", "status exit_code message epoch_log")
 
 
 def run(config):
@@ -48,60 +52,96 @@ def run(config):
             to be unusable (found only once it is loaded); nothing is written.
         RunError: when a download the run needs fails; nothing is written.
     """
-    epoch_log = EpochLog()
-    stop = GracefulStop()
     distribution = make_distribution(config)  # Before TensorFlow runs anything: clusters are set up first.
+    keras_fixes.check_keras()
+    data, pipelines = prepare_data(config)
+    model = prepare_model(config, data, distribution, pipelines)
+    with run_directory(config, distribution) as (config, paths, resumed):
+        outcome = train(config, model, pipelines, paths, resumed, distribution)
+        report(config, paths, distribution, outcome)
+    if outcome.message:
+        print(f"train.py: {outcome.message}", file=sys.stderr)
+    return outcome.exit_code
+
+
+def prepare_data(config):
+    """Returns the dataset the config names, checked against the config, and its pipelines."""
     data = load_data(config)  # NumPy sources load without TensorFlow: their mistakes show at once.
     check_against_data(config, has_validation=data.val is not None)
     seed_everything(config)
     epoch = datasets.EpochCounter()
     train_data, validation_data = datasets.make_tf_datasets(
         data, batch_size=config.batch_size, seed=config.seed, epoch=epoch)
+    return data, Pipelines(train_data, validation_data, epoch)
+
+
+def prepare_model(config, data, distribution, pipelines):
+    """Returns the compiled model, in the distribution's scope, ready for a multi-worker `fit`."""
     with distribution.scope():
         model = build_and_compile(config, data)
     if distribution.multi_worker:
-        multi_worker_compat.check_keras()
-        multi_worker_compat.build_before_fit(model, distribution.strategy, next(iter(train_data)))
-        multi_worker_compat.patch_log_reduction()
+        multi_worker.check_keras()
+        multi_worker.build_before_fit(model, distribution.strategy, next(iter(pipelines.train)))
+        multi_worker.patch_log_reduction()
+    return model
+
+
+@contextlib.contextmanager
+def run_directory(config, distribution):
+    """Yields (config, RunPaths, resumed) of the directory the run writes, held while the run lives.
+
+    The chief claims a new directory or resumes an interrupted run's, and holds
+    its lock; the other workers of a multi-worker run write into a scratch
+    directory, removed at the end, with the config they train with.
+    """
     paths, lock, resumed = open_run_dir(config) if distribution.is_chief else (None, None, False)
     scratch = None if distribution.is_chief else scratch_run_dir()
     try:
         if distribution.multi_worker:
             config, paths = share_run_dir(config, distribution, paths, resumed, scratch)
-        callbacks = build_callbacks(config, paths)
-        if resumed:
-            keep_appending_logs(callbacks)
-        stop.install()  # Before this a signal has nothing to save: it stops the process at once.
-        status, message = fit(model, train_data, validation_data, config,
-                              assemble_callbacks(callbacks, epoch, stop, epoch_log), epoch_log)
-        if status == "failed" and stop.received and distribution.multi_worker:
-            # Workers stop after their own step; the ones a step behind then
-            # lose the others in the middle of theirs.
-            status, message = "interrupted", "stopped: the other workers left after the signal"
-        if status == "interrupted" and stop.received:
-            exit_code = stop.exit_code()
-        else:
-            exit_code = results.EXIT_CODES[status]
-        if distribution.is_chief:
-            record_outcome(config, paths, epoch_log, status, exit_code)
-        else:
-            print(worker_summary(distribution.task, status, epoch_log))
+        yield config, paths, resumed
     finally:
         if lock is not None:
             files.release_lock(lock)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    if message:
-        print(f"train.py: {message}", file=sys.stderr)
-    return exit_code
+
+
+def train(config, model, pipelines, paths, resumed, distribution):
+    """Fits the model with the run's callbacks; returns the Outcome."""
+    epoch_log, stop = EpochLog(), GracefulStop()
+    callbacks = build_callbacks(config, paths, resumed=resumed)
+    stop.install()  # Before this a signal has nothing to save: it stops the process at once.
+    assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log)
+    status, message = fit(model, pipelines.train, pipelines.validation, config, assembled, epoch_log)
+    if status == "failed" and stop.forced:
+        # The second Ctrl-C can land inside TensorFlow, which then raises an error of its own
+        # ("Exiting device scope without proper scope nesting") instead of KeyboardInterrupt.
+        close_logs(assembled)
+        status, message = "interrupted", SECOND_CTRL_C
+    if status == "failed" and stop.received and distribution.multi_worker:
+        # Workers stop after their own step; the ones a step behind then
+        # lose the others in the middle of theirs.
+        status, message = "interrupted", "stopped: the other workers left after the signal"
+    exit_code = stop.exit_code() if status == "interrupted" and stop.received else results.EXIT_CODES[status]
+    return Outcome(status, exit_code, message, epoch_log)
+
+
+def report(config, paths, distribution, outcome):
+    """The chief records the outcome in the run's directory and prints the summary; a worker prints a line."""
+    if distribution.is_chief:
+        record_outcome(config, paths, outcome.epoch_log, outcome.status, outcome.exit_code)
+    else:
+        print(worker_summary(distribution.task, outcome.status, outcome.epoch_log))
 
 
 def share_run_dir(config, distribution, paths, resumed, scratch):
     """Returns (config, paths) for this worker of a multi-worker run.
 
     The chief keeps its run directory. The others write into their `scratch`
-    directory instead of every path the user chose, and start from the
-    chief's backup when the chief resumes, so that all resume at one epoch.
+    directory instead of every path the user chose (each option group's
+    `worker_overrides`), and start from the chief's backup when the chief
+    resumes, so that all resume at one epoch.
     """
     chief_backup = ""
     if config.backup_and_restore:
@@ -111,22 +151,10 @@ def share_run_dir(config, distribution, paths, resumed, scratch):
     if distribution.is_chief:
         return config, paths
     paths = RunPaths(scratch, "run")
-    config = Config({**config, **WORKER_OVERRIDES}, config.sources)
+    config = Config({**config, **worker_overrides()}, config.sources)
     if chief_backup:
         copy_chief_backup(chief_backup, backup_dir(config, paths))
     return config, paths
-
-
-# What the workers other than the chief change: the paths the user chose
-# (each falls back to the scratch run directory), nothing reported twice.
-WORKER_OVERRIDES = {
-    "backup_and_restore_backup_dir": None,
-    "model_checkpoint_filepath": None,
-    "csv_logger_filename": None,
-    "results_file": None,
-    "remote_monitor": False,
-    "verbose": 0,
-}
 
 
 def assemble_callbacks(callbacks, epoch, stop, epoch_log):
@@ -227,15 +255,6 @@ def refuse_foreign_backup(backup_dir):
                          "that this command does not resume; remove it or choose another directory")
 
 
-def keep_appending_logs(callbacks):
-    """A resumed run adds to the CSV log of its first part instead of starting it again."""
-    import keras
-
-    for callback in callbacks:
-        if isinstance(callback, keras.callbacks.CSVLogger):
-            callback.append = True
-
-
 def _try_lock(paths):
     if paths is None:
         return None
@@ -260,9 +279,9 @@ def fit(model, train_data, validation_data, config, callbacks, epoch_log):
         )
     except (StopRequested, KeyboardInterrupt) as stop:
         close_logs(callbacks)
-        return "interrupted", None if isinstance(stop, StopRequested) else "stopped at once by a second Ctrl-C"
+        return "interrupted", None if isinstance(stop, StopRequested) else SECOND_CTRL_C
     except RuntimeError as error:
-        if NAN_STOP_MESSAGE in str(error):
+        if keras_fixes.NAN_STOP_MESSAGE in str(error):
             return "nan", f"stopped: {first_line(error)}"
         return "failed", f"error: training failed: RuntimeError: {first_line(error)}"
     except Exception as error:  # Keras and TensorFlow raise many types; the user needs one line.
@@ -288,11 +307,10 @@ def non_finite(epoch_log, model):
 
 
 def close_logs(callbacks):
-    """Closes the files of logging callbacks when training ends without their on_train_end."""
-    import keras
-
+    """Ends the callbacks that write files (their family says so) when training ends without their on_train_end."""
     for callback in callbacks:
-        if isinstance(callback, (keras.callbacks.TensorBoard, keras.callbacks.CSVLogger)):
+        family = family_of(callback)
+        if family is not None and family.closes_on_interrupt:
             callback.on_train_end()
 
 

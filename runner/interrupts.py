@@ -19,6 +19,7 @@ class GracefulStop:
 
     def __init__(self):
         self.received = None
+        self.forced = False  # a second Ctrl-C stopped training at once
 
     def install(self):
         """Installs the handlers."""
@@ -50,6 +51,7 @@ class GracefulStop:
 
     def _handle(self, signum, frame):
         if self.received is not None and signum == signal.SIGINT:
+            self.forced = True
             raise KeyboardInterrupt  # The second Ctrl-C: stop now.
         self.received = signum
         name = signal.Signals(signum).name

@@ -15,16 +15,12 @@ import time
 
 import numpy as np
 
+from kerasrun.callbacks.builder import family_of
 from kerasrun.core import files
+from kerasrun.keras_fixes import BACKUP_METADATA_FILE
 
 STATE_FILE = "runner_state.json"
 BEST_WEIGHTS_FILE = "early_stopping_best.npz"
-# Attributes that hold each Keras callback's progress, by class name.
-_STATEFUL = {
-    "EarlyStopping": ("wait", "stopped_epoch", "best", "best_epoch"),
-    "ReduceLROnPlateau": ("wait", "cooldown_counter", "best"),
-    "ModelCheckpoint": ("best",),
-}
 
 
 def plain(value):
@@ -81,7 +77,9 @@ def callback_state_keeper(callbacks, epoch_log):
     backups = [c for c in callbacks if isinstance(c, keras.callbacks.BackupAndRestore)]
     if not backups or backups[0].save_freq != "epoch":
         return None  # Per-batch backups resume mid-epoch, where this state is not kept.
-    stateful = [c for c in callbacks if type(c).__name__ in _STATEFUL]
+    # Each callback with the attributes that hold its progress, as its family declares them.
+    stateful = [(callback, family.resume_state) for callback in callbacks
+                if (family := family_of(callback)) is not None and family.resume_state]
     backup_dir = backups[0].backup_dir
 
     class KeepState(keras.callbacks.Callback):
@@ -89,7 +87,7 @@ def callback_state_keeper(callbacks, epoch_log):
             saved = files.read_json(os.path.join(backup_dir, STATE_FILE))
             if saved is None or saved["epoch"] != _backup_epoch(backup_dir):
                 return
-            for callback, attributes in zip(stateful, saved["callbacks"]):
+            for (callback, _), attributes in zip(stateful, saved["callbacks"]):
                 for name, value in attributes.items():
                     setattr(callback, name, value)
             for variable in _seed_states(self.model):
@@ -101,7 +99,7 @@ def callback_state_keeper(callbacks, epoch_log):
         def on_epoch_end(self, epoch, logs=None):
             state = {
                 "epoch": epoch + 1,
-                "callbacks": [_state_of(c) for c in stateful],
+                "callbacks": [{name: plain(getattr(c, name, None)) for name in names} for c, names in stateful],
                 "seed_states": {v.path: np.asarray(v).tolist() for v in _seed_states(self.model)},
                 "epoch_log": epoch_log.state(),
             }
@@ -116,17 +114,13 @@ def _seed_states(model):
     return [variable for variable in model.variables if variable.path.endswith("seed_generator_state")]
 
 
-def _state_of(callback):
-    return {name: plain(getattr(callback, name, None)) for name in _STATEFUL[type(callback).__name__]}
-
-
 def _backup_epoch(backup_dir):
-    metadata = files.read_json(os.path.join(backup_dir, "training_metadata.json"))
+    metadata = files.read_json(os.path.join(backup_dir, BACKUP_METADATA_FILE))
     return None if metadata is None else metadata.get("epoch")
 
 
 def _save_best_weights(backup_dir, stateful):
-    for callback in stateful:
+    for callback, _ in stateful:
         if getattr(callback, "best_weights", None) is not None:
             path = os.path.join(backup_dir, BEST_WEIGHTS_FILE)
             temporary = path + ".tmp.npz"
@@ -140,6 +134,6 @@ def _restore_best_weights(backup_dir, stateful):
         return
     with np.load(path) as archive:
         weights = [archive[f"arr_{index}"] for index in range(len(archive.files))]
-    for callback in stateful:
+    for callback, _ in stateful:
         if hasattr(callback, "best_weights"):
             callback.best_weights = weights

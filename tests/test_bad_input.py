@@ -34,6 +34,7 @@ MISTAKES = [
     (["--learning_rate=0"], "--learning_rate=0.0: must be greater than 0"),
     (["--learning_rate=fast"], "--learning_rate=fast: must be a number"),
     (["--validation_split=1.5"], "--validation_split=1.5: must be at least 0 and below 1"),
+    (["--validation_split=-0.1"], "--validation_split=-0.1: must be at least 0 and below 1"),
     (["--reduce_lr", "--reduce_lr_factor=1"], "--reduce_lr_factor=1.0: must be above 0 and below 1.0"),
     (["--seed=-1"], "--seed=-1: must be at least 0"),
     (["--verbose=5"], "--verbose=5: must be 0 (silent)"),
@@ -71,6 +72,8 @@ MISTAKES = [
      "must end in .weights.h5"),
     (["--dataset=npz:lengths.npz"], "lengths.npz"),
     (["--dataset=images:pictures", "--dataset_cache=fast"], "--dataset_cache=fast: must be one of auto, memory, none"),
+    (["--dataset=images:pictures", "--dataset_color_mode=cmyk"],
+     "--dataset_color_mode=cmyk: must be one of grayscale, rgb, rgba"),
     (["--tensorboard_log_dir=/proc/runs"], "--tensorboard_log_dir=/proc/runs: cannot be written"),
     (["--run_name=../escape"], "--run_name=../escape: must be a plain directory name"),
     # Distribution.

@@ -5,9 +5,9 @@ import inspect
 import keras
 import pytest
 
-from kerasrun.callbacks.builder import build_callbacks, callback_class, families
+from kerasrun.callbacks.builder import build_callbacks, callback_class, families, family_of
 from kerasrun.callbacks.subclasses.tensorboard import TensorBoard
-from kerasrun.cli.config import resolve
+from kerasrun.cli.config import resolve, worker_overrides
 from kerasrun.runner.run_paths import RunPaths
 
 RUNNING_ORDER = (
@@ -82,3 +82,19 @@ def test_builder_passes_every_flag_through(tmp_path):
     assert type(board) is TensorBoard  # ours: Keras's does per-batch work for nothing
     assert board.log_dir == str(tmp_path / "run") and board.update_freq == 1
     assert board.embeddings_metadata == {"emb": "meta.tsv"}
+
+
+def test_a_resumed_run_goes_on_appending_to_the_csv_log_and_each_built_callback_knows_its_family(tmp_path):
+    config = resolve(["train.py", "--csv_logger", "--early_stopping"])
+    early, fresh = build_callbacks(config, RunPaths(str(tmp_path), "run"))
+    _, resumed = build_callbacks(config, RunPaths(str(tmp_path), "run"), resumed=True)
+    assert (fresh.append, resumed.append) == (False, True)
+    assert family_of(early).name == "early_stopping" and family_of(resumed).name == "csv_logger"
+    assert family_of(keras.callbacks.Callback()) is None
+
+
+def test_workers_other_than_the_chief_drop_the_users_paths_and_report_nothing():
+    assert worker_overrides() == {
+        "results_file": None, "verbose": 0, "model_checkpoint_filepath": None, "backup_and_restore_backup_dir": None,
+        "csv_logger_filename": None, "remote_monitor": False,
+    }

@@ -1,4 +1,4 @@
-"""Flags, booleans, YAML layering and validation, through `runner.config.resolve`."""
+"""Flags, booleans, YAML layering and validation, through `cli.config.resolve`."""
 
 import os
 
@@ -214,7 +214,7 @@ def test_bundled_configs_are_valid():
     assert parse(f"--config={configs}/cifar10.yaml").dataset == "cifar10"
 
 
-# Mistakes found in review ----------------------------------------------------
+# Mistakes each refused by a rule of its own ------------------------------------
 
 @pytest.mark.parametrize(
     "args, expected",
@@ -317,7 +317,7 @@ def test_val_monitors_are_checked_again_once_a_plugin_shows_it_has_no_validation
         (("--callbacks=collections:OrderedDict",), "is not a keras.callbacks.Callback subclass"),
     ],
 )
-def test_mistakes_found_in_the_second_review_are_refused(args, expected):
+def test_paths_names_and_plug_ins_that_cannot_work_are_refused(args, expected):
     assert expected in refusal(*args)
 
 

@@ -210,17 +210,17 @@ def test_tf_config_without_a_strategy_warns(train):
 
 
 def test_keras_still_has_what_the_multi_worker_workaround_relies_on():
-    """Fails on a Keras upgrade: re-check runner/multi_worker_compat.py against Keras issue #20585."""
+    """Fails on a Keras upgrade: re-check keras_fixes/multi_worker.py against Keras issue #20585."""
     import keras
     from keras.src.backend.tensorflow import trainer
 
-    from kerasrun.keras_fixes import multi_worker as multi_worker_compat
+    from kerasrun.keras_fixes import multi_worker
 
-    assert keras.version().startswith(multi_worker_compat.WRITTEN_FOR + "."), (
-        f"Keras is now {keras.version()}; runner/multi_worker_compat.py was written for "
-        f"{multi_worker_compat.WRITTEN_FOR}: check {multi_worker_compat.ISSUE}, run this module's tests, "
+    assert keras.version().startswith(multi_worker.WRITTEN_FOR + "."), (
+        f"Keras is now {keras.version()}; keras_fixes/multi_worker.py was written for "
+        f"{multi_worker.WRITTEN_FOR}: check {multi_worker.ISSUE}, run this module's tests, "
         "and update WRITTEN_FOR")
-    multi_worker_compat.check_keras()
+    multi_worker.check_keras()
     # The two failures it works around are still in Keras's code.
     assert "self.distribute_strategy.reduce(" in inspect.getsource(trainer.TensorFlowTrainer._maybe_symbolic_build)
     assert 'strategy.reduce("MEAN", v, axis=0)' in inspect.getsource(trainer.reduce_per_replica)

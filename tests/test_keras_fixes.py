@@ -1,8 +1,12 @@
-"""The work-arounds of runner/keras_fixes.py: same files, no lasting cost per save."""
+"""The work-arounds of keras_fixes/: same files, no lasting cost per save; and what they rely on is still there."""
+
+import json
+import os
 
 import h5py
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from kerasrun.keras_fixes import saving as keras_fixes
@@ -84,7 +88,7 @@ def test_the_scalar_cache_is_emptied_at_every_epoch_end(monkeypatch):
     real_empty = pywrap_tfe.TFE_ClearScalarCache
     monkeypatch.setattr(pywrap_tfe, "TFE_ClearScalarCache", lambda: (emptied.append(1), real_empty())[1])
     emptier = keras_fixes.scalar_cache_emptier()
-    assert emptier is not None, "TensorFlow no longer has TFE_ClearScalarCache: check runner/keras_fixes.py"
+    assert emptier is not None, "TensorFlow no longer has TFE_ClearScalarCache: check keras_fixes/saving.py"
     model = small_model()
     history = model.fit(np.ones((8, 4)), np.zeros(8), epochs=3, verbose=0, callbacks=[emptier])
     assert emptied == [1, 1, 1]
@@ -105,3 +109,44 @@ def test_the_emptier_runs_after_the_users_callbacks():
     names = [type(callback).__name__ for callback in
              assemble_callbacks(users, Epoch(), GracefulStop(), EpochLog())]
     assert names.index("EmptyScalarCache") > names.index("TerminateOnNaN")
+
+
+def test_the_installed_keras_is_the_one_the_workarounds_were_written_for():
+    from kerasrun import keras_fixes as fixes
+
+    assert keras.version().startswith(fixes.WRITTEN_FOR + "."), (
+        f"Keras is now {keras.version()}: check every item keras_fixes/__init__.py lists against it, "
+        "then update WRITTEN_FOR")
+
+
+def test_what_the_runner_reads_of_keras_is_still_there(tmp_path):
+    from kerasrun import keras_fixes as fixes
+
+    board = keras.callbacks.TensorBoard(log_dir=str(tmp_path / "logs"))
+    board.set_model(small_model())
+    assert [name for name in fixes.TENSORBOARD_PRIVATE if not hasattr(board, name)] == []
+
+    model = small_model()
+    with pytest.raises(RuntimeError, match=fixes.NAN_STOP_MESSAGE):
+        model.fit(np.full((8, 4), np.nan), np.zeros(8), epochs=1, verbose=0,
+                  callbacks=[keras.callbacks.TerminateOnNaN(raise_error=True)])
+
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
+    small_model().fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, callbacks=[backup])
+    with open(tmp_path / "backup" / fixes.BACKUP_METADATA_FILE) as stream:
+        assert json.load(stream)["epoch"] == 2  # the epochs finished, which resume.py compares with its own
+
+
+@pytest.mark.parametrize("name", ["ModelCheckpoint", "BackupAndRestore"])
+def test_keras_savers_saving_each_epoch_do_nothing_at_batch_end_but_count(tmp_path, name):
+    from kerasrun import keras_fixes as fixes
+
+    path = str(tmp_path / ("model.keras" if name == "ModelCheckpoint" else "backup"))
+    saver = getattr(keras.callbacks, name)(path, save_freq="epoch")
+    saver.set_model(small_model())
+    before = {key: value for key, value in vars(saver).items() if key != "_batches_seen_since_last_saving"}
+    for batch in range(3):
+        saver.on_train_batch_end(batch)
+    after = {key: value for key, value in vars(saver).items() if key != "_batches_seen_since_last_saving"}
+    assert after == before and os.listdir(tmp_path) == []
+    assert fixes.idle_batch_end_when_saving_each_epoch(saver) == ("on_train_batch_end",)

@@ -145,11 +145,6 @@ def test_mlp_learns_the_digits_in_the_recommended_epochs():
     assert history.history["val_accuracy"][-1] >= 0.9
 
 
-def test_weights_are_refused_for_a_built_in():
-    with pytest.raises(UsageError, match=r"--model='mlp': weights='imagenet' applies only"):
-        models.build("mlp", input_shape=DIGITS_SHAPE, num_classes=10, weights="imagenet")
-
-
 # keras.applications
 
 

@@ -233,3 +233,24 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path):
     _, errors = process.communicate(timeout=120)
     assert process.returncode == 130, errors[-2000:]
     assert "Traceback" not in errors
+
+
+def test_a_second_ctrl_c_that_tensorflow_turns_into_an_error_still_ends_as_interrupted(tmp_path, monkeypatch):
+    # The second SIGINT may land inside a TensorFlow context manager, which raises a RuntimeError of its own.
+    import types
+
+    from kerasrun.datasets import EpochCounter
+    from kerasrun.runner import fit
+    from kerasrun.runner.interrupts import GracefulStop
+    from kerasrun.runner.run_paths import RunPaths
+
+    class SecondCtrlC(GracefulStop):
+        def install(self):
+            self.received, self.forced = signal.SIGINT, True
+
+    monkeypatch.setattr(fit, "GracefulStop", SecondCtrlC)
+    monkeypatch.setattr(fit, "fit", lambda *args: ("failed", "error: training failed: RuntimeError: Exiting device "
+                                                              "scope without proper scope nesting"))
+    outcome = fit.train(resolve(["train.py", "--csv_logger"]), None, fit.Pipelines(None, None, EpochCounter()),
+                        RunPaths(str(tmp_path), "run"), False, types.SimpleNamespace(multi_worker=False))
+    assert (outcome.status, outcome.exit_code, outcome.message) == ("interrupted", 130, fit.SECOND_CTRL_C)

@@ -25,7 +25,9 @@ class TensorBoard(keras.callbacks.TensorBoard):
     * Once its batch hooks have nothing left to do, it says so (`idle_hooks`)
       and the runner stops calling them (runner/dispatch.py).
 
-    Arguments are those of `keras.callbacks.TensorBoard`.
+    Arguments are those of `keras.callbacks.TensorBoard`. The private members
+    of Keras's class this one uses are listed in keras_fixes/__init__.py
+    (`TENSORBOARD_PRIVATE`), where a test fails when Keras drops one.
     """
 
     @property

@@ -1,0 +1,51 @@
+"""Everything the runner works around, or relies on, in Keras's own code: in one place.
+
+Workarounds, each in its own module that says what it fixes and where it was found:
+
+- saving.py: Keras's weight saving looks its attribute sets up under another key than it
+  stores them under, so every save builds a throwaway Optimizer (about 70 KB for good);
+  TensorFlow's cache of converted Python numbers is never emptied. Not reported upstream yet;
+  tests/test_keras_fixes.py reproduces both.
+- multi_worker.py: Keras 3's `fit` under MultiWorkerMirroredStrategy, keras-team/keras#20585.
+- `idle_batch_end_when_saving_each_epoch` below: skipping the batch hook of Keras's savers.
+- callbacks/subclasses/tensorboard.py: TensorBoard without the batch work that writes nothing
+  (it reads and sets `TENSORBOARD_PRIVATE`).
+
+Texts and files of Keras's that the runner reads are named here too (`NAN_STOP_MESSAGE`,
+`BACKUP_METADATA_FILE`). All of it was written for Keras `WRITTEN_FOR`: `check_keras` warns
+when another Keras is installed, and tests/test_keras_fixes.py fails, so that each item is
+checked again on an upgrade.
+"""
+
+import sys
+
+WRITTEN_FOR = "3.15"
+
+# How keras.callbacks.TerminateOnNaN(raise_error=True) words the error it raises.
+NAN_STOP_MESSAGE = "NaN or Inf loss encountered"
+
+# The file BackupAndRestore writes beside its backup, holding the epoch the backup was made after.
+BACKUP_METADATA_FILE = "training_metadata.json"
+
+# The private members of keras.callbacks.TensorBoard our subclass reads, sets or calls.
+TENSORBOARD_PRIVATE = ("_should_write_train_graph", "_global_train_batch", "_should_trace", "_is_tracing",
+                       "_stop_batch", "_write_keras_model_train_graph")
+
+
+def check_keras():
+    """Warns, on stderr, when the installed Keras is not the version these workarounds were written for."""
+    import keras
+
+    if not keras.version().startswith(WRITTEN_FOR + "."):
+        print(f"train.py: warning: written for Keras {WRITTEN_FOR}, this is Keras {keras.version()}; "
+              "the workarounds in keras_fixes/ may no longer fit it", file=sys.stderr)
+
+
+def idle_batch_end_when_saving_each_epoch(callback):
+    """The idle hooks of Keras's ModelCheckpoint and BackupAndRestore: on_train_batch_end when saving each epoch.
+
+    Keras 3.15 calls their on_train_batch_end after every step; it only counts
+    batches towards a save every `save_freq` batches, which is nothing to do
+    when they save once an epoch.
+    """
+    return ("on_train_batch_end",) if callback.save_freq == "epoch" else ()
