@@ -52,12 +52,13 @@ def run(config):
             to be unusable (found only once it is loaded); nothing is written.
         RunError: when a download the run needs fails; nothing is written.
     """
+    epoch_log = EpochLog()  # Its clock is the run's wall time, loading and building included.
     distribution = make_distribution(config)  # Before TensorFlow runs anything: clusters are set up first.
     keras_fixes.check_keras()
     data, pipelines = prepare_data(config)
     model = prepare_model(config, data, distribution, pipelines)
     with run_directory(config, distribution) as (config, paths, resumed):
-        outcome = train(config, model, pipelines, paths, resumed, distribution)
+        outcome = train(config, model, pipelines, paths, resumed, distribution, epoch_log)
         report(config, paths, distribution, outcome)
     if outcome.message:
         print(f"train.py: {outcome.message}", file=sys.stderr)
@@ -107,9 +108,9 @@ def run_directory(config, distribution):
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def train(config, model, pipelines, paths, resumed, distribution):
-    """Fits the model with the run's callbacks; returns the Outcome."""
-    epoch_log, stop = EpochLog(), GracefulStop()
+def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
+    """Fits the model with the run's callbacks, recording finished epochs in `epoch_log`; returns the Outcome."""
+    stop = GracefulStop()
     callbacks = build_callbacks(config, paths, resumed=resumed)
     stop.install()  # Before this a signal has nothing to save: it stops the process at once.
     assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log)

@@ -242,6 +242,7 @@ def test_a_second_ctrl_c_that_tensorflow_turns_into_an_error_still_ends_as_inter
     from kerasrun.datasets import EpochCounter
     from kerasrun.runner import fit
     from kerasrun.runner.interrupts import GracefulStop
+    from kerasrun.runner.resume import EpochLog
     from kerasrun.runner.run_paths import RunPaths
 
     class SecondCtrlC(GracefulStop):
@@ -252,5 +253,5 @@ def test_a_second_ctrl_c_that_tensorflow_turns_into_an_error_still_ends_as_inter
     monkeypatch.setattr(fit, "fit", lambda *args: ("failed", "error: training failed: RuntimeError: Exiting device "
                                                               "scope without proper scope nesting"))
     outcome = fit.train(resolve(["train.py", "--csv_logger"]), None, fit.Pipelines(None, None, EpochCounter()),
-                        RunPaths(str(tmp_path), "run"), False, types.SimpleNamespace(multi_worker=False))
+                        RunPaths(str(tmp_path), "run"), False, types.SimpleNamespace(multi_worker=False), EpochLog())
     assert (outcome.status, outcome.exit_code, outcome.message) == ("interrupted", 130, fit.SECOND_CTRL_C)
