@@ -1,8 +1,8 @@
 """BackupAndRestore: keep a backup of the training state to resume an interrupted run."""
 
 from kerasrun.callbacks.family import CallbackFamily, default_in_run_dir
-from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
 from kerasrun.core.options import Arg, Bool, IntOrChoice, Str
+from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
 
 # The backup's folder inside the run directory, unless --backup_and_restore_backup_dir says elsewhere.
 BACKUP_DIR = "backup"

@@ -4,8 +4,8 @@ import string
 
 from kerasrun.callbacks.family import CallbackFamily
 from kerasrun.callbacks.monitor import MODE, check_monitor_direction, monitor_arg
-from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
 from kerasrun.core.options import Arg, Bool, Float, Int, IntOrChoice, Str, at_least
+from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
 
 _MODEL_SUFFIXES = (".keras", ".h5")
 _WEIGHTS_SUFFIX = ".weights.h5"

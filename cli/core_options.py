@@ -1,12 +1,12 @@
 """The runner's own options: what to train, on what, and how."""
 
-from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
 from kerasrun.core import keras_names
 from kerasrun.core.groups import OptionGroup
 from kerasrun.core.options import (
     Arg, Bool, Choice, Float, Int, IntList, IntOrChoice, Str, StrList,
     all_positive, at_least, fraction_below_one, positive,
 )
+from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
 
 
 def _verbosity(value):

@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from kerasrun.core.errors import UsageError
 from kerasrun.datasets import labels, split
 from kerasrun.datasets.data import Data
-from kerasrun.core.errors import UsageError
 
 DEFAULT_ARRAY_NAMES = {name: name for name in ("x_train", "y_train", "x_val", "y_val")}
 

@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 
+from kerasrun.core.errors import UsageError
 from kerasrun.datasets import memory, split
 from kerasrun.datasets.data import Data
-from kerasrun.core.errors import UsageError
 
 COLOR_MODES = ("grayscale", "rgb", "rgba")
 CACHE_MODES = ("auto", "memory", "none")

@@ -12,13 +12,13 @@ Nothing in this package imports Keras at module level, for the same reason.
 import difflib
 import os
 
+from kerasrun.core.errors import UsageError, first_line
+from kerasrun.core.plugins import check_plugin_spec
 from kerasrun.models import cnn, mlp, resnet  # noqa: F401  Importing them registers the built-ins.
 from kerasrun.models.applications import APPLICATION_NAMES, build_application
 from kerasrun.models.builtin_registry import BUILT_IN_MODELS
 from kerasrun.models.plugin import build_from_plugin
 from kerasrun.models.saved import load_saved_model
-from kerasrun.core.errors import UsageError, first_line
-from kerasrun.core.plugins import check_plugin_spec
 
 SAVED_MODEL_SUFFIX = ".keras"
 

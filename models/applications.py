@@ -7,8 +7,8 @@ channel repeat in front, so `--model MobileNetV2` works on 8x8 digits too.
 
 import os
 
-from kerasrun.models.image_input import require_image_input
 from kerasrun.core.errors import RunError, UsageError, first_line
+from kerasrun.models.image_input import require_image_input
 
 # The model constructors in keras.applications (Keras 3.15). A literal, so
 # that validating --model needs no Keras import; a test keeps it in step.

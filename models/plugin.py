@@ -3,9 +3,9 @@
 import inspect
 import reprlib
 
-from kerasrun.models.compatibility import check_model_fits_data
 from kerasrun.core.errors import UsageError
 from kerasrun.core.plugins import load_plugin
+from kerasrun.models.compatibility import check_model_fits_data
 
 
 def build_from_plugin(spec, input_shape, num_classes, flag="--model"):

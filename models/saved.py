@@ -2,8 +2,8 @@
 
 import zipfile
 
-from kerasrun.models.compatibility import check_model_fits_data
 from kerasrun.core.errors import UsageError, first_line
+from kerasrun.models.compatibility import check_model_fits_data
 
 
 def load_saved_model(path, input_shape, num_classes, safe_mode=True, flag="--model"):

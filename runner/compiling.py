@@ -23,36 +23,45 @@ def make_optimizer(config):
     return getattr(keras.optimizers, keras_names.OPTIMIZERS[config.optimizer])(**options)
 
 
-def choose_loss(name, label_kind, outputs):
+def choose_loss(name, label_kind, outputs, batch_size=None):
     """Returns the loss to compile with: `name`, or for auto the one that fits the labels.
 
     Args:
         name: The --loss value.
         label_kind: "int" or "one_hot", from the dataset.
         outputs: The width of the model's output.
+        batch_size: The --batch_size; None if unknown. Defaults to None.
 
     Raises:
         UsageError: for a loss that cannot work with these labels.
     """
     if name == "auto":
         return "categorical_crossentropy" if label_kind == "one_hot" else "sparse_categorical_crossentropy"
-    _check_fits_labels("loss", name, label_kind, outputs, ("sparse_categorical_crossentropy",))
+    _check_fits_labels("loss", name, label_kind, outputs, ("sparse_categorical_crossentropy",), batch_size)
     return name
 
 
-def check_metrics(names, label_kind, outputs):
-    """Refuses metrics that cannot work with the dataset's labels.
+def check_metrics(names, label_kind, outputs, batch_size=None):
+    """Refuses metrics that cannot work with the dataset's labels (arguments as for `choose_loss`).
 
     Raises:
         UsageError: naming the metric and what to use instead.
     """
     for name in names:
-        _check_fits_labels("metrics", name, label_kind, outputs, _INTEGER_LABEL_METRICS)
+        _check_fits_labels("metrics", name, label_kind, outputs, _INTEGER_LABEL_METRICS, batch_size)
 
 
-def _check_fits_labels(flag, name, label_kind, outputs, integer_names):
-    if outputs == 1 or name in keras_names.VALUE_COMPARISONS:
-        return  # A single output (a sigmoid, say), or a regression, takes the labels as they are.
+def _check_fits_labels(flag, name, label_kind, outputs, integer_names, batch_size):
+    if outputs == 1:
+        return  # A single output (a sigmoid, say) takes the labels as they are.
+    if name in keras_names.VALUE_COMPARISONS:
+        # Keras compares a batch of one label each, shape (batch,), with outputs of shape (batch, outputs):
+        # broadcasting works only for a batch of one (keras.callbacks.EarlyStopping's example).
+        if label_kind == "int" and batch_size != 1:
+            raise UsageError(
+                f"--{flag}={name}: compares each of the model's {outputs} outputs with the example's one label, "
+                "which Keras can do only with --batch_size 1; give one-hot labels or a model with one output")
+        return
     if label_kind == "int" and name not in integer_names:
         raise UsageError(
             f"--{flag}={name}: needs one-hot labels, but the dataset's labels are integer class ids; "

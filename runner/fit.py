@@ -209,10 +209,10 @@ def build_and_compile(config, data):
         safe_mode=config.model_safe_mode,
     )
     outputs = models.output_width(model, config.model, data.input_shape)
-    check_metrics(config.metrics, data.label_kind, outputs)
+    check_metrics(config.metrics, data.label_kind, outputs, config.batch_size)
     model.compile(
         optimizer=make_optimizer(config),
-        loss=choose_loss(config.loss, data.label_kind, outputs),
+        loss=choose_loss(config.loss, data.label_kind, outputs, config.batch_size),
         metrics=list(config.metrics),
         steps_per_execution=config.steps_per_execution,
         jit_compile={"auto": "auto", "true": True, "false": False}[config.jit_compile],

@@ -2,8 +2,8 @@
 
 import pytest
 
-from kerasrun.runner.compiling import check_metrics, choose_loss
 from kerasrun.core.errors import UsageError
+from kerasrun.runner.compiling import check_metrics, choose_loss
 
 
 def test_auto_picks_the_cross_entropy_that_fits_the_labels():
@@ -28,10 +28,15 @@ def test_any_loss_goes_with_one_hot_labels_or_a_single_output():
 
 
 @pytest.mark.parametrize("name", ["mse", "mean_squared_error", "mae", "huber", "log_cosh"])
-def test_losses_and_metrics_comparing_values_go_with_any_labels(name):
-    # Keras's EarlyStopping example: Dense(10) trained with loss="mse" on one number per example.
-    assert choose_loss(name, "int", 10) == name
-    check_metrics([name], "int", 10)
+def test_losses_and_metrics_comparing_values_take_one_label_for_many_outputs_only_one_example_at_a_time(name):
+    # Keras's EarlyStopping example: Dense(10) trained with loss="mse" on one number per example, batch_size=1.
+    assert choose_loss(name, "int", 10, batch_size=1) == name
+    check_metrics([name], "int", 10, batch_size=1)
+    assert choose_loss(name, "one_hot", 10, batch_size=32) == name
+    with pytest.raises(UsageError, match=f"^--loss={name}: compares each of the model's 10 outputs .* --batch_size 1"):
+        choose_loss(name, "int", 10, batch_size=32)
+    with pytest.raises(UsageError, match=f"^--metrics={name}: compares"):
+        check_metrics([name], "int", 10, batch_size=32)
 
 
 @pytest.mark.parametrize("metric", ["categorical_accuracy", "top_k_categorical_accuracy", "categorical_crossentropy"])
