@@ -7,6 +7,7 @@ from kerasrun.callbacks.monitor import MODE, check_monitor_direction, monitor_ar
 from kerasrun.core.options import Arg, Bool, Float, Int, IntOrChoice, Str, at_least
 from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
 
+_MONITOR = monitor_arg()
 _MODEL_SUFFIXES = (".keras", ".h5")
 _WEIGHTS_SUFFIX = ".weights.h5"
 
@@ -18,9 +19,12 @@ def _check(family, values, checker):
     if path is not None:
         _check_suffix(flag, path, values["save_weights_only"], checker)
         _check_placeholders(flag, path, save_freq, checker)
-    if values["save_best_only"] or values["initial_value_threshold"] is not None:
+    # Keras reads the monitor only to keep the best, but decides its direction (mode auto) as
+    # training starts whatever the options, and fails there on a quantity it cannot rank.
+    if (values["save_best_only"] or values["initial_value_threshold"] is not None
+            or values["monitor"] != _MONITOR.default):
         _check_logged(checker, family.flag_name("monitor"), values["monitor"], save_freq)
-        check_monitor_direction(family, values, checker)
+    check_monitor_direction(family, values, checker)
 
 
 def _check_logged(checker, flag, key, save_freq, also=()):
@@ -81,7 +85,7 @@ FAMILY = CallbackFamily(
             "Where to save; may hold {epoch:02d} and logged keys like {val_loss:.2f}. "
             "Must end in .keras or .h5 (.weights.h5 for weights only). "
             "Default: checkpoints/epoch{epoch:02d}.keras in the run's directory."),
-        monitor_arg(),
+        _MONITOR,
         Arg("verbose", Int(), 0, "1 prints a message on each save.", at_least(0)),
         Arg("save_best_only", Bool(), False,
             "Save only when the monitored quantity improves on the best so far."),

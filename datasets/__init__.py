@@ -20,7 +20,7 @@ from kerasrun.datasets.pipeline import EpochCounter, make_tf_datasets
 DEFAULT = builtin.DEFAULT
 
 __all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load",
-           "make_tf_datasets", "names", "provides_validation"]
+           "is_plugin", "make_tf_datasets", "names", "provides_validation"]
 
 
 def names():
@@ -45,6 +45,12 @@ def check_source(value, flag="--dataset"):
         UsageError: naming the flag and value and saying what is accepted.
     """
     sources.check(value, names(), flag)
+
+
+def is_plugin(value):
+    """Whether a checked `--dataset` value names the user's own loading function."""
+    source = sources.parse(value, names())
+    return source is not None and source.kind == "plugin"
 
 
 def provides_validation(value, validation_split):

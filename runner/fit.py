@@ -66,10 +66,17 @@ def run(config):
 
 
 def prepare_data(config):
-    """Returns the dataset the config names, checked against the config, and its pipelines."""
-    data = load_data(config)  # NumPy sources load without TensorFlow: their mistakes show at once.
+    """Returns the dataset the config names, checked against the config, and its pipelines.
+
+    Everything that draws random numbers runs after seeding: the user's own
+    loader too. Our sources draw none but the split's, which has its own
+    seed, so they load before TensorFlow does and their mistakes show at once.
+    """
+    if datasets.is_plugin(config.dataset):
+        seed_everything(config)
+    data = load_data(config)
     check_against_data(config, has_validation=data.val is not None)
-    seed_everything(config)
+    seed_everything(config)  # The model and the callbacks draw the same numbers, whatever the loader drew.
     epoch = datasets.EpochCounter()
     train_data, validation_data = datasets.make_tf_datasets(
         data, batch_size=config.batch_size, seed=config.seed, epoch=epoch)

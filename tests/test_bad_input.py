@@ -29,6 +29,8 @@ FILES = {
 MISTAKES = [
     # Types and ranges.
     (["--epochs=0"], "--epochs=0: must be at least 1"),
+    (["--model_checkpoint", "--model_checkpoint_monitor=val_acc"],
+     "--model_checkpoint_monitor=val_acc: 'val_acc' will never be logged"),
     (["--epochs=ten"], "--epochs=ten: must be an integer"),
     (["--batch_size=-4"], "--batch_size=-4: must be at least 1"),
     (["--learning_rate=0"], "--learning_rate=0.0: must be greater than 0"),

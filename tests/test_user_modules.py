@@ -7,9 +7,11 @@ they run from, nor an installed package called `datasets` (Hugging Face's).
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
 
-from conftest import run_train
+from conftest import TRAIN, run_train
 
 LOGS = "tensorboard_logs"
 
@@ -92,3 +94,36 @@ def test_kerass_early_stopping_example_runs_as_plug_ins(tmp_path):
     else:
         assert (record["status"], result.returncode) == ("early_stopped", 0), result.stderr
     assert record["hparams"]["loss"] == "mse"
+
+
+def test_the_readmes_plug_in_example_repeats_exactly_with_a_seed(tmp_path):
+    # Its loader draws its data with np.random.rand: the seed must be set before the loader runs.
+    write(tmp_path / "my_project.py", '''
+        import keras
+        import numpy as np
+
+
+        def load_data():
+            x = np.random.rand(256, 16).astype("float32")
+            y = (x.sum(axis=1) > 8).astype("int64")
+            return (x[:200], y[:200]), (x[200:], y[200:])
+
+
+        def small_model(input_shape, num_classes):
+            return keras.Sequential([
+                keras.Input(input_shape),
+                keras.layers.Dense(32, activation="relu"),
+                keras.layers.Dense(num_classes, activation="softmax"),
+            ])
+    ''')
+    flags = ["--dataset", "my_project:load_data", "--model", "my_project:small_model", "--seed", "0",
+             "--deterministic", "True", "--epochs", "2", "--verbose", "0"]
+    processes = [subprocess.Popen([sys.executable, TRAIN, *flags, "--run_name", name], cwd=tmp_path,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for name in ("first", "second")]
+    for process in processes:
+        _, errors = process.communicate(timeout=600)
+        assert process.returncode == 0, errors
+    first, second = (json.loads((tmp_path / LOGS / name / "results.json").read_text())["final"]
+                     for name in ("first", "second"))
+    assert first == second and set(first) >= {"loss", "val_loss", "val_accuracy"}
