@@ -27,6 +27,7 @@ listed), 2 for a usage error, 130 after Ctrl-C and 143 after SIGTERM.
 
 import argparse
 import collections
+import difflib
 import itertools
 import os
 import re
@@ -41,6 +42,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "train.py")
 runpy.run_path(os.path.join(REPO, "__init__.py"))
 
+from kerasrun.cli.config import all_options, resolve  # noqa: E402
 from kerasrun.core.errors import (  # noqa: E402
     RUN_FAILED_EXIT_CODE, SIGNALLED_EXIT_CODES, USAGE_EXIT_CODE, UsageError,
 )
@@ -204,6 +206,30 @@ def build_runs(grid, train_command, passthrough, results_file, name_prefix):
     return runs
 
 
+def check_train_flags(grid, runs, command_length):
+    """Checks the grid's names and every run's train.py flags as train.py itself does, before any run starts.
+
+    Args:
+        grid: What `parse_grid` returned.
+        runs: The Runs of the grid.
+        command_length: How many words of each run's command start train.py.
+
+    Raises:
+        UsageError: Naming a --grid name train.py does not have, or the first
+            run whose flags train.py would refuse, and why.
+    """
+    for name, values in grid:
+        if name not in all_options():
+            close = difflib.get_close_matches(name, all_options(), n=1)
+            raise UsageError(f"--grid={name}={','.join(values)}: train.py has no flag --{name}"
+                             + (f"; did you mean {close[0]}?" if close else ""))
+    for run in runs:
+        try:
+            resolve(["train.py", *run.command[command_length:]])
+        except UsageError as error:
+            raise UsageError(f"run {run.index} ({run.describe()}): {error}") from None
+
+
 def _int_option(name, text, minimum):
     try:
         value = int(text)
@@ -239,6 +265,8 @@ def parse_args(argv):
         if not train_command:
             raise UsageError("--train_command='': give the command that runs train.py")
     runs = build_runs(grid, train_command, passthrough, options.results_file, options.name_prefix)
+    if options.train_command is None:  # The tests' stand-in for train.py has flags of its own.
+        check_train_flags(grid, runs, len(train_command))
     if options.index is not None:
         index = _int_option("index", options.index, 0)
         if index >= len(runs):
@@ -435,8 +463,11 @@ def report(outcomes, planned, relay, results_file):
         _say(f"stopped by {signal.Signals(relay.first).name}: {len(outcomes)} of {planned} run(s) started, "
              f"{planned - len(outcomes)} not started", stream=sys.stderr)
         return relay.exit_code()
-    _say(f"{len(outcomes) - len(failed)} of {planned} run(s) succeeded; results in {results_file} "
-         f"(rank them: python scripts/summarize.py {shlex.quote(results_file)})")
+    if os.path.exists(results_file):
+        _say(f"{len(outcomes) - len(failed)} of {planned} run(s) succeeded; results in {results_file} "
+             f"(rank them: python scripts/summarize.py {shlex.quote(results_file)})")
+    else:
+        _say(f"{len(outcomes) - len(failed)} of {planned} run(s) succeeded; no run wrote {results_file}")
     return RUN_FAILED_EXIT_CODE if failed else 0
 
 

@@ -226,6 +226,28 @@ def test_usage_errors_are_one_line_naming_the_option_and_exit_2(sweep, tmp_path,
     assert sorted(os.listdir(tmp_path)) == ["fake_train.py"]  # Nothing ran.
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--grid", "learning_rat=0.1,0.01"], "--grid=learning_rat=0.1,0.01: train.py has no flag --learning_rat; "
+                                          "did you mean learning_rate?"),
+    (["--grid", "learning_rate=0.1,-1"], "run 1 (learning_rate=-1): --learning_rate=-1.0: must be greater than 0"),
+    (["--grid", "learning_rate=0.1", "--", "--epochs", "0"], "run 0 (learning_rate=0.1): --epochs=0: must be at least 1"),
+])
+def test_train_flags_are_checked_before_any_run_starts(tmp_path, args, message):
+    # The real train.py's declarations: a mistake in the last combination stops the sweep before the first.
+    result = subprocess.run([sys.executable, SWEEP, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [f"sweep.py: error: {message}"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_results_file_is_named_only_when_a_run_wrote_it(tmp_path):
+    command = shlex.join([sys.executable, "-c", "pass"])  # exits 0 and writes nothing
+    result = subprocess.run([sys.executable, SWEEP, "--train_command", command, "--grid", "a=1"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[-1] == "sweep.py: 1 of 1 run(s) succeeded; no run wrote sweep.jsonl"
+
+
 def signal_two_running_runs(tmp_path, send):
     """Sweeps tag=a,b,c two at once (each run sleeping), calls `send(sweep)` once a and b are up.
 
