@@ -35,6 +35,8 @@ def main(argv):
         return 0
     try:
         config = run_config.resolve(argv)
+        for warning in config.warnings:
+            print(f"train.py: warning: {warning}", file=sys.stderr)
         if config.dry_run:
             from kerasrun.cli.docs import dry_run_text
 

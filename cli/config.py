@@ -30,11 +30,14 @@ class Config(collections.abc.Mapping):
         values: Flag name -> effective value.
         sources: Flag name -> the YAML file the value came from, for messages
             about checks that can only run once the data is loaded.
+        warnings: Lines about what the command line says that will have no
+            effect, for train.py to print once.
     """
 
-    def __init__(self, values, sources=None):
+    def __init__(self, values, sources=None, warnings=()):
         self._values = dict(values)
         self.sources = dict(sources or {})
+        self.warnings = tuple(warnings)
 
     def __getitem__(self, name):
         return self._values[name]
@@ -160,7 +163,20 @@ def resolve(argv):
                 values[name] = value
                 sources[name] = values["config"]
     _validate(values, sources, options)
-    return Config(values, sources)
+    typed = {name for name in options if flag_values[name].present}
+    return Config(values, sources, ignored_options(values, typed))
+
+
+def ignored_options(values, typed):
+    """Says which options typed on the command line belong to a group that is off, naming its switch.
+
+    Only the command line is looked at: a YAML file may hold the settings of
+    groups that another file or the command line switches on, and a run's
+    saved config.yaml lists every option.
+    """
+    return [f"--{name} has no effect: {group.title} is off (enable it with --{group.name} True)"
+            for group in all_groups() if group.switchable and not values[group.name]
+            for name, _ in group.options() if name in typed and name != group.name]
 
 
 def saved_config(config):

@@ -346,3 +346,16 @@ def test_a_callback_class_that_needs_arguments_is_refused(tmp_path, monkeypatch)
         "        super().__init__()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "needs arguments" in refusal("--callbacks=needy:Needy")
+
+
+def test_options_of_a_group_that_is_off_are_named_once_with_their_switch(tmp_path):
+    config = parse("--early_stopping_patience=5", "--lambda_callback_on_epoch_end=hooks:f", "--reduce_lr=False",
+                   "--reduce_lr_factor=0.5", "--csv_logger", "--csv_logger_separator=;")
+    assert list(config.warnings) == [
+        "--reduce_lr_factor has no effect: ReduceLROnPlateau is off (enable it with --reduce_lr True)",
+        "--early_stopping_patience has no effect: EarlyStopping is off (enable it with --early_stopping True)",
+        "--lambda_callback_on_epoch_end has no effect: LambdaCallback is off (enable it with --lambda_callback True)",
+    ]
+    # A config file may carry settings for groups switched on elsewhere; it is not warned about.
+    path = write(tmp_path, "early_stopping_patience: 5\n")
+    assert parse(f"--config={path}").warnings == ()
