@@ -12,6 +12,28 @@ _INTEGER_LABEL_METRICS = (
 )
 
 
+def check_trainable(data, dataset, loss):
+    """Refuses a dataset a run cannot learn from: one example, or a single class under a classification loss.
+
+    Either trains to "loss 0" and looks like a success.
+
+    Args:
+        data: The loaded `Data`.
+        dataset: The --dataset value, for messages.
+        loss: The --loss value.
+
+    Raises:
+        UsageError: naming --dataset and what it holds.
+    """
+    if isinstance(data.train, tuple) and len(data.train[0]) < 2:
+        raise UsageError(f"--dataset={dataset!r}: holds {len(data.train[0])} training example(s); "
+                         "training needs at least two")
+    if data.num_classes < 2 and loss not in keras_names.VALUE_COMPARISONS:
+        raise UsageError(f"--dataset={dataset!r}: every label is the same class, so a classifier has nothing "
+                         "to learn (its loss is 0 from the start); give at least two classes, or a loss that "
+                         "compares values, such as --loss mse")
+
+
 def make_optimizer(config):
     """Returns the optimizer, with what the enabled callbacks need of it (EMA, for one)."""
     import keras

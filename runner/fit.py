@@ -20,7 +20,7 @@ from kerasrun.core.errors import UsageError, first_line
 from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results
-from kerasrun.runner.compiling import check_metrics, choose_loss, make_optimizer
+from kerasrun.runner.compiling import check_metrics, check_trainable, choose_loss, make_optimizer
 from kerasrun.runner.dispatch import combined
 from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
 from kerasrun.runner.hparams_log import write_hparams
@@ -75,6 +75,7 @@ def prepare_data(config):
     if datasets.is_plugin(config.dataset):
         seed_everything(config)
     data = load_data(config)
+    check_trainable(data, config.dataset, config.loss)
     check_against_data(config, has_validation=data.val is not None)
     seed_everything(config)  # The model and the callbacks draw the same numbers, whatever the loader drew.
     epoch = datasets.EpochCounter()

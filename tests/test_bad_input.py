@@ -134,3 +134,16 @@ def test_a_malformed_tf_config_is_refused(train, workdir, value, expected):
     (line,) = own_lines(result.stderr)
     assert expected in line
     assert "tensorboard_logs" not in os.listdir(workdir)
+
+
+@pytest.mark.parametrize("data, expected", [
+    ("(np.random.rand(20, 3), np.zeros(20))", "every label is the same class, so a classifier has nothing to learn"),
+    ("(np.random.rand(1, 3), np.array([1]))", "holds 1 training example(s); training needs at least two"),
+])
+def test_data_a_run_cannot_learn_from_is_refused_before_anything_is_written(train, workdir, data, expected):
+    (workdir / "tiny.py").write_text(f"import numpy as np\n\ndef load():\n    return {data}, None\n")
+    result = train("--dataset=tiny:load", "--epochs=1")
+    assert result.returncode == 2
+    (line,) = own_lines(result.stderr)
+    assert line.startswith(f"train.py: error: --dataset='tiny:load': {expected}"), line
+    assert not (workdir / "tensorboard_logs").exists()
