@@ -4,6 +4,12 @@ from kerasrun.callbacks.family import CallbackFamily, default_in_run_dir
 from kerasrun.core.options import Arg, Bool, IntOrChoice, Str
 from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
 
+
+def _check(family, values, checker):
+    if values["backup_dir"] is not None:
+        checker.check_creatable_dir(family.flag_name("backup_dir"), values["backup_dir"])
+
+
 # The backup's folder inside the run directory, unless --backup_and_restore_backup_dir says elsewhere.
 BACKUP_DIR = "backup"
 
@@ -21,6 +27,7 @@ FAMILY = CallbackFamily(
             "Keep the previous backup too, in case the newest one is damaged."),
         Arg("delete_checkpoint", Bool(), True, "Delete the backup when training finishes."),
     ),
+    check=_check,
     adapt=default_in_run_dir("backup_dir", BACKUP_DIR),
     worker_overrides={"backup_dir": None},
     idle_hooks=idle_batch_end_when_saving_each_epoch,

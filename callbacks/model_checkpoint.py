@@ -1,5 +1,6 @@
 """ModelCheckpoint: save the model or its weights during training."""
 
+import os
 import string
 
 from kerasrun.callbacks.family import CallbackFamily
@@ -19,6 +20,8 @@ def _check(family, values, checker):
     if path is not None:
         _check_suffix(flag, path, values["save_weights_only"], checker)
         _check_placeholders(flag, path, save_freq, checker)
+        directory = os.path.dirname(path) or "."
+        checker.check_creatable_dir(flag, directory, label=f"its directory {directory}")
     # Keras reads the monitor only to keep the best, but decides its direction (mode auto) as
     # training starts whatever the options, and fails there on a quantity it cannot rank.
     if (values["save_best_only"] or values["initial_value_threshold"] is not None

@@ -127,12 +127,34 @@ class Checker:
         return target
 
     def check_writable_file(self, name, path):
-        """Refuses a file path whose directory does not exist or that names a directory."""
+        """Refuses a file path whose directory does not exist, cannot be written, or that names a directory."""
         directory = os.path.dirname(os.path.abspath(path))
         if os.path.isdir(path):
             self.fail(name, "is a directory, not a file")
         if not os.path.isdir(directory):
             self.fail(name, f"directory {directory} does not exist")
+        if not _can_create_in(directory):
+            self.fail(name, f"cannot be written: directory {directory} is not writable")
+
+    def check_creatable_dir(self, name, path, label=None):
+        """Refuses a directory that is a file, or that could not be made: under a file, or nowhere writable.
+
+        Args:
+            name: The flag the path comes from.
+            path: The directory (it may not exist yet).
+            label: How to call the path in messages. Defaults to none: the
+                message is about the flag's value itself.
+        """
+        prefix = f"{label} " if label else ""
+        if os.path.exists(path) and not os.path.isdir(path):
+            self.fail(name, f"{prefix}is a file, not a directory")
+        existing = os.path.abspath(path)
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            self.fail(name, f"{prefix}cannot be made: {existing} is a file")
+        if not _can_create_in(existing):
+            self.fail(name, f"{prefix}cannot be written: no directory can be created in {existing}")
 
     def check_log_key(self, name, key, also=()):
         """Refuses `key` (the value of option `name`) unless training will log it."""
@@ -330,13 +352,7 @@ def _check_logs_root(checker):
     root = checker.values["tensorboard_log_dir"]
     if not root:
         checker.fail("tensorboard_log_dir", "must name a directory (every run writes into it)")
-    if os.path.exists(root) and not os.path.isdir(root):
-        checker.fail("tensorboard_log_dir", "is a file, not a directory")
-    existing = os.path.abspath(root)
-    while not os.path.isdir(existing):
-        existing = os.path.dirname(existing)
-    if not _can_create_in(existing):
-        checker.fail("tensorboard_log_dir", f"cannot be written: no directory can be created in {existing}")
+    checker.check_creatable_dir("tensorboard_log_dir", root)
 
 
 def _can_create_in(directory):

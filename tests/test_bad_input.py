@@ -52,6 +52,13 @@ MISTAKES = [
     (["--epoch=3"], "--epoch=3: unknown flag (did you mean --epochs?)"),
     (["--early_stopping", "True", "please"], "unexpected argument 'please'"),
     (["--tensorboard", "Ture"], "--tensorboard=Ture: must be true or false"),
+    # Paths that cannot be written, found before training.
+    (["--tensorboard_log_dir=table.csv/logs"], "--tensorboard_log_dir=table.csv/logs: cannot be made: "),
+    (["--model_checkpoint", "--model_checkpoint_filepath=table.csv/ck.keras"],
+     "--model_checkpoint_filepath=table.csv/ck.keras: its directory table.csv is a file, not a directory"),
+    (["--backup_and_restore", "--backup_and_restore_backup_dir=table.csv/b"],
+     "--backup_and_restore_backup_dir=table.csv/b: cannot be made: "),
+    (["--results_file=table.csv/r.jsonl"], "--results_file=table.csv/r.jsonl: directory "),
     # Missing files and plug-ins.
     (["--dataset=npz:missing.npz"], "file 'missing.npz' does not exist"),
     (["--model=missing.keras"], "missing.keras"),
