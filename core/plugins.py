@@ -9,8 +9,9 @@ import importlib.util
 import os
 import re
 import sys
+import traceback
 
-from kerasrun.core.errors import UsageError
+from kerasrun.core.errors import RunError, UsageError, first_line
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _MODULE_SPEC = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}$")
@@ -90,6 +91,48 @@ def load_plugin(flag, value):
         return getattr(module, attribute)
     except AttributeError:
         raise UsageError(f"{flag}={value!r}: {target!r} has no attribute {attribute!r}") from None
+
+
+# Set to 1 to see the whole traceback of an error raised in a plug-in, instead of its one line.
+TRACEBACK_ENV = "KERASRUN_TRACEBACK"
+
+
+def call_plugin(flag, value, function, **arguments):
+    """Calls a plug-in's function; an error it raises becomes one line naming the plug-in and where.
+
+    Args:
+        flag: The flag or key the plug-in was given with.
+        value: The spec, for messages.
+        function: What `load_plugin` returned.
+        **arguments: Passed to the function.
+
+    Raises:
+        RunError: when the function raises: the exception's type and first
+            line, and the file:line of the user's code it came from. With the
+            environment variable KERASRUN_TRACEBACK=1 the exception itself
+            propagates, traceback and all.
+    """
+    try:
+        return function(**arguments)
+    except Exception as error:
+        if os.environ.get(TRACEBACK_ENV) == "1":
+            raise
+        where = _users_frame(error.__traceback__)
+        raise RunError(f"{flag}={value!r} raised {type(error).__name__}: {first_line(error)}"
+                       + (f" (at {where})" if where else "")
+                       + f"; set {TRACEBACK_ENV}=1 for the traceback") from None
+
+
+def _users_frame(trace):
+    """Returns `file:line` of the innermost frame of the user's code: not ours, Python's or a package's."""
+    others = (os.path.dirname(os.__file__), *(path for path in sys.path if path.endswith("-packages")))
+    where = None
+    for frame, line in traceback.walk_tb(trace):
+        filename = frame.f_code.co_filename
+        ours = frame.f_globals.get("__name__", "").startswith("kerasrun.")
+        if not ours and not filename.startswith(("<", *others)):
+            where = f"{os.path.relpath(filename) if filename.startswith(os.getcwd()) else filename}:{line}"
+    return where
 
 
 def _import_module(name):

@@ -11,8 +11,9 @@ EXPECTED = "((x_train, y_train), (x_val, y_val) or None)"
 def read(spec, flag):
     """Calls a user's dataset function and returns what it returned.
 
-    The function is called with no arguments. Exceptions it raises are not
-    caught: they are bugs in the user's code and their traceback helps.
+    The function is called with no arguments. An exception it raises becomes a
+    RunError naming the plug-in and the line of the user's code it came from
+    (core.plugins.call_plugin).
 
     Args:
         spec: `module:function` or `path/to/file.py:function`.
@@ -25,11 +26,12 @@ def read(spec, flag):
         UsageError: if the spec cannot be loaded, names something that is not
             a function taking no arguments, or the function returns anything
             but the expected nesting of pairs.
+        RunError: when the function itself raises.
     """
     context = f"{flag}={spec!r}"
     function = plugins.load_plugin(flag, spec)
     _check_callable_without_arguments(function, context)
-    result = function()
+    result = plugins.call_plugin(flag, spec, function)
     if not _has_expected_structure(result):
         raise UsageError(
             f"{context}: the function returned {_describe(result)}; expected {EXPECTED}"

@@ -4,7 +4,7 @@ import inspect
 import reprlib
 
 from kerasrun.core.errors import UsageError
-from kerasrun.core.plugins import load_plugin
+from kerasrun.core.plugins import call_plugin, load_plugin
 from kerasrun.models.compatibility import check_model_fits_data
 
 
@@ -25,8 +25,8 @@ def build_from_plugin(spec, input_shape, num_classes, flag="--model"):
         UsageError: if the spec names nothing callable, the function does not
             take `input_shape` and `num_classes` as keywords, returns something
             other than a `keras.Model`, or returns a model that does not fit
-            the dataset. Errors raised inside the function itself propagate
-            unchanged, with their traceback.
+            the dataset.
+        RunError: when the function itself raises (core.plugins.call_plugin).
     """
     source = f"{flag}={spec!r}"
     function = load_plugin(flag, spec)
@@ -36,7 +36,7 @@ def build_from_plugin(spec, input_shape, num_classes, flag="--model"):
         )
     arguments = {"input_shape": tuple(input_shape), "num_classes": num_classes}
     _check_accepts(function, arguments, source)
-    model = function(**arguments)
+    model = call_plugin(flag, spec, function, **arguments)
     import keras
 
     if not isinstance(model, keras.Model):

@@ -127,3 +127,31 @@ def test_the_readmes_plug_in_example_repeats_exactly_with_a_seed(tmp_path):
     first, second = (json.loads((tmp_path / LOGS / name / "results.json").read_text())["final"]
                      for name in ("first", "second"))
     assert first == second and set(first) >= {"loss", "val_loss", "val_accuracy"}
+
+
+def test_a_plug_in_that_raises_is_one_line_naming_it_and_the_users_line(tmp_path):
+    write(tmp_path / "broken.py", '''
+        import numpy as np
+
+        def helper():
+            return np.load("missing.npz")
+
+        def load():
+            return helper()
+
+        def model(input_shape, num_classes):
+            raise ValueError("no layer of that size")
+    ''')
+    result = run_train(["--dataset", "broken:load"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "train.py: error: --dataset='broken:load' raised FileNotFoundError: [Errno 2] No such file or directory: "
+        "'missing.npz' (at broken.py:5); set KERASRUN_TRACEBACK=1 for the traceback")
+    result = run_train(["--model", "broken.py:model"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "train.py: error: --model='broken.py:model' raised ValueError: no layer of that size (at broken.py:11); "
+        "set KERASRUN_TRACEBACK=1 for the traceback")
+    assert not (tmp_path / LOGS).exists()
+    result = run_train(["--dataset", "broken:load"], cwd=tmp_path, env={"KERASRUN_TRACEBACK": "1"})
+    assert result.returncode == 1 and "Traceback" in result.stderr and 'broken.py", line 5' in result.stderr
