@@ -4,6 +4,8 @@ import re
 
 # Terminal colour codes, which Keras puts around the message of an error raised inside a layer.
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The node TensorFlow names before the message of an error raised in a graph: `{{function_node ...}} `.
+_TF_NODE = re.compile(r"^\{\{[^}]*\}\}\s*")
 
 USAGE_EXIT_CODE = 2
 
@@ -43,7 +45,7 @@ def first_line(error):
     Args:
         error: Any exception.
     """
-    lines = [_ANSI.sub("", line).strip() for line in str(error).splitlines()]
+    lines = [_TF_NODE.sub("", _ANSI.sub("", line)).strip() for line in str(error).splitlines()]
     lines = [line for line in lines if line]
     if not lines:
         return type(error).__name__

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from kerasrun.core.errors import UsageError
+from kerasrun.core.errors import UsageError, first_line
 from kerasrun.datasets import memory, split
 from kerasrun.datasets.data import Data
 
@@ -135,7 +135,7 @@ def _decoded(files, context):
             start += len(batch)
     except tf.errors.OpError as error:
         raise UsageError(f"{context}: cannot decode {_first_undecodable(files, start)}: "
-                         f"{error.message.splitlines()[0]}") from None
+                         f"{first_line(error)}") from None
     return x, files.labels
 
 

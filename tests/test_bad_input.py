@@ -97,7 +97,8 @@ MISTAKES = [
     (["--distribution_strategy=mirrored", "--distribution_devices=GPU:99"], "--distribution_devices=GPU:99: this machine has"),
     (["--distribution_strategy=tpu"], "--distribution_strategy=tpu: no TPU found"),
     (["--dataset=images:nothing"], "--dataset='images:nothing': no images (.bmp, .gif, .jpeg, .jpg, .png) in"),
-    (["--dataset=images:pictures"], "--dataset='images:pictures': cannot decode pictures/cat/broken.png: "),
+    (["--dataset=images:pictures"],
+     "--dataset='images:pictures': cannot decode pictures/cat/broken.png: Unknown image file format"),
 ]
 
 
