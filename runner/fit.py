@@ -59,7 +59,7 @@ def run(config):
     model = prepare_model(config, data, distribution, pipelines)
     with run_directory(config, distribution) as (config, paths, resumed):
         outcome = train(config, model, pipelines, paths, resumed, distribution, epoch_log)
-        report(config, paths, distribution, outcome)
+        outcome = report(config, paths, distribution, outcome)
     if outcome.message:
         print(f"train.py: {outcome.message}", file=sys.stderr)
     return outcome.exit_code
@@ -137,11 +137,15 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
 
 
 def report(config, paths, distribution, outcome):
-    """The chief records the outcome in the run's directory and prints the summary; a worker prints a line."""
+    """The chief records the outcome in the run's directory and prints the summary; a worker prints a line.
+
+    Returns:
+        The outcome as recorded (see `record_outcome`).
+    """
     if distribution.is_chief:
-        record_outcome(config, paths, outcome.epoch_log, outcome.status, outcome.exit_code)
-    else:
-        print(worker_summary(distribution.task, outcome.status, outcome.epoch_log))
+        return record_outcome(config, paths, outcome)
+    print(worker_summary(distribution.task, outcome.status, outcome.epoch_log))
+    return outcome
 
 
 def share_run_dir(config, distribution, paths, resumed, scratch):
@@ -323,19 +327,25 @@ def close_logs(callbacks):
             callback.on_train_end()
 
 
-def record_outcome(config, paths, epoch_log, status, exit_code):
-    """Writes results.json (and the --results_file line) and the HParams summary; prints the summary."""
+def record_outcome(config, paths, outcome):
+    """Writes results.json (and the --results_file line) and the HParams summary; prints the summary.
+
+    Returns:
+        The outcome as recorded: failed, when the results line cannot be written.
+    """
+    epoch_log = outcome.epoch_log
     history, epochs = epoch_log.history, epoch_log.epochs
     monitor, mode = results_monitor(config, history)
     hparams = {**saved_config(config), "run_name": paths.name}
     seconds = epoch_log.seconds()
     record = results.make_record(
-        paths, status, exit_code, history, epochs, results.best_epoch(history, epochs, monitor, mode),
-        hparams, seconds,
+        paths, outcome.status, outcome.exit_code, history, epochs,
+        results.best_epoch(history, epochs, monitor, mode), hparams, seconds, outcome.message,
     )
-    results.write_results(paths, record, config.results_file)
+    record = results.write_results(paths, record, config.results_file)
     write_hparams(paths.dir, experiment_identity(hparams), record["final"], record["epochs_completed"])
     print(summary(record, seconds))
+    return outcome._replace(status=record["status"], exit_code=record["exit_code"], message=record["message"])
 
 
 def results_monitor(config, history):
@@ -365,11 +375,10 @@ def resolve_verbosity(verbose):
 def summary(record, seconds):
     """Returns the lines printed after training: the outcome, the last epoch's logs, the run directory."""
     epochs = record["epochs_completed"]
-    return (
-        f"Trained {epochs} epoch{'s' if epochs != 1 else ''} in {seconds:.1f} s ({record['status']}).\n"
-        f"Final {format_logs(record['final'])}\n"
-        f"Run directory: {record['run_dir']}"
-    )
+    final = f"Final {format_logs(record['final'])}" if record["final"] else "No epoch finished."
+    return (f"Trained {epochs} epoch{'s' if epochs != 1 else ''} in {seconds:.1f} s ({record['status']}).\n"
+            f"{final}\n"
+            f"Run directory: {record['run_dir']}")
 
 
 def worker_summary(task, status, epoch_log):

@@ -39,7 +39,7 @@ def best_epoch(history, epochs, monitor, mode):
     return {"monitor": monitor, "mode": mode, "value": value, "epoch": epoch}
 
 
-def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_time):
+def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_time, message=None):
     """Returns the results record as a dict.
 
     Args:
@@ -51,12 +51,15 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
         best: What `best_epoch` returned.
         hparams: The effective flag values.
         wall_time: Seconds the run took.
+        message: The line the run printed on stderr about its end (why it
+            failed or stopped), or None. Defaults to None.
     """
     return {
         "run_name": paths.name,
         "run_dir": paths.dir,
         "status": status,
         "exit_code": exit_code,
+        "message": message,
         "epochs_completed": epochs[-1] if epochs else 0,
         "final": {key: _json_number(values[-1]) for key, values in history.items() if values},
         "best": best,
@@ -66,10 +69,21 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
 
 
 def write_results(paths, record, results_file=None):
-    """Writes results.json atomically, and appends the record to `results_file` as one line."""
-    files.write_atomically(paths.path(RESULTS_FILE), json.dumps(record, indent=2) + "\n")
+    """Appends the record to `results_file` as one line, then writes results.json atomically.
+
+    Returns:
+        The record written to results.json: when the line cannot be appended,
+        the run has failed, and results.json says so, and why.
+    """
     if results_file:
-        files.append_line(results_file, json.dumps(record))
+        try:
+            files.append_line(results_file, json.dumps(record))
+        except OSError as error:
+            record = {**record, "status": "failed", "exit_code": EXIT_CODES["failed"],
+                      "message": f"error: --results_file={results_file}: cannot be written: "
+                                 f"{error.strerror or error}"}
+    files.write_atomically(paths.path(RESULTS_FILE), json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def _json_number(value):

@@ -255,3 +255,19 @@ def test_a_second_ctrl_c_that_tensorflow_turns_into_an_error_still_ends_as_inter
     outcome = fit.train(resolve(["train.py", "--csv_logger"]), None, fit.Pipelines(None, None, EpochCounter()),
                         RunPaths(str(tmp_path), "run"), False, types.SimpleNamespace(multi_worker=False), EpochLog())
     assert (outcome.status, outcome.exit_code, outcome.message) == ("interrupted", 130, fit.SECOND_CTRL_C)
+
+
+def test_a_results_line_that_cannot_be_written_fails_the_run_and_results_json_says_why(tmp_path):
+    from kerasrun.runner import results
+    from kerasrun.runner.fit import summary
+    from kerasrun.runner.run_paths import RunPaths
+
+    paths = RunPaths(str(tmp_path), "run")
+    os.makedirs(paths.dir)
+    record = results.make_record(paths, "completed", 0, {}, [], None, {}, 1.0)
+    written = results.write_results(paths, record, str(tmp_path / "gone" / "sweep.jsonl"))
+    on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert on_disk == written and (written["status"], written["exit_code"]) == ("failed", 1)
+    assert written["message"] == (f"error: --results_file={tmp_path / 'gone' / 'sweep.jsonl'}: cannot be written: "
+                                  "No such file or directory")
+    assert summary(written, 1.0).splitlines()[1] == "No epoch finished."  # not an empty "Final " line
