@@ -308,6 +308,9 @@ def _validate(values, sources, options):
     _check_named(datasets.check_source, "dataset", checker)
     _check_named(models.check_source, "model", checker)
     _check_model_weights(checker)
+    if values["jit_compile"] == "true" and values["deterministic"]:
+        checker.fail("jit_compile", "Keras turns XLA off under --deterministic True (not every XLA op is "
+                                    "deterministic); use --jit_compile auto or false, or leave out --deterministic")
     _check_logs_root(checker)
     if values["results_file"] is not None:
         checker.check_writable_file("results_file", values["results_file"])

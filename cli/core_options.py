@@ -34,6 +34,8 @@ def _seed_range(value):
 def _run_name(value):
     if value is None:
         return None
+    if not value.strip() or value != value.strip():
+        return "must not be blank, nor start or end with spaces (the directory would be hard to see)"
     if value.startswith(".") or "/" in value or "\\" in value or "\0" in value:
         return "must be a plain directory name (no path separators, not starting with a dot)"
     if len(value.encode()) > 200:

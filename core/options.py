@@ -7,6 +7,7 @@ from the declarations, so an option is declared in exactly one place.
 """
 
 import dataclasses
+import difflib
 import math
 from typing import Any, Callable, Optional
 
@@ -49,6 +50,8 @@ class Bool(Kind):
     def from_yaml(self, value):
         if isinstance(value, bool):
             return value
+        if isinstance(value, str):  # "True" quoted, as the other kinds take "5" quoted
+            return self.from_text(value)
         raise ValueError("must be true or false")
 
 
@@ -132,16 +135,18 @@ class Str(Kind):
 
 
 class Choice(Kind):
-    """One word out of a fixed set."""
+    """One word out of a fixed set, in any case (as Keras takes its names: Adam or adam)."""
 
     def __init__(self, *choices):
         self.choices = choices
         self.description = "one of " + ", ".join(choices)
 
     def from_text(self, text):
-        if text in self.choices:
-            return text
-        raise ValueError(f"must be {self.description}")
+        by_lower = {choice.lower(): choice for choice in self.choices}
+        if text.strip().lower() in by_lower:
+            return by_lower[text.strip().lower()]
+        close = difflib.get_close_matches(text.strip().lower(), list(by_lower), n=1)
+        raise ValueError(f"must be {self.description}" + (f"; did you mean {by_lower[close[0]]}?" if close else ""))
 
 
 class IntOrChoice(Kind):

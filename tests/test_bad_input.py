@@ -42,6 +42,9 @@ MISTAKES = [
     (["--verbose=5"], "--verbose=5: must be 0 (silent)"),
     # Enums and names.
     (["--optimizer=adamax2"], "--optimizer=adamax2: must be one of"),
+    (["--optimizer=adm"], "--optimizer=adm: must be one of adadelta, "),  # ends "; did you mean adam?"
+    (["--run_name=   "], "must not be blank, nor start or end with spaces"),
+    (["--jit_compile=true", "--deterministic=True"], "--jit_compile=true: Keras turns XLA off under --deterministic"),
     (["--early_stopping", "--early_stopping_mode=best"], "--early_stopping_mode=best: must be one of auto, min, max"),
     (["--model=transformer"], "--model='transformer': unknown model"),
     (["--dataset=imagenet"], "--dataset='imagenet': unknown dataset"),

@@ -359,3 +359,12 @@ def test_options_of_a_group_that_is_off_are_named_once_with_their_switch(tmp_pat
     # A config file may carry settings for groups switched on elsewhere; it is not warned about.
     path = write(tmp_path, "early_stopping_patience: 5\n")
     assert parse(f"--config={path}").warnings == ()
+
+
+def test_names_are_taken_in_any_case_and_a_near_miss_gets_a_suggestion(tmp_path):
+    assert parse("--optimizer=Adam").optimizer == "adam"
+    assert parse("--jit_compile=True").jit_compile == "true"
+    assert refusal("--optimizer=adm").endswith("; did you mean adam?")
+    # A boolean quoted in YAML is read as the command line reads it.
+    path = write(tmp_path, 'early_stopping: "True"\n')
+    assert parse(f"--config={path}").early_stopping is True
