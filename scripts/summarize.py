@@ -1,6 +1,9 @@
 """Ranks the runs in a results file (one JSON record per line) by a metric.
 
     python scripts/summarize.py sweep.jsonl --metric val_loss --top 5
+    python scripts/summarize.py tensorboard_logs/*/results.json
+
+Runs' own results.json files (one indented record each) are read too.
 
 The metric is read from each record's `final` (the last epoch's logs);
 `--metric best` ranks by `best.value`, the best epoch of the monitored
@@ -44,7 +47,8 @@ def build_parser():
     parser = _Parser(prog="summarize.py", description=__doc__, allow_abbrev=False,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results_files", nargs="+", metavar="RESULTS_FILE",
-                        help="JSON-lines file(s) written by train.py --results_file.")
+                        help="JSON-lines file(s) written by train.py --results_file, or runs' results.json "
+                             "(tensorboard_logs/*/results.json).")
     parser.add_argument("--metric", default="val_accuracy",
                         help="A key of the records' `final` logs, or `best` for best.value. Default: val_accuracy.")
     parser.add_argument("--mode", default="auto", choices=("max", "min", "auto"),
@@ -64,16 +68,24 @@ def read_records(path):
     """Returns the records of a results file, warning about and skipping malformed lines.
 
     Args:
-        path: The JSON-lines file.
+        path: A JSON-lines file (--results_file), or one run's results.json
+            (a single record, indented).
 
     Raises:
         UsageError: The file cannot be read.
     """
     try:
         with open(path, encoding="utf-8", errors="replace") as stream:
-            lines = stream.readlines()
+            text = stream.read()
     except OSError as error:
         raise UsageError(f"{path}: {error.strerror.lower()}") from None
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict):  # a run's results.json
+        return [whole]
+    lines = text.splitlines()
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():

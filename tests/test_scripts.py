@@ -503,3 +503,16 @@ def test_sweep_of_the_real_train_py_then_summarize(tmp_path):
     assert header[4] == "val_accuracy" and header[-1] == "learning_rate"
     assert [row[0] for row in rows] == ["1", "2"]
     assert float(rows[0][4]) >= float(rows[1][4])
+
+
+def test_runs_results_json_files_are_read_as_well_as_results_lines(capsys, tmp_path):
+    paths = []
+    for item in RECORDS:
+        path = tmp_path / item["run_name"] / "results.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps(item, indent=2) + "\n")  # as train.py writes it
+        paths.append(path)
+    status, stdout, stderr = summarize(capsys, *paths, "--metric", "val_loss")
+    assert (status, stderr) == (0, "")
+    _, rows = table(stdout)
+    assert [row[1] for row in rows] == ["good", "fine", "slow", "broken"]
