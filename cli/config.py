@@ -5,14 +5,14 @@ The result is one immutable `Config`; nothing downstream reads flags again.
 
 import collections.abc
 import difflib
+import functools
 import inspect
 import os
 import tempfile
 
 import yaml
 
-from kerasrun import datasets
-from kerasrun import models
+from kerasrun import datasets, models
 from kerasrun.callbacks.builder import families
 from kerasrun.cli import core_options, flags as runner_flags
 from kerasrun.cli.cluster import check_distribution
@@ -70,6 +70,7 @@ def worker_overrides():
     return {name: value for group in all_groups() for name, value in group.worker_values().items()}
 
 
+@functools.cache
 def bookkeeping_flags():
     """Returns the names of the flags that say where a run is written or launched from, not what it trains."""
     return frozenset(name for name, arg in all_options().items() if arg.bookkeeping)
