@@ -39,8 +39,9 @@ def main(argv):
             print(f"train.py: warning: {warning}", file=sys.stderr)
         if config.dry_run:
             from kerasrun.cli.docs import dry_run_text
+            from kerasrun.runner.run_paths import planned_run
 
-            sys.stdout.write(dry_run_text(config))
+            sys.stdout.write(dry_run_text(config, planned_run(config)))
             return 0
         from kerasrun.runner import fit
 

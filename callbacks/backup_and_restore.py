@@ -28,7 +28,7 @@ FAMILY = CallbackFamily(
         Arg("delete_checkpoint", Bool(), True, "Delete the backup when training finishes."),
     ),
     check=_check,
-    adapt=default_in_run_dir("backup_dir", BACKUP_DIR),
+    in_run_dir=default_in_run_dir("backup_dir", BACKUP_DIR),
     worker_overrides={"backup_dir": None},
     idle_hooks=idle_batch_end_when_saving_each_epoch,
 )

@@ -24,7 +24,7 @@ FAMILY = CallbackFamily(
         Arg("append", Bool(), False, "Append to an existing file instead of replacing it."),
     ),
     check=_check,
-    adapt=default_in_run_dir("filename", "training.csv"),
+    in_run_dir=default_in_run_dir("filename", "training.csv"),
     worker_overrides={"filename": None},
     resume_overrides={"append": True},  # A resumed run adds to the log of its first part.
     closes_on_interrupt=True,

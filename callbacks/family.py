@@ -8,14 +8,14 @@ from kerasrun.core.options import Arg
 
 
 def default_in_run_dir(arg_name, *parts):
-    """Returns an `adapt` hook that puts a path left unset inside the run's directory."""
+    """Returns an `in_run_dir` hook that puts a path left unset at `parts` inside the run's directory."""
 
-    def adapt(values, run, config):
+    def in_run_dir(values, run):
         if values[arg_name] is None:
             values[arg_name] = run.path(*parts)
         return values
 
-    return adapt
+    return in_run_dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,10 +37,12 @@ class CallbackFamily(OptionGroup):
         check: Optional `check(family, values, checker)` for rules that
             involve several options or the rest of the config; raises
             UsageError through `checker.fail`.
+        in_run_dir: Optional `in_run_dir(values, run)` returning the values
+            with the paths left unset put inside the run's directory (`run`,
+            its RunPaths). It loads nothing, so --dry_run shows its paths too.
         adapt: Optional `adapt(values, run, config)` returning the values with
-            flag forms turned into what Keras takes (default paths inside the
-            run directory, a schedule name into a function, ...); `run` is the
-            run's RunPaths and `config` the whole resolved config.
+            the other flag forms turned into what Keras takes (a schedule name
+            into a function, ...); `config` is the whole resolved config.
         logged_keys: Keys the callback adds to the epoch logs, so that other
             callbacks may monitor them.
         optimizer_options: Optional `optimizer_options(values)` returning
@@ -62,6 +64,7 @@ class CallbackFamily(OptionGroup):
     subclass_args: Tuple[Arg, ...] = ()
     settings: Tuple[Arg, ...] = ()
     check: Optional[Callable] = None
+    in_run_dir: Optional[Callable] = None
     adapt: Optional[Callable] = None
     logged_keys: Tuple[str, ...] = ()
     optimizer_options: Optional[Callable] = None
@@ -80,8 +83,13 @@ class CallbackFamily(OptionGroup):
 
     def keras_kwargs(self, values, run, config):
         """Returns the keyword arguments for the Keras class."""
-        adapted = self.adapt(dict(values), run, config) if self.adapt else values
+        adapted = self.with_run_paths(values, run)
+        adapted = self.adapt(adapted, run, config) if self.adapt else adapted
         return {arg.name: adapted[arg.name] for arg in self.args}
+
+    def with_run_paths(self, values, run):
+        """Returns a copy of `values` with the paths left unset inside the run's directory."""
+        return self.in_run_dir(dict(values), run) if self.in_run_dir else dict(values)
 
     def class_kwargs(self, values, run, config):
         """Returns the keyword arguments for the class built: the Keras class's and our subclass's own."""

@@ -71,7 +71,7 @@ def _check_placeholders(flag, path, save_freq, checker):
         checker.fail(flag, f"cannot be filled in ({error})")
 
 
-def _adapt(values, run, config):
+def _in_run_dir(values, run):
     if values["filepath"] is None:
         suffix = _WEIGHTS_SUFFIX if values["save_weights_only"] else ".keras"
         values["filepath"] = run.path("checkpoints", "epoch{epoch:02d}" + suffix)
@@ -100,7 +100,7 @@ FAMILY = CallbackFamily(
             "With save_best_only, the value the first saved model must beat (None: no threshold)."),
     ),
     check=_check,
-    adapt=_adapt,
+    in_run_dir=_in_run_dir,
     worker_overrides={"filepath": None},
     resume_state=("best",),
     idle_hooks=idle_batch_end_when_saving_each_epoch,

@@ -32,8 +32,12 @@ def _metadata(text):
     return dict(item.split("=", 1) for item in text.split(",") if item)
 
 
-def _adapt(values, run, config):
+def _in_run_dir(values, run):
     values["log_dir"] = run.dir
+    return values
+
+
+def _adapt(values, run, config):
     values["embeddings_metadata"] = _metadata(values["embeddings_metadata"])
     return values
 
@@ -63,6 +67,7 @@ FAMILY = CallbackFamily(
             "Metadata file for embedding layers, or 'layer=file,layer=file'."),
     ),
     check=_check,
+    in_run_dir=_in_run_dir,
     adapt=_adapt,
     closes_on_interrupt=True,
 )

@@ -31,8 +31,13 @@ def help_text(groups):
     return "\n".join(lines) + "\n"
 
 
-def dry_run_text(config):
-    """Returns what --dry_run prints: the resolved config as YAML, then the callbacks to be built."""
+def dry_run_text(config, run):
+    """Returns what --dry_run prints: the resolved config as YAML, then the callbacks to be built.
+
+    Args:
+        config: The resolved Config.
+        run: The RunPaths the run would write into, for the paths the callbacks get.
+    """
     import yaml
 
     from kerasrun.callbacks.builder import enabled_families
@@ -40,10 +45,10 @@ def dry_run_text(config):
 
     lines = ["# Resolved configuration (python train.py --config FILE reruns it):",
              yaml.safe_dump(saved_config(config), sort_keys=False).rstrip(), "",
-             "# Callbacks, in the order they run:"]
+             "# Callbacks, in the order they run, as a run starting now would build them:"]
     families = enabled_families(config)
     for family in families:
-        values = family.values(config)
+        values = family.with_run_paths(family.values(config), run)
         arguments = ", ".join(f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}"
                               for arg in family.class_args())
         # Our subclass where there is one: it takes options Keras's class does not.

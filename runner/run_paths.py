@@ -13,7 +13,7 @@ import os
 import re
 
 from kerasrun.callbacks.backup_and_restore import BACKUP_DIR
-from kerasrun.cli.config import bookkeeping_flags
+from kerasrun.cli.config import bookkeeping_flags, changed_flags
 from kerasrun.core import files
 
 CONFIG_FILE = "config.yaml"
@@ -54,6 +54,11 @@ def default_run_name(changed, now=None):
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
         name = f"{name[:_LONGEST_NAME - 9]}~{digest}"
     return name
+
+
+def planned_run(config):
+    """Returns the RunPaths a run of `config` starting now would write into (unless the name is taken)."""
+    return RunPaths(config.tensorboard_log_dir, config.run_name or default_run_name(changed_flags(config)))
 
 
 def claim_run_dir(root, base):

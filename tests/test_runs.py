@@ -156,7 +156,8 @@ def test_dry_run_checks_prints_and_writes_nothing(tmp_path):
         "import train\n"
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out):\n"
-        "    code = train.main(['train.py', '--dry_run', '--reduce_lr', 'True', '--epochs=3', '--tensorboard'])\n"
+        "    code = train.main(['train.py', '--dry_run', '--reduce_lr', 'True', '--epochs=3', '--tensorboard',\n"
+        "                       '--model_checkpoint', '--run_name=planned'])\n"
         "assert code == 0, code\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
         "print(out.getvalue())\n"
@@ -166,7 +167,9 @@ def test_dry_run_checks_prints_and_writes_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "epochs: 3" in result.stdout
     assert "keras.callbacks.ReduceLROnPlateau(monitor='val_loss', factor=0.1" in result.stdout
-    assert "callbacks.subclasses.tensorboard.TensorBoard(log_dir=" in result.stdout
+    assert "callbacks.subclasses.tensorboard.TensorBoard(log_dir='tensorboard_logs/planned'" in result.stdout
+    # The paths the run would give its callbacks, not None.
+    assert "ModelCheckpoint(filepath='tensorboard_logs/planned/checkpoints/epoch{epoch:02d}.keras'" in result.stdout
     assert os.listdir(tmp_path) == []
 
 
@@ -175,8 +178,9 @@ def test_remote_monitor_headers_are_never_saved_or_printed(tmp_path):
     assert config.remote_monitor_headers == ("Authorization: Bearer s3cret",)
     assert "remote_monitor_headers" not in saved_config(config)
     from kerasrun.cli.docs import dry_run_text
+    from kerasrun.runner.run_paths import planned_run
 
-    assert "s3cret" not in dry_run_text(config)
+    assert "s3cret" not in dry_run_text(config, planned_run(config))
     from kerasrun.core.errors import UsageError
 
     with pytest.raises(UsageError) as caught:
