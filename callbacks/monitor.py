@@ -6,7 +6,7 @@ from kerasrun.core.options import Arg, Choice, Str
 MODE = Arg(
     "mode", Choice("auto", "min", "max"), "auto",
     "Whether the monitored quantity should fall (min) or rise (max); auto: as Keras decides, min for "
-    "the loss and the compiled metric's own direction for a metric.",
+    "the loss and a compiled metric's own direction.",
 )
 
 
