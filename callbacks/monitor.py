@@ -16,7 +16,7 @@ def monitor_arg(default="val_loss"):
 
 
 def check_monitor(family, values, checker):
-    """The `check` hook of families whose only cross-check is the monitor.
+    """Refuses a monitored quantity that will never be logged.
 
     Raises:
         UsageError: if the monitored quantity will never be logged.
@@ -27,7 +27,7 @@ def check_monitor(family, values, checker):
 def check_monitor_direction(family, values, checker):
     """Refuses mode auto where Keras's monitor callbacks cannot tell the direction.
 
-    EarlyStopping and ModelCheckpoint infer it only for the loss and compiled
+    EarlyStopping, ModelCheckpoint and ReduceLROnPlateau infer it only for the loss and compiled
     metrics; anything else (learning_rate, say) fails when training starts.
 
     Raises:

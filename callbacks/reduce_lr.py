@@ -1,9 +1,7 @@
 """ReduceLROnPlateau: lower the learning rate when a monitored quantity stops improving."""
 
-import dataclasses
-
 from kerasrun.callbacks.family import CallbackFamily
-from kerasrun.callbacks.monitor import MODE, check_monitor, monitor_arg
+from kerasrun.callbacks.monitor import MODE, check_monitor_and_direction, monitor_arg
 from kerasrun.core.options import Arg, Float, Int, at_least
 
 
@@ -24,15 +22,14 @@ FAMILY = CallbackFamily(
         Arg("patience", Int(), 10, "Epochs without improvement before the rate is reduced.",
             at_least(0)),
         Arg("verbose", Int(), 0, "1 prints a message when the rate is reduced.", at_least(0)),
-        dataclasses.replace(MODE, help="Whether the monitored quantity should fall (min) or rise (max); auto: "
-                                        "max when its name holds 'acc', else min (ReduceLROnPlateau's own rule)."),
+        MODE,
         Arg("min_delta", Float(), 0.0001, "Smallest change that counts as an improvement.",
             at_least(0)),
         Arg("cooldown", Int(), 0, "Epochs to wait after a reduction before watching again.",
             at_least(0)),
         Arg("min_lr", Float(), 0.0, "Lower bound on the learning rate.", at_least(0)),
     ),
-    check=check_monitor,
+    check=check_monitor_and_direction,  # Keras 3's ReduceLROnPlateau decides mode auto as EarlyStopping does.
     logged_keys=("learning_rate",),
     resume_state=("wait", "cooldown_counter", "best"),
 )

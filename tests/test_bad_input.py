@@ -42,6 +42,8 @@ MISTAKES = [
     (["--verbose=5"], "--verbose=5: must be 0 (silent)"),
     # Enums and names.
     (["--optimizer=adamax2"], "--optimizer=adamax2: must be one of"),
+    (["--reduce_lr", "--reduce_lr_monitor=learning_rate"],
+     "--reduce_lr_mode=auto: Keras cannot tell whether 'learning_rate' should fall or rise; set min or max"),
     (["--optimizer=adm"], "--optimizer=adm: must be one of adadelta, "),  # ends "; did you mean adam?"
     (["--run_name=   "], "must not be blank, nor start or end with spaces"),
     (["--jit_compile=true", "--deterministic=True"], "--jit_compile=true: Keras turns XLA off under --deterministic"),
