@@ -11,7 +11,7 @@ import importlib
 import pkgutil
 
 from kerasrun import callbacks
-from kerasrun.core.plugins import load_plugin
+from kerasrun.core.plugins import call_plugin, load_plugin
 
 ORDER = (
     # What changes the learning rate or stops the run comes first, so that
@@ -68,7 +68,8 @@ def build_callbacks(config, run, resumed=False):
             {**family.values(config), **(family.resume_overrides if resumed else {})}, run, config))
         for family in enabled_families(config)
     ]
-    return built_in + [load_plugin("--callbacks", spec)() for spec in config["callbacks"]]
+    return built_in + [call_plugin("--callbacks", spec, load_plugin("--callbacks", spec))
+                       for spec in config["callbacks"]]
 
 
 def family_of(callback):

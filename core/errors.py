@@ -34,6 +34,14 @@ class RunError(Exception):
     """
 
 
+class PluginError(RunError):
+    """The user's own code (a loader, a model builder, a callback class) raised while being called.
+
+    The run has started as far as the user is concerned: it is recorded as
+    failed, with this message, in a run directory of its own.
+    """
+
+
 def first_line(error):
     """Returns the first line of `error`'s message, or its type name if empty.
 

@@ -11,7 +11,7 @@ import re
 import sys
 import traceback
 
-from kerasrun.core.errors import RunError, UsageError, first_line
+from kerasrun.core.errors import PluginError, UsageError, first_line
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _MODULE_SPEC = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}$")
@@ -107,7 +107,7 @@ def call_plugin(flag, value, function, **arguments):
         **arguments: Passed to the function.
 
     Raises:
-        RunError: when the function raises: the exception's type and first
+        PluginError: when the function raises: the exception's type and first
             line, and the file:line of the user's code it came from. With the
             environment variable KERASRUN_TRACEBACK=1 the exception itself
             propagates, traceback and all.
@@ -117,17 +117,20 @@ def call_plugin(flag, value, function, **arguments):
     except Exception as error:
         if os.environ.get(TRACEBACK_ENV) == "1":
             raise
-        where = _users_frame(error.__traceback__)
-        raise RunError(f"{flag}={value!r} raised {type(error).__name__}: {first_line(error)}"
+        where = users_frame(error)
+        raise PluginError(f"{flag}={value!r} raised {type(error).__name__}: {first_line(error)}"
                        + (f" (at {where})" if where else "")
                        + f"; set {TRACEBACK_ENV}=1 for the traceback") from None
 
 
-def _users_frame(trace):
-    """Returns `file:line` of the innermost frame of the user's code: not ours, Python's or a package's."""
+def users_frame(error):
+    """Returns `file:line` of the innermost frame of the user's code in `error`'s traceback, or None.
+
+    The user's code is what is not ours, Python's or an installed package's.
+    """
     others = (os.path.dirname(os.__file__), *(path for path in sys.path if path.endswith("-packages")))
     where = None
-    for frame, line in traceback.walk_tb(trace):
+    for frame, line in traceback.walk_tb(error.__traceback__):
         filename = frame.f_code.co_filename
         ours = frame.f_globals.get("__name__", "").startswith("kerasrun.")
         if not ours and not filename.startswith(("<", *others)):

@@ -12,7 +12,7 @@ def read(spec, flag):
     """Calls a user's dataset function and returns what it returned.
 
     The function is called with no arguments. An exception it raises becomes a
-    RunError naming the plug-in and the line of the user's code it came from
+    PluginError naming the plug-in and the line of the user's code it came from
     (core.plugins.call_plugin).
 
     Args:
@@ -26,7 +26,7 @@ def read(spec, flag):
         UsageError: if the spec cannot be loaded, names something that is not
             a function taking no arguments, or the function returns anything
             but the expected nesting of pairs.
-        RunError: when the function itself raises.
+        PluginError: when the function itself raises.
     """
     context = f"{flag}={spec!r}"
     function = plugins.load_plugin(flag, spec)

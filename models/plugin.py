@@ -26,7 +26,7 @@ def build_from_plugin(spec, input_shape, num_classes, flag="--model"):
             take `input_shape` and `num_classes` as keywords, returns something
             other than a `keras.Model`, or returns a model that does not fit
             the dataset.
-        RunError: when the function itself raises (core.plugins.call_plugin).
+        PluginError: when the function itself raises (core.plugins.call_plugin).
     """
     source = f"{flag}={spec!r}"
     function = load_plugin(flag, spec)

@@ -16,7 +16,8 @@ from kerasrun.callbacks.builder import build_callbacks, family_of
 from kerasrun.callbacks.monitor import compiled_direction
 from kerasrun.cli.config import Config, changed_flags, check_against_data, saved_config, worker_overrides
 from kerasrun.core import files
-from kerasrun.core.errors import UsageError, first_line
+from kerasrun.core.errors import PluginError, UsageError, first_line
+from kerasrun.core.plugins import users_frame
 from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results
@@ -55,10 +56,15 @@ def run(config):
     epoch_log = EpochLog()  # Its clock is the run's wall time, loading and building included.
     distribution = make_distribution(config)  # Before TensorFlow runs anything: clusters are set up first.
     keras_fixes.check_keras()
-    data, pipelines = prepare_data(config)
-    model = prepare_model(config, data, distribution, pipelines)
-    with run_directory(config, distribution) as (config, paths, resumed):
-        outcome = train(config, model, pipelines, paths, resumed, distribution, epoch_log)
+    try:
+        data, pipelines = prepare_data(config)
+        model = prepare_model(config, data, distribution, pipelines)
+        failed = None
+    except PluginError as error:  # The user's loader or builder raised: a failed run, recorded as one.
+        model = pipelines = None
+        failed = Outcome("failed", results.EXIT_CODES["failed"], f"error: {error}", epoch_log)
+    with run_directory(config, distribution, resume=failed is None) as (config, paths, resumed):
+        outcome = failed or train(config, model, pipelines, paths, resumed, distribution, epoch_log)
         outcome = report(config, paths, distribution, outcome)
     if outcome.message:
         print(f"train.py: {outcome.message}", file=sys.stderr)
@@ -96,14 +102,14 @@ def prepare_model(config, data, distribution, pipelines):
 
 
 @contextlib.contextmanager
-def run_directory(config, distribution):
+def run_directory(config, distribution, resume=True):
     """Yields (config, RunPaths, resumed) of the directory the run writes, held while the run lives.
 
-    The chief claims a new directory or resumes an interrupted run's, and holds
-    its lock; the other workers of a multi-worker run write into a scratch
+    The chief claims a new directory or (if `resume`) resumes an interrupted
+    run's, and holds its lock; the other workers of a multi-worker run write into a scratch
     directory, removed at the end, with the config they train with.
     """
-    paths, lock, resumed = open_run_dir(config) if distribution.is_chief else (None, None, False)
+    paths, lock, resumed = open_run_dir(config, resume) if distribution.is_chief else (None, None, False)
     scratch = None if distribution.is_chief else scratch_run_dir()
     try:
         if distribution.multi_worker:
@@ -119,7 +125,10 @@ def run_directory(config, distribution):
 def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
     """Fits the model with the run's callbacks, recording finished epochs in `epoch_log`; returns the Outcome."""
     stop = GracefulStop()
-    callbacks = build_callbacks(config, paths, resumed=resumed)
+    try:
+        callbacks = build_callbacks(config, paths, resumed=resumed)
+    except PluginError as error:  # A --callbacks class raised when constructed.
+        return Outcome("failed", results.EXIT_CODES["failed"], f"error: {error}", epoch_log)
     stop.install()  # Before this a signal has nothing to save: it stops the process at once.
     assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log)
     status, message = fit(model, pipelines.train, pipelines.validation, config, assembled, epoch_log)
@@ -232,20 +241,22 @@ def build_and_compile(config, data):
     return model
 
 
-def open_run_dir(config):
+def open_run_dir(config, resume=True):
     """Returns (RunPaths, lock, resumed) of the run's directory: an interrupted run to resume, or a new one.
 
     The lock is held while the run lives, so that no other process resumes it.
+    A run that failed before training (`resume` False) gets a new directory,
+    leaving the interrupted run's for the run that follows the fix.
     """
     saved = saved_config(config)
     root = config.tensorboard_log_dir
-    if config.backup_and_restore:
+    if config.backup_and_restore and resume:
         paths = find_resumable(root, experiment_identity(saved), config.run_name)
         lock = _try_lock(paths)
         if lock is not None:
             print(f"Resuming the interrupted run in {paths.dir}")
             return paths, lock, True
-    if config.backup_and_restore:
+    if config.backup_and_restore and resume:  # A run that never trains leaves any backup alone.
         refuse_foreign_backup(config.backup_and_restore_backup_dir)
     base = config.run_name or default_run_name(changed_flags(config))
     paths = claim_run_dir(root, base)
@@ -293,12 +304,12 @@ def fit(model, train_data, validation_data, config, callbacks, epoch_log):
     except (StopRequested, KeyboardInterrupt) as stop:
         close_logs(callbacks)
         return "interrupted", None if isinstance(stop, StopRequested) else SECOND_CTRL_C
-    except RuntimeError as error:
-        if keras_fixes.NAN_STOP_MESSAGE in str(error):
-            return "nan", f"stopped: {first_line(error)}"
-        return "failed", f"error: training failed: RuntimeError: {first_line(error)}"
     except Exception as error:  # Keras and TensorFlow raise many types; the user needs one line.
-        return "failed", f"error: training failed: {type(error).__name__}: {first_line(error)}"
+        if isinstance(error, RuntimeError) and keras_fixes.NAN_STOP_MESSAGE in str(error):
+            return "nan", f"stopped: {first_line(error)}"
+        where = users_frame(error)  # A hook, a schedule, a callback or a layer of the user's.
+        return "failed", (f"error: training failed: {type(error).__name__}: {first_line(error)}"
+                          + (f" (at {where})" if where else ""))
     nan_message = non_finite(epoch_log, model)
     if nan_message:
         return "nan", f"stopped: {nan_message}"

@@ -182,9 +182,12 @@ def test_a_failure_inside_training_is_one_line_and_exit_1(train, tmp_path):
         "    def on_epoch_end(self, epoch, logs=None):\n"
         "        raise ValueError('disk full')\n"
     )
-    result = train("--callbacks=broken:Broken", "--epochs=2")
+    result = train("--callbacks=broken:Broken", "--epochs=2", "--run_name=broken")
+    line = "error: training failed: ValueError: disk full (at broken.py:5)"  # The user's line, not Keras's.
     assert result.returncode == 1
-    assert own_lines(result.stderr) == ["train.py: error: training failed: ValueError: disk full"]
+    assert own_lines(result.stderr) == [f"train.py: {line}"]
+    record = json.loads((tmp_path / "tensorboard_logs" / "broken" / "results.json").read_text())
+    assert (record["status"], record["message"]) == ("failed", line)
 
 
 def test_validation_and_help_do_not_import_tensorflow():

@@ -131,6 +131,7 @@ def test_the_readmes_plug_in_example_repeats_exactly_with_a_seed(tmp_path):
 
 def test_a_plug_in_that_raises_is_one_line_naming_it_and_the_users_line(tmp_path):
     write(tmp_path / "broken.py", '''
+        import keras
         import numpy as np
 
         def helper():
@@ -141,17 +142,34 @@ def test_a_plug_in_that_raises_is_one_line_naming_it_and_the_users_line(tmp_path
 
         def model(input_shape, num_classes):
             raise ValueError("no layer of that size")
+
+        class Tracker(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                raise RuntimeError("no tracking server")
     ''')
-    result = run_train(["--dataset", "broken:load"], cwd=tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        "train.py: error: --dataset='broken:load' raised FileNotFoundError: [Errno 2] No such file or directory: "
-        "'missing.npz' (at broken.py:5); set KERASRUN_TRACEBACK=1 for the traceback")
-    result = run_train(["--model", "broken.py:model"], cwd=tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        "train.py: error: --model='broken.py:model' raised ValueError: no layer of that size (at broken.py:11); "
-        "set KERASRUN_TRACEBACK=1 for the traceback")
-    assert not (tmp_path / LOGS).exists()
-    result = run_train(["--dataset", "broken:load"], cwd=tmp_path, env={"KERASRUN_TRACEBACK": "1"})
-    assert result.returncode == 1 and "Traceback" in result.stderr and 'broken.py", line 5' in result.stderr
+    expected = {
+        "loader": (["--dataset", "broken:load"],
+                   "--dataset='broken:load' raised FileNotFoundError: [Errno 2] No such file or directory: "
+                   "'missing.npz' (at broken.py:6)"),
+        "builder": (["--model", "broken.py:model"],
+                    "--model='broken.py:model' raised ValueError: no layer of that size (at broken.py:12)"),
+        "callback": (["--callbacks", "broken:Tracker"],
+                     "--callbacks='broken:Tracker' raised RuntimeError: no tracking server (at broken.py:17)"),
+    }
+    for name, (flags, message) in expected.items():
+        result = run_train([*flags, "--run_name", name, "--results_file", "all.jsonl"], cwd=tmp_path)
+        line = f"error: {message}; set KERASRUN_TRACEBACK=1 for the traceback"
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == f"train.py: {line}"
+        # The run failed as far as the user is concerned: its directory and the results file say so.
+        record = json.loads((tmp_path / LOGS / name / "results.json").read_text())
+        assert (record["status"], record["exit_code"], record["message"], record["epochs_completed"]) == (
+            "failed", 1, line, 0)
+        assert (tmp_path / LOGS / name / "config.yaml").is_file()
+    lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    assert [(line["run_name"], line["status"]) for line in lines] == [(name, "failed") for name in expected]
+    result = run_train(["--dataset", "broken:load", "--run_name", "traced"], cwd=tmp_path,
+                       env={"KERASRUN_TRACEBACK": "1"})
+    assert result.returncode == 1 and "Traceback" in result.stderr and 'broken.py", line 6' in result.stderr
+
