@@ -55,6 +55,11 @@ class Config(collections.abc.Mapping):
             raise AttributeError(name) from None
 
 
+def flag_label(sources, name):
+    """Returns how messages name option `name`, given {name: YAML file} of the values read from files."""
+    return f"{sources[name]}: {name}" if name in sources else f"--{name}"
+
+
 def all_groups():
     """Returns every option group: the core ones, then the callback families."""
     return core_options.GROUPS + families()
@@ -110,7 +115,7 @@ class Checker:
 
     def flag_label(self, name):
         """Returns how messages name option `name`: `--name`, or `file.yaml: name`."""
-        return f"{self.sources[name]}: {name}" if name in self.sources else f"--{name}"
+        return flag_label(self.sources, name)
 
     def load_function(self, name, spec):
         """Imports the callable a plug-in spec names, so a typo is refused before any work.
@@ -188,6 +193,21 @@ def resolve(argv):
     _validate(values, sources, options)
     typed = {name for name in options if flag_values[name].present}
     return Config(values, sources, ignored_options(values, typed))
+
+
+def check_plugins(config):
+    """Imports the dataset and model plug-ins and checks what they name, without calling them.
+
+    For --dry_run and a sweep's check before its first run; a run itself
+    imports them later, after seeding, since a module may draw random numbers
+    when imported.
+
+    Raises:
+        UsageError: naming the flag (or YAML key) of a plug-in that is missing
+            or names the wrong kind of thing.
+    """
+    datasets.check_plugin(config.dataset, flag=flag_label(config.sources, "dataset"))
+    models.check_plugin(config.model, flag=flag_label(config.sources, "model"))
 
 
 def ignored_options(values, typed):

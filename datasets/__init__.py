@@ -20,7 +20,7 @@ from kerasrun.datasets.pipeline import EpochCounter, make_tf_datasets
 DEFAULT = builtin.DEFAULT
 
 __all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load",
-           "is_plugin", "make_tf_datasets", "names", "provides_validation"]
+           "check_plugin", "is_plugin", "make_tf_datasets", "names", "provides_validation"]
 
 
 def names():
@@ -45,6 +45,21 @@ def check_source(value, flag="--dataset"):
         UsageError: naming the flag and value and saying what is accepted.
     """
     sources.check(value, names(), flag)
+
+
+def check_plugin(value, flag="--dataset"):
+    """Imports a plug-in dataset's module and checks the function it names, without calling it.
+
+    Does nothing for other values. Slower than `check_source` (the user's
+    module may import TensorFlow), so only --dry_run and a sweep's check use it;
+    a run imports the plug-in after seeding, in `load`.
+
+    Raises:
+        UsageError: if the attribute is missing or not a function taking no
+            arguments, or the module fails to import.
+    """
+    if is_plugin(value):
+        plugin_source.check_loadable(value, flag)
 
 
 def is_plugin(value):

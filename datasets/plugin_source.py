@@ -39,6 +39,15 @@ def read(spec, flag):
     return result[0], result[1]
 
 
+def check_loadable(spec, flag):
+    """Imports the plug-in's module and checks that it names a function taking no arguments; calls nothing.
+
+    Raises:
+        UsageError: as `read` does, for a spec that cannot be loaded or names the wrong thing.
+    """
+    _check_callable_without_arguments(plugins.load_plugin(flag, spec), f"{flag}={spec!r}")
+
+
 def _check_callable_without_arguments(function, context):
     if not callable(function):
         raise UsageError(

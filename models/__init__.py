@@ -17,7 +17,7 @@ from kerasrun.core.plugins import check_plugin_spec
 from kerasrun.models import cnn, mlp, resnet  # noqa: F401  Importing them registers the built-ins.
 from kerasrun.models.applications import APPLICATION_NAMES, build_application
 from kerasrun.models.builtin_registry import BUILT_IN_MODELS
-from kerasrun.models.plugin import build_from_plugin
+from kerasrun.models.plugin import build_from_plugin, load_builder
 from kerasrun.models.saved import load_saved_model
 
 SAVED_MODEL_SUFFIX = ".keras"
@@ -54,6 +54,20 @@ def check_source(value, flag="--model"):
             file that does not exist).
     """
     _kind_of(value, flag)
+
+
+def check_plugin(value, flag="--model"):
+    """Imports a plug-in model's module and checks the function it names, without calling it.
+
+    Does nothing for other values. Slower than `check_source` (the user's
+    module most likely imports Keras), so only --dry_run and a sweep's check use it.
+
+    Raises:
+        UsageError: if the attribute is missing, not callable, or does not take
+            `input_shape` and `num_classes`, or the module fails to import.
+    """
+    if _kind_of(value, flag) == _PLUGIN:
+        load_builder(value, flag)
 
 
 def build(value, *, input_shape, num_classes, weights=None, safe_mode=True, flag="--model"):

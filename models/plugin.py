@@ -29,13 +29,8 @@ def build_from_plugin(spec, input_shape, num_classes, flag="--model"):
         PluginError: when the function itself raises (core.plugins.call_plugin).
     """
     source = f"{flag}={spec!r}"
-    function = load_plugin(flag, spec)
-    if not callable(function):
-        raise UsageError(
-            f"{source}: names a {type(function).__name__}, not a function that returns a model"
-        )
+    function = load_builder(spec, flag)
     arguments = {"input_shape": tuple(input_shape), "num_classes": num_classes}
-    _check_accepts(function, arguments, source)
     model = call_plugin(flag, spec, function, **arguments)
     import keras
 
@@ -43,6 +38,23 @@ def build_from_plugin(spec, input_shape, num_classes, flag="--model"):
         raise UsageError(f"{source}: the function returned {_describe(model)}, not a keras.Model")
     check_model_fits_data(model, input_shape, num_classes, source)
     return model
+
+
+def load_builder(spec, flag="--model"):
+    """Imports and returns the function a plug-in spec names, checked to accept our keywords; calls nothing.
+
+    Raises:
+        UsageError: if the spec names nothing callable, or a function that
+            does not take `input_shape` and `num_classes` as keywords.
+    """
+    function = load_plugin(flag, spec)
+    source = f"{flag}={spec!r}"
+    if not callable(function):
+        raise UsageError(
+            f"{source}: names a {type(function).__name__}, not a function that returns a model"
+        )
+    _check_accepts(function, {"input_shape": (1,), "num_classes": 2}, source)
+    return function
 
 
 def _check_accepts(function, arguments, source):

@@ -42,7 +42,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "train.py")
 runpy.run_path(os.path.join(REPO, "__init__.py"))
 
-from kerasrun.cli.config import all_options, resolve  # noqa: E402
+from kerasrun.cli.config import all_options, check_plugins, resolve  # noqa: E402
 from kerasrun.core.errors import (  # noqa: E402
     RUN_FAILED_EXIT_CODE, SIGNALLED_EXIT_CODES, USAGE_EXIT_CODE, UsageError,
 )
@@ -225,7 +225,7 @@ def check_train_flags(grid, runs, command_length):
                              + (f"; did you mean {close[0]}?" if close else ""))
     for run in runs:
         try:
-            resolve(["train.py", *run.command[command_length:]])
+            check_plugins(resolve(["train.py", *run.command[command_length:]]))
         except UsageError as error:
             raise UsageError(f"run {run.index} ({run.describe()}): {error}") from None
 

@@ -11,7 +11,7 @@ import pytest
 
 from test_train import own_lines
 
-PLUGIN = "def load():\n    return ([[0.0]], [0]), None\n"
+PLUGIN = "PLUGIN_TEXT = 'a string'\n\ndef load():\n    return ([[0.0]], [0]), None\n"
 
 FILES = {
     "lengths.npz": None,  # written below
@@ -22,6 +22,7 @@ FILES = {
     "unknown.yaml": "epoch: 3\n",
     "evil.yaml": "!!python/object/apply:os.system ['touch pwned']\n",
     "plug.py": PLUGIN,
+    "plugins.yaml": "model: plug:PLUGIN_TEXT\n",
     "nothing/cat/notes.txt": "not an image",
     "pictures/cat/broken.png": "not a png",
 }
@@ -72,6 +73,11 @@ MISTAKES = [
     (["--dataset=plug:nothing"], "has no attribute 'nothing'"),
     (["--lambda_callback", "--lambda_callback_on_epoch_end=plug:nothing"], "has no attribute 'nothing'"),
     (["--callbacks=plug:load"], "is not a class"),
+    # --dry_run imports the dataset and model plug-ins a run would call, and checks what they name.
+    (["--dry_run", "--model=plug:nothing"], "--model='plug:nothing': 'plug' has no attribute 'nothing'"),
+    (["--dry_run", "--model=plug:load"], "--model='plug:load': the function must accept the keyword arguments"),
+    (["--dry_run", "--dataset=plug:nothing"], "--dataset='plug:nothing': 'plug' has no attribute 'nothing'"),
+    (["--dry_run", "--config=plugins.yaml"], "plugins.yaml: model='plug:PLUGIN_TEXT': names a str, not a function"),
     # YAML.
     (["--config=list.yaml"], "list.yaml: must be a mapping of flag names to values"),
     (["--config=broken.yaml"], "broken.yaml: not valid YAML at line"),

@@ -240,6 +240,16 @@ def test_train_flags_are_checked_before_any_run_starts(tmp_path, args, message):
     assert os.listdir(tmp_path) == []
 
 
+def test_plug_ins_named_by_the_grid_are_imported_and_checked_before_any_run_starts(tmp_path):
+    (tmp_path / "nets.py").write_text("def small(input_shape, num_classes):\n    pass\n")
+    result = subprocess.run([sys.executable, SWEEP, "--grid", "model=nets:small,nets:large"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        "sweep.py: error: run 1 (model=nets:large): --model='nets:large': 'nets' has no attribute 'large'"]
+    assert sorted(os.listdir(tmp_path)) == ["nets.py"]
+
+
 def test_the_results_file_is_named_only_when_a_run_wrote_it(tmp_path):
     command = shlex.join([sys.executable, "-c", "pass"])  # exits 0 and writes nothing
     result = subprocess.run([sys.executable, SWEEP, "--train_command", command, "--grid", "a=1"], cwd=tmp_path,
