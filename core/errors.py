@@ -6,6 +6,8 @@ import re
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # The node TensorFlow names before the message of an error raised in a graph: `{{function_node ...}} `.
 _TF_NODE = re.compile(r"^\{\{[^}]*\}\}\s*")
+# The op TensorFlow names after the message of an error raised eagerly: ` [Op:DecodeImage] name: `.
+_TF_OP = re.compile(r"\s*\[Op:\w+\](\s*name:.*)?$")
 
 USAGE_EXIT_CODE = 2
 
@@ -53,7 +55,7 @@ def first_line(error):
     Args:
         error: Any exception.
     """
-    lines = [_TF_NODE.sub("", _ANSI.sub("", line)).strip() for line in str(error).splitlines()]
+    lines = [_TF_OP.sub("", _TF_NODE.sub("", _ANSI.sub("", line))).strip() for line in str(error).splitlines()]
     lines = [line for line in lines if line]
     if not lines:
         return type(error).__name__

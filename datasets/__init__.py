@@ -20,7 +20,7 @@ from kerasrun.datasets.pipeline import EpochCounter, make_tf_datasets
 DEFAULT = builtin.DEFAULT
 
 __all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load",
-           "check_plugin", "is_plugin", "make_tf_datasets", "names", "provides_validation"]
+           "check_plugin", "explain_failure", "is_plugin", "make_tf_datasets", "names", "provides_validation"]
 
 
 def names():
@@ -60,6 +60,33 @@ def check_plugin(value, flag="--dataset"):
     """
     if is_plugin(value):
         plugin_source.check_loadable(value, flag)
+
+
+def explain_failure(data, error, context):
+    """Names the image behind an error raised in training, when the images are streamed from disk.
+
+    A streamed image that cannot be decoded stops training with TensorFlow's
+    reason but not the file's name; this finds the file by decoding them in
+    turn, which only a failed run pays for.
+
+    Args:
+        data: The run's `Data`.
+        error: What training raised.
+        context: The flag and value, as a message prefix.
+
+    Returns:
+        "CONTEXT: cannot decode PATH: reason", or None when the error is not
+        about an image or no image fails to decode.
+    """
+    import tensorflow as tf
+
+    streamed = [part for part in (data.train, data.val) if isinstance(part, image_source.ImageFiles)]
+    if not streamed or not isinstance(error, tf.errors.InvalidArgumentError):
+        return None
+    print(f"{context}: looking for the image that failed to decode among "
+          f"{sum(len(part) for part in streamed)}", flush=True)
+    found = next(filter(None, (image_source.undecodable(part) for part in streamed)), None)
+    return f"{context}: {found}" if found else None
 
 
 def is_plugin(value):

@@ -14,6 +14,13 @@ CACHE_MODES = ("auto", "memory", "none")
 # What tf.io.decode_image reads, as Keras's own image loader does.
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 _CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
+# How tf.io.decode_image tells the formats it reads apart: by their first bytes, whatever the file's name.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"\xff\x0a",
+               b"\x00\x00\x00\x0cJXL \r\n\x87\n")
+_WEBP = (b"RIFF", b"WEBP")  # bytes 0-3 and 8-11
+_HEADER_BYTES = 12
+# Checking the first bytes of this many files or more takes long enough to say so.
+_MANY_FILES = 20_000
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -109,7 +116,28 @@ def _index(directory, context):
             f"{context}: no images ({', '.join(EXTENSIONS)}) in the sub-folders of {directory} "
             "(expected one sub-folder of images per class)"
         )
+    _check_headers(paths, context)
     return class_names, np.array(paths), np.array(labels, dtype=np.int32)
+
+
+def _check_headers(paths, context):
+    """Refuses the first file that is not an image TensorFlow can decode, by its first bytes.
+
+    Cheap (a few bytes per file), so a file that is not an image at all (an
+    empty file, a web page saved as .jpg) is named before training, even when
+    the images are streamed from disk; a damaged image is found by decoding.
+    """
+    if len(paths) >= _MANY_FILES:
+        print(f"{context}: checking the first bytes of {len(paths)} images", flush=True)
+    for path in paths:
+        try:
+            with open(path, "rb") as stream:
+                header = stream.read(_HEADER_BYTES)
+        except OSError as error:
+            raise UsageError(f"{context}: cannot read {path}: {error.strerror or error}") from None
+        if not (header.startswith(_SIGNATURES) or (header[:4], header[8:12]) == _WEBP):
+            what = "it is empty" if not header else "it is not a JPEG, PNG, GIF or BMP image"
+            raise UsageError(f"{context}: cannot decode {path}: {what}")
 
 
 def _held_in_memory(cache, train, val):
@@ -134,18 +162,18 @@ def _decoded(files, context):
             x[start:start + len(batch)] = batch
             start += len(batch)
     except tf.errors.OpError as error:
-        raise UsageError(f"{context}: cannot decode {_first_undecodable(files, start)}: "
-                         f"{first_line(error)}") from None
+        raise UsageError(f"{context}: {undecodable(files, start) or f'cannot decode an image: {first_line(error)}'}"
+                         ) from None
     return x, files.labels
 
 
-def _first_undecodable(files, start):
-    """Returns the first path from `start` on that does not decode (the one that broke a batch)."""
+def undecodable(files, start=0):
+    """Returns "cannot decode PATH: reason" for the first image from `start` on that does not decode, or None."""
     import tensorflow as tf
 
     for path in files.paths[start:]:
         try:
             files.decode(tf.constant(path))
-        except tf.errors.OpError:
-            return path
-    return "an image"
+        except tf.errors.OpError as error:
+            return f"cannot decode {path}: {first_line(error)}"
+    return None

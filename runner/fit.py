@@ -31,8 +31,8 @@ from kerasrun.runner.run_paths import (RunPaths, backup_dir, claim_run_dir, defa
                                        find_resumable)
 
 SECOND_CTRL_C = "stopped at once by a second Ctrl-C"
-# The tf.data pipelines a run trains on, and the counter of epochs that orders their shuffling.
-Pipelines = collections.namedtuple("Pipelines", "train validation epoch")
+# The tf.data pipelines a run trains on, the counter of epochs that orders their shuffling, and their Data.
+Pipelines = collections.namedtuple("Pipelines", "train validation epoch data")
 # How training ended: the status results.json records, the exit status, a line for stderr or None,
 # and the finished epochs.
 Outcome = collections.namedtuple("Outcome", "status exit_code message epoch_log")
@@ -87,7 +87,7 @@ def prepare_data(config):
     epoch = datasets.EpochCounter()
     train_data, validation_data = datasets.make_tf_datasets(
         data, batch_size=config.batch_size, seed=config.seed, epoch=epoch)
-    return data, Pipelines(train_data, validation_data, epoch)
+    return data, Pipelines(train_data, validation_data, epoch, data)
 
 
 def prepare_model(config, data, distribution, pipelines):
@@ -131,7 +131,7 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
         return Outcome("failed", results.EXIT_CODES["failed"], f"error: {error}", epoch_log)
     stop.install()  # Before this a signal has nothing to save: it stops the process at once.
     assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log)
-    status, message = fit(model, pipelines.train, pipelines.validation, config, assembled, epoch_log)
+    status, message = fit(model, pipelines, config, assembled, epoch_log)
     if status == "failed" and stop.forced:
         # The second Ctrl-C can land inside TensorFlow, which then raises an error of its own
         # ("Exiting device scope without proper scope nesting") instead of KeyboardInterrupt.
@@ -288,14 +288,14 @@ def _try_lock(paths):
         return None
 
 
-def fit(model, train_data, validation_data, config, callbacks, epoch_log):
+def fit(model, pipelines, config, callbacks, epoch_log):
     """Runs `model.fit`; returns (status, message for stderr or None)."""
     # Without it every backup and checkpoint would grow the process by about 70 KB.
     cache_saving_skipsets()
     try:
         model.fit(
-            train_data,
-            validation_data=validation_data,
+            pipelines.train,
+            validation_data=pipelines.validation,
             epochs=config.epochs,
             shuffle=False,  # The tf.data pipeline shuffles with the seed.
             verbose=resolve_verbosity(config.verbose),
@@ -307,6 +307,9 @@ def fit(model, train_data, validation_data, config, callbacks, epoch_log):
     except Exception as error:  # Keras and TensorFlow raise many types; the user needs one line.
         if isinstance(error, RuntimeError) and keras_fixes.NAN_STOP_MESSAGE in str(error):
             return "nan", f"stopped: {first_line(error)}"
+        explained = datasets.explain_failure(pipelines.data, error, f"--dataset={config.dataset!r}")
+        if explained:
+            return "failed", f"error: training failed: {explained}"
         where = users_frame(error)  # A hook, a schedule, a callback or a layer of the user's.
         return "failed", (f"error: training failed: {type(error).__name__}: {first_line(error)}"
                           + (f" (at {where})" if where else ""))

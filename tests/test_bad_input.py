@@ -109,7 +109,9 @@ MISTAKES = [
     (["--distribution_strategy=tpu"], "--distribution_strategy=tpu: no TPU found"),
     (["--dataset=images:nothing"], "--dataset='images:nothing': no images (.bmp, .gif, .jpeg, .jpg, .png) in"),
     (["--dataset=images:pictures"],
-     "--dataset='images:pictures': cannot decode pictures/cat/broken.png: Unknown image file format"),
+     "--dataset='images:pictures': cannot decode pictures/cat/broken.png: it is not a JPEG, PNG, GIF or BMP image"),
+    (["--dataset=images:pictures", "--dataset_cache=none"],  # Found before training, even when streamed.
+     "--dataset='images:pictures': cannot decode pictures/cat/broken.png: it is not a JPEG, PNG, GIF or BMP image"),
 ]
 
 

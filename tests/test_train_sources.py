@@ -4,6 +4,7 @@ The Keras downloads (mnist, cifar...) are tested up to the download in
 tests/test_datasets.py; everything else runs here as a user would run it.
 """
 
+import json
 import textwrap
 
 import numpy as np
@@ -76,6 +77,15 @@ def test_image_folder(train, tmp_path):
     output = trained(train("--dataset=images:pictures", "--dataset_image_size=8,8", "--model=cnn",
                            "--validation_split=0.25", "--epochs=2", "--verbose=2"))
     assert "val_accuracy" in output
+    # A damaged image passes the check of first bytes; streamed from disk, it stops training, named.
+    damaged = tmp_path / "pictures" / "dogs" / "5.png"
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    result = train("--dataset=images:pictures", "--dataset_image_size=8,8", "--dataset_cache=none",
+                   "--epochs=2", "--run_name=damaged")
+    line = ("error: training failed: --dataset='images:pictures': cannot decode pictures/dogs/5.png: "
+            "Invalid PNG. Failed to initialize decoder.")
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == f"train.py: {line}", result.stderr
+    assert json.loads((tmp_path / "tensorboard_logs" / "damaged" / "results.json").read_text())["message"] == line
 
 
 @pytest.mark.parametrize("form", ["module", "file"])
