@@ -20,7 +20,7 @@ runpy.run_path(os.path.join(_ROOT, "__init__.py"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from kerasrun.core.errors import (  # noqa: E402
-    INTERRUPTED_EXIT_CODE, RUN_FAILED_EXIT_CODE, USAGE_EXIT_CODE, RunError, UsageError,
+    INTERRUPTED_EXIT_CODE, RUN_FAILED_EXIT_CODE, USAGE_EXIT_CODE, RunError, UsageError, one_line, wants_traceback,
 )
 
 
@@ -56,6 +56,11 @@ def main(argv):
     except KeyboardInterrupt:  # Ctrl-C before training started: nothing to save.
         print("train.py: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT_CODE
+    except Exception as error:  # Unforeseen (by us or a library): still one line, unless asked for more.
+        if wants_traceback():
+            raise
+        print(f"train.py: error: {one_line(error)}", file=sys.stderr)
+        return RUN_FAILED_EXIT_CODE
 
 
 if __name__ == "__main__":

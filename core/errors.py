@@ -1,5 +1,6 @@
 """Errors shown to the user as one line, and the exit status each one means."""
 
+import os
 import re
 
 # Terminal colour codes, which Keras puts around the message of an error raised inside a layer.
@@ -10,6 +11,8 @@ _TF_NODE = re.compile(r"^\{\{[^}]*\}\}\s*")
 _TF_OP = re.compile(r"\s*\[Op:\w+\](\s*name:.*)?$")
 
 USAGE_EXIT_CODE = 2
+# Set to 1 to see the whole traceback of an error instead of its one line.
+TRACEBACK_ENV = "KERASRUN_TRACEBACK"
 
 
 class UsageError(Exception):
@@ -42,6 +45,16 @@ class PluginError(RunError):
     The run has started as far as the user is concerned: it is recorded as
     failed, with this message, in a run directory of its own.
     """
+
+
+def wants_traceback():
+    """Whether the user asked, with KERASRUN_TRACEBACK=1, for tracebacks instead of one-line errors."""
+    return os.environ.get(TRACEBACK_ENV) == "1"
+
+
+def one_line(error):
+    """Returns `Type: first line` of an unexpected error, saying how to see its traceback."""
+    return f"{type(error).__name__}: {first_line(error)}; set {TRACEBACK_ENV}=1 for the traceback"
 
 
 def first_line(error):

@@ -11,7 +11,7 @@ import re
 import sys
 import traceback
 
-from kerasrun.core.errors import PluginError, UsageError, first_line
+from kerasrun.core.errors import TRACEBACK_ENV, PluginError, UsageError, first_line, wants_traceback
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _MODULE_SPEC = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}$")
@@ -93,10 +93,6 @@ def load_plugin(flag, value):
         raise UsageError(f"{flag}={value!r}: {target!r} has no attribute {attribute!r}") from None
 
 
-# Set to 1 to see the whole traceback of an error raised in a plug-in, instead of its one line.
-TRACEBACK_ENV = "KERASRUN_TRACEBACK"
-
-
 def call_plugin(flag, value, function, **arguments):
     """Calls a plug-in's function; an error it raises becomes one line naming the plug-in and where.
 
@@ -115,7 +111,7 @@ def call_plugin(flag, value, function, **arguments):
     try:
         return function(**arguments)
     except Exception as error:
-        if os.environ.get(TRACEBACK_ENV) == "1":
+        if wants_traceback():
             raise
         where = users_frame(error)
         raise PluginError(f"{flag}={value!r} raised {type(error).__name__}: {first_line(error)}"

@@ -16,7 +16,7 @@ from kerasrun.callbacks.builder import build_callbacks, family_of
 from kerasrun.callbacks.monitor import compiled_direction
 from kerasrun.cli.config import Config, changed_flags, check_against_data, saved_config, worker_overrides
 from kerasrun.core import files
-from kerasrun.core.errors import PluginError, UsageError, first_line
+from kerasrun.core.errors import PluginError, UsageError, first_line, one_line, wants_traceback
 from kerasrun.core.plugins import users_frame
 from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
@@ -64,7 +64,12 @@ def run(config):
         model = pipelines = None
         failed = Outcome("failed", results.EXIT_CODES["failed"], f"error: {error}", epoch_log)
     with run_directory(config, distribution, resume=failed is None) as (config, paths, resumed):
-        outcome = failed or train(config, model, pipelines, paths, resumed, distribution, epoch_log)
+        try:
+            outcome = failed or train(config, model, pipelines, paths, resumed, distribution, epoch_log)
+        except Exception as error:  # Unforeseen: the run's directory still records how it ended.
+            if wants_traceback():
+                raise
+            outcome = Outcome("failed", results.EXIT_CODES["failed"], f"error: {one_line(error)}", epoch_log)
         outcome = report(config, paths, distribution, outcome)
     if outcome.message:
         print(f"train.py: {outcome.message}", file=sys.stderr)

@@ -292,3 +292,34 @@ def test_a_results_line_that_cannot_be_written_fails_the_run_and_results_json_sa
     assert written["message"] == (f"error: --results_file={tmp_path / 'gone' / 'sweep.jsonl'}: cannot be written: "
                                   "No such file or directory")
     assert summary(written, 1.0).splitlines()[1] == "No epoch finished."  # not an empty "Final " line
+
+
+def test_an_unforeseen_error_is_one_line_and_a_claimed_run_directory_records_it(tmp_path, monkeypatch, capsys):
+    from kerasrun.runner import fit
+
+    def surprise(*args, **kwargs):
+        raise ValueError("a surprise\nwith a second line")
+
+    monkeypatch.delenv("KERASRUN_TRACEBACK", raising=False)
+    monkeypatch.setattr(fit, "build_callbacks", surprise)
+    config = resolve(["train.py", f"--tensorboard_log_dir={tmp_path}", "--run_name=run", "--epochs=1"])
+    assert fit.run(config) == 1
+    line = "error: ValueError: a surprise; set KERASRUN_TRACEBACK=1 for the traceback"
+    assert capsys.readouterr().err.splitlines()[-1] == f"train.py: {line}"
+    record = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert (record["status"], record["exit_code"], record["message"]) == ("failed", 1, line)
+    # Before a run directory exists train.py's own net catches it: one line, exit 1, nothing written.
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {REPO!r})\n"
+        "import train\n"
+        "from kerasrun.cli import config\n"
+        "def surprise(argv):\n"
+        "    raise KeyError('where')\n"
+        "config.resolve = surprise\n"
+        "sys.exit(train.main(['train.py']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "run", capture_output=True, text=True,
+                            timeout=120)
+    assert (result.returncode, result.stderr) == (
+        1, "train.py: error: KeyError: 'where'; set KERASRUN_TRACEBACK=1 for the traceback\n")
