@@ -211,15 +211,19 @@ def check_plugins(config):
 
 
 def ignored_options(values, typed):
-    """Says which options typed on the command line belong to a group that is off, naming its switch.
+    """Says which options typed on the command line have no effect: their group is off (naming its
+    switch), or they apply to another kind of dataset or model (their Arg's `applies`).
 
     Only the command line is looked at: a YAML file may hold the settings of
     groups that another file or the command line switches on, and a run's
     saved config.yaml lists every option.
     """
-    return [f"--{name} has no effect: {group.title} is off (enable it with --{group.name} True)"
-            for group in all_groups() if group.switchable and not values[group.name]
-            for name, _ in group.options() if name in typed and name != group.name]
+    off = [f"--{name} has no effect: {group.title} is off (enable it with --{group.name} True)"
+           for group in all_groups() if group.switchable and not values[group.name]
+           for name, _ in group.options() if name in typed and name != group.name]
+    elsewhere = [f"--{name} has no effect: {why}" for name, arg in all_options().items()
+                 if name in typed and arg.applies and (why := arg.applies(values))]
+    return off + elsewhere
 
 
 def saved_config(config):

@@ -93,6 +93,17 @@ TRAINING = OptionGroup(
     worker_overrides={"results_file": None, "verbose": 0},
 )
 
+def _for_dataset(prefix):
+    """Returns an `applies` check: the option has an effect only with a `--dataset prefix:...`."""
+    wanted = {"csv": "csv:PATH", "images": "images:DIR"}[prefix]
+    return lambda values: (None if values["dataset"].startswith(f"{prefix}:")
+                           else f"it applies to --dataset {wanted}, not {values['dataset']}")
+
+
+def _for_saved_model(values):
+    return None if values["model"].endswith(".keras") else f"it applies to a .keras --model, not {values['model']}"
+
+
 DATA = OptionGroup(
     name="",
     title="Data",
@@ -101,16 +112,17 @@ DATA = OptionGroup(
         Arg("dataset", Str(), "digits",
             "digits (bundled), mnist, fashion_mnist, cifar10, cifar100, npz:PATH, csv:PATH, "
             "images:DIR, or module:function / path/file.py:function."),
-        Arg("dataset_label_column", Str(), "label", "csv: the column holding the label."),
+        Arg("dataset_label_column", Str(), "label", "csv: the column holding the label.",
+            applies=_for_dataset("csv")),
         Arg("dataset_image_size", IntList((2,)), (64, 64),
-            "images: height,width every image is resized to.", all_positive),
+            "images: height,width every image is resized to.", all_positive, applies=_for_dataset("images")),
         Arg("dataset_color_mode", Choice(*COLOR_MODES), "rgb",
-            "images: the channels images are read with."),
+            "images: the channels images are read with.", applies=_for_dataset("images")),
         Arg("dataset_cache", Choice(*CACHE_MODES), "auto",
             "images: memory decodes every image once and trains from memory; none reads and decodes them "
             "from disk every epoch (for folders larger than memory); auto is memory when the decoded images "
             "take at most a quarter of the memory free at start (pass memory or none to decide yourself).",
-            bookkeeping=True),
+            bookkeeping=True, applies=_for_dataset("images")),
     ),
 )
 
@@ -126,7 +138,8 @@ MODEL = OptionGroup(
             "keras.applications weights such as imagenet (needs the network once); "
             "empty for random initialisation."),
         Arg("model_safe_mode", Bool(), True,
-            "Load .keras files in Keras's safe mode, which refuses to run code stored in them."),
+            "Load .keras files in Keras's safe mode, which refuses to run code stored in them.",
+            applies=_for_saved_model),
     ),
 )
 

@@ -253,6 +253,10 @@ class Arg:
             launched from, not what it trains: a default run name leaves it
             out, a run can be resumed whatever it says, and scripts/summarize.py
             does not count it as a difference between runs.
+        applies: Optional function of every option's value returning why this
+            option has no effect with them (for example "it applies to
+            --dataset images:DIR"), or None when it has; a user who types it
+            in vain is told so.
     """
 
     name: str
@@ -262,6 +266,7 @@ class Arg:
     check: Optional[Callable[[Any], Optional[str]]] = None
     secret: bool = False
     bookkeeping: bool = False
+    applies: Optional[Callable[[dict], Optional[str]]] = None
 
 
 def at_least(minimum):

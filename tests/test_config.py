@@ -357,8 +357,22 @@ def test_options_of_a_group_that_is_off_are_named_once_with_their_switch(tmp_pat
         "--lambda_callback_on_epoch_end has no effect: LambdaCallback is off (enable it with --lambda_callback True)",
     ]
     # A config file may carry settings for groups switched on elsewhere; it is not warned about.
-    path = write(tmp_path, "early_stopping_patience: 5\n")
+    path = write(tmp_path, "early_stopping_patience: 5\ndataset_image_size: [32, 32]\n")
     assert parse(f"--config={path}").warnings == ()
+
+
+def test_options_for_another_kind_of_dataset_or_model_are_named_once(tmp_path):
+    config = parse("--dataset_image_size=32,32", "--dataset_cache=none", "--dataset_label_column=kind",
+                   "--model_safe_mode=False")
+    assert list(config.warnings) == [
+        "--dataset_label_column has no effect: it applies to --dataset csv:PATH, not digits",
+        "--dataset_image_size has no effect: it applies to --dataset images:DIR, not digits",
+        "--dataset_cache has no effect: it applies to --dataset images:DIR, not digits",
+        "--model_safe_mode has no effect: it applies to a .keras --model, not mlp",
+    ]
+    (tmp_path / "pictures" / "cat").mkdir(parents=True)
+    assert parse(f"--dataset=images:{tmp_path / 'pictures'}", "--dataset_image_size=32,32",
+                 "--dataset_cache=none").warnings == ()
 
 
 def test_names_are_taken_in_any_case_and_a_near_miss_gets_a_suggestion(tmp_path):
