@@ -22,6 +22,7 @@ def _check(family, values, checker):
         _check_placeholders(flag, path, save_freq, checker)
         directory = os.path.dirname(path) or "."
         checker.check_creatable_dir(flag, directory, label=f"its directory {directory}")
+        checker.writes(flag, path)
     # Keras reads the monitor only to keep the best, but decides its direction (mode auto) as
     # training starts whatever the options, and fails there on a quantity it cannot rank.
     if (values["save_best_only"] or values["initial_value_threshold"] is not None

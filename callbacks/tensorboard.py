@@ -52,6 +52,7 @@ FAMILY = CallbackFamily(
     args=(
         Arg("log_dir", Str(), DEFAULT_LOG_DIR,
             "Root of the logs; each run writes into its own <log_dir>/<run_name> directory.",
+            applies=lambda values: None,  # The root of every run's directory, TensorBoard or not.
             bookkeeping=True),
         Arg("histogram_freq", Int(), 0, "Epochs between weight histograms (0: none).", at_least(0)),
         Arg("write_graph", Bool(), True, "Write the model graph."),

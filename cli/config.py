@@ -81,6 +81,10 @@ def bookkeeping_flags():
     return frozenset(name for name, arg in all_options().items() if arg.bookkeeping)
 
 
+# A path an option names: the option, the path as given, and its real path.
+_Path = collections.namedtuple("_Path", "name given real")
+
+
 class Checker:
     """Raises UsageErrors that say where a value came from.
 
@@ -100,6 +104,8 @@ class Checker:
             has_validation = datasets.provides_validation(values["dataset"], values["validation_split"])
         self.log_keys = _expected_log_keys(values, has_validation)
         self.metric_names = {"loss", *values["metrics"]}
+        # (option, real path) of the files a run writes, and of those it only reads.
+        self.outputs, self.inputs = [], []
 
     def label(self, name):
         """Returns `--name=value`, or `file.yaml: name=value` for values from a file."""
@@ -141,6 +147,15 @@ class Checker:
             self.fail(name, f"directory {directory} does not exist")
         if not _can_create_in(directory):
             self.fail(name, f"cannot be written: directory {directory} is not writable")
+        self.writes(name, path)
+
+    def writes(self, name, path):
+        """Notes that option `name` makes the run write the file `path`, which nothing else may use."""
+        self.outputs.append(_Path(name, path, os.path.realpath(path)))
+
+    def reads(self, name, path):
+        """Notes that option `name` makes the run read `path`, which no output may overwrite."""
+        self.inputs.append(_Path(name, path, os.path.realpath(path)))
 
     def check_creatable_dir(self, name, path, label=None):
         """Refuses a directory that is a file, or that could not be made: under a file, or nowhere writable.
@@ -220,7 +235,7 @@ def ignored_options(values, typed):
     """
     off = [f"--{name} has no effect: {group.title} is off (enable it with --{group.name} True)"
            for group in all_groups() if group.switchable and not values[group.name]
-           for name, _ in group.options() if name in typed and name != group.name]
+           for name, arg in group.options() if name in typed and name != group.name and arg.applies is None]
     elsewhere = [f"--{name} has no effect: {why}" for name, arg in all_options().items()
                  if name in typed and arg.applies and (why := arg.applies(values))]
     return off + elsewhere
@@ -343,6 +358,51 @@ def _validate(values, sources, options):
     _check_families(checker)
     for spec in values["callbacks"]:
         _check_callback_class(checker, spec)
+    _check_paths_apart(checker)
+
+
+def _check_paths_apart(checker):
+    """Refuses an output that would overwrite an input or another output, and a backup directory that is not its own.
+
+    Keras empties the backup directory when training ends (and writes into it
+    as it goes), so it may hold nothing else of the run's, nor the run
+    directories.
+    """
+    values = checker.values
+    if values["config"]:
+        checker.reads("config", values["config"])
+    for name in ("dataset", "model", "model_weights"):
+        path = datasets.file_of(values[name]) if name == "dataset" else values[name]
+        if path is not None and os.path.exists(path):
+            checker.reads(name, path)
+    seen = {}
+    for path in checker.inputs + checker.outputs:
+        other = seen.setdefault(path.real, path)
+        if other is not path:
+            clash = "reads; it would be overwritten" if other in checker.inputs else "writes too; choose another"
+            checker.fail(path.name, f"is the file {checker.flag_label(other.name)} {clash}")
+    backup = values["backup_and_restore_backup_dir"]
+    if values["backup_and_restore"] and backup is not None:
+        _check_backup_dir_apart(checker, os.path.realpath(backup), seen.values())
+
+
+def _check_backup_dir_apart(checker, backup, others):
+    name = "backup_and_restore_backup_dir"
+    logs = checker.values["tensorboard_log_dir"]
+    root = os.path.realpath(logs)
+    why = "Keras empties the backup directory when training ends: choose a directory of its own"
+    if _inside(root, backup):
+        checker.fail(name, f"holds the run directories ({logs}); {why}")
+    if os.path.dirname(backup) == root:
+        checker.fail(name, f"is where run directories go, directly in {logs}; choose a directory of its own")
+    for path in others:
+        if _inside(path.real, backup):
+            checker.fail(name, f"holds {path.given} ({checker.flag_label(path.name)}); {why}")
+
+
+def _inside(path, directory):
+    """Whether `path` is `directory` or lies under it (both real paths)."""
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def _check_families(checker):

@@ -256,7 +256,8 @@ class Arg:
         applies: Optional function of every option's value returning why this
             option has no effect with them (for example "it applies to
             --dataset images:DIR"), or None when it has; a user who types it
-            in vain is told so.
+            in vain is told so. When given, it alone decides: the option of
+            a switched-off group is not then said to be without effect.
     """
 
     name: str

@@ -20,7 +20,7 @@ from kerasrun.datasets.pipeline import EpochCounter, make_tf_datasets
 DEFAULT = builtin.DEFAULT
 
 __all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load",
-           "check_plugin", "explain_failure", "is_plugin", "make_tf_datasets", "names", "provides_validation"]
+           "check_plugin", "explain_failure", "file_of", "is_plugin", "make_tf_datasets", "names", "provides_validation"]
 
 
 def names():
@@ -87,6 +87,12 @@ def explain_failure(data, error, context):
           f"{sum(len(part) for part in streamed)}", flush=True)
     found = next(filter(None, (image_source.undecodable(part) for part in streamed)), None)
     return f"{context}: {found}" if found else None
+
+
+def file_of(value):
+    """Returns the file (or image folder) a `--dataset` value reads, or None for a built-in or a plug-in."""
+    source = sources.parse(value, names())
+    return source.argument if source is not None and source.kind in sources.FORMAT_PREFIXES else None
 
 
 def is_plugin(value):

@@ -350,7 +350,8 @@ def test_a_callback_class_that_needs_arguments_is_refused(tmp_path, monkeypatch)
 
 def test_options_of_a_group_that_is_off_are_named_once_with_their_switch(tmp_path):
     config = parse("--early_stopping_patience=5", "--lambda_callback_on_epoch_end=hooks:f", "--reduce_lr=False",
-                   "--reduce_lr_factor=0.5", "--csv_logger", "--csv_logger_separator=;")
+                   "--reduce_lr_factor=0.5", "--csv_logger", "--csv_logger_separator=;",
+                   "--tensorboard_log_dir=runs")  # The root of every run, TensorBoard or not.
     assert list(config.warnings) == [
         "--reduce_lr_factor has no effect: ReduceLROnPlateau is off (enable it with --reduce_lr True)",
         "--early_stopping_patience has no effect: EarlyStopping is off (enable it with --early_stopping True)",
