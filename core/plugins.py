@@ -110,7 +110,7 @@ def call_plugin(flag, value, function, **arguments):
     """
     try:
         return function(**arguments)
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # sys.exit() in a plug-in fails the run like any error.
         if wants_traceback():
             raise
         where = users_frame(error)

@@ -66,7 +66,7 @@ def run(config):
     with run_directory(config, distribution, resume=failed is None) as (config, paths, resumed):
         try:
             outcome = failed or train(config, model, pipelines, paths, resumed, distribution, epoch_log)
-        except Exception as error:  # Unforeseen: the run's directory still records how it ended.
+        except (Exception, SystemExit) as error:  # Unforeseen: the run's directory still records how it ended.
             if wants_traceback():
                 raise
             outcome = Outcome("failed", results.EXIT_CODES["failed"], f"error: {one_line(error)}", epoch_log)
@@ -309,7 +309,7 @@ def fit(model, pipelines, config, callbacks, epoch_log):
     except (StopRequested, KeyboardInterrupt) as stop:
         close_logs(callbacks)
         return "interrupted", None if isinstance(stop, StopRequested) else SECOND_CTRL_C
-    except Exception as error:  # Keras and TensorFlow raise many types; the user needs one line.
+    except (Exception, SystemExit) as error:  # Keras, TensorFlow and the user's code raise many types.
         if isinstance(error, RuntimeError) and keras_fixes.NAN_STOP_MESSAGE in str(error):
             return "nan", f"stopped: {first_line(error)}"
         explained = datasets.explain_failure(pipelines.data, error, f"--dataset={config.dataset!r}")

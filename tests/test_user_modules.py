@@ -147,6 +147,9 @@ def test_a_plug_in_that_raises_is_one_line_naming_it_and_the_users_line(tmp_path
             def __init__(self):
                 super().__init__()
                 raise RuntimeError("no tracking server")
+
+        def quits(input_shape, num_classes):
+            raise SystemExit(3)
     ''')
     expected = {
         "loader": (["--dataset", "broken:load"],
@@ -156,6 +159,8 @@ def test_a_plug_in_that_raises_is_one_line_naming_it_and_the_users_line(tmp_path
                     "--model='broken.py:model' raised ValueError: no layer of that size (at broken.py:12)"),
         "callback": (["--callbacks", "broken:Tracker"],
                      "--callbacks='broken:Tracker' raised RuntimeError: no tracking server (at broken.py:17)"),
+        # sys.exit() in a plug-in must not pass for another exit status (3 means a NaN loss).
+        "exits": (["--model", "broken:quits"], "--model='broken:quits' raised SystemExit: 3 (at broken.py:20)"),
     }
     for name, (flags, message) in expected.items():
         result = run_train([*flags, "--run_name", name, "--results_file", "all.jsonl"], cwd=tmp_path)
