@@ -63,6 +63,26 @@ def choose_loss(name, label_kind, outputs, batch_size=None):
     return name
 
 
+def check_output_width(loss, outputs, num_classes, model):
+    """Refuses a model whose output is not one score per class under a categorical cross-entropy.
+
+    A model built only now (subclassed, or without an Input) shows its width
+    only here; too wide, it trains and looks fine, too narrow, it fails
+    mid-training with a dump of label values.
+
+    Args:
+        loss: The loss chosen (`choose_loss`).
+        outputs: The width of the model's output; None for several outputs.
+        num_classes: The number of classes in the dataset.
+        model: The --model value, for messages.
+
+    Raises:
+        UsageError: naming --model, its width and the number of classes.
+    """
+    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy") and outputs not in (None, num_classes):
+        raise UsageError(f"--model={model!r}: the model predicts {outputs} classes but the dataset has {num_classes}")
+
+
 def check_metrics(names, label_kind, outputs, batch_size=None):
     """Refuses metrics that cannot work with the dataset's labels (arguments as for `choose_loss`).
 

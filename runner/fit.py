@@ -21,7 +21,8 @@ from kerasrun.core.plugins import users_frame
 from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results
-from kerasrun.runner.compiling import check_metrics, check_trainable, choose_loss, make_optimizer
+from kerasrun.runner.compiling import (check_metrics, check_output_width, check_trainable, choose_loss,
+                                      make_optimizer)
 from kerasrun.runner.dispatch import combined
 from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
 from kerasrun.runner.hparams_log import write_hparams
@@ -236,9 +237,11 @@ def build_and_compile(config, data):
     )
     outputs = models.output_width(model, config.model, data.input_shape)
     check_metrics(config.metrics, data.label_kind, outputs, config.batch_size)
+    loss = choose_loss(config.loss, data.label_kind, outputs, config.batch_size)
+    check_output_width(loss, outputs, data.num_classes, config.model)
     model.compile(
         optimizer=make_optimizer(config),
-        loss=choose_loss(config.loss, data.label_kind, outputs, config.batch_size),
+        loss=loss,
         metrics=list(config.metrics),
         steps_per_execution=config.steps_per_execution,
         jit_compile={"auto": "auto", "true": True, "false": False}[config.jit_compile],

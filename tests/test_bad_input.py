@@ -24,6 +24,8 @@ FILES = {
     "plug.py": PLUGIN,
     "plugins.yaml": "model: plug:PLUGIN_TEXT\n",
     "saved.keras": "a model, as far as validation can tell",
+    "widths.py": "import keras\n\ndef wide(input_shape, num_classes):\n"
+                 "    return keras.Sequential([keras.layers.Dense(num_classes + 5)])\n",
     "here/notes.txt": "the backup directory must not hold this",
     "nothing/cat/notes.txt": "not an image",
     "pictures/cat/broken.png": "not a png",
@@ -122,6 +124,7 @@ MISTAKES = [
     (["--distribution_slurm_port=70000"], "--distribution_slurm_port=70000: must be a port number"),
     # After TensorFlow loads, still before anything is written.
     (["--dataset=csv:table.csv", "--model=cnn"], "--model=cnn needs image input"),
+    (["--model=widths:wide"], "--model='widths:wide': the model predicts 15 classes but the dataset has 10"),
     (["--distribution_strategy=mirrored", "--distribution_devices=GPU:99"], "--distribution_devices=GPU:99: this machine has"),
     (["--distribution_strategy=tpu"], "--distribution_strategy=tpu: no TPU found"),
     (["--dataset=images:nothing"], "--dataset='images:nothing': no images (.bmp, .gif, .jpeg, .jpg, .png) in"),
