@@ -103,14 +103,24 @@ def read(directory, *, image_size, color_mode, validation_split, seed, cache, co
 
 def _index(directory, context):
     """Returns `(class_names, paths, labels)`: every image under the class sub-folders, sorted."""
-    class_names = tuple(sorted(entry.name for entry in os.scandir(directory) if entry.is_dir()))
-    paths, labels = [], []
+    folders = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir())
+    hidden = [name for name in folders if name.startswith(".")]
+    if hidden:  # .ipynb_checkpoints, .git, ...: not classes.
+        print(f"{context}: skipping hidden folder(s) {', '.join(hidden)}: not classes", flush=True)
+    class_names = tuple(name for name in folders if not name.startswith("."))
+    paths, labels, empty = [], [], []
     for label, name in enumerate(class_names):
         found = []
-        for folder, _, files in os.walk(os.path.join(directory, name)):
-            found.extend(os.path.join(folder, file) for file in files if file.lower().endswith(EXTENSIONS))
+        for folder, subfolders, files in os.walk(os.path.join(directory, name)):
+            subfolders[:] = [sub for sub in subfolders if not sub.startswith(".")]
+            found.extend(os.path.join(folder, file) for file in files  # ._x.jpg is macOS's metadata, say.
+                         if file.lower().endswith(EXTENSIONS) and not file.startswith("."))
         paths.extend(sorted(found))
         labels.extend([label] * len(found))
+        empty.extend([] if found else [name])
+    if paths and empty:  # An empty class would still count as one: the model would get an output for it.
+        raise UsageError(f"{context}: class folder(s) {', '.join(empty)} in {directory} hold no images "
+                         f"({', '.join(EXTENSIONS)}); remove them or add images")
     if not paths:
         raise UsageError(
             f"{context}: no images ({', '.join(EXTENSIONS)}) in the sub-folders of {directory} "

@@ -353,6 +353,17 @@ def test_images_folder_without_images_is_refused(tmp_path):
         load(f"images:{tmp_path / 'empty'}")
 
 
+def test_hidden_folders_and_files_are_skipped_and_an_empty_class_is_refused(tmp_path, capsys):
+    root = write_images(tmp_path / "pictures", {"cat": 2, "dog": 2, ".ipynb_checkpoints": 1})
+    (tmp_path / "pictures" / "cat" / "._0.png").write_bytes(b"macOS metadata, not an image")
+    data = load(f"images:{root}", image_size=(4, 4))
+    assert data.class_names == ("cat", "dog") and data.train[0].shape[0] == 4
+    assert "skipping hidden folder(s) .ipynb_checkpoints: not classes" in capsys.readouterr().out
+    (tmp_path / "pictures" / "bird").mkdir()
+    with pytest.raises(UsageError, match=r"class folder\(s\) bird in .*pictures hold no images"):
+        load(f"images:{root}", image_size=(4, 4))
+
+
 def test_an_image_that_does_not_decode_is_named(tmp_path):
     root = write_images(tmp_path / "pictures", {"cat": 3, "dog": 3})
     broken = os.path.join(root, "dog", "1.png")
