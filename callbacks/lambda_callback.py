@@ -15,7 +15,7 @@ def _check(family, values, checker):
     if not named:
         checker.fail(family.name, "names no function: set at least one --lambda_callback_on_* flag")
     for hook in named:
-        checker.load_function(family.flag_name(hook), values[hook])
+        checker.check_called_as(family.flag_name(hook), values[hook], CALLBACK_HOOKS[hook])
 
 
 def _adapt(values, run, config):

@@ -19,7 +19,7 @@ def _check(family, values, checker):
     if not is_plugin_spec(schedule):
         checker.fail(flag, f"must be one of {', '.join(schedules.SCHEDULES.names())}, "
                            "or module:function / path/file.py:function taking (epoch, lr)")
-    checker.load_function(flag, schedule)
+    checker.check_called_as(flag, schedule, "(epoch, lr)", "(epoch)")  # Keras falls back to schedule(epoch).
 
 
 def _check_rates(family, values, checker):

@@ -138,6 +138,30 @@ class Checker:
             raise UsageError(f"{self.flag_label(name)}={spec!r}: names a {type(target).__name__}, not a function or class")
         return target
 
+    def check_called_as(self, name, spec, *calls):
+        """Refuses a plug-in function that cannot take the arguments it will be called with.
+
+        Args:
+            name: The option the spec came from.
+            spec: `module:attribute` or `path/file.py:attribute`.
+            *calls: How it will be called, such as "(epoch, logs)"; any one
+                of them will do.
+        """
+        function = self.load_function(name, spec)
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):  # Some builtins have no signature.
+            return
+        for call in calls:
+            arguments = [word for word in call.strip("()").split(", ") if word]
+            try:
+                signature.bind(*arguments)
+                return
+            except TypeError:
+                pass
+        raise UsageError(f"{self.flag_label(name)}={spec!r}: is called as f{' or f'.join(calls)}, "
+                         f"but its signature is {signature}")
+
     def check_writable_file(self, name, path):
         """Refuses a file path whose directory does not exist, cannot be written, or that names a directory."""
         directory = os.path.dirname(os.path.abspath(path))

@@ -77,6 +77,10 @@ MISTAKES = [
     (["--dataset=plug:nothing"], "has no attribute 'nothing'"),
     (["--lambda_callback", "--lambda_callback_on_epoch_end=plug:nothing"], "has no attribute 'nothing'"),
     (["--callbacks=plug:load"], "is not a class"),
+    (["--lambda_callback", "--lambda_callback_on_epoch_end=plug:load"],
+     "--lambda_callback_on_epoch_end='plug:load': is called as f(epoch, logs), but its signature is ()"),
+    (["--learning_rate_scheduler", "--learning_rate_scheduler_schedule=plug:load"],
+     "--learning_rate_scheduler_schedule='plug:load': is called as f(epoch, lr) or f(epoch), but its signature is ()"),
     # --dry_run imports the dataset and model plug-ins a run would call, and checks what they name.
     (["--dry_run", "--model=plug:nothing"], "--model='plug:nothing': 'plug' has no attribute 'nothing'"),
     (["--dry_run", "--model=plug:load"], "--model='plug:load': the function must accept the keyword arguments"),
