@@ -155,8 +155,16 @@ def _split_values(spec, listed):
     return values
 
 
+def sweeps_own_flags(name_prefix):
+    """Returns {train.py flag: the sweep option that sets it} for the flags the sweep gives every run."""
+    owners = {"results_file": "sweep.py's own --results_file (before --)"}
+    if name_prefix is not None:
+        owners["run_name"] = "--name_prefix"
+    return owners
+
+
 def check_passthrough(passthrough, grid, name_prefix):
-    """Refuses train.py flags after `--` that the sweep sets itself.
+    """Refuses train.py flags after `--`, and grid dimensions, that the sweep sets itself.
 
     absl lets the last of two values win, so such a flag would silently undo
     the grid or scatter the results; better to say so before anything runs.
@@ -169,10 +177,11 @@ def check_passthrough(passthrough, grid, name_prefix):
     Raises:
         UsageError: Naming the flag and the sweep option that sets it.
     """
-    owners = {name: f"--grid {name}=..." for name, _ in grid}
-    owners["results_file"] = "sweep.py's own --results_file (before --)"
-    if name_prefix is not None:
-        owners["run_name"] = "--name_prefix"
+    owners = sweeps_own_flags(name_prefix)
+    for name, values in grid:
+        if name in owners:
+            raise UsageError(f"--grid={name}={','.join(values)}: the sweep sets --{name} itself, through {owners[name]}")
+    owners.update({name: f"--grid {name}=..." for name, _ in grid})
     for word in passthrough:
         match = _OPTION.match(word)
         if not match:
@@ -198,7 +207,8 @@ def build_runs(grid, train_command, passthrough, results_file, name_prefix):
     runs = []
     for index, values in enumerate(itertools.product(*(values for _, values in grid))):
         flags = list(zip(names, values))
-        command = [*train_command, *(f"--{name}={value}" for name, value in flags), *passthrough]
+        # The shared flags first: what the sweep sets for each run comes last, and wins.
+        command = [*train_command, *passthrough, *(f"--{name}={value}" for name, value in flags)]
         if name_prefix is not None:
             command.append(f"--run_name={name_prefix}-{index}")
         command.append(f"--results_file={results_file}")
@@ -206,28 +216,40 @@ def build_runs(grid, train_command, passthrough, results_file, name_prefix):
     return runs
 
 
-def check_train_flags(grid, runs, command_length):
+def check_train_flags(grid, runs, command_length, results_file, name_prefix=None):
     """Checks the grid's names and every run's train.py flags as train.py itself does, before any run starts.
+
+    Each run must also get the values the sweep gives it: a flag after `--`
+    given without its value would take the next word as its own.
 
     Args:
         grid: What `parse_grid` returned.
         runs: The Runs of the grid.
         command_length: How many words of each run's command start train.py.
+        results_file: The file every run appends its results to.
+        name_prefix: --name_prefix, or None. Defaults to None.
 
     Raises:
         UsageError: Naming a --grid name train.py does not have, or the first
             run whose flags train.py would refuse, and why.
     """
+    options = all_options()
     for name, values in grid:
-        if name not in all_options():
-            close = difflib.get_close_matches(name, all_options(), n=1)
+        if name not in options:
+            close = difflib.get_close_matches(name, options, n=1)
             raise UsageError(f"--grid={name}={','.join(values)}: train.py has no flag --{name}"
                              + (f"; did you mean {close[0]}?" if close else ""))
     for run in runs:
         try:
-            check_plugins(resolve(["train.py", *run.command[command_length:]]))
+            config = resolve(["train.py", *run.command[command_length:]])
+            check_plugins(config)
         except UsageError as error:
             raise UsageError(f"run {run.index} ({run.describe()}): {error}") from None
+        for name, value in [*run.flags, ("results_file", results_file)]:
+            if config[name] != options[name].kind.from_text(value):
+                raise UsageError(f"run {run.index} ({run.describe()}): train.py would take --{name} to be "
+                                 f"{options[name].kind.format(config[name])!r}, not {value!r}: a flag after -- "
+                                 "takes it (one given without its value?)")
 
 
 def _int_option(name, text, minimum):
@@ -266,7 +288,7 @@ def parse_args(argv):
             raise UsageError("--train_command='': give the command that runs train.py")
     runs = build_runs(grid, train_command, passthrough, options.results_file, options.name_prefix)
     if options.train_command is None:  # The tests' stand-in for train.py has flags of its own.
-        check_train_flags(grid, runs, len(train_command))
+        check_train_flags(grid, runs, len(train_command), options.results_file, options.name_prefix)
     if options.index is not None:
         index = _int_option("index", options.index, 0)
         if index >= len(runs):

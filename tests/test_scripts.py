@@ -113,7 +113,7 @@ def test_passthrough_flags_name_prefix_and_escaped_commas_reach_the_command():
         "--", "--epochs", "3", "--early_stopping",
     ])
     assert [run.flags[0][1] for run in runs] == ["32,32", "64,64"]
-    assert runs[1].command[2:] == ["--dataset_image_size=64,64", "--epochs", "3", "--early_stopping",
+    assert runs[1].command[2:] == ["--epochs", "3", "--early_stopping", "--dataset_image_size=64,64",
                                    "--run_name=lr-1", "--results_file=r.jsonl"]
 
 
@@ -128,10 +128,10 @@ def test_dry_run_prints_every_command_and_runs_nothing(sweep, tmp_path):
     assert result.returncode == 0, result.stderr
     commands = [shlex.split(line) for line in result.stdout.splitlines()]
     assert [command[2:] for command in commands] == [
-        ["--a=1", "--b=x y", "--epochs", "2", "--results_file=sweep.jsonl"],
-        ["--a=1", "--b=$(touch pwned);z", "--epochs", "2", "--results_file=sweep.jsonl"],
-        ["--a=2", "--b=x y", "--epochs", "2", "--results_file=sweep.jsonl"],
-        ["--a=2", "--b=$(touch pwned);z", "--epochs", "2", "--results_file=sweep.jsonl"],
+        ["--epochs", "2", "--a=1", "--b=x y", "--results_file=sweep.jsonl"],
+        ["--epochs", "2", "--a=1", "--b=$(touch pwned);z", "--results_file=sweep.jsonl"],
+        ["--epochs", "2", "--a=2", "--b=x y", "--results_file=sweep.jsonl"],
+        ["--epochs", "2", "--a=2", "--b=$(touch pwned);z", "--results_file=sweep.jsonl"],
     ]
     assert os.listdir(tmp_path) == ["fake_train.py"]
 
@@ -216,6 +216,9 @@ def test_a_command_that_cannot_start_is_a_failed_run(tmp_path):
     (["--grid", "a=1", "--", "--noa"], "--noa after --: the sweep sets --a itself"),
     (["--grid", "a=1", "--", "--results_file", "x"], "--results_file after --: the sweep sets --results_file"),
     (["--grid", "a=1", "--name_prefix", "P", "--", "--run_name=x"], "the sweep sets --run_name itself"),
+    (["--grid", "results_file=a.jsonl,b.jsonl"], "--grid=results_file=a.jsonl,b.jsonl: the sweep sets --results_file "
+                                                 "itself, through sweep.py's own --results_file (before --)"),
+    (["--grid", "run_name=a,b", "--name_prefix", "P"], "--grid=run_name=a,b: the sweep sets --run_name itself"),
 ])
 def test_usage_errors_are_one_line_naming_the_option_and_exit_2(sweep, tmp_path, args, message):
     result = sweep(*args)
@@ -231,6 +234,10 @@ def test_usage_errors_are_one_line_naming_the_option_and_exit_2(sweep, tmp_path,
                                           "did you mean learning_rate?"),
     (["--grid", "learning_rate=0.1,-1"], "run 1 (learning_rate=-1): --learning_rate=-1.0: must be greater than 0"),
     (["--grid", "learning_rate=0.1", "--", "--epochs", "0"], "run 0 (learning_rate=0.1): --epochs=0: must be at least 1"),
+    # A train.py flag given without its value would take the next word, the grid's flag: no run would get it.
+    (["--grid", "epochs=1,2", "--", "--dataset_label_column"],
+     "run 0 (epochs=1): train.py would take --epochs to be '10', not '1': a flag after -- takes it "
+     "(one given without its value?)"),
 ])
 def test_train_flags_are_checked_before_any_run_starts(tmp_path, args, message):
     # The real train.py's declarations: a mistake in the last combination stops the sweep before the first.
