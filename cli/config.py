@@ -8,6 +8,7 @@ import difflib
 import functools
 import inspect
 import os
+import reprlib
 import tempfile
 
 import yaml
@@ -335,18 +336,28 @@ def read_config_file(path, options):
             raise UsageError(f"{path}: {_unknown_key_message(key, options)}")
         try:
             values[key] = arg.kind.from_yaml(raw)
-        except ValueError as error:
-            raise UsageError(f"{path}: {key}={raw!r}: {error}") from None
+        except (ValueError, OverflowError) as error:
+            shown = "<secret>" if arg.secret else _YAML_VALUE.repr(raw)
+            reason = "is too large" if isinstance(error, OverflowError) else error
+            raise UsageError(f"{path}: {key}={shown}: {reason}") from None
     return values
 
 
+# Shows a refused YAML value in a message: a few items, a short text (aliases can nest a list a billion deep).
+_YAML_VALUE = reprlib.Repr()
+_YAML_VALUE.maxlevel, _YAML_VALUE.maxlist, _YAML_VALUE.maxdict, _YAML_VALUE.maxstring = 2, 4, 4, 80
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key given twice (YAML would silently keep the last)."""
+    """The safe loader, refusing a key given twice (YAML would silently keep the last) or one that is no name."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool, type(None))):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a key must be a flag name, not a {type(key).__name__}", key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} is given twice", key_node.start_mark)

@@ -148,6 +148,11 @@ class Choice(Kind):
         close = difflib.get_close_matches(text.strip().lower(), list(by_lower), n=1)
         raise ValueError(f"must be {self.description}" + (f"; did you mean {by_lower[close[0]]}?" if close else ""))
 
+    def from_yaml(self, value):
+        if isinstance(value, bool):  # YAML reads an unquoted true or false as a boolean: the word was meant.
+            value = str(value).lower()
+        return super().from_yaml(value)
+
 
 class IntOrChoice(Kind):
     """An integer of at least `minimum`, or one word out of a fixed set ('epoch' or a step count)."""
@@ -159,8 +164,8 @@ class IntOrChoice(Kind):
         self.description = f"an integer{at_least} or " + " or ".join(repr(c) for c in choices)
 
     def from_text(self, text):
-        if text in self.choices:
-            return text
+        if text.strip().lower() in self.choices:
+            return text.strip().lower()
         try:
             return self._checked(int(text))
         except ValueError:

@@ -380,6 +380,20 @@ def test_names_are_taken_in_any_case_and_a_near_miss_gets_a_suggestion(tmp_path)
     assert parse("--optimizer=Adam").optimizer == "adam"
     assert parse("--jit_compile=True").jit_compile == "true"
     assert refusal("--optimizer=adm").endswith("; did you mean adam?")
-    # A boolean quoted in YAML is read as the command line reads it.
-    path = write(tmp_path, 'early_stopping: "True"\n')
-    assert parse(f"--config={path}").early_stopping is True
+    # A boolean quoted in YAML is read as the command line reads it, and an unquoted one as the word.
+    path = write(tmp_path, 'early_stopping: "True"\njit_compile: false\n')
+    assert (parse(f"--config={path}").early_stopping, parse(f"--config={path}").jit_compile) == (True, "false")
+    assert parse("--verbose=AUTO").verbose == "auto"
+
+
+def test_yaml_values_that_cannot_be_flags_are_refused_in_a_short_line_that_keeps_secrets(tmp_path):
+    path = write(tmp_path, "learning_rate: 1" + "0" * 400 + "\n")
+    assert refusal(f"--config={path}").endswith(": is too large")
+    path = write(tmp_path, "? [a, b]\n: 1\n")
+    assert refusal(f"--config={path}").endswith("a key must be a flag name, not a list")
+    path = write(tmp_path, 'remote_monitor: true\nremote_monitor_headers: {"X": "SECRET123"}\n')
+    assert "SECRET123" not in refusal(f"--config={path}") and "remote_monitor_headers=<secret>" in refusal(
+        f"--config={path}")
+    aliases = ", ".join(f"&l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]" for level in range(1, 7))
+    path = write(tmp_path, f"epochs: [&l0 [1, 1], {aliases}]\n")  # 9**6 lists if written out in full
+    assert len(refusal(f"--config={path}")) < 300
