@@ -104,7 +104,10 @@ def _feature_value(cell, column, where):
 
 
 def _label_array(raw_labels):
-    try:
-        return np.array([int(label) for label in raw_labels], dtype=np.int64)
-    except ValueError:
-        return np.array(raw_labels)
+    """Returns the labels as numbers when every one is a number (1 and 1.0 are one class), else as text."""
+    for number in (int, float):
+        try:
+            return np.array([number(label) for label in raw_labels])
+        except ValueError:
+            pass
+    return np.array(raw_labels)

@@ -57,7 +57,13 @@ def count_classes(label_arrays, label_kind, class_names=None):
         return len(class_names)
     if label_kind == "one_hot":
         return int(label_arrays[0].shape[1])
-    return int(max(y.max() for y in label_arrays)) + 1
+    count = int(max(y.max() for y in label_arrays)) + 1
+    used = len(np.unique(np.concatenate([np.asarray(y).ravel() for y in label_arrays])))
+    if count >= 2 * used and count - used >= 10:  # Years or codes used as class ids, say.
+        print(f"note: the class ids go up to {count - 1}, so the model predicts {count} classes, though only "
+              f"{used} of them occur; give the labels as strings (or number them 0 to {used - 1}) for {used}",
+              flush=True)
+    return count
 
 
 def _squeeze_column(y):
@@ -122,9 +128,16 @@ def _to_class_ids(name, y, context):
                 f"{context}: {name} holds {bad!r}; class ids must be whole numbers "
                 "(or give one-hot rows of shape (n, classes))"
             )
-    lowest = y.min().item()
+    lowest, highest = y.min().item(), y.max().item()
     if lowest < 0:
         raise UsageError(
             f"{context}: {name} holds the negative class id {lowest:g}; class ids start at 0"
         )
+    if highest >= _MOST_CLASSES:  # Cast to int32 it would wrap round, silently merging classes.
+        raise UsageError(f"{context}: {name} holds the class id {highest}; class ids number the classes "
+                         f"0, 1, 2, ... (below {_MOST_CLASSES:,}); give strings to name them otherwise")
     return y.astype(np.int32)
+
+
+# The model gets one output per class id up to the highest: ids must stay far below int32's limit.
+_MOST_CLASSES = 1_000_000

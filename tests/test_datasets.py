@@ -181,8 +181,19 @@ NPZ_REFUSALS = {
     "fractional labels": (dict(x_train=X4, y_train=np.array([0, 0.5, 1, 1])), "y_train holds 0.5"),
     "negative labels": (dict(x_train=X4, y_train=np.array([0, -1, 1, 1])), "y_train holds the negative class id -1"),
     "3-D labels": (dict(x_train=X4, y_train=np.zeros((4, 2, 2))), "y_train has shape"),
+    # Cast to int32, 2**32 + 1 would silently become class 1.
+    "huge class id": (dict(x_train=X4, y_train=np.array([0, 2**32 + 1, 1, 1])),
+                      "y_train holds the class id 4294967297; class ids number the classes 0, 1, 2, ..."),
+    "huge float class id": (dict(x_train=X4, y_train=np.array([0, 1e10, 1, 1])), "y_train holds the class id 10000000000.0;"),
     "train and val label kinds differ": (dict(x_train=X4, y_train=Y4, x_val=X4, y_val=np.eye(2)[Y4]), "label arrays disagree"),
 }
+
+
+def test_class_ids_used_as_codes_are_noted_once(tmp_path, capsys):
+    data = load(f"npz:{write_npz(tmp_path, x_train=X4, y_train=np.array([2020, 2021, 2020, 2021]))}")
+    assert data.num_classes == 2022
+    assert ("the class ids go up to 2021, so the model predicts 2022 classes, though only 2 of them occur"
+            in capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("arrays, expected", NPZ_REFUSALS.values(), ids=NPZ_REFUSALS.keys())
@@ -230,6 +241,9 @@ def test_csv_with_integer_labels(tmp_path):
     assert data.input_shape == (2,)
     assert data.num_classes == 3
     assert data.val is None and data.class_names is None
+    # Written 1.0 a class id is still 1, not a class of its own named "1.0".
+    path = write_text(tmp_path, "floats.csv", "a,label\n1,1\n2,1.0\n3,0\n")
+    assert load(f"csv:{path}").train[1].tolist() == [1, 1, 0]
 
 
 def test_csv_with_string_labels_in_custom_column(tmp_path):
