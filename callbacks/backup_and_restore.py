@@ -18,6 +18,8 @@ FAMILY = CallbackFamily(
     title="BackupAndRestore",
     summary="Back up the model and optimizer state during training, to resume after an interruption.",
     keras_class="BackupAndRestore",
+    # Keras writes the backup in place: a stop while it writes would leave one no resume can load.
+    subclass="kerasrun.callbacks.subclasses.backup_and_restore:BackupAndRestore",
     args=(
         Arg("backup_dir", Str(optional=True), None,
             "Where the backup is kept (default: backup/ in the run's directory)."),

@@ -10,6 +10,8 @@ Workarounds, each in its own module that says what it fixes and where it was fou
 - `idle_batch_end_when_saving_each_epoch` below: skipping the batch hook of Keras's savers.
 - callbacks/subclasses/tensorboard.py: TensorBoard without the batch work that writes nothing
   (it reads and sets `TENSORBOARD_PRIVATE`).
+- callbacks/subclasses/backup_and_restore.py: BackupAndRestore writing each backup whole, by
+  renaming it into place (it overrides and reads `BACKUP_PRIVATE`).
 
 Texts and files of Keras's that the runner reads are named here too (`NAN_STOP_MESSAGE`,
 `BACKUP_METADATA_FILE`). All of it was written for Keras `WRITTEN_FOR`: `check_keras` warns
@@ -26,6 +28,10 @@ NAN_STOP_MESSAGE = "NaN or Inf loss encountered"
 
 # The file BackupAndRestore writes beside its backup, holding the epoch the backup was made after.
 BACKUP_METADATA_FILE = "training_metadata.json"
+
+# The private members of keras.callbacks.BackupAndRestore our subclass overrides, reads or calls.
+BACKUP_PRIVATE = ("_save_model", "_weights_path", "_training_metadata_path", "_prev_weights_path",
+                  "_prev_training_metadata_path", "_current_epoch", "_last_batch_seen")
 
 # The private members of keras.callbacks.TensorBoard our subclass reads, sets or calls.
 TENSORBOARD_PRIVATE = ("_should_write_train_graph", "_global_train_batch", "_should_trace", "_is_tracing",

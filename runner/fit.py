@@ -131,13 +131,19 @@ def run_directory(config, distribution, resume=True):
 def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
     """Fits the model with the run's callbacks, recording finished epochs in `epoch_log`; returns the Outcome."""
     stop = GracefulStop()
+    stop.install()  # The run directory exists: from here on a signal's stop is recorded in it.
     try:
         callbacks = build_callbacks(config, paths, resumed=resumed)
     except PluginError as error:  # A --callbacks class raised when constructed.
         return Outcome("failed", results.EXIT_CODES["failed"], f"error: {error}", epoch_log)
-    stop.install()  # Before this a signal has nothing to save: it stops the process at once.
+    if stop.received:  # While the callbacks were made (a slow --callbacks class, say).
+        return Outcome("interrupted", stop.exit_code(), stop.reason(), epoch_log)
     assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log)
     status, message = fit(model, pipelines, config, assembled, epoch_log)
+    if message == SECOND_CTRL_C and not stop.forced:  # No signal: the user's own code raised it.
+        status, message = "failed", "error: training failed: KeyboardInterrupt raised by a callback or hook"
+    if status == "interrupted" and message is None:
+        message = stop.reason()
     if status == "failed" and stop.forced:
         # The second Ctrl-C can land inside TensorFlow, which then raises an error of its own
         # ("Exiting device scope without proper scope nesting") instead of KeyboardInterrupt.

@@ -9,6 +9,8 @@ at once.
 import signal
 import sys
 
+from kerasrun.core.critical import must_wait
+
 
 class StopRequested(Exception):
     """Ends `model.fit` after the current step, once a signal has asked for it."""
@@ -25,6 +27,10 @@ class GracefulStop:
         """Installs the handlers."""
         signal.signal(signal.SIGINT, self._handle)
         signal.signal(signal.SIGTERM, self._handle)
+
+    def reason(self):
+        """Returns the line that says which signal stopped the run, for stderr and the results' message."""
+        return f"stopped by {signal.Signals(self.received).name}" + (" (Ctrl-C)" if self.received == signal.SIGINT else "")
 
     def exit_code(self):
         """Returns 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
@@ -52,6 +58,9 @@ class GracefulStop:
     def _handle(self, signum, frame):
         if self.received is not None and signum == signal.SIGINT:
             self.forced = True
+            if must_wait():  # Writing the backup a resume starts from: it ends, then training stops.
+                print("\ntrain.py: stopping as soon as the backup is written", file=sys.stderr, flush=True)
+                return
             raise KeyboardInterrupt  # The second Ctrl-C: stop now.
         self.received = signum
         name = signal.Signals(signum).name

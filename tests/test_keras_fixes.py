@@ -132,6 +132,7 @@ def test_what_the_runner_reads_of_keras_is_still_there(tmp_path):
                   callbacks=[keras.callbacks.TerminateOnNaN(raise_error=True)])
 
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
+    assert [name for name in fixes.BACKUP_PRIVATE if not hasattr(backup, name)] == []
     small_model().fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, callbacks=[backup])
     with open(tmp_path / "backup" / fixes.BACKUP_METADATA_FILE) as stream:
         assert json.load(stream)["epoch"] == 2  # the epochs finished, which resume.py compares with its own

@@ -74,3 +74,65 @@ def test_a_resumed_run_on_a_streamed_image_folder_ends_on_the_uninterrupted_runs
     expected, record = results(tmp_path, "whole"), results(tmp_path, "cut")
     assert record["epochs_completed"] == expected["epochs_completed"] == 6
     assert record["final"] == expected["final"] and record["best"] == expected["best"]
+
+
+def test_a_backup_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    import os
+    import signal as signals
+
+    import keras
+    import numpy as np
+
+    from kerasrun.callbacks.subclasses.backup_and_restore import BackupAndRestore
+    from kerasrun.runner.interrupts import GracefulStop
+
+    def model():
+        built = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+        built.compile("adam", "sparse_categorical_crossentropy")
+        return built
+
+    x, y = np.random.default_rng(0).random((16, 4)), np.arange(16) % 2
+    backup_dir = tmp_path / "backup"
+    trained = model()
+    trained.fit(x, y, epochs=2, verbose=0, callbacks=[BackupAndRestore(str(backup_dir), delete_checkpoint=False)])
+    assert json.loads((backup_dir / "training_metadata.json").read_text())["epoch"] == 2
+
+    # The next backup is cut short by a second Ctrl-C halfway through writing its weights.
+    stop = GracefulStop()
+    previous = signals.getsignal(signals.SIGINT)
+    stop.install()
+    try:
+        stop.received = signals.SIGINT  # The first Ctrl-C came earlier.
+        writing = BackupAndRestore(str(backup_dir), delete_checkpoint=False)
+        writing.set_model(trained)
+        writing._current_epoch = 3
+        original = trained.save_weights
+
+        def save_then_ctrl_c(filepath, overwrite=True):
+            with open(filepath, "wb") as stream:
+                stream.write(b"half a file")
+            os.kill(os.getpid(), signals.SIGINT)  # The handler waits: the backup is being written.
+            original(filepath, overwrite=overwrite)
+
+        monkeypatch.setattr(trained, "save_weights", save_then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            writing._save_model()  # Ends the write, then stops.
+        assert stop.forced
+    finally:
+        signals.signal(signals.SIGINT, previous)
+    assert json.loads((backup_dir / "training_metadata.json").read_text())["epoch"] == 3
+    assert sorted(os.listdir(backup_dir)) == ["latest.weights.h5", "training_metadata.json"]
+
+    # A write that dies halfway (kill -9, a full disk) leaves the backup it was replacing untouched.
+    def save_half(filepath, overwrite=True):
+        with open(filepath, "wb") as stream:
+            stream.write(b"half a file")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(trained, "save_weights", save_half)
+    writing._current_epoch = 4
+    with pytest.raises(OSError):
+        writing._save_model()
+    assert json.loads((backup_dir / "training_metadata.json").read_text())["epoch"] == 3
+    restored = model()
+    restored.fit(x, y, epochs=4, verbose=0, callbacks=[BackupAndRestore(str(backup_dir), delete_checkpoint=False)])

@@ -109,6 +109,8 @@ def test_signals_stop_gracefully_record_interrupted_and_the_same_command_resumes
     assert f"{signal.Signals(signum).name} received" in errors and "Traceback" not in errors
     record = results_of(tmp_path, "long")
     assert record["status"] == "interrupted" and record["exit_code"] == exit_code
+    reason = f"stopped by {signal.Signals(signum).name}" + (" (Ctrl-C)" if signum == signal.SIGINT else "")
+    assert record["message"] == reason and errors.strip().splitlines()[-1] == f"train.py: {reason}"
     stopped_at = record["epochs_completed"]
     assert 2 <= stopped_at < 30
     assert os.listdir(tmp_path / LOGS / "long" / "backup")  # kept for the resume
@@ -323,3 +325,31 @@ def test_an_unforeseen_error_is_one_line_and_a_claimed_run_directory_records_it(
                             timeout=120)
     assert (result.returncode, result.stderr) == (
         1, "train.py: error: KeyError: 'where'; set KERASRUN_TRACEBACK=1 for the traceback\n")
+
+
+def test_a_signal_while_the_callbacks_are_made_is_recorded_and_a_keyboard_interrupt_of_the_users_is_a_failure(
+        tmp_path):
+    (tmp_path / "slow.py").write_text(
+        "import time\n\nimport keras\n\n"
+        "class Slow(keras.callbacks.Callback):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        print('constructing', flush=True)\n"
+        "        time.sleep(3)\n\n"
+        "class Raises(keras.callbacks.Callback):\n"
+        "    def on_epoch_end(self, epoch, logs=None):\n"
+        "        raise KeyboardInterrupt\n")
+    process = start(tmp_path, "--callbacks=slow:Slow", "--run_name=slow")
+    for line in process.stdout:
+        if line.startswith("constructing"):
+            break
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 143, errors[-2000:]
+    assert (results_of(tmp_path, "slow")["status"], results_of(tmp_path, "slow")["message"]) == (
+        "interrupted", "stopped by SIGTERM")
+    result = subprocess.run([sys.executable, TRAIN, "--callbacks=slow:Raises", "--run_name=raises", "--epochs=2"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert results_of(tmp_path, "raises")["message"] == (
+        "error: training failed: KeyboardInterrupt raised by a callback or hook")

@@ -1,0 +1,44 @@
+"""Keras's BackupAndRestore, writing each backup whole or not at all."""
+
+import json
+import os
+import shutil
+
+import keras
+
+from kerasrun.core.critical import uninterruptible
+
+# The new backup is written beside the old one under these names, then takes its place.
+_PARTIAL = ".partial-"
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore`, whose backup is never left half written.
+
+    Keras writes the weights over the previous backup in place, then its
+    epoch: a stop in between (a second Ctrl-C, `kill -9`, a preemption)
+    leaves a damaged file, or new weights beside the old epoch, and every
+    later resume fails or starts from the wrong epoch. This class writes both
+    files under temporary names and renames them into place, so a backup is
+    the old one or the new one; a second Ctrl-C waits for the renames.
+
+    Arguments are those of `keras.callbacks.BackupAndRestore`. The private
+    members of Keras's class this one uses are listed in keras_fixes/__init__.py
+    (`BACKUP_PRIVATE`), where a test fails when Keras drops one.
+    """
+
+    def _save_model(self):
+        with uninterruptible():
+            os.makedirs(self.backup_dir, exist_ok=True)
+            if self.double_checkpoint:
+                for current, previous in ((self._weights_path, self._prev_weights_path),
+                                          (self._training_metadata_path, self._prev_training_metadata_path)):
+                    if os.path.exists(current):
+                        shutil.copyfile(current, previous)
+            weights, metadata = (os.path.join(self.backup_dir, _PARTIAL + os.path.basename(path))
+                                 for path in (self._weights_path, self._training_metadata_path))
+            self.model.save_weights(filepath=weights, overwrite=True)
+            with open(metadata, "w") as stream:
+                json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, stream)
+            os.replace(weights, self._weights_path)
+            os.replace(metadata, self._training_metadata_path)
