@@ -380,8 +380,9 @@ def _validate(values, sources, options):
             message = arg.check(values[name])
             if message:
                 checker.fail(name, message)
-    _check_named(datasets.check_source, "dataset", checker)
-    _check_named(models.check_source, "model", checker)
+    datasets.check_source(values["dataset"], flag=checker.flag_label("dataset"),
+                          label_column=values["dataset_label_column"])
+    models.check_source(values["model"], flag=checker.flag_label("model"))
     _check_model_weights(checker)
     if values["jit_compile"] == "true" and values["deterministic"]:
         checker.fail("jit_compile", "Keras turns XLA off under --deterministic True (not every XLA op is "
@@ -486,11 +487,6 @@ def _can_create_in(directory):
         return True
     except OSError:
         return False
-
-
-def _check_named(check_source, name, checker):
-    """Runs a package's `check_source`, naming the YAML file when the value came from one."""
-    check_source(checker.values[name], flag=checker.flag_label(name))
 
 
 def _expected_log_keys(values, has_validation):

@@ -28,11 +28,13 @@ def names():
     return builtin.REGISTRY.names()
 
 
-def check_source(value, flag="--dataset"):
+def check_source(value, flag="--dataset", label_column="label"):
     """Checks a `--dataset` value cheaply, before TensorFlow is imported.
 
-    Accepted: a built-in name, `npz:PATH` or `csv:PATH` naming an existing
-    file, `images:DIR` naming an existing folder, or a plug-in spec
+    Accepted: a built-in name, `npz:PATH` naming an .npz archive holding
+    the right array names (its directory is read, not its arrays),
+    `csv:PATH` naming a file whose header names the label column,
+    `images:DIR` naming an existing folder, or a plug-in spec
     (`module:function` or `path/to/file.py:function`) whose module or file
     exists.
 
@@ -40,11 +42,18 @@ def check_source(value, flag="--dataset"):
         value: The value as the user typed it.
         flag: The flag the value came from, for messages. Defaults to
             "--dataset".
+        label_column: The --dataset_label_column, for a CSV file. Defaults
+            to "label".
 
     Raises:
         UsageError: naming the flag and value and saying what is accepted.
     """
-    sources.check(value, names(), flag)
+    source = sources.check(value, names(), flag)
+    context = f"{flag}={value!r}"
+    if source.kind == "csv":
+        csv_source.check_header(source.argument, label_column, context)
+    elif source.kind == "npz":
+        npz_source.check_archive(source.argument, context)
 
 
 def check_plugin(value, flag="--dataset"):

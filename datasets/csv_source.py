@@ -26,14 +26,27 @@ def read(path, label_column, context):
             number of cells, a feature cell is not a finite number, a label
             is empty, or the file has no data rows.
     """
+    features, raw_labels = _with_reader(path, context, lambda reader: _read_rows(reader, label_column, context))
+    return (np.array(features, dtype=np.float32), _label_array(raw_labels)), None
+
+
+def check_header(path, label_column, context):
+    """Checks, reading only the header row, that the file names the label column and a feature column.
+
+    Raises:
+        UsageError: as `read` does, about the header.
+    """
+    _with_reader(path, context, lambda reader: _label_index(_header(reader), label_column, context))
+
+
+def _with_reader(path, context, use):
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
-            features, raw_labels = _read_rows(csv.reader(file), label_column, context)
+            return use(csv.reader(file))
     except UnicodeDecodeError as error:
         raise UsageError(f"{context}: the file is not UTF-8 text ({error})") from None
     except csv.Error as error:
         raise UsageError(f"{context}: the file is not valid CSV ({error})") from None
-    return (np.array(features, dtype=np.float32), _label_array(raw_labels)), None
 
 
 def array_names(label_column):
@@ -41,8 +54,12 @@ def array_names(label_column):
     return {"x_train": "the feature columns", "y_train": f"label column {label_column!r}"}
 
 
+def _header(reader):
+    return [name.strip() for name in next(reader, [])]
+
+
 def _read_rows(reader, label_column, context):
-    header = [name.strip() for name in next(reader, [])]
+    header = _header(reader)
     label_index = _label_index(header, label_column, context)
     features, raw_labels = [], []
     for row in reader:

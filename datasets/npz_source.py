@@ -27,24 +27,39 @@ def read(path, context):
             missing or unexpected, or only one of x_val and y_val is present.
     """
     arrays = _read_arrays(path, context)
+    _check_names(arrays, context)
+    present = [name for name in OPTIONAL_ARRAYS if name in arrays]
+    train = (arrays["x_train"], arrays["y_train"])
+    val = (arrays["x_val"], arrays["y_val"]) if present else None
+    return train, val
+
+
+def check_archive(path, context):
+    """Checks, reading only the archive's directory, that the file is an .npz holding the right array names.
+
+    Raises:
+        UsageError: as `read` does, for the file and the names.
+    """
+    with _open(path, context) as archive:
+        _check_names(archive.files, context)
+
+
+def _check_names(names, context):
     accepted = REQUIRED_ARRAYS + OPTIONAL_ARRAYS
-    unexpected = sorted(set(arrays) - set(accepted))
+    unexpected = sorted(set(names) - set(accepted))
     if unexpected:
         raise UsageError(
             f"{context}: unexpected array {unexpected[0]!r}; accepted: {', '.join(accepted)}"
         )
     for name in REQUIRED_ARRAYS:
-        if name not in arrays:
+        if name not in names:
             raise UsageError(f"{context}: no array {name!r}; the file needs x_train and y_train")
-    present = [name for name in OPTIONAL_ARRAYS if name in arrays]
+    present = [name for name in OPTIONAL_ARRAYS if name in names]
     if len(present) == 1:
-        missing = next(name for name in OPTIONAL_ARRAYS if name not in arrays)
+        missing = next(name for name in OPTIONAL_ARRAYS if name not in names)
         raise UsageError(
             f"{context}: has array {present[0]!r} but no {missing!r}; give both or neither"
         )
-    train = (arrays["x_train"], arrays["y_train"])
-    val = (arrays["x_val"], arrays["y_val"]) if present else None
-    return train, val
 
 
 def has_validation(path):
@@ -59,7 +74,7 @@ def has_validation(path):
         return "x_val" in archive.files
 
 
-def _read_arrays(path, context):
+def _open(path, context):
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile):
@@ -70,7 +85,11 @@ def _read_arrays(path, context):
         raise UsageError(
             f"{context}: the file holds a single array, not an .npz archive; {_HOW_TO_SAVE}"
         )
-    with archive:
+    return archive
+
+
+def _read_arrays(path, context):
+    with _open(path, context) as archive:
         return {name: _read_member(archive, name, context) for name in archive.files}
 
 

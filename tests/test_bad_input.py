@@ -99,6 +99,10 @@ MISTAKES = [
     (["--model_checkpoint", "--model_checkpoint_save_weights_only", "--model_checkpoint_filepath=w.keras"],
      "must end in .weights.h5"),
     (["--dataset=npz:lengths.npz"], "lengths.npz"),
+    # Found from the CSV's header and the archive's directory, before TensorFlow loads (and by --dry_run).
+    (["--dry_run", "--dataset=csv:table.csv", "--dataset_label_column=kind"],
+     "--dataset='csv:table.csv': no column 'kind' (columns: a, b, label); name the label column with"),
+    (["--dry_run", "--dataset=npz:table.csv"], "--dataset='npz:table.csv': the file is not an .npz archive"),
     (["--dataset=images:pictures", "--dataset_cache=fast"], "--dataset_cache=fast: must be one of auto, memory, none"),
     (["--dataset=images:pictures", "--dataset_color_mode=cmyk"],
      "--dataset_color_mode=cmyk: must be one of grayscale, rgb, rgba"),

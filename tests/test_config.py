@@ -264,22 +264,14 @@ def test_a_logs_root_that_is_a_file_is_refused(tmp_path):
 def test_unreadable_npz_files_are_refused_not_crashed_on(tmp_path, content):
     path = tmp_path / "broken.npz"
     path.write_bytes(content)
-    from kerasrun.runner.fit import load_data
-
-    config = parse(f"--dataset=npz:{path}", "--early_stopping")
-    with pytest.raises(UsageError, match="not an .npz archive"):
-        load_data(config)
+    assert "not an .npz archive" in refusal(f"--dataset=npz:{path}", "--early_stopping")  # Found when checked.
 
 
 def test_a_plain_npy_file_is_refused(tmp_path):
     import numpy as np
 
     np.save(tmp_path / "single.npy", np.zeros(3))
-    from kerasrun.runner.fit import load_data
-
-    config = parse(f"--dataset=npz:{tmp_path / 'single.npy'}", "--early_stopping")
-    with pytest.raises(UsageError, match="single array"):
-        load_data(config)
+    assert "single array" in refusal(f"--dataset=npz:{tmp_path / 'single.npy'}", "--early_stopping")
 
 
 def test_yaml_keys_given_twice_are_refused(tmp_path):
