@@ -8,6 +8,7 @@ imported, so --help and every usage error answer at once.
 
 import os
 import runpy
+import signal
 import sys
 
 # Our code is the package `kerasrun` (this folder, registered by its __init__.py), so the folder
@@ -24,9 +25,19 @@ from kerasrun.core.errors import (  # noqa: E402
 )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM before training started (loading the data, say): nothing to save, but say so and exit 143."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv):
     """Parses, validates, trains and reports; returns the exit status."""
     from kerasrun.cli import config as run_config
+
+    signal.signal(signal.SIGTERM, _terminate)  # Training puts in its own handlers (runner/interrupts.py).
 
     if any(word in ("-h", "--help", "-help", "--helpfull") for word in argv[1:]):
         from kerasrun.cli.docs import help_text
@@ -53,6 +64,9 @@ def main(argv):
     except RunError as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return RUN_FAILED_EXIT_CODE
+    except Terminated:
+        print("train.py: stopped by SIGTERM", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:  # Ctrl-C before training started: nothing to save.
         print("train.py: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT_CODE

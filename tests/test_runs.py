@@ -338,7 +338,19 @@ def test_a_signal_while_the_callbacks_are_made_is_recorded_and_a_keyboard_interr
         "        time.sleep(3)\n\n"
         "class Raises(keras.callbacks.Callback):\n"
         "    def on_epoch_end(self, epoch, logs=None):\n"
-        "        raise KeyboardInterrupt\n")
+        "        raise KeyboardInterrupt\n\n"
+        "def load():\n"
+        "    print('loading', flush=True)\n"
+        "    time.sleep(60)\n")
+    # Before any run directory exists there is nothing to save: SIGTERM stops at once, in one line, exit 143.
+    process = start(tmp_path, "--dataset=slow:load")
+    for line in process.stdout:
+        if line.startswith("loading"):
+            break
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=120)
+    assert (process.returncode, errors.strip().splitlines()[-1]) == (143, "train.py: stopped by SIGTERM")
+    assert not (tmp_path / LOGS).exists()
     process = start(tmp_path, "--callbacks=slow:Slow", "--run_name=slow")
     for line in process.stdout:
         if line.startswith("constructing"):
