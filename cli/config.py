@@ -82,6 +82,8 @@ def bookkeeping_flags():
     return frozenset(name for name, arg in all_options().items() if arg.bookkeeping)
 
 
+# The longest file or directory name ext4, XFS, btrfs and APFS take, in bytes.
+_LONGEST_FILE_NAME = 255
 # A path an option names: the option, the path as given, and its real path.
 _Path = collections.namedtuple("_Path", "name given real")
 
@@ -112,6 +114,10 @@ class Checker:
         """Returns `--name=value`, or `file.yaml: name=value` for values from a file."""
         option = self.options[name]
         shown = "<secret>" if option.secret else option.kind.format(self.values[name])
+        if not shown.isprintable():  # A line break in a value would split the one-line error.
+            shown = repr(shown)
+        if len(shown) > 120:
+            shown = shown[:100] + f"... ({len(shown)} characters)"
         if name in self.sources:
             return f"{self.sources[name]}: {name}={shown}"
         return f"--{name}={shown}"
@@ -163,13 +169,22 @@ class Checker:
         raise UsageError(f"{self.flag_label(name)}={spec!r}: is called as f{' or f'.join(calls)}, "
                          f"but its signature is {signature}")
 
+    def check_name_lengths(self, name, path):
+        """Refuses a path with a file or directory name longer than the file system allows (255 bytes)."""
+        longest = max(path.split(os.sep), key=lambda part: len(part.encode()))
+        if len(longest.encode()) > _LONGEST_FILE_NAME:
+            self.fail(name, f"holds a name of {len(longest.encode())} bytes; file systems allow "
+                            f"{_LONGEST_FILE_NAME}")
+
     def check_writable_file(self, name, path):
         """Refuses a file path whose directory does not exist, cannot be written, or that names a directory."""
+        self.check_name_lengths(name, path)
         directory = os.path.dirname(os.path.abspath(path))
         if os.path.isdir(path):
             self.fail(name, "is a directory, not a file")
         if not os.path.isdir(directory):
-            self.fail(name, f"directory {directory} does not exist")
+            self.fail(name, f"{directory} is a file, not a directory" if os.path.exists(directory)
+                      else f"directory {directory} does not exist")
         if not _can_create_in(directory):
             self.fail(name, f"cannot be written: directory {directory} is not writable")
         self.writes(name, path)
@@ -192,6 +207,7 @@ class Checker:
                 message is about the flag's value itself.
         """
         prefix = f"{label} " if label else ""
+        self.check_name_lengths(name, path)
         if os.path.exists(path) and not os.path.isdir(path):
             self.fail(name, f"{prefix}is a file, not a directory")
         existing = os.path.abspath(path)

@@ -38,6 +38,10 @@ def _run_name(value):
         return "must not be blank, nor start or end with spaces (the directory would be hard to see)"
     if value.startswith(".") or "/" in value or "\\" in value or "\0" in value:
         return "must be a plain directory name (no path separators, not starting with a dot)"
+    if not value.isprintable():
+        return "must be a plain directory name (no line breaks, tabs or other control characters)"
+    if len(value.encode()) > 200:
+        return "must be at most 200 bytes long (a directory name's limit is 255)"
     if len(value.encode()) > 200:
         return "must be at most 200 bytes long (file systems refuse longer names)"
     return None

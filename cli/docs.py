@@ -44,7 +44,7 @@ def dry_run_text(config, run):
     from kerasrun.cli.config import saved_config
 
     lines = ["# Resolved configuration (python train.py --config FILE reruns it):",
-             yaml.safe_dump(saved_config(config), sort_keys=False).rstrip(), "",
+             yaml.safe_dump(saved_config(config), sort_keys=False, allow_unicode=True).rstrip(), "",
              "# Callbacks, in the order they run, as a run starting now would build them:"]
     families = enabled_families(config)
     for family in families:

@@ -66,9 +66,10 @@ class Int(Kind):
         if self.optional and text.strip() in _NONE_WORDS:
             return None
         try:
-            return int(text.strip())
+            number = int(text.strip())
         except ValueError:
             raise ValueError(f"must be {self.description}") from None
+        return _within_32_bits(number)
 
     def from_yaml(self, value):
         if value is None and self.optional:
@@ -77,7 +78,14 @@ class Int(Kind):
             return self.from_text(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"must be {self.description}")
-        return value
+        return _within_32_bits(value)
+
+
+def _within_32_bits(number):
+    # Seeds go to NumPy as unsigned 32-bit numbers; a count beyond 64 bits fails deep inside TensorFlow.
+    if abs(number) > 2**32 - 1:
+        raise ValueError(f"must be at most {2**32 - 1:,} in size")
+    return number
 
 
 class Float(Kind):

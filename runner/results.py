@@ -19,7 +19,8 @@ EXIT_CODES = {
 def write_config(paths, saved_config):
     """Writes config.yaml: every effective value, so `--config` on it reruns the experiment."""
     header = "# Every effective value of this run; rerun it with: python train.py --config <this file>\n"
-    files.write_atomically(paths.path(CONFIG_FILE), header + yaml.safe_dump(saved_config, sort_keys=False))
+    text = yaml.safe_dump(saved_config, sort_keys=False, allow_unicode=True)
+    files.write_atomically(paths.path(CONFIG_FILE), header + text)
 
 
 def best_epoch(history, epochs, monitor, mode):

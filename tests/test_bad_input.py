@@ -37,6 +37,9 @@ MISTAKES = [
     (["--model_checkpoint", "--model_checkpoint_monitor=val_acc"],
      "--model_checkpoint_monitor=val_acc: 'val_acc' will never be logged"),
     (["--epochs=ten"], "--epochs=ten: must be an integer"),
+    (["--batch_size=99999999999999999999"], "--batch_size=99999999999999999999: must be at most 4,294,967,295 in size"),
+    (["--run_name=a\nb"], "--run_name='a\\nb': must be a plain directory name (no line breaks"),
+    (["--results_file=" + "r" * 300], "... (300 characters): holds a name of 300 bytes; file systems allow 255"),
     (["--batch_size=-4"], "--batch_size=-4: must be at least 1"),
     (["--learning_rate=0"], "--learning_rate=0.0: must be greater than 0"),
     (["--learning_rate=fast"], "--learning_rate=fast: must be a number"),
@@ -68,7 +71,7 @@ MISTAKES = [
      "--model_checkpoint_filepath=table.csv/ck.keras: its directory table.csv is a file, not a directory"),
     (["--backup_and_restore", "--backup_and_restore_backup_dir=table.csv/b"],
      "--backup_and_restore_backup_dir=table.csv/b: cannot be made: "),
-    (["--results_file=table.csv/r.jsonl"], "--results_file=table.csv/r.jsonl: directory "),
+    (["--results_file=table.csv/r.jsonl"], "table.csv is a file, not a directory"),
     # Missing files and plug-ins.
     (["--dataset=npz:missing.npz"], "file 'missing.npz' does not exist"),
     (["--model=missing.keras"], "missing.keras"),
