@@ -223,7 +223,7 @@ def test_bundled_configs_are_valid():
         (("--early_stopping", "maybe"), "--early_stopping=maybe: must be true or false"),
         (("--early_stopping=maybe",), "--early_stopping=maybe: must be true or false"),
         (("--flagfile=nope.txt",), "--flagfile: Unable to open flagfile"),
-        (("--seed=4294967296",), "below 2**32"),
+        (("--seed=4294967296",), "must be at most 4,294,967,295 in size"),
         (("--learning_rate=inf",), "must be a finite number"),
         (("--learning_rate=nan",), "must be a finite number"),
         (("--tensorboard_log_dir=",), "must name a directory"),
