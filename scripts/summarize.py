@@ -81,25 +81,50 @@ def read_records(path):
         raise UsageError(f"{path}: {error.strerror.lower()}") from None
     try:
         whole = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         whole = None
     if isinstance(whole, dict):  # a run's results.json
-        return [whole]
-    lines = text.splitlines()
+        return _usable([(path, whole)])
     records = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except ValueError as error:
-            _warn(f"{path}:{number}: skipped, not valid JSON ({error})")
+        except (ValueError, RecursionError) as error:
+            _warn(f"{path}:{number}: skipped, not valid JSON ({type(error).__name__}: {str(error)[:80]})")
             continue
-        if not isinstance(record, dict):
-            _warn(f"{path}:{number}: skipped, not a JSON object")
-            continue
-        records.append(record)
-    return records
+        records.append((f"{path}:{number}", record))
+    return _usable(records)
+
+
+# The fields summarize reads, and the JSON types a results record holds them in.
+_FIELD_TYPES = {"run_name": str, "run_dir": str, "status": str, "final": dict, "hparams": dict,
+                "best": (dict, type(None))}
+
+
+def _usable(located):
+    """Returns the records of (where, record) pairs that have a results record's shape, warning about the others."""
+    usable = []
+    for where, record in located:
+        problem = _malformed(record)
+        if problem:
+            _warn(f"{where}: skipped, {problem}")
+        else:
+            usable.append(record)
+    return usable
+
+
+def _malformed(record):
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for field, kinds in _FIELD_TYPES.items():
+        if field in record and not isinstance(record[field], kinds):
+            return f"not a results record ({field} is a {type(record[field]).__name__})"
+    best = record.get("best") or {}
+    if not isinstance(best.get("monitor", ""), str) or best.get("mode", "min") not in ("min", "max"):
+        return "not a results record (best has no monitor name or no min/max mode)"
+    return None
 
 
 def latest_per_run(records):

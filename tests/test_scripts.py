@@ -441,12 +441,20 @@ def test_a_malformed_line_is_skipped_with_a_warning(capsys, results):
     with open(results, "a") as stream:
         stream.write('{"run_name": "cut off while writ\n')
         stream.write("[1, 2]\n")
+        stream.write('{"run_name": "odd", "run_dir": ["a", "b"]}\n')
+        stream.write('{"run_name": "odd", "best": {"monitor": "loss", "mode": "sideways"}}\n')
+        stream.write("[" * 100_000 + "\n")
     status, stdout, stderr = summarize(capsys, results)
     assert status == 0
     warnings = stderr.splitlines()
-    assert len(warnings) == 2
+    assert len(warnings) == 5
     assert warnings[0].startswith(f"summarize.py: warning: {results}:5: skipped, not valid JSON")
-    assert warnings[1] == f"summarize.py: warning: {results}:6: skipped, not a JSON object"
+    assert warnings[1].startswith(f"summarize.py: warning: {results}:9: skipped, not valid JSON (RecursionError")
+    assert warnings[2:] == [
+        f"summarize.py: warning: {results}:6: skipped, not a JSON object",
+        f"summarize.py: warning: {results}:7: skipped, not a results record (run_dir is a list)",
+        f"summarize.py: warning: {results}:8: skipped, not a results record (best has no monitor name or no "
+        "min/max mode)"]
     assert len(table(stdout)[1]) == 4
 
 
