@@ -23,7 +23,7 @@ WARM_UP_EPOCHS = 20
 EVERY_CALLBACK = [
     "--early_stopping=True", "--early_stopping_patience=100000", "--early_stopping_monitor=val_loss",
     "--reduce_lr=True", "--reduce_lr_patience=5", "--reduce_lr_min_lr=0.0001",
-    "--learning_rate_scheduler=True", "--learning_rate_scheduler_schedule=constant",
+    "--learning_rate_scheduler=True", f"--learning_rate_scheduler_schedule={HERE}/memory_probe.py:keep_rate",
     "--model_checkpoint=True", "--model_checkpoint_save_best_only=True",
     "--tensorboard=True", "--csv_logger=True", "--terminate_on_nan=True",
     "--backup_and_restore=True", "--swap_ema_weights=True", "--swap_ema_weights_swap_on_epoch=True",

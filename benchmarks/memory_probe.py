@@ -25,3 +25,8 @@ class MemoryProbe(keras.callbacks.Callback):
 
 def epoch_hook(epoch, logs):
     """A LambdaCallback hook, so that group is on too; it does nothing."""
+
+
+def keep_rate(epoch, lr):
+    """A LearningRateScheduler schedule that keeps the rate it is given, so ReduceLROnPlateau can run beside it."""
+    return lr

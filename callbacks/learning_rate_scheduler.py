@@ -15,6 +15,10 @@ def _check(family, values, checker):
     schedule = values["schedule"]
     if schedule in schedules.SCHEDULES:
         _check_rates(family, values, checker)
+        if checker.values["reduce_lr"]:
+            checker.fail(flag, "sets the learning rate at the start of every epoch, undoing every reduction of "
+                               "--reduce_lr True; use one of the two, or a schedule of your own (module:function) "
+                               "that builds on the rate it is given")
         return
     if not is_plugin_spec(schedule):
         checker.fail(flag, f"must be one of {', '.join(schedules.SCHEDULES.names())}, "

@@ -80,6 +80,8 @@ MISTAKES = [
     (["--dataset=plug:nothing"], "has no attribute 'nothing'"),
     (["--lambda_callback", "--lambda_callback_on_epoch_end=plug:nothing"], "has no attribute 'nothing'"),
     (["--callbacks=plug:load"], "is not a class"),
+    (["--learning_rate_scheduler", "--reduce_lr"],
+     "--learning_rate_scheduler_schedule=constant: sets the learning rate at the start of every epoch, undoing"),
     (["--lambda_callback", "--lambda_callback_on_epoch_end=plug:load"],
      "--lambda_callback_on_epoch_end='plug:load': is called as f(epoch, logs), but its signature is ()"),
     (["--learning_rate_scheduler", "--learning_rate_scheduler_schedule=plug:load"],
