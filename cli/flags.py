@@ -108,7 +108,12 @@ def parse(flag_values, argv):
     except flags.CantOpenFlagFileError as error:
         raise UsageError(f"--flagfile: {str(error).replace('ERROR:: ', '')}") from None
     except (flags.Error, ValueError) as error:
-        raise UsageError(str(error).replace("flag --", "--", 1)) from None
+        # absl words a bad boolean (from a --flagfile, which normalize_booleans never sees) as a tuple.
+        message = str(error).replace("flag --", "--", 1)
+        tuple_start = "('Non-boolean argument to boolean flag', "
+        if tuple_start in message and message.endswith(")"):
+            message = message.replace(tuple_start, "must be true or false, not ")[:-1]
+        raise UsageError(message) from None
     if len(rest) > 1:
         raise UsageError(
             f"unexpected argument {rest[1]!r}: flags are written --name=value or --name value"

@@ -85,8 +85,9 @@ def load_plugin(flag, value):
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # A user's module may raise anything on import, even SystemExit.
-        raise UsageError(f"{flag}={value!r}: importing {target!r} failed: "
-                         f"{type(error).__name__}: {error}") from None
+        where = users_frame(error)
+        raise UsageError(f"{flag}={value!r}: importing {target!r} failed: {type(error).__name__}: "
+                         f"{first_line(error)}" + (f" (at {where})" if where else "")) from None
     try:
         return getattr(module, attribute)
     except AttributeError:

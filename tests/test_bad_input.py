@@ -23,6 +23,8 @@ FILES = {
     "evil.yaml": "!!python/object/apply:os.system ['touch pwned']\n",
     "plug.py": PLUGIN,
     "plugins.yaml": "model: plug:PLUGIN_TEXT\n",
+    "flags.txt": "--early_stopping=Flase\n",
+    "import_fails.py": "import os\n\nraise RuntimeError('no GPU config')\n",
     "saved.keras": "a model, as far as validation can tell",
     "widths.py": "import keras\n\ndef wide(input_shape, num_classes):\n"
                  "    return keras.Sequential([keras.layers.Dense(num_classes + 5)])\n",
@@ -80,6 +82,9 @@ MISTAKES = [
     (["--dataset=plug:nothing"], "has no attribute 'nothing'"),
     (["--lambda_callback", "--lambda_callback_on_epoch_end=plug:nothing"], "has no attribute 'nothing'"),
     (["--callbacks=plug:load"], "is not a class"),
+    (["--callbacks=import_fails:Cb"],
+     "--callbacks='import_fails:Cb': importing 'import_fails' failed: RuntimeError: no GPU config (at import_fails.py:3)"),
+    (["--flagfile=flags.txt"], "--early_stopping=Flase: must be true or false, not 'Flase'"),
     (["--learning_rate_scheduler", "--reduce_lr"],
      "--learning_rate_scheduler_schedule=constant: sets the learning rate at the start of every epoch, undoing"),
     (["--lambda_callback", "--lambda_callback_on_epoch_end=plug:load"],
