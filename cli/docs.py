@@ -57,6 +57,8 @@ def dry_run_text(config, run):
     lines += [f"#   {spec}()" for spec in config.callbacks]
     if not families and not config.callbacks:
         lines.append("#   (none)")
+    taken = f" ({config.run_name} exists already)" if config.run_name and run.name != config.run_name else ""
+    lines += ["", f"# Run directory, for a run starting now: {run.dir}{taken}"]
     return "\n".join(lines) + "\n"
 
 

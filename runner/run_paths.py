@@ -57,8 +57,19 @@ def default_run_name(changed, now=None):
 
 
 def planned_run(config):
-    """Returns the RunPaths a run of `config` starting now would write into (unless the name is taken)."""
-    return RunPaths(config.tensorboard_log_dir, config.run_name or default_run_name(changed_flags(config)))
+    """Returns the RunPaths a new run of `config` starting now would write into (the name, or the next free one)."""
+    base = config.run_name or default_run_name(changed_flags(config))
+    return RunPaths(config.tensorboard_log_dir, next(
+        name for name in _candidate_names(base) if not os.path.exists(os.path.join(config.tensorboard_log_dir, name))))
+
+
+def _candidate_names(base):
+    """Yields `base`, `base-2`, `base-3`, ...: the names a run tries, in order, until one is free."""
+    yield base
+    attempt = 2
+    while True:
+        yield f"{base}-{attempt}"
+        attempt += 1
 
 
 def claim_run_dir(root, base):
@@ -72,14 +83,12 @@ def claim_run_dir(root, base):
         The run's RunPaths.
     """
     os.makedirs(root, exist_ok=True)
-    attempt = 1
-    while True:
-        name = base if attempt == 1 else f"{base}-{attempt}"
+    for name in _candidate_names(base):
         try:
             os.mkdir(os.path.join(root, name))
             return RunPaths(root, name)
         except FileExistsError:
-            attempt += 1
+            pass
 
 
 def experiment_identity(saved_config):

@@ -172,7 +172,15 @@ def test_dry_run_checks_prints_and_writes_nothing(tmp_path):
     assert "callbacks.subclasses.tensorboard.TensorBoard(log_dir='tensorboard_logs/planned'" in result.stdout
     # The paths the run would give its callbacks, not None.
     assert "ModelCheckpoint(filepath='tensorboard_logs/planned/checkpoints/epoch{epoch:02d}.keras'" in result.stdout
+    assert result.stdout.strip().endswith("# Run directory, for a run starting now: tensorboard_logs/planned")
     assert os.listdir(tmp_path) == []
+    # A name that is taken: the run would write to the next free one, and the paths say so.
+    (tmp_path / "tensorboard_logs" / "planned").mkdir(parents=True)
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert "TensorBoard(log_dir='tensorboard_logs/planned-2'" in result.stdout
+    assert result.stdout.strip().endswith(
+        "# Run directory, for a run starting now: tensorboard_logs/planned-2 (planned exists already)")
 
 
 def test_remote_monitor_headers_are_never_saved_or_printed(tmp_path):
