@@ -239,6 +239,16 @@ def check_train_flags(grid, runs, command_length, results_file, name_prefix=None
             close = difflib.get_close_matches(name, options, n=1)
             raise UsageError(f"--grid={name}={','.join(values)}: train.py has no flag --{name}"
                              + (f"; did you mean {close[0]}?" if close else ""))
+    for name, values in grid:
+        try:
+            seen = {}
+            for value in values:
+                same = seen.setdefault(options[name].kind.from_text(value), value)
+                if same != value:
+                    raise UsageError(f"--grid={name}={','.join(values)}: {value!r} is {same!r} again, "
+                                     "as train.py reads them")
+        except ValueError:
+            pass  # The run with that value says what is wrong with it, below.
     for run in runs:
         try:
             config = resolve(["train.py", *run.command[command_length:]])

@@ -234,6 +234,8 @@ def test_usage_errors_are_one_line_naming_the_option_and_exit_2(sweep, tmp_path,
                                           "did you mean learning_rate?"),
     (["--grid", "learning_rate=0.1,-1"], "run 1 (learning_rate=-1): --learning_rate=-1.0: must be greater than 0"),
     (["--grid", "learning_rate=0.1", "--", "--epochs", "0"], "run 0 (learning_rate=0.1): --epochs=0: must be at least 1"),
+    (["--grid", "epochs=1,01"], "--grid=epochs=1,01: '01' is '1' again, as train.py reads them"),
+    (["--grid", "early_stopping=True,true"], "--grid=early_stopping=True,true: 'true' is 'True' again, as train.py reads them"),
     # A train.py flag given without its value would take the next word, the grid's flag: no run would get it.
     (["--grid", "epochs=1,2", "--", "--dataset_label_column"],
      "run 0 (epochs=1): train.py would take --epochs to be '10', not '1': a flag after -- takes it "
