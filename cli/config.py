@@ -107,7 +107,7 @@ class Checker:
             has_validation = datasets.provides_validation(values["dataset"], values["validation_split"])
         self.log_keys = _expected_log_keys(values, has_validation)
         self.metric_names = {"loss", *values["metrics"]}
-        # (option, real path) of the files a run writes, and of those it only reads.
+        # The _Paths of the files a run writes, and of those it only reads (`writes`, `reads`).
         self.outputs, self.inputs = [], []
 
     def label(self, name):
@@ -423,9 +423,11 @@ def _check_paths_apart(checker):
     values = checker.values
     if values["config"]:
         checker.reads("config", values["config"])
-    for name in ("dataset", "model", "model_weights"):
-        path = datasets.file_of(values[name]) if name == "dataset" else values[name]
-        if path is not None and os.path.exists(path):
+    read_files = {"dataset": datasets.file_of(values["dataset"]),
+                  "model": values["model"] if values["model"].endswith(".keras") else None,
+                  "model_weights": values["model_weights"] if values["model_weights"] != "imagenet" else None}
+    for name, path in read_files.items():
+        if path is not None:
             checker.reads(name, path)
     seen = {}
     for path in checker.inputs + checker.outputs:
