@@ -116,8 +116,8 @@ def call_plugin(flag, value, function, **arguments):
             raise
         where = users_frame(error)
         raise PluginError(f"{flag}={value!r} raised {type(error).__name__}: {first_line(error)}"
-                       + (f" (at {where})" if where else "")
-                       + f"; set {TRACEBACK_ENV}=1 for the traceback") from None
+                          + (f" (at {where})" if where else "")
+                          + f"; set {TRACEBACK_ENV}=1 for the traceback") from None
 
 
 def users_frame(error):

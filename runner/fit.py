@@ -63,14 +63,14 @@ def run(config):
         failed = None
     except PluginError as error:  # The user's loader or builder raised: a failed run, recorded as one.
         model = pipelines = None
-        failed = Outcome("failed", results.EXIT_CODES["failed"], f"error: {error}", epoch_log)
+        failed = failed_outcome(f"error: {error}", epoch_log)
     with run_directory(config, distribution, resume=failed is None) as (config, paths, resumed):
         try:
             outcome = failed or train(config, model, pipelines, paths, resumed, distribution, epoch_log)
         except (Exception, SystemExit) as error:  # Unforeseen: the run's directory still records how it ended.
             if wants_traceback():
                 raise
-            outcome = Outcome("failed", results.EXIT_CODES["failed"], f"error: {one_line(error)}", epoch_log)
+            outcome = failed_outcome(f"error: {one_line(error)}", epoch_log)
         outcome = report(config, paths, distribution, outcome)
     if outcome.message:
         print(f"train.py: {outcome.message}", file=sys.stderr)
@@ -135,7 +135,7 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
     try:
         callbacks = build_callbacks(config, paths, resumed=resumed)
     except PluginError as error:  # A --callbacks class raised when constructed.
-        return Outcome("failed", results.EXIT_CODES["failed"], f"error: {error}", epoch_log)
+        return failed_outcome(f"error: {error}", epoch_log)
     if stop.received:  # While the callbacks were made (a slow --callbacks class, say).
         return Outcome("interrupted", stop.exit_code(), stop.reason(), epoch_log)
     assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log)
@@ -155,6 +155,11 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
         status, message = "interrupted", "stopped: the other workers left after the signal"
     exit_code = stop.exit_code() if status == "interrupted" and stop.received else results.EXIT_CODES[status]
     return Outcome(status, exit_code, message, epoch_log)
+
+
+def failed_outcome(message, epoch_log):
+    """Returns the Outcome of a run that failed for the reason `message` (the line for stderr)."""
+    return Outcome("failed", results.EXIT_CODES["failed"], message, epoch_log)
 
 
 def report(config, paths, distribution, outcome):
