@@ -1,30 +1,26 @@
 """Work that a second Ctrl-C must not cut in half, such as writing the backup a resume starts from.
 
-The runner's signal handler asks `must_wait()` before it stops training at
-once; inside `uninterruptible()` the stop waits, and happens as the block ends.
+The runner's signal handler asks `busy()` before it stops training at once;
+while a block runs inside `uninterruptible()`, it does not, and training
+stops after the current step instead, once the epoch's backup and records
+are all written.
 """
 
 import contextlib
 
-_state = {"depth": 0, "pending": False}
+_depth = [0]
 
 
 @contextlib.contextmanager
 def uninterruptible():
-    """Runs the block to its end; a stop asked for meanwhile (`must_wait`) raises KeyboardInterrupt after it."""
-    _state["depth"] += 1
+    """Marks the block as one a second Ctrl-C must let finish."""
+    _depth[0] += 1
     try:
         yield
     finally:
-        _state["depth"] -= 1
-    if _state["depth"] == 0 and _state["pending"]:
-        _state["pending"] = False
-        raise KeyboardInterrupt
+        _depth[0] -= 1
 
 
-def must_wait():
-    """Whether an immediate stop must wait for the end of the block running now; if so, it happens there."""
-    if _state["depth"] == 0:
-        return False
-    _state["pending"] = True
-    return True
+def busy():
+    """Whether a block that must finish is running now."""
+    return _depth[0] > 0

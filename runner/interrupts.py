@@ -9,7 +9,7 @@ at once.
 import signal
 import sys
 
-from kerasrun.core.critical import must_wait
+from kerasrun.core.critical import busy
 
 
 class StopRequested(Exception):
@@ -58,8 +58,9 @@ class GracefulStop:
     def _handle(self, signum, frame):
         if self.received is not None and signum == signal.SIGINT:
             self.forced = True
-            if must_wait():  # Writing the backup a resume starts from: it ends, then training stops.
-                print("\ntrain.py: stopping as soon as the backup is written", file=sys.stderr, flush=True)
+            if busy():  # Writing the backup a resume starts from: training stops after the next step instead.
+                print("\ntrain.py: stopping once the backup being written and the epoch's records are complete",
+                      file=sys.stderr, flush=True)
                 return
             raise KeyboardInterrupt  # The second Ctrl-C: stop now.
         self.received = signum

@@ -20,7 +20,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     leaves a damaged file, or new weights beside the old epoch, and every
     later resume fails or starts from the wrong epoch. This class writes both
     files under temporary names and renames them into place, so a backup is
-    the old one or the new one; a second Ctrl-C waits for the renames.
+    the old one or the new one; a second Ctrl-C lets it finish (the run then
+    stops after the next step, its first Ctrl-C's stop, with the epoch recorded).
 
     Arguments are those of `keras.callbacks.BackupAndRestore`. The private
     members of Keras's class this one uses are listed in keras_fixes/__init__.py
