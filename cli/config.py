@@ -8,6 +8,7 @@ import difflib
 import functools
 import inspect
 import os
+import re
 import reprlib
 import tempfile
 
@@ -18,7 +19,7 @@ from kerasrun.callbacks.builder import families
 from kerasrun.cli import core_options, flags as runner_flags
 from kerasrun.cli.cluster import check_distribution
 from kerasrun.core.errors import UsageError
-from kerasrun.core.plugins import load_plugin
+from kerasrun.core.plugins import is_plugin_spec, load_plugin, plugin_file
 
 # Keys that only make sense on the command line.
 _NOT_IN_FILES = ("config", "flagfile")
@@ -86,6 +87,8 @@ def bookkeeping_flags():
 _LONGEST_FILE_NAME = 255
 # A path an option names: the option, the path as given, and its real path.
 _Path = collections.namedtuple("_Path", "name given real")
+# A placeholder of a path Keras fills in, such as ModelCheckpoint's {epoch:02d}.
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 
 class Checker:
@@ -179,7 +182,7 @@ class Checker:
     def check_writable_file(self, name, path):
         """Refuses a file path whose directory does not exist, cannot be written, or that names a directory."""
         self.check_name_lengths(name, path)
-        directory = os.path.dirname(os.path.abspath(path))
+        directory = os.path.dirname(os.path.realpath(path))  # Resolved: `link/../x` is where the kernel goes.
         if os.path.isdir(path):
             self.fail(name, "is a directory, not a file")
         if not os.path.isdir(directory):
@@ -246,7 +249,7 @@ def resolve(argv):
             if not flag_values[name].present:
                 values[name] = value
                 sources[name] = values["config"]
-    _validate(values, sources, options)
+    _validate(values, sources, options, runner_flags.flag_files(argv))
     typed = {name for name in options if flag_values[name].present}
     return Config(values, sources, ignored_options(values, typed))
 
@@ -389,8 +392,10 @@ def _unknown_key_message(key, options):
     return f"unknown key {key!r}{hint}"
 
 
-def _validate(values, sources, options):
+def _validate(values, sources, options, flag_files=()):
     checker = Checker(values, sources, options)
+    for path in flag_files:
+        checker.reads("flagfile", path)
     for name, arg in options.items():
         if arg.check is not None:
             message = arg.check(values[name])
@@ -421,23 +426,39 @@ def _check_paths_apart(checker):
     directories.
     """
     values = checker.values
-    if values["config"]:
-        checker.reads("config", values["config"])
-    read_files = {"dataset": datasets.file_of(values["dataset"]),
+    read_files = {"config": values["config"], "dataset": datasets.file_of(values["dataset"]),
                   "model": values["model"] if values["model"].endswith(".keras") else None,
                   "model_weights": values["model_weights"] if values["model_weights"] != "imagenet" else None}
     for name, path in read_files.items():
-        if path is not None:
+        if path:
             checker.reads(name, path)
-    seen = {}
-    for path in checker.inputs + checker.outputs:
-        other = seen.setdefault(path.real, path)
-        if other is not path:
-            clash = "reads; it would be overwritten" if other in checker.inputs else "writes too; choose another"
-            checker.fail(path.name, f"is the file {checker.flag_label(other.name)} {clash}")
+    for name, value in values.items():  # The user's own code: --dataset, --model, --callbacks, hooks, ...
+        for spec in (value if isinstance(value, tuple) else (value,)):
+            if isinstance(spec, str) and is_plugin_spec(spec) and plugin_file(spec):
+                checker.reads(name, plugin_file(spec))
+    paths = checker.inputs + checker.outputs
+    for index, path in enumerate(paths):
+        for other in paths[:index]:
+            if path in checker.outputs and _same_file(path.real, other.real):
+                clash = "reads; it would be overwritten" if other in checker.inputs else "writes too; choose another"
+                checker.fail(path.name, f"is the file {checker.flag_label(other.name)} {clash}")
     backup = values["backup_and_restore_backup_dir"]
     if values["backup_and_restore"] and backup is not None:
-        _check_backup_dir_apart(checker, os.path.realpath(backup), seen.values())
+        _check_backup_dir_apart(checker, os.path.realpath(backup), paths)
+
+
+def _same_file(one, other):
+    """Whether two real paths are, or (one holding placeholders Keras fills in) may become, one file."""
+    for template, path in ((one, other), (other, one)):
+        if _PLACEHOLDER.search(template):
+            pattern = ".*".join(re.escape(part) for part in _PLACEHOLDER.split(template))
+            return re.fullmatch(pattern, path) is not None
+    if one == other:
+        return True
+    try:
+        return os.path.samefile(one, other)  # Hard links too.
+    except OSError:  # One of them does not exist yet.
+        return False
 
 
 def _check_backup_dir_apart(checker, backup, others):
@@ -447,8 +468,9 @@ def _check_backup_dir_apart(checker, backup, others):
     why = "Keras empties the backup directory when training ends: choose a directory of its own"
     if _inside(root, backup):
         checker.fail(name, f"holds the run directories ({logs}); {why}")
-    if os.path.dirname(backup) == root:
-        checker.fail(name, f"is where run directories go, directly in {logs}; choose a directory of its own")
+    if _inside(backup, root):  # A run's own files (its default checkpoints, say) might be in it.
+        checker.fail(name, f"is inside {logs}, where runs write; leave it out (the backup then goes into "
+                           "the run's own directory) or choose a directory elsewhere")
     for path in others:
         if _inside(path.real, backup):
             checker.fail(name, f"holds {path.given} ({checker.flag_label(path.name)}); {why}")

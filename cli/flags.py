@@ -95,6 +95,17 @@ def _boolean_word(name, text):
         raise UsageError(f"--{name}={text}: must be true or false") from None
 
 
+def flag_files(argv):
+    """Returns the files `--flagfile` names on the command line (absl reads them as it parses)."""
+    files = []
+    for index, word in enumerate(argv):
+        if word.startswith("--flagfile="):
+            files.append(word.split("=", 1)[1])
+        elif word == "--flagfile" and index + 1 < len(argv):
+            files.append(argv[index + 1])
+    return files
+
+
 def parse(flag_values, argv):
     """Parses `argv` into `flag_values`.
 

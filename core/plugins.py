@@ -49,6 +49,17 @@ def check_plugin_spec(flag, value):
         raise UsageError(f"{flag}={value!r}: no module named {module_name!r}")
 
 
+def plugin_file(value):
+    """Returns the Python file a plug-in spec names (found without importing it), or None."""
+    file_match = _FILE_SPEC.match(value)
+    if file_match:
+        return file_match.group("path")
+    if not _MODULE_SPEC.match(value):
+        return None
+    spec = _find_spec(value.split(":")[0])
+    return spec.origin if spec is not None and spec.has_location else None
+
+
 def _find_spec(module_name):
     _ensure_cwd_importable()
     try:

@@ -24,6 +24,7 @@ FILES = {
     "plug.py": PLUGIN,
     "plugins.yaml": "model: plug:PLUGIN_TEXT\n",
     "flags.txt": "--early_stopping=Flase\n",
+    "flags_ok.txt": "--epochs=2\n",
     "import_fails.py": "import os\n\nraise RuntimeError('no GPU config')\n",
     "saved.keras": "a model, as far as validation can tell",
     "widths.py": "import keras\n\ndef wide(input_shape, num_classes):\n"
@@ -126,8 +127,17 @@ MISTAKES = [
      "--model_checkpoint_filepath=saved.keras: is the file --model reads; it would be overwritten"),
     (["--backup_and_restore", "--backup_and_restore_backup_dir=."],
      "--backup_and_restore_backup_dir=.: holds the run directories (tensorboard_logs); Keras empties"),
-    (["--backup_and_restore", "--backup_and_restore_backup_dir=tensorboard_logs/mine", "--run_name=mine"],
-     "is where run directories go, directly in tensorboard_logs"),
+    (["--backup_and_restore", "--backup_and_restore_backup_dir=tensorboard_logs/mine/checkpoints", "--run_name=mine",
+      "--model_checkpoint"], "is inside tensorboard_logs, where runs write; leave it out"),
+    # Hard links, the user's own code, a flag file, and a checkpoint template that may become an input's name.
+    (["--csv_logger", "--csv_logger_filename=hard.csv", "--dataset=csv:table.csv"],
+     "--csv_logger_filename=hard.csv: is the file --dataset reads; it would be overwritten"),
+    (["--csv_logger", "--csv_logger_filename=plug.py", "--dataset=plug:load"],
+     "--csv_logger_filename=plug.py: is the file --dataset reads; it would be overwritten"),
+    (["--flagfile=flags_ok.txt", "--results_file=flags_ok.txt"],
+     "--results_file=flags_ok.txt: is the file --flagfile reads; it would be overwritten"),
+    (["--model=saved.keras", "--model_checkpoint", "--model_checkpoint_filepath=sav{epoch}.keras"],
+     "--model_checkpoint_filepath=sav{epoch}.keras: is the file --model reads; it would be overwritten"),
     (["--backup_and_restore", "--backup_and_restore_backup_dir=pictures", "--dataset=images:pictures/"],
      "--backup_and_restore_backup_dir=pictures: holds pictures/ (--dataset); Keras empties"),
     (["--backup_and_restore", "--backup_and_restore_backup_dir=here", "--csv_logger",
@@ -160,6 +170,7 @@ def workdir(tmp_path):
             (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / name).write_text(text)
     np.savez(tmp_path / "lengths.npz", x_train=np.zeros((10, 3)), y_train=np.zeros(9))
+    os.link(tmp_path / "table.csv", tmp_path / "hard.csv")
     return tmp_path
 
 
