@@ -7,6 +7,7 @@ import os
 import keras
 import numpy as np
 
+from kerasrun.callbacks.subclasses.backup_and_restore import BackupAndRestore
 from kerasrun.callbacks.subclasses.tensorboard import TensorBoard
 from kerasrun.runner.dispatch import HOOKS, combined, idle_hooks
 
@@ -125,7 +126,7 @@ def test_batch_hooks_with_nothing_to_do_are_not_called(tmp_path, monkeypatch):
         count_calls(monkeypatch, cls, hook, counts)
     once_an_epoch = keras.callbacks.ModelCheckpoint(str(tmp_path / "epoch{epoch}.keras"))
     every_2 = keras.callbacks.ModelCheckpoint(str(tmp_path / "batch{epoch}-{batch}.keras"), save_freq=2)
-    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
+    backup = BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)  # The class runs build.
     board = TensorBoard(str(tmp_path / "logs"))
     batched_board = TensorBoard(str(tmp_path / "batched"), update_freq="batch")
     tiny_fit(combined([once_an_epoch, every_2, backup, board, batched_board]), epochs=3)
@@ -148,8 +149,8 @@ def test_which_hooks_are_idle():
     checkpoint = keras.callbacks.ModelCheckpoint("m.keras")
     assert idle_hooks(checkpoint) == {"on_train_batch_end"}
     assert idle_hooks(keras.callbacks.ModelCheckpoint("m.keras", save_freq=5)) == set()
-    assert idle_hooks(keras.callbacks.BackupAndRestore("backup")) == {"on_train_batch_end"}
-    assert idle_hooks(keras.callbacks.BackupAndRestore("backup", save_freq=5)) == set()
+    assert idle_hooks(BackupAndRestore("backup")) == {"on_train_batch_end"}
+    assert idle_hooks(BackupAndRestore("backup", save_freq=5)) == set()
 
     class Overriding(keras.callbacks.ModelCheckpoint):
         def on_train_batch_end(self, batch, logs=None):

@@ -276,13 +276,18 @@ def test_a_second_ctrl_c_that_tensorflow_turns_into_an_error_still_ends_as_inter
     from kerasrun.runner.resume import EpochLog
     from kerasrun.runner.run_paths import RunPaths
 
+    stops = []
+
     class SecondCtrlC(GracefulStop):
         def install(self):
-            self.received, self.forced = signal.SIGINT, True
+            stops.append(self)
+
+    def interrupted_twice(*args):
+        stops[0].received, stops[0].forced = signal.SIGINT, True  # Both Ctrl-Cs come while training.
+        return "failed", "error: training failed: RuntimeError: Exiting device scope without proper scope nesting"
 
     monkeypatch.setattr(fit, "GracefulStop", SecondCtrlC)
-    monkeypatch.setattr(fit, "fit", lambda *args: ("failed", "error: training failed: RuntimeError: Exiting device "
-                                                              "scope without proper scope nesting"))
+    monkeypatch.setattr(fit, "fit", interrupted_twice)
     outcome = fit.train(resolve(["train.py", "--csv_logger"]), None, fit.Pipelines(None, None, EpochCounter(), None),
                         RunPaths(str(tmp_path), "run"), False, types.SimpleNamespace(multi_worker=False), EpochLog())
     assert (outcome.status, outcome.exit_code, outcome.message) == ("interrupted", 130, fit.SECOND_CTRL_C)
