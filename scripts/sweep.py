@@ -42,7 +42,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "train.py")
 runpy.run_path(os.path.join(REPO, "__init__.py"))
 
+from kerasrun.callbacks.builder import enabled_families  # noqa: E402
 from kerasrun.cli.config import all_options, check_plugins, resolve  # noqa: E402
+from kerasrun.runner.run_paths import RunPaths  # noqa: E402
 from kerasrun.core.errors import (  # noqa: E402
     RUN_FAILED_EXIT_CODE, SIGNALLED_EXIT_CODES, USAGE_EXIT_CODE, UsageError,
 )
@@ -249,17 +251,48 @@ def check_train_flags(grid, runs, command_length, results_file, name_prefix=None
                                      "as train.py reads them")
         except ValueError:
             pass  # The run with that value says what is wrong with it, below.
+    configs = []
     for run in runs:
         try:
             config = resolve(["train.py", *run.command[command_length:]])
             check_plugins(config)
         except UsageError as error:
             raise UsageError(f"run {run.index} ({run.describe()}): {error}") from None
+        configs.append(config)
         for name, value in [*run.flags, ("results_file", results_file)]:
             if config[name] != options[name].kind.from_text(value):
                 raise UsageError(f"run {run.index} ({run.describe()}): train.py would take --{name} to be "
                                  f"{options[name].kind.format(config[name])!r}, not {value!r}: a flag after -- "
                                  "takes it (one given without its value?)")
+    for flag, value in shared_outputs(configs):
+        raise UsageError(f"--{flag}={value}: every run would write there, over the others' files; leave it "
+                         "out (each run then writes into its own directory) or make it a --grid dimension")
+
+
+def shared_outputs(configs):
+    """Yields (flag, value) of each file or folder the runs would all write, given once for all.
+
+    A callback family's path that it puts in the run's own directory when
+    left unset (its `in_run_dir`) is an output; set to one value for every
+    run, the runs would overwrite (or, for a backup, restore and delete)
+    one another's.
+    """
+    if len(configs) < 2:
+        return
+    for family in enabled_families(configs[0]):
+        values = family.values(configs[0])
+        for name in values:
+            unset_a, unset_b = _in_two_runs(family, {**values, name: None}, name)
+            set_a, set_b = _in_two_runs(family, values, name)
+            flag = family.flag_name(name)
+            # An output (each run's own when unset), here one path for both runs, and the same in every run.
+            if unset_a != unset_b and set_a == set_b and len({config[flag] for config in configs}) == 1:
+                yield flag, values[name]
+
+
+def _in_two_runs(family, values, name):
+    """Returns the value of option `name` as two runs in different directories would give their callback."""
+    return [family.with_run_paths(values, RunPaths("logs", run))[name] for run in ("a", "b")]
 
 
 def _int_option(name, text, minimum):

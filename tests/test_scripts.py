@@ -235,6 +235,13 @@ def test_usage_errors_are_one_line_naming_the_option_and_exit_2(sweep, tmp_path,
     (["--grid", "learning_rate=0.1,-1"], "run 1 (learning_rate=-1): --learning_rate=-1.0: must be greater than 0"),
     (["--grid", "learning_rate=0.1", "--", "--epochs", "0"], "run 0 (learning_rate=0.1): --epochs=0: must be at least 1"),
     (["--grid", "epochs=1,01"], "--grid=epochs=1,01: '01' is '1' again, as train.py reads them"),
+    # One file or folder for all runs: they would overwrite (a backup: restore and delete) one another's.
+    (["--grid", "epochs=1,2", "--", "--csv_logger", "True", "--csv_logger_filename", "log.csv"],
+     "--csv_logger_filename=log.csv: every run would write there, over the others' files; leave it out (each "
+     "run then writes into its own directory) or make it a --grid dimension"),
+    (["--grid", "epochs=1,2", "--", "--backup_and_restore", "True", "--backup_and_restore_backup_dir=/tmp/b"],
+     "--backup_and_restore_backup_dir=/tmp/b: every run would write there, over the others' files; leave it out "
+     "(each run then writes into its own directory) or make it a --grid dimension"),
     (["--grid", "early_stopping=True,true"], "--grid=early_stopping=True,true: 'true' is 'True' again, as train.py reads them"),
     # A train.py flag given without its value would take the next word, the grid's flag: no run would get it.
     (["--grid", "epochs=1,2", "--", "--dataset_label_column"],
