@@ -83,8 +83,8 @@ def read_records(path):
         whole = json.loads(text)
     except (ValueError, RecursionError):
         whole = None
-    if isinstance(whole, dict):  # a run's results.json
-        return _usable([(path, whole)])
+    if isinstance(whole, dict):  # a run's results.json, in the run's directory
+        return [_located(record, os.path.dirname(os.path.abspath(path))) for record in _usable([(path, whole)])]
     records = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -95,7 +95,18 @@ def read_records(path):
             _warn(f"{path}:{number}: skipped, not valid JSON ({type(error).__name__}: {str(error)[:80]})")
             continue
         records.append((f"{path}:{number}", record))
-    return _usable(records)
+    here = os.path.dirname(os.path.abspath(path))  # Where a sweep writing this file ran, most likely.
+    return [_located(record, os.path.join(here, record["run_dir"]) if isinstance(record.get("run_dir"), str) else None)
+            for record in _usable(records)]
+
+
+# Where a record's run directory is on disk: two sweeps run in different folders both have a
+# tensorboard_logs/run-0, which are different runs.
+_RUN_KEY = "_run_directory"
+
+
+def _located(record, run_directory):
+    return {**record, _RUN_KEY: os.path.normpath(run_directory)} if run_directory else record
 
 
 # The fields summarize reads, and the JSON types a results record holds them in.
@@ -124,6 +135,9 @@ def _malformed(record):
     best = record.get("best") or {}
     if not isinstance(best.get("monitor", ""), str) or best.get("mode", "min") not in ("min", "max"):
         return "not a results record (best has no monitor name or no min/max mode)"
+    for name, value in [*(record.get("final") or {}).items(), ("best value", best.get("value"))]:
+        if isinstance(value, int) and abs(value) > 2**64:  # results.json holds floats; no float is this large.
+            return f"not a results record ({name} is an integer of {len(str(abs(value)))} digits)"
     return None
 
 
@@ -135,7 +149,7 @@ def latest_per_run(records):
     """
     position, latest = {}, []
     for record in records:
-        key = record.get("run_dir")
+        key = record.get(_RUN_KEY, record.get("run_dir"))
         if key is None:
             latest.append(record)
         elif key in position:
@@ -156,7 +170,12 @@ def metric_of(record, metric):
 
 
 def _rankable(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # An integer beyond any float: no metric Keras logs.
+        return False
 
 
 def first_best(records):
@@ -269,6 +288,8 @@ def _text(value, float_format=None):
     """Returns a cell's text: floats as `float_format`, or as Python writes them (0.001, 1e-05)."""
     if value is None:
         return _MISSING
+    if isinstance(value, str) and not value.isprintable():  # A line break or a terminal code would break the table.
+        return value.encode("unicode_escape").decode("ascii")
     if isinstance(value, float) and float_format:
         return format(value, float_format)
     if isinstance(value, list):

@@ -453,18 +453,32 @@ def test_a_malformed_line_is_skipped_with_a_warning(capsys, results):
         stream.write('{"run_name": "odd", "run_dir": ["a", "b"]}\n')
         stream.write('{"run_name": "odd", "best": {"monitor": "loss", "mode": "sideways"}}\n')
         stream.write("[" * 100_000 + "\n")
+        stream.write('{"run_name": "odd", "final": {"val_accuracy": 1' + "0" * 400 + '}}\n')
     status, stdout, stderr = summarize(capsys, results)
     assert status == 0
     warnings = stderr.splitlines()
-    assert len(warnings) == 5
+    assert len(warnings) == 6
     assert warnings[0].startswith(f"summarize.py: warning: {results}:5: skipped, not valid JSON")
     assert warnings[1].startswith(f"summarize.py: warning: {results}:9: skipped, not valid JSON (RecursionError")
     assert warnings[2:] == [
         f"summarize.py: warning: {results}:6: skipped, not a JSON object",
         f"summarize.py: warning: {results}:7: skipped, not a results record (run_dir is a list)",
         f"summarize.py: warning: {results}:8: skipped, not a results record (best has no monitor name or no "
-        "min/max mode)"]
+        "min/max mode)",
+        f"summarize.py: warning: {results}:10: skipped, not a results record (val_accuracy is an integer of 401 "
+        "digits)"]
     assert len(table(stdout)[1]) == 4
+
+
+def test_runs_of_sweeps_in_different_folders_are_different_runs_and_names_print_safely(capsys, tmp_path):
+    for folder, accuracy in (("first", 0.5), ("second", 0.7)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "sweep.jsonl").write_text(json.dumps(
+            record("run-0\x1b[31m\n", final={"val_accuracy": accuracy}, learning_rate=0.1)) + "\n")
+    status, stdout, _ = summarize(capsys, str(tmp_path / "first" / "sweep.jsonl"),
+                                  str(tmp_path / "second" / "sweep.jsonl"))
+    assert status == 0 and stdout.startswith("2 run(s)")
+    assert "run-0\\x1b[31m\\n" in stdout and "\x1b" not in stdout
 
 
 def test_a_resumed_run_counts_once_by_its_latest_record(capsys, tmp_path):
