@@ -5,6 +5,7 @@ state: tests (and a sweep driver) can resolve many command lines in one process.
 """
 
 import difflib
+import reprlib
 
 from absl import flags
 
@@ -112,6 +113,11 @@ def parse(flag_values, argv):
     Raises:
         UsageError: for an unknown flag, a bad value or a stray positional word.
     """
+    for word in argv[1:]:
+        name = word.lstrip("-").split("=", 1)[0]
+        if word.startswith("-") and len(name) > 120:  # absl's suggestions for it would recurse too deep.
+            raise UsageError(f"{word[:100]}... ({len(word)} characters): unknown flag "
+                             "(python train.py --help lists the flags)")
     try:
         rest = flag_values(argv)
     except flags.UnrecognizedFlagError as error:
@@ -127,13 +133,14 @@ def parse(flag_values, argv):
         raise UsageError(message) from None
     if len(rest) > 1:
         raise UsageError(
-            f"unexpected argument {rest[1]!r}: flags are written --name=value or --name value"
+            f"unexpected argument {reprlib.repr(rest[1])}: flags are written --name=value or --name value"
         )
 
 
 def _unknown_flag_message(error, flag_values):
     name = error.flagname
     shown = error.flagvalue or f"--{name}"
+    shown = shown if len(shown) <= 120 else shown[:100] + f"... ({len(shown)} characters)"
     close = difflib.get_close_matches(name, list(flag_values), n=1)
     hint = f" (did you mean --{close[0]}?)" if close else " (python train.py --help lists the flags)"
     return f"{shown}: unknown flag{hint}"

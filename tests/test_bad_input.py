@@ -86,6 +86,8 @@ MISTAKES = [
     (["--callbacks=import_fails:Cb"],
      "--callbacks='import_fails:Cb': importing 'import_fails' failed: RuntimeError: no GPU config (at import_fails.py:3)"),
     (["--flagfile=flags.txt"], "--early_stopping=Flase: must be true or false, not 'Flase'"),
+    (["z" * 5000], "unexpected argument 'zzzzzzzzzzzz...zzzzzzzzzzzzz': flags are written --name=value"),
+    (["--" + "z" * 5000], "... (5002 characters): unknown flag"),
     (["--learning_rate_scheduler", "--reduce_lr"],
      "--learning_rate_scheduler_schedule=constant: sets the learning rate at the start of every epoch, undoing"),
     (["--lambda_callback", "--lambda_callback_on_epoch_end=plug:load"],
