@@ -50,6 +50,19 @@ def _adapt(values, run, config):
     return values
 
 
+def _for(*names):
+    """Returns an `applies` for a setting of the built-in schedules `names` (after a warm-up too)."""
+    def applies(values):
+        schedule = values["learning_rate_scheduler_schedule"]
+        used = {schedule} | ({values["learning_rate_scheduler_warmup_then"]} if schedule == "warmup" else set())
+        if used & set(names):
+            return None
+        return f"it applies to the {' and '.join(names)} schedule{'s' if len(names) > 1 else ''}, not {schedule}"
+
+    return applies
+
+
+_BUILT_IN = ("constant", "step", "exponential", "cosine", "warmup")
 _PARAM_NAMES = ("start_epoch", "step_size", "factor", "decay_rate", "min_lr",
                 "warmup_epochs", "warmup_start_lr", "warmup_then")
 
@@ -67,15 +80,20 @@ FAMILY = CallbackFamily(
     ),
     settings=(
         Arg("start_epoch", Int(), 0, "Epochs that keep the initial rate before the schedule begins.",
-            at_least(0)),
-        Arg("step_size", Int(), 10, "step: epochs between drops.", at_least(1)),
-        Arg("factor", Float(), 0.5, "step: what the rate is multiplied by at each drop.", _factor),
+            at_least(0), applies=_for(*_BUILT_IN)),
+        Arg("step_size", Int(), 10, "step: epochs between drops.", at_least(1), applies=_for("step")),
+        Arg("factor", Float(), 0.5, "step: what the rate is multiplied by at each drop.", _factor,
+            applies=_for("step")),
         Arg("decay_rate", Float(), 0.1,
-            "exponential: the rate is multiplied by exp(-decay_rate) every epoch.", at_least(0)),
-        Arg("min_lr", Float(), 0.0, "cosine: the rate reached in the last epoch.", at_least(0)),
-        Arg("warmup_epochs", Int(), 5, "warmup: epochs of linear warm-up.", at_least(1)),
-        Arg("warmup_start_lr", Float(), 0.0, "warmup: the rate of the first epoch.", at_least(0)),
-        Arg("warmup_then", Choice(*schedules.DECAYS), "cosine", "warmup: the schedule after the warm-up."),
+            "exponential: the rate is multiplied by exp(-decay_rate) every epoch.", at_least(0),
+            applies=_for("exponential")),
+        Arg("min_lr", Float(), 0.0, "cosine: the rate reached in the last epoch.", at_least(0),
+            applies=_for("cosine")),
+        Arg("warmup_epochs", Int(), 5, "warmup: epochs of linear warm-up.", at_least(1), applies=_for("warmup")),
+        Arg("warmup_start_lr", Float(), 0.0, "warmup: the rate of the first epoch.", at_least(0),
+            applies=_for("warmup")),
+        Arg("warmup_then", Choice(*schedules.DECAYS), "cosine", "warmup: the schedule after the warm-up.",
+            applies=_for("warmup")),
     ),
     check=_check,
     adapt=_adapt,

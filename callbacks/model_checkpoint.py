@@ -5,7 +5,7 @@ import string
 
 from kerasrun.callbacks.family import CallbackFamily
 from kerasrun.callbacks.monitor import MODE, check_monitor_direction, monitor_arg
-from kerasrun.core.options import Arg, Bool, Float, Int, IntOrChoice, Str, at_least
+from kerasrun.core.options import Arg, Bool, Float, Int, IntOrChoice, Str, at_least, when
 from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
 
 _MONITOR = monitor_arg()
@@ -98,7 +98,8 @@ FAMILY = CallbackFamily(
         Arg("save_freq", IntOrChoice("epoch", minimum=1), "epoch",
             "'epoch' saves after every epoch; an integer N saves every N batches."),
         Arg("initial_value_threshold", Float(optional=True), None,
-            "With save_best_only, the value the first saved model must beat (None: no threshold)."),
+            "With save_best_only, the value the first saved model must beat (None: no threshold).",
+            applies=when("model_checkpoint_save_best_only", (True,), "--model_checkpoint_save_best_only True")),
     ),
     check=_check,
     in_run_dir=_in_run_dir,

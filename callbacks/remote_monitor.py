@@ -1,7 +1,7 @@
 """RemoteMonitor: post every epoch's logs to an HTTP server."""
 
 from kerasrun.callbacks.family import CallbackFamily
-from kerasrun.core.options import Arg, Bool, Float, Str, StrList, positive
+from kerasrun.core.options import Arg, Bool, Float, Str, StrList, positive, when
 
 
 def _header_items(items):
@@ -34,7 +34,8 @@ FAMILY = CallbackFamily(
     args=(
         Arg("root", Str(), "http://localhost:9000", "The server's root URL."),
         Arg("path", Str(), "/publish/epoch/end/", "The path the logs are posted to."),
-        Arg("field", Str(), "data", "The form field holding the logs as JSON (unless send_as_json)."),
+        Arg("field", Str(), "data", "The form field holding the logs as JSON (unless send_as_json).",
+            applies=when("remote_monitor_send_as_json", (False,), "--remote_monitor_send_as_json False")),
         Arg("headers", StrList(), (),
             "HTTP headers, as 'Name: value' items separated by commas. Secret: never saved or printed.",
             secret=True),

@@ -1,7 +1,7 @@
 """TensorBoard: write logs that `tensorboard --logdir tensorboard_logs` shows."""
 
 from kerasrun.callbacks.family import CallbackFamily
-from kerasrun.core.options import Arg, Bool, Int, IntList, IntOrChoice, Str, at_least
+from kerasrun.core.options import Arg, Bool, Int, IntList, IntOrChoice, Str, always, at_least
 
 DEFAULT_LOG_DIR = "tensorboard_logs"
 
@@ -52,7 +52,7 @@ FAMILY = CallbackFamily(
     args=(
         Arg("log_dir", Str(), DEFAULT_LOG_DIR,
             "Root of the logs; each run writes into its own <log_dir>/<run_name> directory.",
-            applies=lambda values: None,  # The root of every run's directory, TensorBoard or not.
+            applies=always,  # The root of every run's directory, TensorBoard or not.
             bookkeeping=True),
         Arg("histogram_freq", Int(), 0, "Epochs between weight histograms (0: none).", at_least(0)),
         Arg("write_graph", Bool(), True, "Write the model graph."),
@@ -65,7 +65,9 @@ FAMILY = CallbackFamily(
         Arg("embeddings_freq", Int(), 0, "Epochs between embedding projections (0: none).",
             at_least(0)),
         Arg("embeddings_metadata", Str(optional=True), None,
-            "Metadata file for embedding layers, or 'layer=file,layer=file'."),
+            "Metadata file for embedding layers, or 'layer=file,layer=file'.",
+            applies=lambda values: None if values["tensorboard_embeddings_freq"] else
+            "it applies with --tensorboard_embeddings_freq above 0"),
     ),
     check=_check,
     in_run_dir=_in_run_dir,

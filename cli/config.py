@@ -19,6 +19,7 @@ from kerasrun.callbacks.builder import families
 from kerasrun.cli import core_options, flags as runner_flags
 from kerasrun.cli.cluster import check_distribution
 from kerasrun.core.errors import UsageError
+from kerasrun.core.options import always
 from kerasrun.core.plugins import is_plugin_spec, load_plugin, plugin_file
 
 # Keys that only make sense on the command line.
@@ -277,12 +278,12 @@ def ignored_options(values, typed):
     groups that another file or the command line switches on, and a run's
     saved config.yaml lists every option.
     """
-    off = [f"--{name} has no effect: {group.title} is off (enable it with --{group.name} True)"
+    off = {name: f"--{name} has no effect: {group.title} is off (enable it with --{group.name} True)"
            for group in all_groups() if group.switchable and not values[group.name]
-           for name, arg in group.options() if name in typed and name != group.name and arg.applies is None]
+           for name, arg in group.options() if name in typed and name != group.name and arg.applies is not always}
     elsewhere = [f"--{name} has no effect: {why}" for name, arg in all_options().items()
-                 if name in typed and arg.applies and (why := arg.applies(values))]
-    return off + elsewhere
+                 if name in typed and name not in off and arg.applies and (why := arg.applies(values))]
+    return [*off.values(), *elsewhere]
 
 
 def saved_config(config):

@@ -4,7 +4,7 @@ from kerasrun.core import keras_names
 from kerasrun.core.groups import OptionGroup
 from kerasrun.core.options import (
     Arg, Bool, Choice, Float, Int, IntList, IntOrChoice, Str, StrList,
-    all_positive, at_least, fraction_below_one, positive,
+    all_positive, at_least, fraction_below_one, positive, when,
 )
 from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
 
@@ -173,11 +173,12 @@ DISTRIBUTION = OptionGroup(
             "CPU); CPU:0,CPU:1 splits the processor into logical devices.", _device_names),
         Arg("tpu", Str(optional=True), None,
             "tpu: the TPU's name or grpc:// address (default: found from the environment).",
-            bookkeeping=True),
+            bookkeeping=True, applies=when("distribution_strategy", ("tpu",), "--distribution_strategy tpu")),
         Arg("slurm_port", Int(), 8888,
             "multi_worker_mirrored under Slurm: the first port of the workers on each node.",
             lambda value: None if 1 <= value <= 65535 else "must be a port number, 1 to 65535",
-            bookkeeping=True),
+            bookkeeping=True, applies=when("distribution_strategy", ("multi_worker_mirrored",),
+                                           "--distribution_strategy multi_worker_mirrored")),
     ),
 )
 

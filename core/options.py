@@ -269,8 +269,9 @@ class Arg:
         applies: Optional function of every option's value returning why this
             option has no effect with them (for example "it applies to
             --dataset images:DIR"), or None when it has; a user who types it
-            in vain is told so. When given, it alone decides: the option of
-            a switched-off group is not then said to be without effect.
+            in vain is told so, after the rule of its group (an option of a
+            group that is off has no effect). `always` says the option has
+            an effect even when its group is off.
     """
 
     name: str
@@ -281,6 +282,22 @@ class Arg:
     secret: bool = False
     bookkeeping: bool = False
     applies: Optional[Callable[[dict], Optional[str]]] = None
+
+
+def always(values):
+    """An `applies` for an option that has an effect whatever the other options say, its group's switch too."""
+    return None
+
+
+def when(flag, wanted, description):
+    """Returns an `applies` for an option that has an effect only while option `flag` is one of `wanted`.
+
+    Args:
+        flag: The other option's flag name.
+        wanted: The values of it with which the option has an effect.
+        description: How to say those, as in "it applies with {description}".
+    """
+    return lambda values: None if values[flag] in wanted else f"it applies with {description}, not --{flag}={values[flag]}"
 
 
 def at_least(minimum):

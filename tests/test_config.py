@@ -366,6 +366,18 @@ def test_options_for_another_kind_of_dataset_or_model_are_named_once(tmp_path):
     (tmp_path / "pictures" / "cat").mkdir(parents=True)
     assert parse(f"--dataset=images:{tmp_path / 'pictures'}", "--dataset_image_size=32,32",
                  "--dataset_cache=none").warnings == ()
+    # Options of a group that is on, for another of its settings.
+    assert sorted(parse("--learning_rate_scheduler", "--learning_rate_scheduler_schedule=cosine",
+                        "--learning_rate_scheduler_step_size=3", "--model_checkpoint",
+                        "--model_checkpoint_initial_value_threshold=0.5", "--distribution_slurm_port=9000").warnings) == [
+        "--distribution_slurm_port has no effect: it applies with --distribution_strategy multi_worker_mirrored, "
+        "not --distribution_strategy=default",
+        "--learning_rate_scheduler_step_size has no effect: it applies to the step schedule, not cosine",
+        "--model_checkpoint_initial_value_threshold has no effect: it applies with "
+        "--model_checkpoint_save_best_only True, not --model_checkpoint_save_best_only=False",
+    ]
+    assert parse("--learning_rate_scheduler", "--learning_rate_scheduler_schedule=warmup",
+                 "--learning_rate_scheduler_warmup_then=step", "--learning_rate_scheduler_step_size=3").warnings == ()
 
 
 def test_names_are_taken_in_any_case_and_a_near_miss_gets_a_suggestion(tmp_path):
