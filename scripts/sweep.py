@@ -237,36 +237,42 @@ def check_train_flags(grid, runs, command_length, results_file, name_prefix=None
     """
     options = all_options()
     for name, values in grid:
-        if name not in options:
-            close = difflib.get_close_matches(name, options, n=1)
-            raise UsageError(f"--grid={name}={','.join(values)}: train.py has no flag --{name}"
-                             + (f"; did you mean {close[0]}?" if close else ""))
-    for name, values in grid:
-        try:
-            seen = {}
-            for value in values:
-                same = seen.setdefault(options[name].kind.from_text(value), value)
-                if same != value:
-                    raise UsageError(f"--grid={name}={','.join(values)}: {value!r} is {same!r} again, "
-                                     "as train.py reads them")
-        except ValueError:
-            pass  # The run with that value says what is wrong with it, below.
-    configs = []
-    for run in runs:
-        try:
-            config = resolve(["train.py", *run.command[command_length:]])
-            check_plugins(config)
-        except UsageError as error:
-            raise UsageError(f"run {run.index} ({run.describe()}): {error}") from None
-        configs.append(config)
-        for name, value in [*run.flags, ("results_file", results_file)]:
-            if config[name] != options[name].kind.from_text(value):
-                raise UsageError(f"run {run.index} ({run.describe()}): train.py would take --{name} to be "
-                                 f"{options[name].kind.format(config[name])!r}, not {value!r}: a flag after -- "
-                                 "takes it (one given without its value?)")
+        _check_grid_dimension(name, values, options)
+    configs = [_checked_run(run, command_length, results_file, options) for run in runs]
     for flag, value in shared_outputs(configs):
         raise UsageError(f"--{flag}={value}: every run would write there, over the others' files; leave it "
                          "out (each run then writes into its own directory) or make it a --grid dimension")
+
+
+def _check_grid_dimension(name, values, options):
+    """Refuses a grid name train.py does not have, and two values it reads as one (1 and 01)."""
+    if name not in options:
+        close = difflib.get_close_matches(name, options, n=1)
+        raise UsageError(f"--grid={name}={','.join(values)}: train.py has no flag --{name}"
+                         + (f"; did you mean {close[0]}?" if close else ""))
+    seen = {}
+    for value in values:
+        try:
+            same = seen.setdefault(options[name].kind.from_text(value), value)
+        except ValueError:
+            continue  # The run with that value says what is wrong with it.
+        if same != value:
+            raise UsageError(f"--grid={name}={','.join(values)}: {value!r} is {same!r} again, as train.py reads them")
+
+
+def _checked_run(run, command_length, results_file, options):
+    """Returns the run's config as train.py resolves it, refused unless it has the values the sweep gives it."""
+    try:
+        config = resolve(["train.py", *run.command[command_length:]])
+        check_plugins(config)
+    except UsageError as error:
+        raise UsageError(f"run {run.index} ({run.describe()}): {error}") from None
+    for name, value in [*run.flags, ("results_file", results_file)]:
+        if config[name] != options[name].kind.from_text(value):
+            raise UsageError(f"run {run.index} ({run.describe()}): train.py would take --{name} to be "
+                             f"{options[name].kind.format(config[name])!r}, not {value!r}: a flag after -- "
+                             "takes it (one given without its value?)")
+    return config
 
 
 def shared_outputs(configs):
