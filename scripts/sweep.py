@@ -218,7 +218,7 @@ def build_runs(grid, train_command, passthrough, results_file, name_prefix):
     return runs
 
 
-def check_train_flags(grid, runs, command_length, results_file, name_prefix=None):
+def check_train_flags(grid, runs, command_length, results_file):
     """Checks the grid's names and every run's train.py flags as train.py itself does, before any run starts.
 
     Each run must also get the values the sweep gives it: a flag after `--`
@@ -229,7 +229,6 @@ def check_train_flags(grid, runs, command_length, results_file, name_prefix=None
         runs: The Runs of the grid.
         command_length: How many words of each run's command start train.py.
         results_file: The file every run appends its results to.
-        name_prefix: --name_prefix, or None. Defaults to None.
 
     Raises:
         UsageError: Naming a --grid name train.py does not have, or the first
@@ -337,7 +336,7 @@ def parse_args(argv):
             raise UsageError("--train_command='': give the command that runs train.py")
     runs = build_runs(grid, train_command, passthrough, options.results_file, options.name_prefix)
     if options.train_command is None:  # The tests' stand-in for train.py has flags of its own.
-        check_train_flags(grid, runs, len(train_command), options.results_file, options.name_prefix)
+        check_train_flags(grid, runs, len(train_command), options.results_file)
     if options.index is not None:
         index = _int_option("index", options.index, 0)
         if index >= len(runs):
