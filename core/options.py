@@ -297,7 +297,8 @@ def when(flag, wanted, description):
         wanted: The values of it with which the option has an effect.
         description: How to say those, as in "it applies with {description}".
     """
-    return lambda values: None if values[flag] in wanted else f"it applies with {description}, not --{flag}={values[flag]}"
+    return lambda values: (None if values[flag] in wanted
+                           else f"it applies with {description}, not --{flag}={values[flag]}")
 
 
 def at_least(minimum):

@@ -20,7 +20,8 @@ from kerasrun.datasets.pipeline import EpochCounter, make_tf_datasets
 DEFAULT = builtin.DEFAULT
 
 __all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load",
-           "check_plugin", "explain_failure", "file_of", "is_plugin", "make_tf_datasets", "names", "provides_validation"]
+           "check_plugin", "explain_failure", "file_of", "is_plugin", "make_tf_datasets", "names",
+           "provides_validation"]
 
 
 def names():
@@ -93,7 +94,7 @@ def explain_failure(data, error, context):
     if not streamed or not isinstance(error, tf.errors.InvalidArgumentError):
         return None
     print(f"{context}: looking for the image that failed to decode among "
-          f"{sum(len(part) for part in streamed)}", flush=True)
+          f"{sum(len(part) for part in streamed)} images", flush=True)
     found = next(filter(None, (image_source.undecodable(part) for part in streamed)), None)
     return f"{context}: {found}" if found else None
 

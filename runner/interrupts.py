@@ -30,7 +30,8 @@ class GracefulStop:
 
     def reason(self):
         """Returns the line that says which signal stopped the run, for stderr and the results' message."""
-        return f"stopped by {signal.Signals(self.received).name}" + (" (Ctrl-C)" if self.received == signal.SIGINT else "")
+        name = signal.Signals(self.received).name
+        return f"stopped by {name}" + (" (Ctrl-C)" if self.received == signal.SIGINT else "")
 
     def exit_code(self):
         """Returns 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""

@@ -182,7 +182,8 @@ def check_passthrough(passthrough, grid, name_prefix):
     owners = sweeps_own_flags(name_prefix)
     for name, values in grid:
         if name in owners:
-            raise UsageError(f"--grid={name}={','.join(values)}: the sweep sets --{name} itself, through {owners[name]}")
+            raise UsageError(f"--grid={name}={','.join(values)}: the sweep sets --{name} itself, "
+                             f"through {owners[name]}")
     owners.update({name: f"--grid {name}=..." for name, _ in grid})
     for word in passthrough:
         match = _OPTION.match(word)

@@ -84,7 +84,8 @@ MISTAKES = [
     (["--lambda_callback", "--lambda_callback_on_epoch_end=plug:nothing"], "has no attribute 'nothing'"),
     (["--callbacks=plug:load"], "is not a class"),
     (["--callbacks=import_fails:Cb"],
-     "--callbacks='import_fails:Cb': importing 'import_fails' failed: RuntimeError: no GPU config (at import_fails.py:3)"),
+     "--callbacks='import_fails:Cb': importing 'import_fails' failed: RuntimeError: no GPU config "
+     "(at import_fails.py:3)"),
     (["--flagfile=flags.txt"], "--early_stopping=Flase: must be true or false, not 'Flase'"),
     (["z" * 5000], "unexpected argument 'zzzzzzzzzzzz...zzzzzzzzzzzzz': flags are written --name=value"),
     (["--" + "z" * 5000], "... (5002 characters): unknown flag"),
