@@ -183,7 +183,8 @@ class Checker:
     def check_writable_file(self, name, path):
         """Refuses a file path whose directory does not exist, cannot be written, or that names a directory."""
         self.check_name_lengths(name, path)
-        directory = os.path.dirname(os.path.realpath(path))  # Resolved: `link/../x` is where the kernel goes.
+        # The folder resolved as the kernel resolves it (`link/../x`), the file itself not (/dev/stdout).
+        directory = os.path.realpath(os.path.dirname(path) or ".")
         if os.path.isdir(path):
             self.fail(name, "is a directory, not a file")
         if not os.path.isdir(directory):

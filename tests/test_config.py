@@ -401,3 +401,12 @@ def test_yaml_values_that_cannot_be_flags_are_refused_in_a_short_line_that_keeps
     aliases = ", ".join(f"&l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]" for level in range(1, 7))
     path = write(tmp_path, f"epochs: [&l0 [1, 1], {aliases}]\n")  # 9**6 lists if written out in full
     assert len(refusal(f"--config={path}")) < 300
+
+
+def test_a_results_file_path_is_resolved_as_the_kernel_resolves_it(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "here" / "logs").mkdir(parents=True)
+    (tmp_path / "here" / "link").symlink_to(tmp_path / "elsewhere")
+    # link/.. is tmp_path, where here/logs exists; read as text it would be here/here/logs, which does not.
+    assert parse(f"--results_file={tmp_path / 'here' / 'link' / '..' / 'here' / 'logs' / 'r.jsonl'}").results_file
+    assert parse("--results_file=/dev/stdout").results_file == "/dev/stdout"  # A pipe, not /proc/<pid>/fd.
