@@ -52,7 +52,7 @@ def main(argv):
             from kerasrun.cli.docs import dry_run_text
             from kerasrun.runner.run_paths import planned_run
 
-            run_config.check_plugins(config)
+            run_config.check_further(config)
             sys.stdout.write(dry_run_text(config, planned_run(config)))
             return 0
         from kerasrun.runner import fit

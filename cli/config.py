@@ -256,18 +256,23 @@ def resolve(argv):
     return Config(values, sources, ignored_options(values, typed))
 
 
-def check_plugins(config):
-    """Imports the dataset and model plug-ins and checks what they name, without calling them.
+def check_further(config):
+    """Checks what validation leaves to the run: imports the plug-ins, indexes an image folder.
 
-    For --dry_run and a sweep's check before its first run; a run itself
-    imports them later, after seeding, since a module may draw random numbers
-    when imported.
+    For --dry_run and a sweep's check before its first run. A run itself
+    imports the plug-ins later, after seeding (a module may draw random
+    numbers when imported), and indexes the folder as it loads it; neither
+    needs doing twice there.
 
     Raises:
-        UsageError: naming the flag (or YAML key) of a plug-in that is missing
-            or names the wrong kind of thing.
+        UsageError: naming the flag (or YAML key) of a dataset or model
+            plug-in that is missing or names the wrong kind of thing, or of an
+            image folder the run would refuse (an empty class, a file that is
+            not an image).
     """
-    datasets.check_plugin(config.dataset, flag=flag_label(config.sources, "dataset"))
+    dataset_flag = flag_label(config.sources, "dataset")
+    datasets.check_plugin(config.dataset, flag=dataset_flag)
+    datasets.check_folder(config.dataset, flag=dataset_flag)
     models.check_plugin(config.model, flag=flag_label(config.sources, "model"))
 
 

@@ -20,7 +20,7 @@ from kerasrun.datasets.pipeline import EpochCounter, make_tf_datasets
 DEFAULT = builtin.DEFAULT
 
 __all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load",
-           "check_plugin", "explain_failure", "file_of", "is_plugin", "make_tf_datasets", "names",
+           "check_folder", "check_plugin", "explain_failure", "file_of", "is_plugin", "make_tf_datasets", "names",
            "provides_validation"]
 
 
@@ -55,6 +55,19 @@ def check_source(value, flag="--dataset", label_column="label"):
         csv_source.check_header(source.argument, label_column, context)
     elif source.kind == "npz":
         npz_source.check_archive(source.argument, context)
+
+
+def check_folder(value, flag="--dataset"):
+    """Indexes an image folder as `load` would, refusing what it would refuse; does nothing for other values.
+
+    Reads every file's first bytes: for --dry_run and a sweep's check, not validation.
+
+    Raises:
+        UsageError: for hidden-only, empty or image-less class folders and files that are not images.
+    """
+    source = sources.parse(value, names())
+    if source is not None and source.kind == "images":
+        image_source.check_folder(source.argument, f"{flag}={value!r}")
 
 
 def check_plugin(value, flag="--dataset"):

@@ -101,6 +101,15 @@ def read(directory, *, image_size, color_mode, validation_split, seed, cache, co
     )
 
 
+def check_folder(directory, context):
+    """Refuses a folder `read` would refuse while indexing it (nothing is decoded).
+
+    Raises:
+        UsageError: as `read` does, for the folder's classes and files.
+    """
+    _index(directory, context)
+
+
 def _index(directory, context):
     """Returns `(class_names, paths, labels)`: every image under the class sub-folders, sorted."""
     folders = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir())

@@ -43,7 +43,7 @@ TRAIN = os.path.join(REPO, "train.py")
 runpy.run_path(os.path.join(REPO, "__init__.py"))
 
 from kerasrun.callbacks.builder import enabled_families  # noqa: E402
-from kerasrun.cli.config import all_options, check_plugins, resolve  # noqa: E402
+from kerasrun.cli.config import all_options, check_further, resolve  # noqa: E402
 from kerasrun.runner.run_paths import RunPaths  # noqa: E402
 from kerasrun.core.errors import (  # noqa: E402
     RUN_FAILED_EXIT_CODE, SIGNALLED_EXIT_CODES, USAGE_EXIT_CODE, UsageError,
@@ -264,7 +264,7 @@ def _checked_run(run, command_length, results_file, options):
     """Returns the run's config as train.py resolves it, refused unless it has the values the sweep gives it."""
     try:
         config = resolve(["train.py", *run.command[command_length:]])
-        check_plugins(config)
+        check_further(config)
     except UsageError as error:
         raise UsageError(f"run {run.index} ({run.describe()}): {error}") from None
     for name, value in [*run.flags, ("results_file", results_file)]:

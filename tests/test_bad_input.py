@@ -161,6 +161,8 @@ MISTAKES = [
     (["--dataset=images:nothing"], "--dataset='images:nothing': no images (.bmp, .gif, .jpeg, .jpg, .png) in"),
     (["--dataset=images:pictures"],
      "--dataset='images:pictures': cannot decode pictures/cat/broken.png: it is not a JPEG, PNG, GIF or BMP image"),
+    (["--dry_run", "--dataset=images:pictures"],  # --dry_run indexes the folder as the run would.
+     "--dataset='images:pictures': cannot decode pictures/cat/broken.png: it is not a JPEG, PNG, GIF or BMP image"),
     (["--dataset=images:pictures", "--dataset_cache=none"],  # Found before training, even when streamed.
      "--dataset='images:pictures': cannot decode pictures/cat/broken.png: it is not a JPEG, PNG, GIF or BMP image"),
 ]
