@@ -293,9 +293,14 @@ def refuse_foreign_backup(backup_dir):
     resume) in a directory holding another run's backup would silently
     continue that run instead.
     """
-    if backup_dir is not None and os.path.isdir(backup_dir) and os.listdir(backup_dir):
+    held = sorted(os.listdir(backup_dir)) if backup_dir is not None and os.path.isdir(backup_dir) else []
+    if keras_fixes.BACKUP_METADATA_FILE in held:
         raise UsageError(f"--backup_and_restore_backup_dir={backup_dir}: holds the backup of another run "
                          "that this command does not resume; remove it or choose another directory")
+    if held:  # Keras would empty it when training ends.
+        raise UsageError(f"--backup_and_restore_backup_dir={backup_dir}: holds files of yours ({', '.join(held[:3])}"
+                         f"{', ...' if len(held) > 3 else ''}), which Keras deletes when training ends; "
+                         "choose an empty or new directory")
 
 
 def _try_lock(paths):

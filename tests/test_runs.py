@@ -236,6 +236,13 @@ def test_a_new_run_refuses_a_backup_another_run_left(train, tmp_path):
     assert second.returncode == 2
     assert "--backup_and_restore_backup_dir=bk: holds the backup of another run" in second.stderr
     assert len(run_dirs(tmp_path)) == 1
+    # A folder of the user's own files is no backup: it is named as what it is.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    third = train("--epochs=1", "--verbose=0", "--backup_and_restore", "--backup_and_restore_backup_dir=mine")
+    assert third.returncode == 2 and (tmp_path / "mine" / "notes.txt").exists()
+    assert ("--backup_and_restore_backup_dir=mine: holds files of yours (notes.txt), which Keras deletes when "
+            "training ends; choose an empty or new directory") in third.stderr
 
 
 def test_a_named_run_that_got_a_suffix_is_the_one_resumed(tmp_path):
