@@ -23,6 +23,9 @@ def _known_metrics(values):
     unknown = [name for name in values if name not in keras_names.METRICS]
     if unknown:
         return f"unknown metric {unknown[0]!r}; known: " + ", ".join(keras_names.METRICS)
+    twice = [name for index, name in enumerate(values) if name in values[:index]]
+    if twice:  # Keras would log it again as accuracy_1, val_accuracy_1.
+        return f"names {twice[0]!r} twice"
     return None
 
 

@@ -40,6 +40,7 @@ MISTAKES = [
     (["--model_checkpoint", "--model_checkpoint_monitor=val_acc"],
      "--model_checkpoint_monitor=val_acc: 'val_acc' will never be logged"),
     (["--epochs=ten"], "--epochs=ten: must be an integer"),
+    (["--metrics=accuracy,mse,accuracy"], "--metrics=accuracy,mse,accuracy: names 'accuracy' twice"),
     (["--batch_size=99999999999999999999"], "--batch_size=99999999999999999999: must be at most 4,294,967,295 in size"),
     (["--run_name=a\nb"], "--run_name='a\\nb': must be a plain directory name (no line breaks"),
     (["--results_file=" + "r" * 300], "... (300 characters): holds a name of 300 bytes; file systems allow 255"),
