@@ -62,7 +62,6 @@ def _for(*names):
     return applies
 
 
-_BUILT_IN = ("constant", "step", "exponential", "cosine", "warmup")
 _PARAM_NAMES = ("start_epoch", "step_size", "factor", "decay_rate", "min_lr",
                 "warmup_epochs", "warmup_start_lr", "warmup_then")
 
@@ -80,7 +79,7 @@ FAMILY = CallbackFamily(
     ),
     settings=(
         Arg("start_epoch", Int(), 0, "Epochs that keep the initial rate before the schedule begins.",
-            at_least(0), applies=_for(*_BUILT_IN)),
+            at_least(0), applies=_for(*schedules.SCHEDULES.names())),
         Arg("step_size", Int(), 10, "step: epochs between drops.", at_least(1), applies=_for("step")),
         Arg("factor", Float(), 0.5, "step: what the rate is multiplied by at each drop.", _factor,
             applies=_for("step")),
