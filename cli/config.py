@@ -18,7 +18,7 @@ from kerasrun import datasets, models
 from kerasrun.callbacks.builder import families
 from kerasrun.cli import core_options, flags as runner_flags
 from kerasrun.cli.cluster import check_distribution
-from kerasrun.core.errors import UsageError
+from kerasrun.core.errors import UsageError, shortened
 from kerasrun.core.options import always
 from kerasrun.core.plugins import is_plugin_spec, load_plugin, plugin_file
 
@@ -120,8 +120,7 @@ class Checker:
         shown = "<secret>" if option.secret else option.kind.format(self.values[name])
         if not shown.isprintable():  # A line break in a value would split the one-line error.
             shown = repr(shown)
-        if len(shown) > 120:
-            shown = shown[:100] + f"... ({len(shown)} characters)"
+        shown = shortened(shown)
         if name in self.sources:
             return f"{self.sources[name]}: {name}={shown}"
         return f"--{name}={shown}"

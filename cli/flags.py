@@ -9,7 +9,7 @@ import reprlib
 
 from absl import flags
 
-from kerasrun.core.errors import UsageError
+from kerasrun.core.errors import UsageError, shortened
 from kerasrun.core.options import Bool
 
 
@@ -116,8 +116,7 @@ def parse(flag_values, argv):
     for word in argv[1:]:
         name = word.lstrip("-").split("=", 1)[0]
         if word.startswith("-") and len(name) > 120:  # absl's suggestions for it would recurse too deep.
-            raise UsageError(f"{word[:100]}... ({len(word)} characters): unknown flag "
-                             "(python train.py --help lists the flags)")
+            raise UsageError(f"{shortened(word)}: unknown flag (python train.py --help lists the flags)")
     try:
         rest = flag_values(argv)
     except flags.UnrecognizedFlagError as error:
@@ -140,7 +139,7 @@ def parse(flag_values, argv):
 def _unknown_flag_message(error, flag_values):
     name = error.flagname
     shown = error.flagvalue or f"--{name}"
-    shown = shown if len(shown) <= 120 else shown[:100] + f"... ({len(shown)} characters)"
+    shown = shortened(shown)
     close = difflib.get_close_matches(name, list(flag_values), n=1)
     hint = f" (did you mean --{close[0]}?)" if close else " (python train.py --help lists the flags)"
     return f"{shown}: unknown flag{hint}"

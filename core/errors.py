@@ -47,6 +47,11 @@ class PluginError(RunError):
     """
 
 
+def shortened(text, longest=120):
+    """Returns `text` for a one-line message: as it is, or its start and its length when longer than `longest`."""
+    return text if len(text) <= longest else f"{text[:longest - 20]}... ({len(text)} characters)"
+
+
 def wants_traceback():
     """Whether the user asked, with KERASRUN_TRACEBACK=1, for tracebacks instead of one-line errors."""
     return os.environ.get(TRACEBACK_ENV) == "1"

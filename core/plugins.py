@@ -96,9 +96,8 @@ def load_plugin(flag, value):
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # A user's module may raise anything on import, even SystemExit.
-        where = users_frame(error)
         raise UsageError(f"{flag}={value!r}: importing {target!r} failed: {type(error).__name__}: "
-                         f"{first_line(error)}" + (f" (at {where})" if where else "")) from None
+                         f"{first_line(error)}{where_in_users_code(error)}") from None
     try:
         return getattr(module, attribute)
     except AttributeError:
@@ -125,14 +124,12 @@ def call_plugin(flag, value, function, **arguments):
     except (Exception, SystemExit) as error:  # sys.exit() in a plug-in fails the run like any error.
         if wants_traceback():
             raise
-        where = users_frame(error)
         raise PluginError(f"{flag}={value!r} raised {type(error).__name__}: {first_line(error)}"
-                          + (f" (at {where})" if where else "")
-                          + f"; set {TRACEBACK_ENV}=1 for the traceback") from None
+                          f"{where_in_users_code(error)}; set {TRACEBACK_ENV}=1 for the traceback") from None
 
 
-def users_frame(error):
-    """Returns `file:line` of the innermost frame of the user's code in `error`'s traceback, or None.
+def where_in_users_code(error):
+    """Returns " (at file:line)" of the innermost frame of the user's code in `error`'s traceback, or "".
 
     The user's code is what is not ours, Python's or an installed package's.
     """
@@ -143,7 +140,7 @@ def users_frame(error):
         ours = frame.f_globals.get("__name__", "").startswith("kerasrun.")
         if not ours and not filename.startswith(("<", *others)):
             where = f"{os.path.relpath(filename) if filename.startswith(os.getcwd()) else filename}:{line}"
-    return where
+    return f" (at {where})" if where else ""
 
 
 def _import_module(name):

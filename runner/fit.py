@@ -17,7 +17,7 @@ from kerasrun.callbacks.monitor import compiled_direction
 from kerasrun.cli.config import Config, changed_flags, check_against_data, saved_config, worker_overrides
 from kerasrun.core import files
 from kerasrun.core.errors import PluginError, UsageError, first_line, one_line, wants_traceback
-from kerasrun.core.plugins import users_frame
+from kerasrun.core.plugins import where_in_users_code
 from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results
@@ -334,9 +334,9 @@ def fit(model, pipelines, config, callbacks, epoch_log):
         explained = datasets.explain_failure(pipelines.data, error, f"--dataset={config.dataset!r}")
         if explained:
             return "failed", f"error: training failed: {explained}"
-        where = users_frame(error)  # A hook, a schedule, a callback or a layer of the user's.
+        # A hook, a schedule, a callback or a layer of the user's: its line.
         return "failed", (f"error: training failed: {type(error).__name__}: {first_line(error)}"
-                          + (f" (at {where})" if where else ""))
+                          f"{where_in_users_code(error)}")
     nan_message = non_finite(epoch_log, model)
     if nan_message:
         return "nan", f"stopped: {nan_message}"
