@@ -42,8 +42,9 @@ def build_model():
 
     runpy.run_path(os.path.join(REPO, "__init__.py"))
     from kerasrun import models
+    from kerasrun.models import Head
 
-    model = models.build("mlp", input_shape=(8, 8, 1), num_classes=10)
+    model = models.build("mlp", input_shape=(8, 8, 1), head=Head("classification", 10))
     model.compile(
         optimizer=keras.optimizers.Adam(LEARNING_RATE),
         loss="sparse_categorical_crossentropy",

@@ -17,6 +17,7 @@ from kerasrun.core.plugins import check_plugin_spec
 from kerasrun.models import cnn, mlp, resnet  # noqa: F401  Importing them registers the built-ins.
 from kerasrun.models.applications import APPLICATION_NAMES, build_application
 from kerasrun.models.builtin_registry import BUILT_IN_MODELS
+from kerasrun.models.heads import TASKS, Head
 from kerasrun.models.plugin import build_from_plugin, load_builder
 from kerasrun.models.saved import load_saved_model
 
@@ -70,14 +71,14 @@ def check_plugin(value, flag="--model"):
         load_builder(value, flag)
 
 
-def build(value, *, input_shape, num_classes, weights=None, safe_mode=True, flag="--model"):
+def build(value, *, input_shape, head, weights=None, safe_mode=True, flag="--model"):
     """Builds the model a `--model` value names. Imports Keras.
 
     Args:
         value: A value `check_source` accepts.
         input_shape: The shape of one example, without the batch axis, e.g.
             (8, 8, 1).
-        num_classes: The number of classes the model predicts.
+        head: The `models.heads.Head` the model must end in (its task and width).
         weights: For keras.applications only: None for random
             initialization, "imagenet" (downloaded once, needs the network) or
             the path of a weights file. Defaults to None.
@@ -87,7 +88,7 @@ def build(value, *, input_shape, num_classes, weights=None, safe_mode=True, flag
             Defaults to "--model".
 
     Returns:
-        A `keras.Model` ending in a softmax over `num_classes`: uncompiled
+        A `keras.Model` ending in `head`: uncompiled
         for built-ins, applications and `.keras` files, and as the function
         returned it for plug-ins.
 
@@ -102,12 +103,12 @@ def build(value, *, input_shape, num_classes, weights=None, safe_mode=True, flag
     kind = _kind_of(value, flag)
     input_shape = tuple(input_shape)
     if kind == _BUILT_IN:
-        return BUILT_IN_MODELS.get(value)(input_shape, num_classes)
+        return BUILT_IN_MODELS.get(value)(input_shape, head)
     if kind == _APPLICATION:
-        return build_application(value, input_shape, num_classes, weights=weights, flag=flag)
+        return build_application(value, input_shape, head, weights=weights, flag=flag)
     if kind == _SAVED:
-        return load_saved_model(value, input_shape, num_classes, safe_mode=safe_mode, flag=flag)
-    return build_from_plugin(value, input_shape, num_classes, flag=flag)
+        return load_saved_model(value, input_shape, head, safe_mode=safe_mode, flag=flag)
+    return build_from_plugin(value, input_shape, head, flag=flag)
 
 
 def output_width(model, value, input_shape, flag="--model"):

@@ -7,6 +7,7 @@ channel repeat in front, so `--model MobileNetV2` works on 8x8 digits too.
 
 import os
 
+from kerasrun.models.heads import output_layer
 from kerasrun.core.errors import RunError, UsageError, first_line
 from kerasrun.models.image_input import require_image_input
 
@@ -40,8 +41,8 @@ RGB_CHANNELS = 3
 PRETRAINED_WEIGHTS = "imagenet"
 
 
-def build_application(name, input_shape, num_classes, weights=None, flag="--model"):
-    """Builds a keras.applications model with a fresh softmax head.
+def build_application(name, input_shape, head, weights=None, flag="--model"):
+    """Builds a keras.applications model with a fresh head for the task.
 
     The application is built with `include_top=False, pooling="avg"`; images
     smaller than it accepts are resized up and grayscale is repeated to RGB.
@@ -49,7 +50,7 @@ def build_application(name, input_shape, num_classes, weights=None, flag="--mode
     Args:
         name: A name in `APPLICATION_NAMES`, e.g. "MobileNetV2".
         input_shape: The dataset's image shape, (height, width, channels).
-        num_classes: The number of classes the softmax is over.
+        head: The `Head` the model ends in.
         weights: None for random initialization, "imagenet" to download the
             pretrained weights, or the path of a weights file. Defaults to None.
         flag: The flag the model was named with, for messages. Defaults to
@@ -84,8 +85,8 @@ def build_application(name, input_shape, num_classes, weights=None, flag="--mode
         x = keras.layers.Concatenate(name="grayscale_to_rgb")([x] * RGB_CHANNELS)
     backbone = _construct_backbone(name, target_size + (RGB_CHANNELS,), weights, flag)
     x = backbone(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    return keras.Model(inputs, outputs, name=f"{name.lower()}_classifier")
+    outputs = output_layer(head, name="predictions")(x)
+    return keras.Model(inputs, outputs, name=f"{name.lower()}_{head.task}")
 
 
 def _check_weights(name, weights, flag):

@@ -1,6 +1,7 @@
 """`cnn`: a small convolutional network for image input."""
 
 from kerasrun.models.builtin_registry import BUILT_IN_MODELS
+from kerasrun.models.heads import output_layer
 from kerasrun.models.image_input import require_image_input
 
 CONV_FILTERS = (32, 64)
@@ -8,15 +9,15 @@ DROPOUT_RATE = 0.25
 
 
 @BUILT_IN_MODELS.register("cnn")
-def build_cnn(input_shape, num_classes):
-    """Builds two conv/pool blocks, then Flatten -> Dropout -> Dense(softmax).
+def build_cnn(input_shape, head):
+    """Builds two conv/pool blocks, then Flatten -> Dropout -> the task's head.
 
     Convolutions and pooling use "same" padding, so even an 8x8 (or 1x1)
     image never shrinks below one pixel.
 
     Args:
         input_shape: The shape of one example, (height, width, channels).
-        num_classes: The number of classes the softmax is over.
+        head: The `Head` the model ends in.
 
     Returns:
         An uncompiled `keras.Model`.
@@ -34,5 +35,5 @@ def build_cnn(input_shape, num_classes):
         x = keras.layers.MaxPooling2D(2, padding="same")(x)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dropout(DROPOUT_RATE)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
+    outputs = output_layer(head)(x)
     return keras.Model(inputs, outputs, name="cnn")

@@ -3,7 +3,7 @@
 from kerasrun.core.errors import UsageError
 
 
-def check_model_fits_data(model, input_shape, num_classes, source):
+def check_model_fits_data(model, input_shape, head, source):
     """Refuses a model whose input or output does not match the dataset.
 
     A model whose shapes are not known yet (a subclassed or unbuilt model)
@@ -12,13 +12,13 @@ def check_model_fits_data(model, input_shape, num_classes, source):
     Args:
         model: The `keras.Model` to check.
         input_shape: The shape of one example, without the batch axis.
-        num_classes: The number of classes in the dataset.
+        head: The `Head` the task needs.
         source: How the user named the model, e.g. "--model='old.keras'",
             used as the start of messages.
 
     Raises:
         UsageError: if the model has several inputs or outputs, takes a
-            different input shape, or predicts a different number of classes.
+            different input shape, or has an output of another width than the task's.
     """
     model_inputs = _known_shapes(model, "inputs")
     if model_inputs is not None:
@@ -32,11 +32,8 @@ def check_model_fits_data(model, input_shape, num_classes, source):
     model_outputs = _known_shapes(model, "outputs")
     if model_outputs is not None:
         predicts = _only_shape(model_outputs, "outputs", source)[-1]
-        if predicts is not None and predicts != num_classes:
-            raise UsageError(
-                f"{source}: the model predicts {predicts} classes "
-                f"but the dataset has {num_classes}"
-            )
+        if predicts is not None and predicts != head.units:
+            raise UsageError(f"{source}: {width_mismatch(predicts, head)}")
 
 
 def _known_shapes(model, attribute):
@@ -63,3 +60,11 @@ def _shapes_agree(model_shape, data_shape):
         wanted is None or wanted == given for wanted, given in zip(model_shape, data_shape)
     )
 
+
+
+def width_mismatch(predicts, head):
+    """Says that a model's output of width `predicts` does not fit the head the task needs."""
+    if head.task == "classification":
+        return f"the model predicts {predicts} classes but the dataset has {head.units}"
+    return (f"the model has {predicts} outputs but the {head.task} task needs {head.units} "
+            f"({head.describe()})")

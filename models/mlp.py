@@ -1,6 +1,7 @@
 """`mlp`: the default model, a one-hidden-layer perceptron."""
 
 from kerasrun.models.builtin_registry import BUILT_IN_MODELS
+from kerasrun.models.heads import output_layer
 
 HIDDEN_UNITS = 128
 # A little dropout keeps the small digits set from being memorised in the
@@ -9,14 +10,14 @@ DROPOUT_RATE = 0.1
 
 
 @BUILT_IN_MODELS.register("mlp")
-def build_mlp(input_shape, num_classes):
-    """Builds Flatten -> Dense(128, relu) -> Dropout -> Dense(softmax).
+def build_mlp(input_shape, head):
+    """Builds Flatten -> Dense(128, relu) -> Dropout -> the task's head.
 
     Works on any input shape, since everything is flattened first.
 
     Args:
         input_shape: The shape of one example, without the batch axis.
-        num_classes: The number of classes the softmax is over.
+        head: The `Head` the model ends in.
 
     Returns:
         An uncompiled `keras.Model`.
@@ -27,5 +28,5 @@ def build_mlp(input_shape, num_classes):
     x = keras.layers.Flatten()(inputs)
     x = keras.layers.Dense(HIDDEN_UNITS, activation="relu")(x)
     x = keras.layers.Dropout(DROPOUT_RATE)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
+    outputs = output_layer(head)(x)
     return keras.Model(inputs, outputs, name="mlp")

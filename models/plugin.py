@@ -8,13 +8,17 @@ from kerasrun.core.plugins import call_plugin, load_plugin
 from kerasrun.models.compatibility import check_model_fits_data
 
 
-def build_from_plugin(spec, input_shape, num_classes, flag="--model"):
+def build_from_plugin(spec, input_shape, head, flag="--model"):
     """Calls the user's `fn(input_shape=..., num_classes=...)` for a model.
+
+    `num_classes` is the width the model's output must have (the classes, the
+    labels or the targets); a function that also takes `task` (or `**kwargs`)
+    is told the task too: classification, binary, multilabel or regression.
 
     Args:
         spec: `module:function` or `path/to/file.py:function`.
         input_shape: The shape of one example, without the batch axis.
-        num_classes: The number of classes in the dataset.
+        head: The `Head` the task needs.
         flag: The flag the spec was given with, for messages. Defaults to
             "--model".
 
@@ -30,13 +34,15 @@ def build_from_plugin(spec, input_shape, num_classes, flag="--model"):
     """
     source = f"{flag}={spec!r}"
     function = load_builder(spec, flag)
-    arguments = {"input_shape": tuple(input_shape), "num_classes": num_classes}
+    arguments = {"input_shape": tuple(input_shape), "num_classes": head.units}
+    if _accepts(function, "task"):
+        arguments["task"] = head.task
     model = call_plugin(flag, spec, function, **arguments)
     import keras
 
     if not isinstance(model, keras.Model):
         raise UsageError(f"{source}: the function returned {_describe(model)}, not a keras.Model")
-    check_model_fits_data(model, input_shape, num_classes, source)
+    check_model_fits_data(model, input_shape, head, source)
     return model
 
 
@@ -71,6 +77,16 @@ def _check_accepts(function, arguments, source):
             f"{source}: the function must accept the keyword arguments input_shape "
             f"and num_classes; its signature is {signature}"
         ) from None
+
+
+def _accepts(function, name):
+    """Whether `function` takes the keyword `name` (by name or through **kwargs)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(parameter.name == name and parameter.kind != parameter.POSITIONAL_ONLY
+               or parameter.kind == parameter.VAR_KEYWORD for parameter in parameters)
 
 
 def _describe(value):

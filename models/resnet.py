@@ -1,6 +1,7 @@
 """`resnet`: a small residual network for image input."""
 
 from kerasrun.models.builtin_registry import BUILT_IN_MODELS
+from kerasrun.models.heads import output_layer
 from kerasrun.models.image_input import require_image_input
 
 # Three stages of two blocks each, in the spirit of the CIFAR ResNets; each
@@ -10,15 +11,15 @@ BLOCKS_PER_STAGE = 2
 
 
 @BUILT_IN_MODELS.register("resnet")
-def build_resnet(input_shape, num_classes):
-    """Builds a stem, six residual blocks, global average pooling, softmax.
+def build_resnet(input_shape, head):
+    """Builds a stem, six residual blocks, global average pooling, the task's head.
 
     Strided convolutions use "same" padding, so an 8x8 image goes down to
     2x2 and never below one pixel.
 
     Args:
         input_shape: The shape of one example, (height, width, channels).
-        num_classes: The number of classes the softmax is over.
+        head: The `Head` the model ends in.
 
     Returns:
         An uncompiled `keras.Model`.
@@ -37,7 +38,7 @@ def build_resnet(input_shape, num_classes):
             downsample = stage > 0 and block == 0
             x = _residual_block(x, filters, strides=2 if downsample else 1)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
+    outputs = output_layer(head)(x)
     return keras.Model(inputs, outputs, name="resnet")
 
 

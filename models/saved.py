@@ -6,13 +6,13 @@ from kerasrun.core.errors import UsageError, first_line
 from kerasrun.models.compatibility import check_model_fits_data
 
 
-def load_saved_model(path, input_shape, num_classes, safe_mode=True, flag="--model"):
+def load_saved_model(path, input_shape, head, safe_mode=True, flag="--model"):
     """Loads a `.keras` file, uncompiled, and checks it fits the dataset.
 
     Args:
         path: The path of an existing `.keras` file.
         input_shape: The shape of one example, without the batch axis.
-        num_classes: The number of classes in the dataset.
+        head: The `Head` the task needs; the model's output must be as wide.
         safe_mode: Passed to `keras.saving.load_model`; when True, a file
             holding code (Lambda layers) is refused. Defaults to True.
         flag: The flag the file was named with, for messages. Defaults to
@@ -45,5 +45,5 @@ def load_saved_model(path, input_shape, num_classes, safe_mode=True, flag="--mod
         raise UsageError(f"{source}: cannot load this .keras file: {reason}") from None
     if not isinstance(model, keras.Model):
         raise UsageError(f"{source}: the file holds a {type(model).__name__}, not a model")
-    check_model_fits_data(model, input_shape, num_classes, source)
+    check_model_fits_data(model, input_shape, head, source)
     return model

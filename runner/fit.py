@@ -242,7 +242,7 @@ def build_and_compile(config, data):
     model = models.build(
         config.model,
         input_shape=data.input_shape,
-        num_classes=data.num_classes,
+        head=models.Head("classification", data.num_classes),
         weights=config.model_weights,
         safe_mode=config.model_safe_mode,
     )

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import IMPORT_KERASRUN
 from kerasrun import models
+from kerasrun.models.heads import Head
 from kerasrun.core.errors import RunError, UsageError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +29,7 @@ def _write_module(directory, filename, source):
 
 
 def _tiny_model(input_shape=DIGITS_SHAPE, num_classes=DIGITS_CLASSES):
-    return models.build("mlp", input_shape=input_shape, num_classes=num_classes)
+    return models.build("mlp", input_shape=input_shape, head=Head("classification", num_classes))
 
 
 # check_source
@@ -105,7 +106,7 @@ def test_names_are_the_sorted_built_ins():
 @pytest.mark.parametrize("name", ["mlp", "cnn", "resnet"])
 @pytest.mark.parametrize("input_shape, num_classes", [((8, 8, 1), 10), ((32, 32, 3), 4)])
 def test_built_ins_build_with_a_softmax_over_the_classes(name, input_shape, num_classes):
-    model = models.build(name, input_shape=input_shape, num_classes=num_classes)
+    model = models.build(name, input_shape=input_shape, head=Head("classification", num_classes))
     assert model.output_shape == (None, num_classes)
     assert not model.compiled
     predictions = model.predict(np.random.rand(2, *input_shape).astype("float32"), verbose=0)
@@ -115,7 +116,7 @@ def test_built_ins_build_with_a_softmax_over_the_classes(name, input_shape, num_
 @pytest.mark.parametrize("name", ["cnn", "resnet"])
 def test_image_models_refuse_flat_input(name):
     with pytest.raises(UsageError) as raised:
-        models.build(name, input_shape=(64,), num_classes=10)
+        models.build(name, input_shape=(64,), head=Head("classification", 10))
     assert str(raised.value) == (
         f"--model={name} needs image input (height, width, channels); the dataset gives (64,)"
     )
@@ -128,7 +129,7 @@ def test_mlp_learns_the_digits_in_the_recommended_epochs():
         return (pixels.astype("float32") / 16.0)[..., np.newaxis]
 
     keras.utils.set_random_seed(0)
-    model = models.build("mlp", input_shape=DIGITS_SHAPE, num_classes=DIGITS_CLASSES)
+    model = models.build("mlp", input_shape=DIGITS_SHAPE, head=Head("classification", DIGITS_CLASSES))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=1e-3),
         loss="sparse_categorical_crossentropy",
@@ -158,7 +159,7 @@ def test_application_names_match_keras_applications():
 
 
 def test_application_on_small_grayscale_images_gets_a_front_and_survives_saving(tmp_path):
-    model = models.build("MobileNetV3Small", input_shape=DIGITS_SHAPE, num_classes=DIGITS_CLASSES)
+    model = models.build("MobileNetV3Small", input_shape=DIGITS_SHAPE, head=Head("classification", DIGITS_CLASSES))
     layer_names = [layer.name for layer in model.layers]
     assert "resize_for_application" in layer_names
     assert "grayscale_to_rgb" in layer_names
@@ -168,7 +169,7 @@ def test_application_on_small_grayscale_images_gets_a_front_and_survives_saving(
     # The front must load with safe_mode on, so a trained model can be reused.
     path = str(tmp_path / "mobilenet.keras")
     model.save(path)
-    reloaded = models.build(path, input_shape=DIGITS_SHAPE, num_classes=DIGITS_CLASSES)
+    reloaded = models.build(path, input_shape=DIGITS_SHAPE, head=Head("classification", DIGITS_CLASSES))
     np.testing.assert_allclose(
         reloaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-4, atol=1e-5
     )
@@ -180,12 +181,12 @@ def test_application_on_small_grayscale_images_gets_a_front_and_survives_saving(
 )
 def test_application_refuses_input_it_cannot_take(input_shape, expected):
     with pytest.raises(UsageError, match=rf"--model=MobileNet {expected}"):
-        models.build("MobileNet", input_shape=input_shape, num_classes=10)
+        models.build("MobileNet", input_shape=input_shape, head=Head("classification", 10))
 
 
 def test_application_refuses_unknown_weights():
     with pytest.raises(UsageError, match=r"weights='imagenet21k' is not accepted"):
-        models.build("MobileNet", input_shape=(32, 32, 3), num_classes=10, weights="imagenet21k")
+        models.build("MobileNet", input_shape=(32, 32, 3), head=Head("classification", 10), weights="imagenet21k")
 
 
 def test_failed_weight_download_is_a_one_line_run_error(monkeypatch):
@@ -195,7 +196,7 @@ def test_failed_weight_download_is_a_one_line_run_error(monkeypatch):
     # Keras' own applications fetch their weights through this function.
     monkeypatch.setattr("keras.src.utils.file_utils.get_file", offline_get_file)
     with pytest.raises(RunError) as raised:
-        models.build("MobileNetV3Small", input_shape=DIGITS_SHAPE, num_classes=10, weights="imagenet")
+        models.build("MobileNetV3Small", input_shape=DIGITS_SHAPE, head=Head("classification", 10), weights="imagenet")
     message = str(raised.value)
     assert "need the network to download once" in message
     assert "\n" not in message
@@ -208,7 +209,7 @@ def test_keras_file_round_trip_keeps_the_weights(tmp_path):
     original = _tiny_model()
     path = str(tmp_path / "trained.keras")
     original.save(path)
-    loaded = models.build(path, input_shape=DIGITS_SHAPE, num_classes=DIGITS_CLASSES)
+    loaded = models.build(path, input_shape=DIGITS_SHAPE, head=Head("classification", DIGITS_CLASSES))
     assert not loaded.compiled
     for loaded_weights, original_weights in zip(loaded.get_weights(), original.get_weights()):
         np.testing.assert_array_equal(loaded_weights, original_weights)
@@ -225,7 +226,7 @@ def test_keras_file_that_does_not_fit_the_data_is_refused(tmp_path, input_shape,
     path = str(tmp_path / "trained.keras")
     _tiny_model().save(path)
     with pytest.raises(UsageError, match=expected) as raised:
-        models.build(path, input_shape=input_shape, num_classes=num_classes)
+        models.build(path, input_shape=input_shape, head=Head("classification", num_classes))
     assert f"--model={path!r}" in str(raised.value)
 
 
@@ -233,7 +234,7 @@ def test_corrupt_keras_file_is_refused(tmp_path):
     path = tmp_path / "broken.keras"
     path.write_bytes(b"this is not a zip archive")
     with pytest.raises(UsageError, match="cannot load this .keras file") as raised:
-        models.build(str(path), input_shape=DIGITS_SHAPE, num_classes=DIGITS_CLASSES)
+        models.build(str(path), input_shape=DIGITS_SHAPE, head=Head("classification", DIGITS_CLASSES))
     assert f"--model={str(path)!r}" in str(raised.value)
 
 
@@ -293,28 +294,28 @@ def plugin_module(tmp_path, monkeypatch):
 
 
 def test_plugin_module_function_receives_keywords(plugin_module):
-    model = models.build(f"{plugin_module}:make_model", input_shape=DIGITS_SHAPE, num_classes=7)
+    model = models.build(f"{plugin_module}:make_model", input_shape=DIGITS_SHAPE, head=Head("classification", 7))
     assert model.output_shape == (None, 7)
     assert sys.modules[plugin_module].received == {"input_shape": DIGITS_SHAPE, "num_classes": 7}
 
 
 def test_plugin_file_function_receives_keywords(tmp_path):
     path = _write_module(tmp_path, "my_model.py", PLUGIN_SOURCE)
-    model = models.build(f"{path}:make_model", input_shape=(5,), num_classes=3)
+    model = models.build(f"{path}:make_model", input_shape=(5,), head=Head("classification", 3))
     assert model.output_shape == (None, 3)
 
 
 @pytest.mark.parametrize("function, width", [("make_unbuilt_sequential", 10), ("make_subclassed", 4),
                                              ("make_model", 4)])
 def test_output_width_builds_a_model_without_shapes_on_the_input_shape(plugin_module, function, width):
-    model = models.build(f"{plugin_module}:{function}", input_shape=DIGITS_SHAPE, num_classes=4)
+    model = models.build(f"{plugin_module}:{function}", input_shape=DIGITS_SHAPE, head=Head("classification", 4))
     assert models.output_width(model, "m", DIGITS_SHAPE) == width
     assert model.built and model.weights
     assert model.predict(np.zeros((2, *DIGITS_SHAPE)), verbose=0).shape[-1] == width
 
 
 def test_a_model_that_cannot_take_the_input_shape_is_refused_naming_the_flag(plugin_module):
-    model = models.build(f"{plugin_module}:make_one_channel", input_shape=(5,), num_classes=4)
+    model = models.build(f"{plugin_module}:make_one_channel", input_shape=(5,), head=Head("classification", 4))
     with pytest.raises(UsageError, match=r"^--model='m': the model cannot take the dataset's input of shape \(5,\): "
                                          r"expected one channel"):
         models.output_width(model, "m", (5,))
@@ -322,12 +323,12 @@ def test_a_model_that_cannot_take_the_input_shape_is_refused_naming_the_flag(plu
 
 def test_plugin_returning_something_else_is_refused(plugin_module):
     with pytest.raises(UsageError, match=r"make_nothing'?: the function returned None, not a keras.Model"):
-        models.build(f"{plugin_module}:make_nothing", input_shape=DIGITS_SHAPE, num_classes=10)
+        models.build(f"{plugin_module}:make_nothing", input_shape=DIGITS_SHAPE, head=Head("classification", 10))
 
 
 def test_plugin_without_the_keywords_is_refused(plugin_module):
     with pytest.raises(UsageError, match="must accept the keyword arguments input_shape and num_classes"):
-        models.build(f"{plugin_module}:make_positional_only", input_shape=DIGITS_SHAPE, num_classes=10)
+        models.build(f"{plugin_module}:make_positional_only", input_shape=DIGITS_SHAPE, head=Head("classification", 10))
 
 
 def test_keras_file_with_code_is_refused_in_safe_mode_naming_the_flag(tmp_path):
@@ -338,7 +339,7 @@ def test_keras_file_with_code_is_refused_in_safe_mode_naming_the_flag(tmp_path):
     path = str(tmp_path / "with_code.keras")
     model.save(path)
     with pytest.raises(UsageError) as caught:
-        models.build(path, input_shape=DIGITS_SHAPE, num_classes=DIGITS_CLASSES)
+        models.build(path, input_shape=DIGITS_SHAPE, head=Head("classification", DIGITS_CLASSES))
     assert "--model_safe_mode False" in str(caught.value)
-    loaded = models.build(path, input_shape=DIGITS_SHAPE, num_classes=DIGITS_CLASSES, safe_mode=False)
+    loaded = models.build(path, input_shape=DIGITS_SHAPE, head=Head("classification", DIGITS_CLASSES), safe_mode=False)
     assert loaded.output_shape == (None, DIGITS_CLASSES)

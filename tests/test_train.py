@@ -145,9 +145,9 @@ def test_weights_only_checkpoint_with_log_keys_in_the_name(train, tmp_path):
     assert saved and all(re.fullmatch(r"w\.0[12]-\d\.\d\d\.weights\.h5", name) for name in saved)
     import keras
 
-    from kerasrun.models import build
+    from kerasrun.models import Head, build
 
-    model = build("cnn", input_shape=(8, 8, 1), num_classes=10)
+    model = build("cnn", input_shape=(8, 8, 1), head=Head("classification", 10))
     model.load_weights(str(tmp_path / "ckpt" / saved[-1]))
 
 
