@@ -408,7 +408,7 @@ def _validate(values, sources, options, flag_files=()):
             if message:
                 checker.fail(name, message)
     datasets.check_source(values["dataset"], flag=checker.flag_label("dataset"),
-                          label_column=values["dataset_label_column"])
+                          label_columns=values["dataset_label_column"])
     models.check_source(values["model"], flag=checker.flag_label("model"))
     _check_model_weights(checker)
     if values["jit_compile"] == "true" and values["deterministic"]:

@@ -7,6 +7,7 @@ from kerasrun.core.options import (
     all_positive, at_least, fraction_below_one, positive, when,
 )
 from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
+from kerasrun.models.heads import TASKS
 
 
 def _verbosity(value):
@@ -27,6 +28,13 @@ def _known_metrics(values):
     if twice:  # Keras would log it again as accuracy_1, val_accuracy_1.
         return f"names {twice[0]!r} twice"
     return None
+
+
+def _label_columns(values):
+    if not values or any(not name.strip() for name in values):
+        return "must name at least one column, without empty names"
+    twice = [name for index, name in enumerate(values) if name in values[:index]]
+    return f"names {twice[0]!r} twice" if twice else None
 
 
 def _seed_range(value):
@@ -119,8 +127,17 @@ DATA = OptionGroup(
         Arg("dataset", Str(), "digits",
             "digits (bundled), mnist, fashion_mnist, cifar10, cifar100, npz:PATH, csv:PATH, "
             "images:DIR, or module:function / path/file.py:function."),
-        Arg("dataset_label_column", Str(), "label", "csv: the column holding the label.",
-            applies=_for_dataset("csv")),
+        Arg("dataset_label_column", StrList(), ("label",),
+            "csv: the column holding the labels; several, comma-separated, for several targets (regression) "
+            "or one 0/1 column per label (multilabel).", _label_columns, applies=_for_dataset("csv")),
+        Arg("task", Choice("auto", *TASKS), "auto",
+            "What the model learns: classification (one class of several, softmax), binary (one sigmoid), "
+            "multilabel (a sigmoid per 0/1 label column), regression (linear outputs); auto decides from "
+            "the labels and prints why."),
+        Arg("target_scaling", Choice("standard", "none"), "standard",
+            "regression: standard makes the model's last layer undo a standardisation of the targets "
+            "(mean and variance of the training split), so the network learns values of unit scale while "
+            "its predictions, loss and metrics stay in your units; none leaves the targets as they are."),
         Arg("dataset_image_size", IntList((2,)), (64, 64),
             "images: height,width every image is resized to.", all_positive, applies=_for_dataset("images")),
         Arg("dataset_color_mode", Choice(*COLOR_MODES), "rgb",

@@ -12,6 +12,7 @@ from kerasrun.datasets import (
     npz_source,
     plugin_source,
     sources,
+    tasks,
 )
 from kerasrun.datasets.data import Data
 from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
@@ -29,7 +30,7 @@ def names():
     return builtin.REGISTRY.names()
 
 
-def check_source(value, flag="--dataset", label_column="label"):
+def check_source(value, flag="--dataset", label_columns=("label",)):
     """Checks a `--dataset` value cheaply, before TensorFlow is imported.
 
     Accepted: a built-in name, `npz:PATH` naming an .npz archive holding
@@ -43,8 +44,8 @@ def check_source(value, flag="--dataset", label_column="label"):
         value: The value as the user typed it.
         flag: The flag the value came from, for messages. Defaults to
             "--dataset".
-        label_column: The --dataset_label_column, for a CSV file. Defaults
-            to "label".
+        label_columns: The --dataset_label_column names, for a CSV file.
+            Defaults to ("label",).
 
     Raises:
         UsageError: naming the flag and value and saying what is accepted.
@@ -52,7 +53,7 @@ def check_source(value, flag="--dataset", label_column="label"):
     source = sources.check(value, names(), flag)
     context = f"{flag}={value!r}"
     if source.kind == "csv":
-        csv_source.check_header(source.argument, label_column, context)
+        csv_source.check_header(source.argument, label_columns, context)
     elif source.kind == "npz":
         npz_source.check_archive(source.argument, context)
 
@@ -147,8 +148,8 @@ def provides_validation(value, validation_split):
     return False
 
 
-def load(value, *, seed, validation_split, label_column="label", image_size=(64, 64),
-         color_mode="rgb", cache="auto", flag="--dataset"):
+def load(value, *, seed, validation_split, label_columns=("label",), image_size=(64, 64),
+         color_mode="rgb", cache="auto", flag="--dataset", task="auto", chosen_by_loss=None):
     """Loads the dataset a `--dataset` value names.
 
     Args:
@@ -157,7 +158,8 @@ def load(value, *, seed, validation_split, label_column="label", image_size=(64,
         validation_split: Fraction of the training examples held out for
             validation, in [0, 1). Above 0 it replaces the source's own
             validation data; at 0 that data (or none) is used.
-        label_column: The label column of a CSV file. Defaults to "label".
+        label_columns: The label columns of a CSV file. Defaults to
+            ("label",).
         image_size: `(height, width)` images of a folder are resized to.
             Defaults to (64, 64).
         color_mode: "grayscale", "rgb" or "rgba", for image folders.
@@ -167,6 +169,8 @@ def load(value, *, seed, validation_split, label_column="label", image_size=(64,
             Defaults to "auto".
         flag: The flag the value came from, for messages. Defaults to
             "--dataset".
+        task: The --task (datasets/tasks.py). Defaults to "auto".
+        chosen_by_loss: The --loss when it compares values. Defaults to None.
 
     Returns:
         A `Data`.
@@ -180,7 +184,7 @@ def load(value, *, seed, validation_split, label_column="label", image_size=(64,
     source = sources.check(value, names(), flag)
     context = f"{flag}={value!r}"
     if source.kind == "images":
-        return image_source.read(
+        data = image_source.read(
             source.argument,
             image_size=image_size,
             color_mode=color_mode,
@@ -189,14 +193,17 @@ def load(value, *, seed, validation_split, label_column="label", image_size=(64,
             cache=cache,
             context=context,
         )
+        return tasks.for_classes(data, task, context)
     array_names = None
     if source.kind == "builtin":
         train, val = builtin.REGISTRY.get(source.argument)()
+        if task == tasks.AUTO:  # Their labels are class ids, whatever a small sample of them looks like.
+            task = "classification"
     elif source.kind == "npz":
         train, val = npz_source.read(source.argument, context)
     elif source.kind == "csv":
-        train, val = csv_source.read(source.argument, label_column, context)
-        array_names = csv_source.array_names(label_column)
+        train, val = csv_source.read(source.argument, label_columns, context)
+        array_names = csv_source.array_names(label_columns)
     else:
         train, val = plugin_source.read(source.argument, flag)
     return arrays.build_data(
@@ -206,4 +213,6 @@ def load(value, *, seed, validation_split, label_column="label", image_size=(64,
         validation_split=validation_split,
         seed=seed,
         array_names=array_names,
+        task=task,
+        chosen_by_loss=chosen_by_loss,
     )

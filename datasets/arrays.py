@@ -3,13 +3,13 @@
 import numpy as np
 
 from kerasrun.core.errors import UsageError
-from kerasrun.datasets import labels, split
+from kerasrun.datasets import split, tasks
 from kerasrun.datasets.data import Data
 
 DEFAULT_ARRAY_NAMES = {name: name for name in ("x_train", "y_train", "x_val", "y_val")}
 
 
-def build_data(train, val, *, context, validation_split, seed, array_names=None):
+def build_data(train, val, *, context, validation_split, seed, array_names=None, task="auto", chosen_by_loss=None):
     """Checks arrays, encodes labels and holds out validation data if asked.
 
     Args:
@@ -23,6 +23,10 @@ def build_data(train, val, *, context, validation_split, seed, array_names=None)
         array_names: Maps "x_train", "y_train", "x_val", "y_val" to the names
             used in messages, for sources whose arrays are called otherwise.
             Defaults to None (the names themselves).
+        task: The --task: auto, or the task the labels must suit. Defaults
+            to auto.
+        chosen_by_loss: The --loss, when it compares values (see
+            `tasks.decide`). Defaults to None.
 
     Returns:
         A `Data` whose `x` arrays are float32.
@@ -38,20 +42,70 @@ def build_data(train, val, *, context, validation_split, seed, array_names=None)
         x_val, y_val = _check_pair(val, names["x_val"], names["y_val"], context)
         _check_same_example_shape(x_train, x_val, names, context)
         label_arrays[names["y_val"]] = y_val
-    encoded, label_kind, class_names = labels.encode(label_arrays, context)
+    check_enough_examples(len(x_train), context)
+    _check_finite(x_train, names["x_train"], context)
+    if val is not None:
+        _check_finite(x_val, names["x_val"], context)
+    decided = tasks.decide(label_arrays, task, context, what=names["y_train"], chosen_by_loss=chosen_by_loss)
+    encoded = decided.encoded
     train = (x_train, encoded[names["y_train"]])
     val = None if val is None else (x_val, encoded[names["y_val"]])
+    if val is not None and decided.label_kind == "int":
+        _check_classes_trained(train[1], val[1], names, decided.class_names, context)
     if validation_split > 0:
         train, val = split.hold_out(*train, validation_split, seed)
-    used_labels = [train[1]] + ([] if val is None else [val[1]])
     return Data(
         train=train,
         val=val,
         input_shape=tuple(x_train.shape[1:]),
-        num_classes=labels.count_classes(used_labels, label_kind, class_names),
-        label_kind=label_kind,
-        class_names=class_names,
+        num_classes=decided.head.units,
+        label_kind=decided.label_kind,
+        class_names=decided.class_names,
+        head=decided.head,
+        task_reason=decided.reason,
+        target_stats=target_statistics(train[1]) if decided.head.task == "regression" else None,
     )
+
+
+def check_enough_examples(count, context):
+    """Refuses fewer than two training examples: training on one "succeeds" with a loss of 0."""
+    if count < 2:
+        raise UsageError(f"{context}: holds {count} training example(s); training needs at least two")
+
+
+def target_statistics(targets):
+    """Returns (mean, variance) of each target column of the training split, as float32 arrays."""
+    targets = np.asarray(targets, dtype=np.float64)
+    return targets.mean(axis=0).astype(np.float32), targets.var(axis=0).astype(np.float32)
+
+
+def _check_finite(x, name, context):
+    """Refuses NaN or infinite inputs, naming the array and the first row: ReLU would hide them from the loss."""
+    if x.dtype.kind != "f":
+        return
+    finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        value = x.reshape(len(x), -1)[row][~np.isfinite(x.reshape(len(x), -1)[row])][0]
+        raise UsageError(f"{context}: {name} holds {value.item()!r} in row {row}; inputs must be finite numbers")
+
+
+def _check_classes_trained(y_train, y_val, names, class_names, context):
+    """Refuses validation class ids beyond the training labels' range: classes the model never learns.
+
+    (A class inside the range that training happens to lack is left alone: a
+    small training set may miss a rare class.)
+    """
+    beyond = y_val[y_val > y_train.max()]
+    if len(beyond):
+        named = _class_name(beyond[0], class_names)
+        raise UsageError(f"{context}: {names['y_val']} holds the class {named!r}, out of the range of "
+                         f"{names['y_train']} (classes up to {_class_name(y_train.max(), class_names)!r}), "
+                         "so the model would never learn it")
+
+
+def _class_name(class_id, class_names):
+    return class_names[class_id] if class_names else int(class_id)
 
 
 def _check_pair(pair, x_name, y_name, context):

@@ -10,15 +10,16 @@ from kerasrun.core.errors import UsageError
 LABEL_COLUMN_FLAG = "--dataset_label_column"
 
 
-def read(path, label_column, context):
+def read(path, label_columns, context):
     """Returns `((x, y), None)` from a CSV file.
 
-    Labels that are all integers are kept as class ids; otherwise they are
-    strings, which `datasets.labels` maps to class ids in sorted order.
+    One label column gives labels that are all integers, all numbers, or
+    else strings (which `datasets.tasks` reads as class names); several give
+    one row of numbers per example (several targets, or 0/1 per label).
 
     Args:
         path: The CSV file; its first row names the columns.
-        label_column: The name of the column that holds the labels.
+        label_columns: The names of the columns that hold the labels.
         context: The flag and value, as a message prefix.
 
     Raises:
@@ -26,17 +27,19 @@ def read(path, label_column, context):
             number of cells, a feature cell is not a finite number, a label
             is empty, or the file has no data rows.
     """
-    features, raw_labels = _with_reader(path, context, lambda reader: _read_rows(reader, label_column, context))
-    return (np.array(features, dtype=np.float32), _label_array(raw_labels)), None
+    features, raw_labels = _with_reader(path, context, lambda reader: _read_rows(reader, label_columns, context))
+    if len(label_columns) == 1:
+        return (np.array(features, dtype=np.float32), _label_array([row[0] for row in raw_labels])), None
+    return (np.array(features, dtype=np.float32), np.array(raw_labels, dtype=np.float64)), None
 
 
-def check_header(path, label_column, context):
-    """Checks, reading only the header row, that the file names the label column and a feature column.
+def check_header(path, label_columns, context):
+    """Checks, reading only the header row, that the file names the label columns and a feature column.
 
     Raises:
         UsageError: as `read` does, about the header.
     """
-    _with_reader(path, context, lambda reader: _label_index(_header(reader), label_column, context))
+    _with_reader(path, context, lambda reader: _label_indices(_header(reader), label_columns, context))
 
 
 def _with_reader(path, context, use):
@@ -49,18 +52,20 @@ def _with_reader(path, context, use):
         raise UsageError(f"{context}: the file is not valid CSV ({error})") from None
 
 
-def array_names(label_column):
+def array_names(label_columns):
     """Returns names for `datasets.arrays.build_data` messages about a CSV's arrays."""
-    return {"x_train": "the feature columns", "y_train": f"label column {label_column!r}"}
+    if len(label_columns) == 1:
+        return {"x_train": "the feature columns", "y_train": f"label column {label_columns[0]!r}"}
+    return {"x_train": "the feature columns", "y_train": f"label columns {', '.join(label_columns)}"}
 
 
 def _header(reader):
     return [name.strip() for name in next(reader, [])]
 
 
-def _read_rows(reader, label_column, context):
+def _read_rows(reader, label_columns, context):
     header = _header(reader)
-    label_index = _label_index(header, label_column, context)
+    label_indices = _label_indices(header, label_columns, context)
     features, raw_labels = [], []
     for row in reader:
         if not any(cell.strip() for cell in row):
@@ -70,47 +75,54 @@ def _read_rows(reader, label_column, context):
             raise UsageError(
                 f"{where}: has {len(row)} cells but the header has {len(header)} columns"
             )
-        label = row[label_index].strip()
-        if not label:
-            raise UsageError(f"{where}: label column {label_column!r} is empty")
-        raw_labels.append(label)
+        raw_labels.append([_label_cell(row[index], header[index], where, len(label_indices) > 1)
+                           for index in label_indices])
         features.append([
             _feature_value(cell, header[index], where)
             for index, cell in enumerate(row)
-            if index != label_index
+            if index not in label_indices
         ])
     if not raw_labels:
         raise UsageError(f"{context}: the file has a header but no data rows")
     return features, raw_labels
 
 
-def _label_index(header, label_column, context):
+def _label_indices(header, label_columns, context):
     if not header:
         raise UsageError(
             f"{context}: the file is empty; expected a header row naming the columns"
         )
-    if label_column not in header:
-        raise UsageError(
-            f"{context}: no column {label_column!r} (columns: {', '.join(header)}); "
-            f"name the label column with {LABEL_COLUMN_FLAG}"
-        )
-    if header.count(label_column) > 1:
-        raise UsageError(
-            f"{context}: more than one column is named {label_column!r}"
-        )
-    if len(header) < 2:
-        raise UsageError(
-            f"{context}: the file has only the label column; expected feature columns too"
-        )
-    return header.index(label_column)
+    for label_column in label_columns:
+        if label_column not in header:
+            raise UsageError(
+                f"{context}: no column {label_column!r} (columns: {', '.join(header)}); "
+                f"name the label column{'s' if len(label_columns) > 1 else ''} with {LABEL_COLUMN_FLAG}"
+            )
+        if header.count(label_column) > 1:
+            raise UsageError(
+                f"{context}: more than one column is named {label_column!r}"
+            )
+    if len(header) <= len(label_columns):
+        only = "the label column" if len(label_columns) == 1 else "label columns"
+        raise UsageError(f"{context}: the file has only {only}; expected feature columns too")
+    return [header.index(label_column) for label_column in label_columns]
 
 
-def _feature_value(cell, column, where):
+def _label_cell(cell, column, where, several):
+    label = cell.strip()
+    if not label:
+        raise UsageError(f"{where}: label column {column!r} is empty")
+    if several:  # One number per column: targets, or 0/1 per label.
+        return _feature_value(label, column, where, "label columns must hold numbers when there are several")
+    return label
+
+
+def _feature_value(cell, column, where, rule="feature columns must be numbers"):
     try:
         value = float(cell)
     except ValueError:
         raise UsageError(
-            f"{where}: column {column!r} holds {cell!r}; feature columns must be numbers"
+            f"{where}: column {column!r} holds {cell!r}; {rule}"
         ) from None
     # NaN or infinity would only show up later as a loss of NaN.
     if not math.isfinite(value):

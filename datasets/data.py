@@ -14,11 +14,18 @@ class Data:
             unbatched `tf.data.Dataset` of `(x, y)` elements.
         val: Validation examples in the same form as `train`, or None.
         input_shape: Shape of one `x`, without the batch axis.
-        num_classes: Number of classes the labels range over.
+        num_classes: Number of classes the labels range over; for other
+            tasks the width of the model's output.
         label_kind: `"int"` for integer class ids, `"one_hot"` for rows of
-            one-hot (or probability) labels.
+            one-hot (or probability) labels, "binary", "multi_hot" or
+            "values" for the other tasks (datasets/tasks.py).
         class_names: Names of the classes in label order when the source
             has them (string labels, image folders); None otherwise.
+        head: The `models.heads.Head` the task needs; classification over
+            `num_classes` unless the source decided otherwise.
+        task_reason: Why the task is what it is, for the line the run prints.
+        target_stats: For regression, (mean, variance) of each target
+            column of the training split; else None.
     """
 
     train: object
@@ -27,3 +34,12 @@ class Data:
     num_classes: int
     label_kind: str
     class_names: tuple = None
+    head: object = None
+    task_reason: str = ""
+    target_stats: tuple = None
+
+    def __post_init__(self):
+        if self.head is None:  # Sources that hold classes only (image folders).
+            from kerasrun.models.heads import Head
+
+            object.__setattr__(self, "head", Head("classification", self.num_classes))

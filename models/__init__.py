@@ -111,6 +111,11 @@ def build(value, *, input_shape, head, weights=None, safe_mode=True, flag="--mod
     return build_from_plugin(value, input_shape, head, flag=flag)
 
 
+def builds_head(value):
+    """Whether the runner builds the model's last layer itself (a built-in or a keras.applications model)."""
+    return value in BUILT_IN_MODELS or value in APPLICATION_NAMES
+
+
 def output_width(model, value, input_shape, flag="--model"):
     """Returns the size of the model's last output axis, or None for a model with several outputs.
 

@@ -19,10 +19,18 @@ class Head:
         task: One of TASKS.
         units: The width of the output: the classes (classification), 1
             (binary), the labels (multilabel) or the targets (regression).
+        scaling: For regression, None or (means, variances) of the targets:
+            the output layer then predicts standardised values and a
+            Normalization layer (invert=True) turns them into the targets' units.
     """
 
     task: str
     units: int
+    scaling: tuple = None
+
+    def scaled(self, mean, variance):
+        """Returns the head that also undoes a standardisation: (mean, variance) per output, as lists."""
+        return dataclasses.replace(self, scaling=(tuple(float(m) for m in mean), tuple(float(v) for v in variance)))
 
     @property
     def activation(self):
@@ -41,7 +49,19 @@ class Head:
 
 
 def output_layer(head, name=None):
-    """Returns the Dense layer a built model ends in, computing in float32 (also under mixed precision)."""
+    """Returns what a built model ends in, as a function of the last tensor.
+
+    A Dense layer computing in float32 (also under mixed precision), and for a
+    scaled regression head Keras's Normalization layer with `invert=True`,
+    which maps standardised values back into the targets' units, so the
+    model predicts in them and its saved file needs nothing else.
+    """
     import keras
 
-    return keras.layers.Dense(head.units, activation=head.activation, dtype="float32", name=name)
+    dense = keras.layers.Dense(head.units, activation=head.activation, dtype="float32", name=name)
+    if head.scaling is None:
+        return dense
+    mean, variance = head.scaling
+    unscale = keras.layers.Normalization(mean=list(mean), variance=list(variance), invert=True, dtype="float32",
+                                         name=f"{name or 'output'}_in_target_units")
+    return lambda x: unscale(dense(x))

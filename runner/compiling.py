@@ -3,6 +3,7 @@
 from kerasrun.callbacks.builder import enabled_families
 from kerasrun.core import keras_names
 from kerasrun.core.errors import UsageError
+from kerasrun.datasets.arrays import check_enough_examples
 
 # With integer class labels and one output per class, only these work: the
 # others expect one-hot labels and fail (or silently report nonsense).
@@ -25,10 +26,9 @@ def check_trainable(data, dataset, loss):
     Raises:
         UsageError: naming --dataset and what it holds.
     """
-    if isinstance(data.train, tuple) and len(data.train[0]) < 2:
-        raise UsageError(f"--dataset={dataset!r}: holds {len(data.train[0])} training example(s); "
-                         "training needs at least two")
-    if data.num_classes < 2 and loss not in keras_names.VALUE_COMPARISONS:
+    if isinstance(data.train, tuple):
+        check_enough_examples(len(data.train[0]), f"--dataset={dataset!r}")
+    if data.head.task == "classification" and data.num_classes < 2 and loss not in keras_names.VALUE_COMPARISONS:
         raise UsageError(f"--dataset={dataset!r}: every label is the same class, so a classifier has nothing "
                          "to learn (its loss is 0 from the start); give at least two classes, or a loss that "
                          "compares values, such as --loss mse")
@@ -58,9 +58,32 @@ def choose_loss(name, label_kind, outputs, batch_size=None):
         UsageError: for a loss that cannot work with these labels.
     """
     if name == "auto":
-        return "categorical_crossentropy" if label_kind == "one_hot" else "sparse_categorical_crossentropy"
+        return _AUTO_LOSSES[label_kind]
+    if label_kind in _NOT_CLASS_IDS:
+        if name in ("sparse_categorical_crossentropy", "categorical_crossentropy", "categorical_focal_crossentropy"):
+            raise UsageError(f"--loss={name}: needs classes, but the task learns {_NOT_CLASS_IDS[label_kind]}; "
+                             "use auto")
+        return name
     _check_fits_labels("loss", name, label_kind, outputs, ("sparse_categorical_crossentropy",), batch_size)
     return name
+
+
+_AUTO_LOSSES = {"int": "sparse_categorical_crossentropy", "one_hot": "categorical_crossentropy",
+                "binary": "binary_crossentropy", "multi_hot": "binary_crossentropy", "values": "mean_squared_error"}
+_NOT_CLASS_IDS = {"binary": "one 0/1 label", "multi_hot": "several 0/1 labels", "values": "values"}
+
+
+def task_metrics(names, head):
+    """Returns the metrics to compile: the task's own when the default (accuracy) is kept for another task."""
+    import keras
+
+    if tuple(names) != ("accuracy",) or head.task == "classification":
+        return list(names)
+    if head.task == "binary":
+        return ["accuracy", keras.metrics.AUC(name="auc")]
+    if head.task == "multilabel":
+        return ["binary_accuracy", keras.metrics.AUC(name="auc", multi_label=True, num_labels=head.units)]
+    return ["mean_absolute_error", keras.metrics.RootMeanSquaredError(name="root_mean_squared_error")]
 
 
 def check_output_width(loss, outputs, num_classes, model):
@@ -94,7 +117,7 @@ def check_metrics(names, label_kind, outputs, batch_size=None):
 
 
 def _check_fits_labels(flag, name, label_kind, outputs, integer_names, batch_size):
-    if outputs == 1:
+    if outputs == 1 or label_kind in _NOT_CLASS_IDS:
         return  # A single output (a sigmoid, say) takes the labels as they are.
     if name in keras_names.VALUE_COMPARISONS:
         # Keras compares a batch of one label each, shape (batch,), with outputs of shape (batch, outputs):

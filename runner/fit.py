@@ -15,14 +15,14 @@ from kerasrun import datasets, keras_fixes, models
 from kerasrun.callbacks.builder import build_callbacks, family_of
 from kerasrun.callbacks.monitor import compiled_direction
 from kerasrun.cli.config import Config, changed_flags, check_against_data, saved_config, worker_overrides
-from kerasrun.core import files
+from kerasrun.core import files, keras_names
 from kerasrun.core.errors import PluginError, UsageError, first_line, one_line, wants_traceback
 from kerasrun.core.plugins import where_in_users_code
 from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results
 from kerasrun.runner.compiling import (check_metrics, check_output_width, check_trainable, choose_loss,
-                                      make_optimizer)
+                                      make_optimizer, task_metrics)
 from kerasrun.runner.dispatch import combined
 from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
 from kerasrun.runner.hparams_log import write_hparams
@@ -88,6 +88,7 @@ def prepare_data(config):
         seed_everything(config)
     data = load_data(config)
     check_trainable(data, config.dataset, config.loss)
+    print(task_line(config, data), flush=True)
     check_against_data(config, has_validation=data.val is not None)
     seed_everything(config)  # The model and the callbacks draw the same numbers, whatever the loader drew.
     epoch = datasets.EpochCounter()
@@ -216,10 +217,12 @@ def load_data(config):
         config.dataset,
         seed=config.seed,
         validation_split=config.validation_split,
-        label_column=config.dataset_label_column,
+        label_columns=config.dataset_label_column,
         image_size=config.dataset_image_size,
         color_mode=config.dataset_color_mode,
         cache=config.dataset_cache,
+        task=config.task,
+        chosen_by_loss=config.loss if config.loss in keras_names.VALUE_COMPARISONS else None,
     )
 
 
@@ -242,7 +245,7 @@ def build_and_compile(config, data):
     model = models.build(
         config.model,
         input_shape=data.input_shape,
-        head=models.Head("classification", data.num_classes),
+        head=model_head(config, data),
         weights=config.model_weights,
         safe_mode=config.model_safe_mode,
     )
@@ -253,11 +256,38 @@ def build_and_compile(config, data):
     model.compile(
         optimizer=make_optimizer(config),
         loss=loss,
-        metrics=list(config.metrics),
+        metrics=task_metrics(config.metrics, data.head),
         steps_per_execution=config.steps_per_execution,
         jit_compile={"auto": "auto", "true": True, "false": False}[config.jit_compile],
     )
     return model
+
+
+def model_head(config, data):
+    """Returns the head the model gets: the data's, which undoes the targets' standardisation when it applies."""
+    if scales_targets(config, data):
+        return data.head.scaled(*data.target_stats)
+    return data.head
+
+
+def scales_targets(config, data):
+    """Whether the model's last layer undoes a standardisation of regression targets (--target_scaling)."""
+    return (data.head.task == "regression" and config.target_scaling == "standard"
+            and models.builds_head(config.model))
+
+
+def task_line(config, data):
+    """Returns the line that says which task the run learns and why, and what is done to regression targets."""
+    line = f"task: {data.head.task} ({data.task_reason})"
+    if data.head.task != "regression":
+        return line
+    if scales_targets(config, data):
+        mean, variance = data.target_stats
+        described = ", ".join(f"mean {m:.4g}, std {v ** 0.5:.4g}" for m, v in zip(mean, variance))
+        return f"{line}; targets standardised ({described}), and undone by the model's last layer"
+    if config.target_scaling == "standard":
+        return f"{line}; targets as they are: --target_scaling applies to the models the runner builds, not {config.model}"
+    return f"{line}; targets as they are (--target_scaling none)"
 
 
 def open_run_dir(config, resume=True):

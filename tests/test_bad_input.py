@@ -213,7 +213,7 @@ def test_a_malformed_tf_config_is_refused(train, workdir, value, expected):
 
 
 @pytest.mark.parametrize("data, expected", [
-    ("(np.random.rand(20, 3), np.zeros(20))", "every label is the same class, so a classifier has nothing to learn"),
+    ("(np.random.rand(20, 3), np.zeros(20))", "every label is 0, so a model has nothing to learn"),
     ("(np.random.rand(1, 3), np.array([1]))", "holds 1 training example(s); training needs at least two"),
 ])
 def test_data_a_run_cannot_learn_from_is_refused_before_anything_is_written(train, workdir, data, expected):

@@ -137,12 +137,13 @@ def test_npz_without_val(tmp_path):
     assert data.num_classes == 4
 
 
-def test_npz_with_val_counts_classes_in_both(tmp_path):
+def test_npz_val_class_out_of_the_training_range_is_refused(tmp_path):
     x, y = class_sorted_arrays()
     path = write_npz(tmp_path, x_train=x, y_train=y, x_val=x[:2], y_val=np.array([0, 6]))
-    data = load(f"npz:{path}")
-    assert data.val[0].shape == (2, 3)
-    assert data.num_classes == 7
+    with pytest.raises(UsageError, match=r"y_val holds the class 6, out of the range of y_train \(classes up to 3\)"):
+        load(f"npz:{path}", task="classification")
+    inside = write_npz(tmp_path, x_train=x[y != 2], y_train=y[y != 2], x_val=x[:2], y_val=np.array([0, 2]))
+    assert load(f"npz:{inside}").num_classes == 4  # A class training lacks, inside its range, is kept.
 
 
 def test_npz_one_hot_labels(tmp_path):
@@ -190,7 +191,8 @@ NPZ_REFUSALS = {
 
 
 def test_class_ids_used_as_codes_are_noted_once(tmp_path, capsys):
-    data = load(f"npz:{write_npz(tmp_path, x_train=X4, y_train=np.array([2020, 2021, 2020, 2021]))}")
+    data = load(f"npz:{write_npz(tmp_path, x_train=X4, y_train=np.array([2020, 2021, 2020, 2021]))}",
+                task="classification")
     assert data.num_classes == 2022
     assert ("the class ids go up to 2021, so the model predicts 2022 classes, though only 2 of them occur"
             in capsys.readouterr().out)
@@ -200,7 +202,7 @@ def test_class_ids_used_as_codes_are_noted_once(tmp_path, capsys):
 def test_npz_refusals_name_file_and_array(tmp_path, arrays, expected):
     path = write_npz(tmp_path, **arrays)
     with pytest.raises(UsageError) as raised:
-        load(f"npz:{path}")
+        load(f"npz:{path}", task="classification")
     assert expected in str(raised.value)
     assert str(raised.value).startswith(f"--dataset='npz:{path}'")
 
@@ -254,7 +256,7 @@ def test_csv_with_string_labels_in_custom_column(tmp_path):
         5,6,setosa
         7,8,versicolor
     """)
-    data = load(f"csv:{path}", label_column="species")
+    data = load(f"csv:{path}", label_columns=("species",))
     assert data.class_names == ("setosa", "versicolor", "virginica")
     np.testing.assert_array_equal(data.train[1], [0, 2, 0, 1])
     assert data.num_classes == 3
@@ -285,7 +287,7 @@ CSV_REFUSALS = {
 def test_csv_refusals_name_file_and_column(tmp_path, text, expected):
     path = write_text(tmp_path, "data.csv", text)
     with pytest.raises(UsageError) as raised:
-        load(f"csv:{path}")
+        load(f"csv:{path}", task="classification")
     assert expected in str(raised.value)
     assert path in str(raised.value)
 

@@ -1,0 +1,133 @@
+"""--task: what auto decides from the labels and why, explicit tasks checked, and each task trained end to end."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from kerasrun import datasets
+from kerasrun.core.errors import UsageError
+from kerasrun.datasets import tasks
+
+X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+
+
+def decide(y, task="auto", **options):
+    return tasks.decide({"y_train": np.asarray(y)}, task, "--dataset='npz:d.npz'", what="y_train", **options)
+
+
+@pytest.mark.parametrize("y, task, units, reason", [
+    (np.arange(40) % 10, "classification", 10, "y_train holds 10 integer class ids"),
+    (np.arange(40) % 2, "classification", 2, "y_train holds 2 integer class ids"),  # Two classes: softmax.
+    (np.eye(4)[np.arange(40) % 4], "classification", 4, "y_train holds one-hot rows of 4 classes"),
+    (np.tile([[1, 0, 1], [0, 1, 1]], (20, 1)), "multilabel", 3, "y_train holds rows of 0 and 1 with up to 2 ones"),
+    (np.linspace(0, 1, 40), "regression", 1, "y_train holds 40 distinct non-integer values"),
+    (np.arange(150) * 1000, "regression", 1, "y_train holds 150 distinct whole numbers from 0 to 149000"),
+    (np.random.default_rng(0).normal(size=(40, 2)), "regression", 2, "y_train holds rows of 2 values"),
+    (np.array(["cat", "dog"] * 20), "classification", 2, "y_train holds text: 2 class names"),
+])
+def test_auto_decides_from_the_labels_and_says_why(y, task, units, reason):
+    decided = decide(y)
+    assert (decided.head.task, decided.head.units, decided.reason) == (task, units, reason)
+
+
+def test_each_task_gets_labels_in_the_form_its_loss_takes():
+    binary = decide(np.array(["no", "yes", "yes", "no"]), "binary")
+    assert binary.label_kind == "binary" and binary.encoded["y_train"].tolist() == [[0], [1], [1], [0]]
+    assert binary.reason == "--task binary: 'yes' is the positive class (1), 'no' the negative (0)"
+    regression = decide(np.array([1.5, 2.5, 3.5]), "regression")
+    assert regression.encoded["y_train"].shape == (3, 1) and regression.encoded["y_train"].dtype == np.float32
+    assert decide(np.arange(40) % 3).encoded["y_train"].dtype == np.int32
+    # A value-comparing loss makes auto a regression, even of a constant target (Keras's EarlyStopping example).
+    constant = decide(np.zeros(5), chosen_by_loss="mse")
+    assert (constant.head.task, constant.reason) == ("regression", "--loss mse compares values")
+
+
+@pytest.mark.parametrize("y, task, expected", [
+    (np.array([0, 5, 10, 50] * 10), "auto", "y_train holds 4 distinct whole numbers from 0 to 50: class ids or "
+                                            "values? Say --task classification or --task regression"),
+    (np.array([-1, 1] * 20), "auto", "class ids or values? Say --task classification"),
+    (np.zeros(40), "auto", "every label is 0, so a model has nothing to learn"),
+    (np.array([0.0, np.nan, 1.0]), "auto", "y_train holds nan in row 1; labels must be finite numbers"),
+    (np.array(["a", "b"]), "regression", "--task=regression: y_train holds text (class names); regression needs numbers"),
+    (np.array([0, 1, 2]), "binary", "--task=binary: y_train holds 3 distinct values; binary needs exactly two"),
+    (np.array([0, 1, 1]), "multilabel", "--task=multilabel: y_train is one column; multilabel needs one 0/1 column"),
+    (np.array([[1, 1], [0, 1]]), "classification", "y_train holds rows that are not one-hot (nor class probabilities); "
+                                                   "for several labels per example say --task multilabel"),
+    (np.zeros((4, 2, 2)), "auto", "y_train has shape (4, 2, 2)"),
+])
+def test_labels_the_task_cannot_take_are_refused_naming_task_or_the_array(y, task, expected):
+    with pytest.raises(UsageError, match=None) as raised:
+        decide(y, task)
+    assert expected in str(raised.value)
+
+
+def test_inputs_that_are_not_finite_are_refused_naming_the_array_and_row(tmp_path):
+    x = X.copy()
+    x[7, 1] = np.inf
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=X, y_train=np.arange(40) % 2, x_val=x, y_val=np.arange(40) % 2)
+    with pytest.raises(UsageError, match=r"x_val holds inf in row 7; inputs must be finite numbers"):
+        datasets.load(f"npz:{path}", seed=0, validation_split=0)
+
+
+def test_image_folders_are_classification_or_binary(tmp_path):
+    from conftest import write_images
+
+    write_images(tmp_path / "imgs", {"cat": 3, "dog": 3})
+    data = datasets.load(f"images:{tmp_path / 'imgs'}", seed=0, validation_split=0, task="binary")
+    assert (data.head.task, data.label_kind) == ("binary", "binary")
+    assert data.task_reason == "--task binary: 'dog' is the positive class"
+    with pytest.raises(UsageError, match="--task=regression: .* holds one folder per class"):
+        datasets.load(f"images:{tmp_path / 'imgs'}", seed=0, validation_split=0, task="regression")
+
+
+def results_of(directory):
+    (run,) = os.listdir(directory / "tensorboard_logs")
+    with open(directory / "tensorboard_logs" / run / "results.json") as stream:
+        return json.load(stream)
+
+
+def test_a_noisy_linear_target_in_a_csv_is_learnt_as_regression_in_the_users_units(tmp_path, train):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4))
+    # House prices: far from unit scale, so only standardised targets let Adam reach them in a few epochs.
+    price = 250_000 + 60_000 * x[:, 0] - 40_000 * x[:, 1] + 20_000 * x[:, 2] + rng.normal(scale=8_000, size=400)
+    rows = "\n".join(",".join(f"{v:.5f}" for v in row) + f",{p:.2f}" for row, p in zip(x, price))
+    (tmp_path / "house.csv").write_text("a,b,c,d,price\n" + rows + "\n")
+    result = train("--dataset", "csv:house.csv", "--dataset_label_column", "price", "--validation_split", "0.25",
+                   "--epochs", "40", "--batch_size", "16", "--verbose", "0")
+    assert result.returncode == 0, result.stderr
+    assert ("task: regression (label column 'price' holds 400 distinct non-integer values); targets standardised "
+            "(mean 2.") in result.stdout
+    final = results_of(tmp_path)["final"]
+    held_out_variance = np.var(price[np.sort(np.random.default_rng(0).permutation(400)[:100])])
+    r_squared = 1 - final["val_root_mean_squared_error"] ** 2 / held_out_variance
+    assert r_squared >= 0.95, final
+    # In the user's units: an error of thousands, not of standardised values.
+    assert 5_000 < final["val_mean_absolute_error"] < 20_000
+
+
+def test_several_label_columns_train_several_targets_and_multilabel_npz_trains(tmp_path, train):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    labels = (x[:, :3] + 0.3 * rng.normal(size=(200, 3)) > 0).astype(np.float32)
+    np.savez(tmp_path / "tags.npz", x_train=x, y_train=labels)
+    result = train("--dataset", "npz:tags.npz", "--validation_split", "0.25", "--epochs", "8", "--verbose", "0",
+                   "--learning_rate", "0.01", "--run_name", "tags")
+    assert result.returncode == 0, result.stderr
+    assert "task: multilabel (y_train holds rows of 0 and 1 with up to 3 ones)" in result.stdout
+    with open(tmp_path / "tensorboard_logs" / "tags" / "results.json") as stream:
+        final = json.load(stream)["final"]
+    assert final["val_auc"] > 0.8 and "val_binary_accuracy" in final
+    targets = np.stack([x[:, 0] * 3 + 1, x[:, 1] - 2 * x[:, 2]], axis=1)
+    rows = "\n".join(",".join(f"{v:.5f}" for v in row) for row in np.concatenate([x, targets], axis=1))
+    (tmp_path / "two.csv").write_text("a,b,c,d,e,y1,y2\n" + rows + "\n")
+    result = train("--dataset", "csv:two.csv", "--dataset_label_column", "y1,y2", "--validation_split", "0.25",
+                   "--epochs", "20", "--verbose", "0", "--learning_rate", "0.01", "--run_name", "two")
+    assert result.returncode == 0, result.stderr
+    assert "task: regression (label columns y1, y2 hold rows of 2 values)" in result.stdout
+    with open(tmp_path / "tensorboard_logs" / "two" / "results.json") as stream:
+        final = json.load(stream)["final"]
+    assert final["val_root_mean_squared_error"] < 0.5 < float(np.std(targets))  # Learnt, not the mean.
