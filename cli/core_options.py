@@ -37,6 +37,10 @@ def _label_columns(values):
     return f"names {twice[0]!r} twice" if twice else None
 
 
+def _label_columns_or_none(values):
+    return _label_columns(values) if values else None
+
+
 def _seed_range(value):
     # What keras.utils.set_random_seed (NumPy's seeding) accepts.
     return None if 0 <= value < 2**32 else "must be at least 0 and below 2**32"
@@ -130,6 +134,9 @@ DATA = OptionGroup(
         Arg("dataset_label_column", StrList(), ("label",),
             "csv: the column holding the labels; several, comma-separated, for several targets (regression) "
             "or one 0/1 column per label (multilabel).", _label_columns, applies=_for_dataset("csv")),
+        Arg("dataset_categorical_columns", StrList(), (),
+            "csv: feature columns of whole numbers that code categories (zip codes, product ids); columns "
+            "holding text are categories anyway.", _label_columns_or_none, applies=_for_dataset("csv")),
         Arg("task", Choice("auto", *TASKS), "auto",
             "What the model learns: classification (one class of several, softmax), binary (one sigmoid), "
             "multilabel (a sigmoid per 0/1 label column), regression (linear outputs); auto decides from "

@@ -149,7 +149,7 @@ def provides_validation(value, validation_split):
 
 
 def load(value, *, seed, validation_split, label_columns=("label",), image_size=(64, 64),
-         color_mode="rgb", cache="auto", flag="--dataset", task="auto", chosen_by_loss=None):
+         color_mode="rgb", cache="auto", flag="--dataset", task="auto", chosen_by_loss=None, categorical=()):
     """Loads the dataset a `--dataset` value names.
 
     Args:
@@ -171,6 +171,8 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
             "--dataset".
         task: The --task (datasets/tasks.py). Defaults to "auto".
         chosen_by_loss: The --loss when it compares values. Defaults to None.
+        categorical: The --dataset_categorical_columns of a CSV file.
+            Defaults to none.
 
     Returns:
         A `Data`.
@@ -194,7 +196,7 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
             context=context,
         )
         return tasks.for_classes(data, task, context)
-    array_names = None
+    array_names = table = None
     if source.kind == "builtin":
         train, val = builtin.REGISTRY.get(source.argument)()
         if task == tasks.AUTO:  # Their labels are class ids, whatever a small sample of them looks like.
@@ -202,7 +204,7 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
     elif source.kind == "npz":
         train, val = npz_source.read(source.argument, context)
     elif source.kind == "csv":
-        train, val = csv_source.read(source.argument, label_columns, context)
+        (train, val), table = csv_source.read(source.argument, label_columns, context, categorical)
         array_names = csv_source.array_names(label_columns)
     else:
         train, val = plugin_source.read(source.argument, flag)
@@ -215,4 +217,5 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
         array_names=array_names,
         task=task,
         chosen_by_loss=chosen_by_loss,
+        table=table,
     )

@@ -3,13 +3,14 @@
 import numpy as np
 
 from kerasrun.core.errors import UsageError
-from kerasrun.datasets import split, tasks
+from kerasrun.datasets import split, tabular, tasks
 from kerasrun.datasets.data import Data
 
 DEFAULT_ARRAY_NAMES = {name: name for name in ("x_train", "y_train", "x_val", "y_val")}
 
 
-def build_data(train, val, *, context, validation_split, seed, array_names=None, task="auto", chosen_by_loss=None):
+def build_data(train, val, *, context, validation_split, seed, array_names=None, task="auto", chosen_by_loss=None,
+               table=None):
     """Checks arrays, encodes labels and holds out validation data if asked.
 
     Args:
@@ -27,6 +28,8 @@ def build_data(train, val, *, context, validation_split, seed, array_names=None,
             to auto.
         chosen_by_loss: The --loss, when it compares values (see
             `tasks.decide`). Defaults to None.
+        table: For features given as a table ({column: array (n, 1)}, from
+            `datasets.tabular`), {column: kind}; None for arrays.
 
     Returns:
         A `Data` whose `x` arrays are float32.
@@ -36,16 +39,19 @@ def build_data(train, val, *, context, validation_split, seed, array_names=None,
             or its length disagrees with its partner's.
     """
     names = {**DEFAULT_ARRAY_NAMES, **(array_names or {})}
-    x_train, y_train = _check_pair(train, names["x_train"], names["y_train"], context)
+    check = _check_table_pair if table else _check_pair
+    x_train, y_train = check(train, names["x_train"], names["y_train"], context)
     label_arrays = {names["y_train"]: y_train}
     if val is not None:
-        x_val, y_val = _check_pair(val, names["x_val"], names["y_val"], context)
-        _check_same_example_shape(x_train, x_val, names, context)
+        x_val, y_val = check(val, names["x_val"], names["y_val"], context)
+        if not table:
+            _check_same_example_shape(x_train, x_val, names, context)
         label_arrays[names["y_val"]] = y_val
-    check_enough_examples(len(x_train), context)
-    _check_finite(x_train, names["x_train"], context)
-    if val is not None:
-        _check_finite(x_val, names["x_val"], context)
+    check_enough_examples(len(y_train), context)
+    if not table:
+        _check_finite(x_train, names["x_train"], context)
+        if val is not None:
+            _check_finite(x_val, names["x_val"], context)
     decided = tasks.decide(label_arrays, task, context, what=names["y_train"], chosen_by_loss=chosen_by_loss)
     encoded = decided.encoded
     train = (x_train, encoded[names["y_train"]])
@@ -54,10 +60,14 @@ def build_data(train, val, *, context, validation_split, seed, array_names=None,
         _check_classes_trained(train[1], val[1], names, decided.class_names, context)
     if validation_split > 0:
         train, val = split.hold_out(*train, validation_split, seed)
+    if table:
+        features, (val_features,) = tabular.fill_missing(train[0], [None if val is None else val[0]], table, context)
+        train, val = (features, train[1]), (None if val is None else (val_features, val[1]))
     return Data(
         train=train,
         val=val,
-        input_shape=tuple(x_train.shape[1:]),
+        input_shape=(len(table),) if table else tuple(x_train.shape[1:]),
+        table=table,
         num_classes=decided.head.units,
         label_kind=decided.label_kind,
         class_names=decided.class_names,
@@ -106,6 +116,15 @@ def _check_classes_trained(y_train, y_val, names, class_names, context):
 
 def _class_name(class_id, class_names):
     return class_names[class_id] if class_names else int(class_id)
+
+
+def _check_table_pair(pair, x_name, y_name, context):
+    features, y = pair
+    y = _as_array(y, y_name, context)
+    if len(y) != len(next(iter(features.values()))):
+        raise UsageError(f"{context}: {x_name} has {len(next(iter(features.values())))} examples but {y_name} "
+                         f"has {len(y)}")
+    return features, y
 
 
 def _check_pair(pair, x_name, y_name, context):

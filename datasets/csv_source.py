@@ -6,11 +6,12 @@ import math
 import numpy as np
 
 from kerasrun.core.errors import UsageError
+from kerasrun.datasets import tabular
 
 LABEL_COLUMN_FLAG = "--dataset_label_column"
 
 
-def read(path, label_columns, context):
+def read(path, label_columns, context, categorical=()):
     """Returns `((x, y), None)` from a CSV file.
 
     One label column gives labels that are all integers, all numbers, or
@@ -20,6 +21,12 @@ def read(path, label_columns, context):
     Args:
         path: The CSV file; its first row names the columns.
         label_columns: The names of the columns that hold the labels.
+        categorical: The --dataset_categorical_columns: feature columns of
+            whole numbers that code categories. Defaults to none.
+
+    Returns:
+        `((features, y), None)` and {column: kind}: the features as a table
+        (`datasets.tabular`), one array of shape (n, 1) per column.
         context: The flag and value, as a message prefix.
 
     Raises:
@@ -27,10 +34,11 @@ def read(path, label_columns, context):
             number of cells, a feature cell is not a finite number, a label
             is empty, or the file has no data rows.
     """
-    features, raw_labels = _with_reader(path, context, lambda reader: _read_rows(reader, label_columns, context))
+    header, rows, raw_labels = _with_reader(path, context, lambda reader: _read_rows(reader, label_columns, context))
+    features, kinds = tabular.columns(header, rows, categorical, context)
     if len(label_columns) == 1:
-        return (np.array(features, dtype=np.float32), _label_array([row[0] for row in raw_labels])), None
-    return (np.array(features, dtype=np.float32), np.array(raw_labels, dtype=np.float64)), None
+        return ((features, _label_array([row[0] for row in raw_labels])), None), kinds
+    return ((features, np.array(raw_labels, dtype=np.float64)), None), kinds
 
 
 def check_header(path, label_columns, context):
@@ -77,14 +85,10 @@ def _read_rows(reader, label_columns, context):
             )
         raw_labels.append([_label_cell(row[index], header[index], where, len(label_indices) > 1)
                            for index in label_indices])
-        features.append([
-            _feature_value(cell, header[index], where)
-            for index, cell in enumerate(row)
-            if index not in label_indices
-        ])
+        features.append([cell for index, cell in enumerate(row) if index not in label_indices])
     if not raw_labels:
         raise UsageError(f"{context}: the file has a header but no data rows")
-    return features, raw_labels
+    return [name for index, name in enumerate(header) if index not in label_indices], features, raw_labels
 
 
 def _label_indices(header, label_columns, context):

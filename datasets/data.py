@@ -26,6 +26,10 @@ class Data:
         task_reason: Why the task is what it is, for the line the run prints.
         target_stats: For regression, (mean, variance) of each target
             column of the training split; else None.
+        table: For a table (a CSV file), {column: kind} of its features
+            (`datasets.tabular`), whose `train` and `val` hold
+            {column: array (n, 1)}; None for arrays. `input_shape` is then
+            (columns,).
     """
 
     train: object
@@ -37,6 +41,7 @@ class Data:
     head: object = None
     task_reason: str = ""
     target_stats: tuple = None
+    table: dict = None
 
     def __post_init__(self):
         if self.head is None:  # Sources that hold classes only (image folders).

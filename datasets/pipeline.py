@@ -68,8 +68,9 @@ def _batched(examples, batch_size, shuffle_seed, epoch=None):
     # The arrays stay one tensor each: batches are sliced or gathered from
     # them, never split into single examples (which costs tf.data far more)
     # nor copied into a shuffle buffer.
-    x, y = (tf.convert_to_tensor(array) for array in examples)
-    count = len(examples[0])
+    # x is an array, or a table: {column: array}; every operation applies to each column alike.
+    x, y = (tf.nest.map_structure(tf.convert_to_tensor, part) for part in examples)
+    count = len(examples[1])
     steps = -(-count // batch_size)
 
     def order():  # Read inside the pipeline, at the start of each pass.
@@ -77,8 +78,8 @@ def _batched(examples, batch_size, shuffle_seed, epoch=None):
 
     if shuffle_seed is None:
         batches = tf.data.Dataset.range(0, count, batch_size).map(
-            lambda start: (x[start:start + batch_size], y[start:start + batch_size]))
-    elif epoch is not None and memory.fits_in_free_memory(sum(array.nbytes for array in examples)):
+            lambda start: _each((x, y), lambda t: t[start:start + batch_size]))
+    elif epoch is not None and memory.fits_in_free_memory(sum(array.nbytes for array in tf.nest.flatten(examples))):
         # One copy per epoch, in its order: each step then only reads the
         # next slice, which made the epoch 4 to 9% faster than gathering
         # every batch apart (measured at batch 32 and 256, epochs of the two
@@ -87,7 +88,7 @@ def _batched(examples, batch_size, shuffle_seed, epoch=None):
     else:
         rows = (_per_epoch(lambda: _batches_of(*_head_and_tail(order(), batch_size), batch_size), steps)
                 if epoch is not None else _row_order(count, shuffle_seed).batch(batch_size))
-        batches = rows.map(lambda batch_rows: (tf.gather(x, batch_rows), tf.gather(y, batch_rows)),
+        batches = rows.map(lambda batch_rows: _each((x, y), lambda t: tf.gather(t, batch_rows)),
                            num_parallel_calls=tf.data.AUTOTUNE)
     return batches.prefetch(tf.data.AUTOTUNE)
 
@@ -111,9 +112,16 @@ def _gathered_batches(x, y, order, batch_size):
 
     # Gathered in two parts, so that cutting the copy into batches copies nothing more.
     head, tail = _head_and_tail(order, batch_size)
-    head = (tf.gather(x, head), tf.gather(y, head))
-    tail = None if tail is None else (tf.gather(x, tail), tf.gather(y, tail))
+    head = _each((x, y), lambda t: tf.gather(t, head))
+    tail = None if tail is None else _each((x, y), lambda t: tf.gather(t, tail))
     return _batches_of(head, tail, batch_size)
+
+
+def _each(structure, function):
+    """Applies `function` to every tensor of (x, y), x being one tensor or a table of them."""
+    import tensorflow as tf
+
+    return tf.nest.map_structure(function, structure)
 
 
 def _head_and_tail(tensors, batch_size):

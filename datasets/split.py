@@ -23,7 +23,7 @@ def hold_out(x, y, validation_split, seed):
     Raises:
         UsageError: if the fraction leaves either part empty.
     """
-    num_examples = len(x)
+    num_examples = len(y)
     num_held_out = int(num_examples * validation_split)
     if not 0 < num_held_out < num_examples:
         raise UsageError(
@@ -33,4 +33,9 @@ def hold_out(x, y, validation_split, seed):
     order = np.random.default_rng(seed).permutation(num_examples)
     val_rows = np.sort(order[:num_held_out])
     train_rows = np.sort(order[num_held_out:])
-    return (x[train_rows], y[train_rows]), (x[val_rows], y[val_rows])
+    return (_rows(x, train_rows), y[train_rows]), (_rows(x, val_rows), y[val_rows])
+
+
+def _rows(x, rows):
+    """Returns the rows `rows` of an array, or of every column of a table ({column: array})."""
+    return {name: column[rows] for name, column in x.items()} if isinstance(x, dict) else x[rows]

@@ -16,6 +16,7 @@ from kerasrun.callbacks.builder import build_callbacks, family_of
 from kerasrun.callbacks.monitor import compiled_direction
 from kerasrun.cli.config import Config, changed_flags, check_against_data, saved_config, worker_overrides
 from kerasrun.core import files, keras_names
+from kerasrun.datasets import tabular
 from kerasrun.core.errors import PluginError, UsageError, first_line, one_line, wants_traceback
 from kerasrun.core.plugins import where_in_users_code
 from kerasrun.keras_fixes import multi_worker
@@ -222,6 +223,7 @@ def load_data(config):
         color_mode=config.dataset_color_mode,
         cache=config.dataset_cache,
         task=config.task,
+        categorical=config.dataset_categorical_columns,
         chosen_by_loss=config.loss if config.loss in keras_names.VALUE_COMPARISONS else None,
     )
 
@@ -242,13 +244,17 @@ def build_and_compile(config, data):
 
     keras.mixed_precision.set_global_policy("float32" if config.mixed_precision == "none"
                                              else config.mixed_precision)
-    model = models.build(
-        config.model,
-        input_shape=data.input_shape,
-        head=model_head(config, data),
-        weights=config.model_weights,
-        safe_mode=config.model_safe_mode,
-    )
+    def build(input_shape):
+        return models.build(
+            config.model,
+            input_shape=input_shape,
+            head=model_head(config, data),
+            weights=config.model_weights,
+            safe_mode=config.model_safe_mode,
+        )
+
+    # A table's columns go through Keras's FeatureSpace, the model's first layer, adapted on the training split.
+    model = tabular.wrap(build, data.table, data.train[0]) if data.table else build(data.input_shape)
     outputs = models.output_width(model, config.model, data.input_shape)
     check_metrics(config.metrics, data.label_kind, outputs, config.batch_size)
     loss = choose_loss(config.loss, data.label_kind, outputs, config.batch_size)
@@ -279,6 +285,8 @@ def scales_targets(config, data):
 def task_line(config, data):
     """Returns the line that says which task the run learns and why, and what is done to regression targets."""
     line = f"task: {data.head.task} ({data.task_reason})"
+    if data.table:
+        line = f"columns: {tabular.describe(data.table)}\n{line}"
     if data.head.task != "regression":
         return line
     if scales_targets(config, data):

@@ -238,7 +238,9 @@ def test_csv_with_integer_labels(tmp_path):
         3.5,1,4
     """)
     data = load(f"csv:{path}")
-    np.testing.assert_array_equal(data.train[0], [[1.5, 2], [2.5, 3], [3.5, 4]])
+    assert data.table == {"height": "numeric", "width": "numeric"}  # A table: one (n, 1) array per column.
+    np.testing.assert_array_equal(data.train[0]["height"], [[1.5], [2.5], [3.5]])
+    np.testing.assert_array_equal(data.train[0]["width"], [[2], [3], [4]])
     np.testing.assert_array_equal(data.train[1], [0, 2, 1])
     assert data.input_shape == (2,)
     assert data.num_classes == 3
@@ -266,17 +268,18 @@ def test_csv_with_validation_split(tmp_path):
     rows = "\n".join(f"{i},{i % 2}" for i in range(20))
     path = write_text(tmp_path, "data.csv", "x,label\n" + rows)
     data = load(f"csv:{path}", validation_split=0.25)
-    assert len(data.train[0]) == 15 and len(data.val[0]) == 5
+    assert len(data.train[0]["x"]) == 15 and len(data.val[0]["x"]) == 5
 
 
 CSV_REFUSALS = {
     "missing label column": ("a,b\n1,2\n", "no column 'label' (columns: a, b); name the label column with --dataset_label_column"),
-    "text in a feature": ("a,label\n1,0\nx,1\n", "line 3: column 'a' holds 'x'"),
-    "empty feature cell": ("a,label\n,0\n", "line 2: column 'a' holds ''"),
-    "not finite": ("a,label\nnan,0\n", "column 'a' holds 'nan'"),
+    "no value in a column": ("a,b,label\n,1,0\nNA,2,1\n", "column 'a' has no value in the training split"),
+    "not finite": ("a,label\ninf,0\n", "column 'a' holds 'inf' in data row 1; numbers must be finite"),
+    "unknown categorical column": ("a,label\n1,0\n", "--dataset_categorical_columns=zip: "),
+    "fractional category": ("a,label\n1.5,0\n", "column 'a' holds numbers that are not whole; --dataset_categorical"),
     "too few cells": ("a,b,label\n1,2,0\n1,0\n", "line 3: has 2 cells but the header has 3 columns"),
     "empty label": ("a,label\n1, \n", "label column 'label' is empty"),
-    "negative label": ("a,label\n1,-2\n", "label column 'label' holds the negative class id -2"),
+    "negative label": ("a,label\n1,-2\n2,0\n", "label column 'label' holds the negative class id -2"),
     "empty file": ("", "is empty"),
     "header only": ("a,label\n", "no data rows"),
     "label column only": ("label\n1\n", "only the label column"),
@@ -287,9 +290,13 @@ CSV_REFUSALS = {
 def test_csv_refusals_name_file_and_column(tmp_path, text, expected):
     path = write_text(tmp_path, "data.csv", text)
     with pytest.raises(UsageError) as raised:
-        load(f"csv:{path}", task="classification")
+        load(f"csv:{path}", task="classification", categorical=CATEGORICAL.get(expected, ()))
     assert expected in str(raised.value)
-    assert path in str(raised.value)
+    assert path in str(raised.value) or expected.startswith("--dataset_categorical_columns")
+
+
+CATEGORICAL = {"--dataset_categorical_columns=zip: ": ("zip",),
+               "column 'a' holds numbers that are not whole; --dataset_categorical": ("a",)}
 
 
 # Image folders ---------------------------------------------------------------

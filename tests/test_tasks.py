@@ -131,3 +131,35 @@ def test_several_label_columns_train_several_targets_and_multilabel_npz_trains(t
     with open(tmp_path / "tensorboard_logs" / "two" / "results.json") as stream:
         final = json.load(stream)["final"]
     assert final["val_root_mean_squared_error"] < 0.5 < float(np.std(targets))  # Learnt, not the mean.
+
+
+def test_a_table_with_text_numbers_codes_and_missing_cells_trains_and_its_saved_model_takes_raw_rows(tmp_path, train):
+    rng = np.random.default_rng(0)
+    n = 400
+    age = rng.integers(18, 80, n)
+    city = rng.choice(["paris", "lyon", "nice"], n)
+    shop = rng.choice([7, 12, 31], n)
+    score = 0.08 * (age - 45) + 2.0 * (city == "paris") - 1.5 * (shop == 31) + rng.normal(0, 0.5, n)
+    bought = np.where(score > 0, "yes", "no")
+    lines = ["age,income,city,shop,bought"]
+    for i in range(n):
+        lines.append(f"{'' if i % 17 == 0 else age[i]},{rng.normal(5e4, 1.5e4):.1f},{'NA' if i % 23 == 0 else city[i]},"
+                     f"{shop[i]},{bought[i]}")
+    (tmp_path / "shop.csv").write_text("\n".join(lines) + "\n")
+    result = train("--dataset", "csv:shop.csv", "--dataset_label_column", "bought", "--dataset_categorical_columns",
+                   "shop", "--task", "binary", "--validation_split", "0.25", "--epochs", "12", "--verbose", "0",
+                   "--model_checkpoint", "True", "--model_checkpoint_filepath", "model.keras")
+    assert result.returncode == 0, result.stderr
+    assert "columns: 2 numeric, 1 text, 1 integer-coded" in result.stdout
+    assert "task: binary (--task binary: 'yes' is the positive class (1), 'no' the negative (0))" in result.stdout
+    final = results_of(tmp_path)["final"]
+    assert final["val_auc"] > 0.9, final
+    import keras
+    import tensorflow as tf
+
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    rows = {"age": np.array([[70.0], [20.0]], dtype=np.float32), "income": np.array([[5e4], [5e4]], dtype=np.float32),
+            "city": tf.constant([["paris"], ["atlantis"]]),  # A city never seen in training.
+            "shop": np.array([[7], [31]])}
+    likely, unlikely = model.predict(rows, verbose=0)[:, 0]
+    assert likely > 0.8 and unlikely < 0.2

@@ -1,0 +1,150 @@
+"""Tables from CSV files: columns of numbers, text categories and integer-coded categories, with missing cells.
+
+A table's features are a dict {column: array of shape (n, 1)}, which the
+model takes as it is: Keras's `FeatureSpace` (built and adapted on the
+training split only, in `feature_space`) is the model's first layer, so a
+saved model predicts on raw rows.
+
+Missing cells (empty, NA, N/A, NaN, null or ?): in a numeric column they are
+filled with the column's mean over the training split (after the validation
+hold-out), which the normalisation then maps to 0; in a text column they are
+the category "" of their own; in an integer-coded category column, -1.
+"""
+
+import numpy as np
+
+from kerasrun.core.errors import UsageError
+
+CATEGORICAL_FLAG = "--dataset_categorical_columns"
+MISSING = frozenset(("", "na", "n/a", "nan", "null", "?"))
+NUMERIC, TEXT, INTEGER_CODES = "numeric", "text", "integer-coded"
+_MISSING_CODE = -1
+
+
+def columns(header, rows, categorical, context):
+    """Returns ({column: array (n, 1)}, {column: kind}) of the feature cells, by column.
+
+    A column is numeric when every cell that is not missing is a number,
+    integer-coded when named in --dataset_categorical_columns (its numbers
+    must be whole), and text otherwise. Missing numbers are NaN here, filled
+    by `fill_missing` once the training split is known.
+
+    Args:
+        header: The feature columns' names.
+        rows: Lists of cells (strings), one per example, in `header`'s order.
+        categorical: The --dataset_categorical_columns names.
+        context: The flag and value the file came from, for messages.
+
+    Raises:
+        UsageError: for a categorical column that does not exist or holds
+            numbers that are not whole, or a number that is infinite.
+    """
+    for name in categorical:
+        if name not in header:
+            raise UsageError(f"{CATEGORICAL_FLAG}={','.join(categorical)}: {context} has no feature column {name!r} "
+                             f"(feature columns: {', '.join(header)})")
+    features, kinds = {}, {}
+    for index, name in enumerate(header):
+        cells = [row[index].strip() for row in rows]
+        missing = np.array([cell.lower() in MISSING for cell in cells])
+        numbers = _numbers(cells, missing)
+        if numbers is None:  # Text: a category, whether or not it is named categorical.
+            features[name], kinds[name] = np.array(["" if gone else cell for cell, gone in zip(cells, missing)],
+                                                   dtype=object).reshape(-1, 1), TEXT
+            continue
+        bad = ~np.isfinite(numbers) & ~missing
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise UsageError(f"{context}: column {name!r} holds {cells[row]!r} in data row {row + 1}; "
+                             "numbers must be finite (leave a cell empty for a missing value)")
+        if name in categorical:
+            if not np.all(numbers[~missing] == np.round(numbers[~missing])):
+                raise UsageError(f"{context}: column {name!r} holds numbers that are not whole; {CATEGORICAL_FLAG} "
+                                 "names columns of whole numbers that code categories")
+            codes = np.where(missing, _MISSING_CODE, np.nan_to_num(numbers)).astype(np.int64)
+            features[name], kinds[name] = codes.reshape(-1, 1), INTEGER_CODES
+        else:
+            features[name], kinds[name] = numbers.astype(np.float32).reshape(-1, 1), NUMERIC
+    # In the order of the FeatureSpace's inputs (Keras warns about a dict in any other order).
+    return {name: features[name] for name in sorted(features)}, {name: kinds[name] for name in sorted(kinds)}
+
+
+def _numbers(cells, missing):
+    """Returns the cells as float64 (NaN where missing), or None if a cell that is not missing is not a number."""
+    values = np.full(len(cells), np.nan)
+    for row, (cell, gone) in enumerate(zip(cells, missing)):
+        if gone:
+            continue
+        try:
+            values[row] = float(cell)
+        except ValueError:
+            return None
+    return values
+
+
+def take_rows(features, rows):
+    """Returns the table's rows `rows` (an index array), every column alike."""
+    return {name: column[rows] for name, column in features.items()}
+
+
+def fill_missing(train, others, kinds, context):
+    """Fills missing numbers with the training split's column means; returns (train, others) filled.
+
+    Raises:
+        UsageError: for a numeric column with no number in the training split.
+    """
+    means = {}
+    for name, kind in kinds.items():
+        if kind == NUMERIC:
+            known = train[name][~np.isnan(train[name])]
+            if not len(known):
+                raise UsageError(f"{context}: column {name!r} has no value in the training split; "
+                                 "leave it out of the file")
+            means[name] = np.float32(known.mean())
+
+    def filled(table):
+        return {name: np.where(np.isnan(column), means[name], column) if name in means else column
+                for name, column in table.items()}
+
+    return filled(train), [None if table is None else filled(table) for table in others]
+
+
+def describe(kinds):
+    """Returns the table's columns in words, for the line the run prints."""
+    counts = {kind: sum(1 for value in kinds.values() if value == kind) for kind in (NUMERIC, TEXT, INTEGER_CODES)}
+    return ", ".join(f"{count} {kind}" for kind, count in counts.items() if count)
+
+
+def feature_space(kinds, train):
+    """Returns Keras's FeatureSpace for the table, adapted on the training split: numbers normalised, categories one-hot.
+
+    Categories met only later (in validation data, or by a saved model) go to
+    one out-of-vocabulary slot. Imports Keras and TensorFlow.
+    """
+    import keras
+    import tensorflow as tf
+
+    space = keras.utils.FeatureSpace
+    specs = {NUMERIC: space.float_normalized, TEXT: lambda: space.string_categorical(num_oov_indices=1),
+             INTEGER_CODES: lambda: space.integer_categorical(num_oov_indices=1)}
+    encoder = space(features={name: specs[kind]() for name, kind in kinds.items()}, output_mode="concat")
+    encoder.adapt(tf.data.Dataset.from_tensor_slices({name: column[:, 0] for name, column in train.items()})
+                  .batch(1024))
+    return encoder
+
+
+def wrap(body_builder, kinds, train):
+    """Returns a model that takes the raw columns: the FeatureSpace, then the model `body_builder(width)` builds.
+
+    Args:
+        body_builder: Called with the encoded input shape, `(width,)`; returns a `keras.Model`.
+        kinds: {column: kind}.
+        train: The training split's columns, to adapt the FeatureSpace on.
+    """
+    import keras
+
+    encoder = feature_space(kinds, train)
+    encoded = encoder.get_encoded_features()
+    body = body_builder((int(encoded.shape[-1]),))
+    # A plain dict: Keras warns on every call when the inputs are its own tracked dict.
+    return keras.Model(dict(encoder.get_inputs()), body(encoded), name=body.name)
