@@ -84,7 +84,18 @@ def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None
         task, reason = _auto_task(first, values, what, chosen_by_loss, context)
     else:
         reason = f"{TASK_FLAG} {task}"
+    if task == "regression" and not chosen_by_loss:
+        _check_not_constant(values, context, what)
     return _ENCODERS[task](arrays, values, reason, context, what)
+
+
+def _check_not_constant(values, context, what):
+    """Refuses a target that never changes, unless the loss was chosen for it (Keras's EarlyStopping example)."""
+    constant = [column for column in range(values.shape[1]) if np.all(values[:, column] == values[0, column])]
+    if constant:
+        where = f"column {constant[0] + 1} of {what}" if values.shape[1] > 1 else what
+        raise UsageError(f"{context}: every target in {where} is {_number(values[0, constant[0]])}, so a model has "
+                         "nothing to learn (choose the --loss yourself to train on it anyway)")
 
 
 def _column_or_rows(y):
