@@ -112,10 +112,10 @@ TRAINING = OptionGroup(
     worker_overrides={"results_file": None, "verbose": 0},
 )
 
-def _for_dataset(prefix):
-    """Returns an `applies` check: the option has an effect only with a `--dataset prefix:...`."""
-    wanted = {"csv": "csv:PATH", "images": "images:DIR"}[prefix]
-    return lambda values: (None if values["dataset"].startswith(f"{prefix}:")
+def _for_dataset(*prefixes):
+    """Returns an `applies` check: the option has an effect only with a `--dataset prefix:...` of `prefixes`."""
+    wanted = " or ".join({"csv": "csv:PATH", "images": "images:DIR"}[prefix] for prefix in prefixes)
+    return lambda values: (None if values["dataset"].startswith(tuple(f"{prefix}:" for prefix in prefixes))
                            else f"it applies to --dataset {wanted}, not {values['dataset']}")
 
 
@@ -150,10 +150,10 @@ DATA = OptionGroup(
         Arg("dataset_color_mode", Choice(*COLOR_MODES), "rgb",
             "images: the channels images are read with.", applies=_for_dataset("images")),
         Arg("dataset_cache", Choice(*CACHE_MODES), "auto",
-            "images: memory decodes every image once and trains from memory; none reads and decodes them "
-            "from disk every epoch (for folders larger than memory); auto is memory when the decoded images "
-            "take at most a quarter of the memory free at start (pass memory or none to decide yourself).",
-            bookkeeping=True, applies=_for_dataset("images")),
+            "images and csv: memory decodes every image (reads the file) once and trains from memory; none "
+            "reads them from disk every epoch (for data larger than memory); auto is memory when the decoded "
+            "images (the file's cells) take at most a quarter of the memory free at start.",
+            bookkeeping=True, applies=_for_dataset("images", "csv")),
     ),
 )
 

@@ -8,6 +8,7 @@ from kerasrun.datasets import (
     arrays,
     builtin,
     csv_source,
+    csv_stream,
     image_source,
     npz_source,
     plugin_source,
@@ -165,7 +166,8 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
         color_mode: "grayscale", "rgb" or "rgba", for image folders.
             Defaults to "rgb".
         cache: "auto", "memory" or "none": whether an image folder is
-            decoded into memory once or read from disk every epoch.
+            decoded into memory once (a CSV file read into memory) or read
+            from disk every epoch.
             Defaults to "auto".
         flag: The flag the value came from, for messages. Defaults to
             "--dataset".
@@ -204,6 +206,10 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
     elif source.kind == "npz":
         train, val = npz_source.read(source.argument, context)
     elif source.kind == "csv":
+        if cache == "none" or cache == "auto" and not csv_stream.fits_in_memory(source.argument):
+            return csv_stream.read(source.argument, label_columns, context, categorical=categorical,
+                                   validation_split=validation_split, seed=seed, task=task,
+                                   chosen_by_loss=chosen_by_loss)
         (train, val), table = csv_source.read(source.argument, label_columns, context, categorical)
         array_names = csv_source.array_names(label_columns)
     else:

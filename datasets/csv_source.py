@@ -1,4 +1,4 @@
-"""Reads `csv:PATH`: a header row, one label column and numeric feature columns."""
+"""Reads `csv:PATH`: a header row, label columns and feature columns (a table, `datasets.tabular`)."""
 
 import csv
 import math
@@ -34,11 +34,9 @@ def read(path, label_columns, context, categorical=()):
             number of cells, a feature cell is not a finite number, a label
             is empty, or the file has no data rows.
     """
-    header, rows, raw_labels = _with_reader(path, context, lambda reader: _read_rows(reader, label_columns, context))
+    header, rows, raw_labels = with_reader(path, context, lambda reader: _read_rows(reader, label_columns, context))
     features, kinds = tabular.columns(header, rows, categorical, context)
-    if len(label_columns) == 1:
-        return ((features, _label_array([row[0] for row in raw_labels])), None), kinds
-    return ((features, np.array(raw_labels, dtype=np.float64)), None), kinds
+    return ((features, labels_array(raw_labels)), None), kinds
 
 
 def check_header(path, label_columns, context):
@@ -47,10 +45,10 @@ def check_header(path, label_columns, context):
     Raises:
         UsageError: as `read` does, about the header.
     """
-    _with_reader(path, context, lambda reader: _label_indices(_header(reader), label_columns, context))
+    with_reader(path, context, lambda reader: label_indices_of(header_of(reader), label_columns, context))
 
 
-def _with_reader(path, context, use):
+def with_reader(path, context, use):
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
             return use(csv.reader(file))
@@ -67,15 +65,38 @@ def array_names(label_columns):
     return {"x_train": "the feature columns", "y_train": f"label columns {', '.join(label_columns)}"}
 
 
-def _header(reader):
+def header_of(reader):
     return [name.strip() for name in next(reader, [])]
 
 
 def _read_rows(reader, label_columns, context):
-    header = _header(reader)
-    label_indices = _label_indices(header, label_columns, context)
+    header = header_of(reader)
+    label_indices = label_indices_of(header, label_columns, context)
     features, raw_labels = [], []
+    for _, _, labels, cells in data_rows(reader, header, label_indices, context):
+        raw_labels.append(labels)
+        features.append(cells)
+    return feature_columns(header, label_indices), features, raw_labels
+
+
+def feature_columns(header, label_indices):
+    """Returns the names of the columns that are not labels, in the file's order."""
+    return [name for index, name in enumerate(header) if index not in label_indices]
+
+
+def data_rows(reader, header, label_indices, context):
+    """Yields (line number, spans, label cells, feature cells) of every data row, checked; skips blank lines.
+
+    The line number is the row's last line; `spans` says whether the row
+    took several lines (a quoted cell holding a line break).
+
+    Raises:
+        UsageError: for a row with the wrong number of cells or an empty
+            label, or a file without data rows.
+    """
+    count, previous = 0, reader.line_num
     for row in reader:
+        spans, previous = reader.line_num - previous > 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue  # Blank lines, often one at the end of the file.
         where = f"{context}: line {reader.line_num}"
@@ -83,15 +104,22 @@ def _read_rows(reader, label_columns, context):
             raise UsageError(
                 f"{where}: has {len(row)} cells but the header has {len(header)} columns"
             )
-        raw_labels.append([_label_cell(row[index], header[index], where, len(label_indices) > 1)
-                           for index in label_indices])
-        features.append([cell for index, cell in enumerate(row) if index not in label_indices])
-    if not raw_labels:
+        count += 1
+        yield (reader.line_num, spans,
+               [_label_cell(row[index], header[index], where, len(label_indices) > 1) for index in label_indices],
+               [cell for index, cell in enumerate(row) if index not in label_indices])
+    if not count:
         raise UsageError(f"{context}: the file has a header but no data rows")
-    return [name for index, name in enumerate(header) if index not in label_indices], features, raw_labels
 
 
-def _label_indices(header, label_columns, context):
+def labels_array(raw_labels):
+    """Returns the label cells as an array: `label_array` of one column, or float64 rows of several."""
+    if len(raw_labels[0]) == 1:
+        return _label_array([row[0] for row in raw_labels])
+    return np.array(raw_labels, dtype=np.float64)
+
+
+def label_indices_of(header, label_columns, context):
     if not header:
         raise UsageError(
             f"{context}: the file is empty; expected a header row naming the columns"

@@ -11,6 +11,8 @@ hold-out), which the normalisation then maps to 0; in a text column they are
 the category "" of their own; in an integer-coded category column, -1.
 """
 
+import math
+
 import numpy as np
 
 from kerasrun.core.errors import UsageError
@@ -18,16 +20,73 @@ from kerasrun.core.errors import UsageError
 CATEGORICAL_FLAG = "--dataset_categorical_columns"
 MISSING = frozenset(("", "na", "n/a", "nan", "null", "?"))
 NUMERIC, TEXT, INTEGER_CODES = "numeric", "text", "integer-coded"
-_MISSING_CODE = -1
+MISSING_CODE = -1
 
 
-def columns(header, rows, categorical, context):
-    """Returns ({column: array (n, 1)}, {column: kind}) of the feature cells, by column.
+class Survey:
+    """Finds each feature column's kind from its cells, row by row, holding no cells (so it can stream).
 
     A column is numeric when every cell that is not missing is a number,
     integer-coded when named in --dataset_categorical_columns (its numbers
-    must be whole), and text otherwise. Missing numbers are NaN here, filled
-    by `fill_missing` once the training split is known.
+    must be whole), and text otherwise.
+
+    Args:
+        header: The feature columns' names.
+        categorical: The --dataset_categorical_columns names.
+        context: The flag and value the file came from, for messages.
+
+    Raises:
+        UsageError: for a categorical column that does not exist.
+    """
+
+    def __init__(self, header, categorical, context):
+        for name in categorical:
+            if name not in header:
+                raise UsageError(f"{CATEGORICAL_FLAG}={','.join(categorical)}: {context} has no feature column "
+                                 f"{name!r} (feature columns: {', '.join(header)})")
+        self.header, self.categorical, self.context = header, categorical, context
+        self.numeric = [True] * len(header)
+        self.rows = 0
+
+    def add(self, cells):
+        """Takes one row's feature cells (strings, in `header`'s order).
+
+        Raises:
+            UsageError: for an infinite number, or a categorical column's
+                number that is not whole.
+        """
+        self.rows += 1
+        for index, cell in enumerate(cells):
+            if not self.numeric[index]:
+                continue
+            cell = cell.strip()
+            if cell.lower() in MISSING:
+                continue
+            try:
+                value = float(cell)
+            except ValueError:
+                self.numeric[index] = False
+                continue
+            name = self.header[index]
+            if not math.isfinite(value):
+                raise UsageError(f"{self.context}: column {name!r} holds {cell!r} in data row {self.rows}; "
+                                 "numbers must be finite (leave a cell empty for a missing value)")
+            if name in self.categorical and value != round(value):
+                raise UsageError(f"{self.context}: column {name!r} holds numbers that are not whole; "
+                                 f"{CATEGORICAL_FLAG} names columns of whole numbers that code categories")
+
+    def kinds(self):
+        """Returns {column: kind}, sorted by name (the order of the FeatureSpace's inputs)."""
+        kinds = {name: TEXT if not numeric else INTEGER_CODES if name in self.categorical else NUMERIC
+                 for name, numeric in zip(self.header, self.numeric)}
+        return {name: kinds[name] for name in sorted(kinds)}
+
+
+def columns(header, rows, categorical, context):
+    """Returns ({column: array (n, 1)}, {column: kind}) of the feature cells, by column (see `Survey`).
+
+    Missing numbers are NaN here, filled by `fill_missing` once the training
+    split is known.
 
     Args:
         header: The feature columns' names.
@@ -36,50 +95,26 @@ def columns(header, rows, categorical, context):
         context: The flag and value the file came from, for messages.
 
     Raises:
-        UsageError: for a categorical column that does not exist or holds
-            numbers that are not whole, or a number that is infinite.
+        UsageError: as `Survey` does.
     """
-    for name in categorical:
-        if name not in header:
-            raise UsageError(f"{CATEGORICAL_FLAG}={','.join(categorical)}: {context} has no feature column {name!r} "
-                             f"(feature columns: {', '.join(header)})")
-    features, kinds = {}, {}
-    for index, name in enumerate(header):
+    survey = Survey(header, categorical, context)
+    for row in rows:
+        survey.add(row)
+    kinds = survey.kinds()
+    features = {}
+    for name, kind in kinds.items():
+        index = header.index(name)
         cells = [row[index].strip() for row in rows]
         missing = np.array([cell.lower() in MISSING for cell in cells])
-        numbers = _numbers(cells, missing)
-        if numbers is None:  # Text: a category, whether or not it is named categorical.
-            features[name], kinds[name] = np.array(["" if gone else cell for cell, gone in zip(cells, missing)],
-                                                   dtype=object).reshape(-1, 1), TEXT
+        if kind == TEXT:
+            features[name] = np.array(["" if gone else cell for cell, gone in zip(cells, missing)], dtype=object)
             continue
-        bad = ~np.isfinite(numbers) & ~missing
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise UsageError(f"{context}: column {name!r} holds {cells[row]!r} in data row {row + 1}; "
-                             "numbers must be finite (leave a cell empty for a missing value)")
-        if name in categorical:
-            if not np.all(numbers[~missing] == np.round(numbers[~missing])):
-                raise UsageError(f"{context}: column {name!r} holds numbers that are not whole; {CATEGORICAL_FLAG} "
-                                 "names columns of whole numbers that code categories")
-            codes = np.where(missing, _MISSING_CODE, np.nan_to_num(numbers)).astype(np.int64)
-            features[name], kinds[name] = codes.reshape(-1, 1), INTEGER_CODES
+        numbers = np.array([np.nan if gone else float(cell) for cell, gone in zip(cells, missing)])
+        if kind == INTEGER_CODES:
+            features[name] = np.where(missing, MISSING_CODE, np.nan_to_num(numbers)).astype(np.int64)
         else:
-            features[name], kinds[name] = numbers.astype(np.float32).reshape(-1, 1), NUMERIC
-    # In the order of the FeatureSpace's inputs (Keras warns about a dict in any other order).
-    return {name: features[name] for name in sorted(features)}, {name: kinds[name] for name in sorted(kinds)}
-
-
-def _numbers(cells, missing):
-    """Returns the cells as float64 (NaN where missing), or None if a cell that is not missing is not a number."""
-    values = np.full(len(cells), np.nan)
-    for row, (cell, gone) in enumerate(zip(cells, missing)):
-        if gone:
-            continue
-        try:
-            values[row] = float(cell)
-        except ValueError:
-            return None
-    return values
+            features[name] = numbers.astype(np.float32)
+    return {name: column.reshape(-1, 1) for name, column in features.items()}, kinds
 
 
 def take_rows(features, rows):
@@ -120,6 +155,11 @@ def feature_space(kinds, train):
 
     Categories met only later (in validation data, or by a saved model) go to
     one out-of-vocabulary slot. Imports Keras and TensorFlow.
+
+    Args:
+        kinds: {column: kind}.
+        train: The training split's features: {column: array (n, 1)}, or a
+            streamed file's `CsvRows`.
     """
     import keras
     import tensorflow as tf
@@ -128,8 +168,11 @@ def feature_space(kinds, train):
     specs = {NUMERIC: space.float_normalized, TEXT: lambda: space.string_categorical(num_oov_indices=1),
              INTEGER_CODES: lambda: space.integer_categorical(num_oov_indices=1)}
     encoder = space(features={name: specs[kind]() for name, kind in kinds.items()}, output_mode="concat")
-    encoder.adapt(tf.data.Dataset.from_tensor_slices({name: column[:, 0] for name, column in train.items()})
-                  .batch(1024))
+    if isinstance(train, dict):
+        batches = tf.data.Dataset.from_tensor_slices({name: column[:, 0] for name, column in train.items()}).batch(1024)
+    else:
+        batches = train.feature_batches().map(lambda features: {name: column[:, 0] for name, column in features.items()})
+    encoder.adapt(batches)
     return encoder
 
 
@@ -139,7 +182,7 @@ def wrap(body_builder, kinds, train):
     Args:
         body_builder: Called with the encoded input shape, `(width,)`; returns a `keras.Model`.
         kinds: {column: kind}.
-        train: The training split's columns, to adapt the FeatureSpace on.
+        train: The training split's features, to adapt the FeatureSpace on (see `feature_space`).
     """
     import keras
 

@@ -254,7 +254,7 @@ def build_and_compile(config, data):
         )
 
     # A table's columns go through Keras's FeatureSpace, the model's first layer, adapted on the training split.
-    model = tabular.wrap(build, data.table, data.train[0]) if data.table else build(data.input_shape)
+    model = tabular.wrap(build, data.table, features_of(data.train)) if data.table else build(data.input_shape)
     outputs = models.output_width(model, config.model, data.input_shape)
     check_metrics(config.metrics, data.label_kind, outputs, config.batch_size)
     loss = choose_loss(config.loss, data.label_kind, outputs, config.batch_size)
@@ -267,6 +267,11 @@ def build_and_compile(config, data):
         jit_compile={"auto": "auto", "true": True, "false": False}[config.jit_compile],
     )
     return model
+
+
+def features_of(part):
+    """Returns a table's features: the (features, labels) pair's first, or a streamed file's part as it is."""
+    return part[0] if isinstance(part, tuple) else part
 
 
 def model_head(config, data):
