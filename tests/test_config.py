@@ -360,7 +360,7 @@ def test_options_for_another_kind_of_dataset_or_model_are_named_once(tmp_path):
     assert list(config.warnings) == [
         "--dataset_label_column has no effect: it applies to --dataset csv:PATH, not digits",
         "--dataset_image_size has no effect: it applies to --dataset images:DIR, not digits",
-        "--dataset_cache has no effect: it applies to --dataset images:DIR, not digits",
+        "--dataset_cache has no effect: it applies to --dataset images:DIR or csv:PATH, not digits",
         "--model_safe_mode has no effect: it applies to a .keras --model, not mlp",
     ]
     (tmp_path / "pictures" / "cat").mkdir(parents=True)
