@@ -4,6 +4,8 @@
 `load` reads it into a `Data`; `make_tf_datasets` turns that into pipelines.
 """
 
+import dataclasses
+
 from kerasrun.datasets import (
     arrays,
     builtin,
@@ -201,8 +203,8 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
     array_names = table = None
     if source.kind == "builtin":
         train, val = builtin.REGISTRY.get(source.argument)()
-        if task == tasks.AUTO:  # Their labels are class ids, whatever a small sample of them looks like.
-            task = "classification"
+        known = task == tasks.AUTO  # Their labels are class ids, whatever a small sample of them looks like.
+        task = "classification" if known else task
     elif source.kind == "npz":
         train, val = npz_source.read(source.argument, context)
     elif source.kind == "csv":
@@ -214,7 +216,7 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
         array_names = csv_source.array_names(label_columns)
     else:
         train, val = plugin_source.read(source.argument, flag)
-    return arrays.build_data(
+    data = arrays.build_data(
         train,
         val,
         context=context,
@@ -225,3 +227,6 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
         chosen_by_loss=chosen_by_loss,
         table=table,
     )
+    if source.kind == "builtin" and known:
+        data = dataclasses.replace(data, task_reason=f"{source.argument} is a dataset of {data.num_classes} classes")
+    return data
