@@ -177,8 +177,6 @@ def _classification(arrays, values, reason, context, what):
             raise UsageError(f"{context}: {what} {_verb(what, 'holds')} rows that are not one-hot (nor class probabilities); "
                              f"for several labels per example say {TASK_FLAG} multilabel, for values "
                              f"{TASK_FLAG} regression")
-        encoded, kind, names = labels.encode(arrays, context)
-        return _classification_result(encoded, kind, names, reason)
     encoded, kind, names = labels.encode(arrays, context)
     return _classification_result(encoded, kind, names, reason)
 
@@ -188,8 +186,7 @@ def _classification_result(encoded, kind, class_names, reason):
     return Decided(Head("classification", classes), reason, encoded, kind, class_names)
 
 
-def _binary(encoded_or_arrays, class_names, reason, context, what):
-    arrays = encoded_or_arrays
+def _binary(arrays, class_names, reason, context, what):
     distinct = np.unique(np.concatenate([y.reshape(-1) for y in arrays.values()]))
     if next(iter(arrays.values())).ndim == 2:
         raise UsageError(f"{TASK_FLAG}=binary: {what} {_verb(what, 'has')} {next(iter(arrays.values())).shape[1]} columns; "
