@@ -7,7 +7,7 @@ from kerasrun.core.options import (
     all_positive, at_least, fraction_below_one, positive, when,
 )
 from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
-from kerasrun.models.heads import TASKS
+from kerasrun.core.heads import TASKS
 
 
 def _verbosity(value):

@@ -45,6 +45,6 @@ class Data:
 
     def __post_init__(self):
         if self.head is None:  # Sources that hold classes only (image folders).
-            from kerasrun.models.heads import Head
+            from kerasrun.core.heads import Head
 
             object.__setattr__(self, "head", Head("classification", self.num_classes))

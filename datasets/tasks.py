@@ -12,7 +12,7 @@ import numpy as np
 
 from kerasrun.core.errors import UsageError
 from kerasrun.datasets import labels
-from kerasrun.models.heads import TASKS, Head
+from kerasrun.core.heads import TASKS, Head
 
 TASK_FLAG = "--task"
 AUTO = "auto"

@@ -17,7 +17,7 @@ from kerasrun.core.plugins import check_plugin_spec
 from kerasrun.models import cnn, mlp, resnet  # noqa: F401  Importing them registers the built-ins.
 from kerasrun.models.applications import APPLICATION_NAMES, build_application
 from kerasrun.models.builtin_registry import BUILT_IN_MODELS
-from kerasrun.models.heads import TASKS, Head
+from kerasrun.core.heads import TASKS, Head
 from kerasrun.models.plugin import build_from_plugin, load_builder
 from kerasrun.models.saved import load_saved_model
 

@@ -59,7 +59,7 @@ def run(config):
     distribution = make_distribution(config)  # Before TensorFlow runs anything: clusters are set up first.
     keras_fixes.check_keras()
     try:
-        data, pipelines = prepare_data(config)
+        data, pipelines = prepare_data(config, distribution)
         model = prepare_model(config, data, distribution, pipelines)
         failed = None
     except PluginError as error:  # The user's loader or builder raised: a failed run, recorded as one.
@@ -78,7 +78,7 @@ def run(config):
     return outcome.exit_code
 
 
-def prepare_data(config):
+def prepare_data(config, distribution):
     """Returns the dataset the config names, checked against the config, and its pipelines.
 
     Everything that draws random numbers runs after seeding: the user's own
@@ -89,7 +89,8 @@ def prepare_data(config):
         seed_everything(config)
     data = load_data(config)
     check_trainable(data, config.dataset, config.loss)
-    print(task_line(config, data), flush=True)
+    if distribution.is_chief:  # A worker prints only its last line; the chief speaks for the run.
+        print(task_line(config, data), flush=True)
     check_against_data(config, has_validation=data.val is not None)
     seed_everything(config)  # The model and the callbacks draw the same numbers, whatever the loader drew.
     epoch = datasets.EpochCounter()

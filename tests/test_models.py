@@ -11,7 +11,7 @@ import pytest
 
 from conftest import IMPORT_KERASRUN
 from kerasrun import models
-from kerasrun.models.heads import Head
+from kerasrun.core.heads import Head
 from kerasrun.core.errors import RunError, UsageError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
