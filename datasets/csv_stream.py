@@ -162,8 +162,8 @@ def _survey(reader, label_columns, categorical, context):
     lines, raw_labels = [], []
     for line, spans, labels, cells in csv_source.data_rows(reader, header, label_indices, context):
         if spans:
-            raise UsageError(f"{context}: line {line}: a quoted cell holds a line break, which a file streamed "
-                             "line by line cannot have; use --dataset_cache memory")
+            raise UsageError(f"{context}: the row ending on line {line} has a quoted cell holding a line break, "
+                             "which a file streamed line by line cannot have; use --dataset_cache memory")
         survey.add(cells)
         lines.append(line - 1)  # TextLineDataset numbers lines from 0.
         raw_labels.append(labels)

@@ -12,6 +12,8 @@ the category "" of their own; in an integer-coded category column, -1.
 """
 
 import math
+import os
+import tempfile
 
 import numpy as np
 
@@ -170,9 +172,17 @@ def feature_space(kinds, train):
     encoder = space(features={name: specs[kind]() for name, kind in kinds.items()}, output_mode="concat")
     if isinstance(train, dict):
         batches = tf.data.Dataset.from_tensor_slices({name: column[:, 0] for name, column in train.items()}).batch(1024)
-    else:
-        batches = train.feature_batches().map(lambda features: {name: column[:, 0] for name, column in features.items()})
-    encoder.adapt(batches)
+        encoder.adapt(batches)
+        return encoder
+    # FeatureSpace adapts one column per pass over the data: a streamed file is parsed once, into a
+    # scratch file the passes read back (about as large as the file), not once per column.
+    with tempfile.TemporaryDirectory(prefix="kerasrun-adapt-") as scratch:
+        batches = train.feature_batches().map(
+            lambda features: {name: column[:, 0] for name, column in features.items()}
+        ).cache(os.path.join(scratch, "features"))
+        for _ in batches:  # Written whole before FeatureSpace's own passes, which stop after one batch at times.
+            pass
+        encoder.adapt(batches)
     return encoder
 
 
