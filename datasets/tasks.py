@@ -177,8 +177,21 @@ def _classification(arrays, values, reason, context, what):
             raise UsageError(f"{context}: {what} {_verb(what, 'holds')} rows that are not one-hot (nor class probabilities); "
                              f"for several labels per example say {TASK_FLAG} multilabel, for values "
                              f"{TASK_FLAG} regression")
+    else:
+        _check_ids_dense(values, context, what)
     encoded, kind, names = labels.encode(arrays, context)
     return _classification_result(encoded, kind, names, reason)
+
+
+def _check_ids_dense(values, context, what):
+    """Refuses whole numbers that, as class ids, would make a softmax mostly of classes never seen."""
+    distinct = np.unique(values)
+    highest = distinct[-1]
+    if highest + 1 > _FEW_CLASSES and len(distinct) < (highest + 1) / 2 and np.all(distinct == np.round(distinct)):
+        raise UsageError(
+            f"{TASK_FLAG}=classification: {what} {_verb(what, 'holds')} {len(distinct)} distinct whole numbers up to "
+            f"{_number(highest)}, which as class ids make a softmax over {int(highest) + 1:,} classes, most never "
+            f"seen; number the classes from 0, or say {TASK_FLAG} regression if they are values")
 
 
 def _classification_result(encoded, kind, class_names, reason):

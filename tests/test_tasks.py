@@ -56,6 +56,8 @@ def test_each_task_gets_labels_in_the_form_its_loss_takes():
     (np.array([[1, 1], [0, 1]]), "classification", "y_train holds rows that are not one-hot (nor class probabilities); "
                                                    "for several labels per example say --task multilabel"),
     (np.zeros((4, 2, 2)), "auto", "y_train has shape (4, 2, 2)"),
+    (np.arange(300) * 1000 + 70000, "classification", "--task=classification: y_train holds 300 distinct whole numbers "
+                                                     "up to 369000, which as class ids make a softmax over 369,001"),
     (np.full(5, 3.5), "regression", "every target in y_train is 3.5, so a model has nothing to learn"),
     (np.stack([np.arange(5.0), np.ones(5)], 1), "auto", "every target in column 2 of y_train is 1, so a model"),
 ])
