@@ -167,3 +167,12 @@ def test_a_table_with_text_numbers_codes_and_missing_cells_trains_and_its_saved_
             "shop": np.array([[7], [31]])}
     likely, unlikely = model.predict(rows, verbose=0)[:, 0]
     assert likely > 0.8 and unlikely < 0.2
+
+
+def test_a_table_of_one_column_counts_its_rows_not_its_columns(tmp_path):
+    from kerasrun import datasets
+    from kerasrun.runner.compiling import check_trainable
+
+    (tmp_path / "three.csv").write_text("a,label\n1,0\n2,1\n3,0\n")
+    data = datasets.load(f"csv:{tmp_path / 'three.csv'}", seed=0, validation_split=0.0, cache="memory")
+    check_trainable(data, "csv:three.csv", "auto")  # Three examples of one column: enough.
