@@ -23,6 +23,8 @@ CATEGORICAL_FLAG = "--dataset_categorical_columns"
 MISSING = frozenset(("", "na", "n/a", "nan", "null", "?"))
 NUMERIC, TEXT, INTEGER_CODES = "numeric", "text", "integer-coded"
 MISSING_CODE = -1
+# A column whose cells are at least this fraction numbers is numbers with mistakes, not text.
+_MOSTLY_NUMBERS = 0.9
 
 
 class Survey:
@@ -30,7 +32,10 @@ class Survey:
 
     A column is numeric when every cell that is not missing is a number,
     integer-coded when named in --dataset_categorical_columns (its numbers
-    must be whole), and text otherwise.
+    must be whole), and text otherwise. A column of numbers with a few cells
+    that are not (`12.5`, `-`, `12,5`) is refused, naming the first: read as
+    text, its numbers would become categories. Naming it in
+    --dataset_categorical_columns reads it as text on purpose (zip codes).
 
     Args:
         header: The feature columns' names.
@@ -48,6 +53,9 @@ class Survey:
                                  f"{name!r} (feature columns: {', '.join(header)})")
         self.header, self.categorical, self.context = header, categorical, context
         self.numeric = [True] * len(header)
+        self.numbers = [0] * len(header)
+        self.others = [0] * len(header)
+        self.first_other = [None] * len(header)
         self.rows = 0
 
     def add(self, cells):
@@ -59,8 +67,6 @@ class Survey:
         """
         self.rows += 1
         for index, cell in enumerate(cells):
-            if not self.numeric[index]:
-                continue
             cell = cell.strip()
             if cell.lower() in MISSING:
                 continue
@@ -68,6 +74,12 @@ class Survey:
                 value = float(cell)
             except ValueError:
                 self.numeric[index] = False
+                self.others[index] += 1
+                if self.first_other[index] is None:
+                    self.first_other[index] = (cell, self.rows)
+                continue
+            self.numbers[index] += 1
+            if not self.numeric[index]:
                 continue
             name = self.header[index]
             if not math.isfinite(value):
@@ -78,7 +90,18 @@ class Survey:
                                  f"{CATEGORICAL_FLAG} names columns of whole numbers that code categories")
 
     def kinds(self):
-        """Returns {column: kind}, sorted by name (the order of the FeatureSpace's inputs)."""
+        """Returns {column: kind}, sorted by name (the order of the FeatureSpace's inputs).
+
+        Raises:
+            UsageError: for a column of numbers with a few cells that are not.
+        """
+        for name, numbers, others, first in zip(self.header, self.numbers, self.others, self.first_other):
+            if others and numbers >= _MOSTLY_NUMBERS * (numbers + others) and name not in self.categorical:
+                cell, row = first
+                raise UsageError(
+                    f"{self.context}: column {name!r} holds numbers but {cell!r} in data row {row} ({others} of "
+                    f"{numbers + others} cells are not numbers); leave a missing cell empty or write NA, or name "
+                    f"the column in {CATEGORICAL_FLAG} to read it as text categories")
         kinds = {name: TEXT if not numeric else INTEGER_CODES if name in self.categorical else NUMERIC
                  for name, numeric in zip(self.header, self.numeric)}
         return {name: kinds[name] for name in sorted(kinds)}

@@ -22,6 +22,9 @@ AUTO = "auto"
 # gaps are values; anything else is asked about.
 _FEW_CLASSES = 100
 _EXAMPLES_PER_CLASS = 20
+# --task classification refuses class ids that would make a softmax wider than this, mostly of classes never
+# seen (prices taken for class ids); narrower ones train, with a note (datasets/labels.py).
+_HUGE_SOFTMAX = 10_000
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -177,9 +180,9 @@ def _classification(arrays, values, reason, context, what):
             raise UsageError(f"{context}: {what} {_verb(what, 'holds')} rows that are not one-hot (nor class probabilities); "
                              f"for several labels per example say {TASK_FLAG} multilabel, for values "
                              f"{TASK_FLAG} regression")
-    else:
-        _check_ids_dense(values, context, what)
     encoded, kind, names = labels.encode(arrays, context)
+    if kind == "int" and names is None:
+        _check_ids_dense(values, context, what)
     return _classification_result(encoded, kind, names, reason)
 
 
@@ -187,7 +190,7 @@ def _check_ids_dense(values, context, what):
     """Refuses whole numbers that, as class ids, would make a softmax mostly of classes never seen."""
     distinct = np.unique(values)
     highest = distinct[-1]
-    if highest + 1 > _FEW_CLASSES and len(distinct) < (highest + 1) / 2 and np.all(distinct == np.round(distinct)):
+    if highest + 1 > _HUGE_SOFTMAX and len(distinct) < (highest + 1) / 10 and np.all(distinct == np.round(distinct)):
         raise UsageError(
             f"{TASK_FLAG}=classification: {what} {_verb(what, 'holds')} {len(distinct)} distinct whole numbers up to "
             f"{_number(highest)}, which as class ids make a softmax over {int(highest) + 1:,} classes, most never "

@@ -176,3 +176,19 @@ def test_a_table_of_one_column_counts_its_rows_not_its_columns(tmp_path):
     (tmp_path / "three.csv").write_text("a,label\n1,0\n2,1\n3,0\n")
     data = datasets.load(f"csv:{tmp_path / 'three.csv'}", seed=0, validation_split=0.0, cache="memory")
     check_trainable(data, "csv:three.csv", "auto")  # Three examples of one column: enough.
+
+
+def test_a_column_of_numbers_with_a_stray_cell_is_refused_unless_named_categorical(tmp_path):
+    from kerasrun import datasets
+
+    rows = [f"{70 + index % 9},{index % 2}" for index in range(40)]
+    rows[25] = "-,1"
+    (tmp_path / "typo.csv").write_text("weight,label\n" + "\n".join(rows) + "\n")
+    for cache in ("memory", "none"):
+        with pytest.raises(UsageError, match=r"column 'weight' holds numbers but '-' in data row 26 \(1 of 40 cells "
+                                             r"are not numbers\); leave a missing cell empty or write NA, or name "
+                                             r"the column in --dataset_categorical_columns"):
+            datasets.load(f"csv:{tmp_path / 'typo.csv'}", seed=0, validation_split=0.0, cache=cache)
+    data = datasets.load(f"csv:{tmp_path / 'typo.csv'}", seed=0, validation_split=0.0, cache="memory",
+                         categorical=("weight",))
+    assert data.table == {"weight": "text"}
