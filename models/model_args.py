@@ -16,6 +16,8 @@ from kerasrun.core.plugins import plugin_file
 
 # What the runner passes to an application itself; --model_weights gives the weights.
 APPLICATION_RESERVED = ("include_top", "weights", "input_shape", "input_tensor", "classes", "classifier_activation")
+# The pooling an application may end in: the task's output layer needs one vector per example.
+APPLICATION_POOLING = ("avg", "max")
 # What the runner passes to a plug-in builder itself.
 PLUGIN_RESERVED = ("input_shape", "num_classes", "task")
 
@@ -64,6 +66,8 @@ def check(kind, model, model_args, flag="--model_args", model_flag="--model"):
         if name in reserved:
             why = "; use --model_weights" if name == "weights" else ""
             raise UsageError(f"{source}: {name!r} is set by the runner{why}")
+    if kind == "application" and model_args.get("pooling", "avg") not in APPLICATION_POOLING:
+        raise UsageError(f"{source}: pooling must be avg or max: the output layer needs one vector per example")
     parameters = application_parameters(model) if kind == "application" else plugin_parameters(model)
     if parameters is None or parameters.var_keyword:
         return  # Source not found (the call will tell), or it takes any keyword.
