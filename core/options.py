@@ -294,7 +294,7 @@ class KeyValues(Kind):
                 raise ValueError(f"{item.strip()!r} is not name=value (a Python identifier, '=', a value)")
             if name in pairs:
                 raise ValueError(f"names {name!r} twice")
-            pairs[name] = _literal(raw.strip())
+            pairs[name] = _plain(name, _literal(raw.strip()))
         return pairs
 
     def from_yaml(self, value):
@@ -303,7 +303,7 @@ class KeyValues(Kind):
         if isinstance(value, str):
             return self.from_text(value)
         if isinstance(value, dict) and all(isinstance(name, str) and name.isidentifier() for name in value):
-            return dict(value)
+            return {name: _plain(name, item) for name, item in value.items()}
         raise ValueError("must be a mapping of argument names to values, or name=value,... text")
 
     def format(self, value):
@@ -329,6 +329,21 @@ def _split_top_level(text):
         current += character
     items.append(current)
     return [item for item in items if item.strip()]
+
+
+def _plain(name, value):
+    """Returns `value` as YAML and JSON hold it (tuples become lists), or raises ValueError for a set or bytes.
+
+    So a value typed and the same value read back from the run's config.yaml are equal.
+    """
+    if isinstance(value, (list, tuple)):
+        return [_plain(name, item) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _plain(name, item) for key, item in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ValueError(f"{name}: a value must be a number, text, True, False, None, or a list or mapping of those, "
+                     f"not a {type(value).__name__}")
 
 
 def _literal(raw):

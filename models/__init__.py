@@ -156,6 +156,28 @@ def build(value, *, input_shape, head, weights=None, safe_mode=True, hparams=Non
     return build_from_plugin(value, input_shape, head, model_args=model_args, flag=flag)
 
 
+def describe(value, hparams=None, model_args=None):
+    """Returns one line saying how the model a `--model` value names is built, for --dry_run; imports nothing.
+
+    Args:
+        value: A value `check_source` accepts.
+        hparams: A built-in's hyperparameters (`hparams_of`), or None.
+        model_args: --model_args, or None.
+    """
+    kind = _kind_of(value, "--model")
+    if kind == _SAVED:
+        return f"the saved model {value}, loaded as it is"
+    arguments = dict(hparams or {}) if kind == _BUILT_IN else dict(model_args or {})
+    if kind == _APPLICATION:
+        arguments = {"include_top": False, "pooling": "avg", **arguments}
+    shown = ", ".join(f"{name}={argument!r}" for name, argument in arguments.items())
+    if kind == _BUILT_IN:
+        return f"{value}({shown}), ending in the task's output layer"
+    if kind == _APPLICATION:
+        return f"keras.applications.{value}({shown}), then the task's output layer"
+    return f"{value}(input_shape=..., num_classes=...{', ' if shown else ''}{shown})"
+
+
 def builds_head(value):
     """Whether the runner builds the model's last layer itself (a built-in or a keras.applications model)."""
     return value in BUILT_IN_MODELS or value in APPLICATION_NAMES

@@ -82,11 +82,13 @@ def test_key_values_kind_reads_literals_and_text_and_never_evaluates_code():
     kind = KeyValues()
     assert kind.from_text("") == {}
     assert kind.from_text("alpha=0.5,shape=(3, 3),pooling=max,name='a,b',flag=True,none=None") == {
-        "alpha": 0.5, "shape": (3, 3), "pooling": "max", "name": "a,b", "flag": True, "none": None}
+        "alpha": 0.5, "shape": [3, 3], "pooling": "max", "name": "a,b", "flag": True, "none": None}
     assert kind.from_text("x=__import__('os').system('true')") == {"x": "__import__('os').system('true')"}
     assert kind.from_yaml({"alpha": 0.5}) == {"alpha": 0.5} and kind.from_yaml(None) == {}
     assert kind.format({"alpha": 0.5, "pooling": "max"}) == "alpha=0.5,pooling='max'"
     assert kind.from_text(kind.format({"alpha": 0.5, "pooling": "max"})) == {"alpha": 0.5, "pooling": "max"}
+    with pytest.raises(ValueError, match="a value must be a number, text, .* not a set"):
+        kind.from_text("a={1, 2}")
     with pytest.raises(ValueError, match="names 'a' twice"):
         kind.from_text("a=1,a=2")
     with pytest.raises(ValueError, match="is not name=value"):
@@ -262,3 +264,12 @@ def test_cnn_filters_and_model_args_for_a_plug_in_reach_the_builders(tmp_path):
     assert records["conv"]["model"] == "cnn"
     assert records["conv"]["trainable_parameters"] == (9 * 4 + 4) + (36 * 8 + 8) + (32 * 10 + 10)
     assert records["conv"]["hparams"]["cnn_filters"] == [4, 8]
+
+
+def test_dry_run_shows_the_model_with_its_hyperparameters(tmp_path):
+    result = run_train(["--dry_run", "--model", "cnn", "--cnn_filters", "8,16", "--cnn_l2", "1e-4"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ("#   cnn(filters=(8, 16), kernel_size=3, dropout=0.25, activation='relu', normalization='none', "
+            "l2=0.0001), ending in the task's output layer") in result.stdout.splitlines()
+    assert "cnn_filters:\n- 8\n- 16\n" in result.stdout
+    assert os.listdir(tmp_path) == []
