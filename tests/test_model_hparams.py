@@ -273,3 +273,29 @@ def test_dry_run_shows_the_model_with_its_hyperparameters(tmp_path):
             "l2=0.0001), ending in the task's output layer") in result.stdout.splitlines()
     assert "cnn_filters:\n- 8\n- 16\n" in result.stdout
     assert os.listdir(tmp_path) == []
+
+
+def test_a_sweep_grids_list_values_and_model_args_and_checks_them_before_any_run(tmp_path):
+    (tmp_path / "nets.py").write_text("def net(input_shape, num_classes, width=8):\n    pass\n")
+
+    def sweep(*args):
+        return subprocess.run([sys.executable, SWEEP, "--dry_run", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+
+    result = sweep("--grid", r"cnn_filters=8\,16,16\,32", "--", "--model", "cnn")
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[2:4] for line in result.stdout.splitlines()] == [
+        ["--model", "cnn"], ["--model", "cnn"]]
+    assert ["--cnn_filters=8,16" in result.stdout, "--cnn_filters=16,32" in result.stdout] == [True, True]
+    result = sweep("--grid", "model_args=width=8,width=16", "--", "--model", "nets.py:net")
+    assert result.returncode == 0, result.stderr
+    assert "--model_args=width=16" in result.stdout
+    result = sweep("--grid", "model_args=width=8,widht=16", "--", "--model", "nets.py:net")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == ("sweep.py: error: run 1 (model_args=widht=16): --model_args=widht=16: "
+                                              "--model=nets.py:net takes no argument 'widht'; it takes width")
+    result = sweep("--grid", "mlp_units=8,16", "--", "--model", "cnn")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == ("sweep.py: error: run 0 (mlp_units=8): --mlp_units=8: applies to "
+                                              "--model mlp, not --model=cnn")
+    assert sorted(os.listdir(tmp_path)) == ["nets.py"]
