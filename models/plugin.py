@@ -39,7 +39,9 @@ def build_from_plugin(spec, input_shape, head, model_args=None, flag="--model"):
     arguments = {"input_shape": tuple(input_shape), "num_classes": head.units}
     if _accepts(function, "task"):
         arguments["task"] = head.task
-    arguments.update(model_args or {})
+    if model_args:  # Checked from the source before; a function defined elsewhere is checked here.
+        arguments.update(model_args)
+        _check_takes_model_args(function, arguments, model_args, source)
     model = call_plugin(flag, spec, function, **arguments)
     import keras
 
@@ -80,6 +82,16 @@ def _check_accepts(function, arguments, source):
             f"{source}: the function must accept the keyword arguments input_shape "
             f"and num_classes; its signature is {signature}"
         ) from None
+
+
+def _check_takes_model_args(function, arguments, model_args, source):
+    try:
+        signature = inspect.signature(function)
+        signature.bind(**arguments)
+    except (TypeError, ValueError) as error:
+        shown = ",".join(f"{name}={value!r}" for name, value in model_args.items())
+        raise UsageError(f"--model_args={shown}: {source} does not take them ({error}); its signature is "
+                         f"{signature}") from None
 
 
 def _accepts(function, name):

@@ -299,3 +299,13 @@ def test_a_sweep_grids_list_values_and_model_args_and_checks_them_before_any_run
     assert result.stderr.splitlines()[-1] == ("sweep.py: error: run 0 (mlp_units=8): --mlp_units=8: applies to "
                                               "--model mlp, not --model=cnn")
     assert sorted(os.listdir(tmp_path)) == ["nets.py"]
+
+
+def test_a_builder_the_source_check_cannot_find_is_checked_before_it_is_called(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "impl.py").write_text("def net(input_shape, num_classes, width=8):\n    raise AssertionError\n")
+    (tmp_path / "api.py").write_text("from impl import net\n")
+    models.check_model_args("api:net", {"widht": 3})  # Not defined in api.py: the run checks it.
+    with pytest.raises(UsageError, match=r"^--model_args=widht=3: --model='api:net' does not take them "
+                                         r"\(got an unexpected keyword argument 'widht'\)"):
+        models.build("api:net", input_shape=(4,), head=Head("classification", 2), model_args={"widht": 3})
