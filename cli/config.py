@@ -252,6 +252,7 @@ def resolve(argv):
                 sources[name] = values["config"]
     _validate(values, sources, options, runner_flags.flag_files(argv))
     typed = {name for name in options if flag_values[name].present}
+    models.check_hparams_apply(values, typed, lambda name: flag_label(sources, name))
     return Config(values, sources, ignored_options(values, typed))
 
 
@@ -410,6 +411,8 @@ def _validate(values, sources, options, flag_files=()):
     datasets.check_source(values["dataset"], flag=checker.flag_label("dataset"),
                           label_columns=values["dataset_label_column"])
     models.check_source(values["model"], flag=checker.flag_label("model"))
+    models.check_model_args(values["model"], values["model_args"], checker.flag_label("model_args"),
+                            checker.flag_label("model"))
     _check_model_weights(checker)
     if values["jit_compile"] == "true" and values["deterministic"]:
         checker.fail("jit_compile", "Keras turns XLA off under --deterministic True (not every XLA op is "

@@ -8,6 +8,7 @@ from kerasrun.core.options import (
 )
 from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
 from kerasrun.core.heads import TASKS
+from kerasrun.models.hyperparameters import option_groups as model_option_groups
 
 
 def _verbosity(value):
@@ -209,4 +210,4 @@ DISTRIBUTION = OptionGroup(
     ),
 )
 
-GROUPS = (TRAINING, DATA, MODEL, DISTRIBUTION)
+GROUPS = (TRAINING, DATA, MODEL, *model_option_groups(), DISTRIBUTION)

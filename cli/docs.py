@@ -31,6 +31,14 @@ def help_text(groups):
     return "\n".join(lines) + "\n"
 
 
+def _model_lines(config):
+    """Returns --dry_run's lines on the model: what builds it, with which hyperparameters or arguments."""
+    from kerasrun import models
+
+    return ["# Model, as a run would build it:",
+            f"#   {models.describe(config.model, models.hparams_of(config, config.model), config.model_args)}", ""]
+
+
 def dry_run_text(config, run):
     """Returns what --dry_run prints: the resolved config as YAML, then the callbacks to be built.
 
@@ -45,6 +53,7 @@ def dry_run_text(config, run):
 
     lines = ["# Resolved configuration (python train.py --config FILE reruns it):",
              yaml.safe_dump(saved_config(config), sort_keys=False, allow_unicode=True).rstrip(), "",
+             *_model_lines(config),
              "# Callbacks, in the order they run, as a run starting now would build them:"]
     families = enabled_families(config)
     for family in families:

@@ -6,6 +6,7 @@ else (absl flags, YAML keys, validation, help and README tables) is derived
 from the declarations, so an option is declared in exactly one place.
 """
 
+import ast
 import dataclasses
 import difflib
 import math
@@ -247,6 +248,110 @@ class StrList(Kind):
 
     def format(self, value):
         return ",".join(value) if value else "''"
+
+
+class Ints(Kind):
+    """A comma-separated list of at least one integer ("32,64"), always a tuple."""
+
+    description = "comma-separated integers"
+
+    def from_text(self, text):
+        try:
+            numbers = tuple(_within_32_bits(int(part)) for part in text.split(","))
+        except ValueError as error:
+            raise ValueError("must be at most 4,294,967,295 in size" if "at most" in str(error)
+                             else f"must be {self.description}") from None
+        return numbers
+
+    def from_yaml(self, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (_within_32_bits(value),)
+        if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(_within_32_bits(v) for v in value)
+        if isinstance(value, str):
+            return self.from_text(value)
+        raise ValueError(f"must be {self.description}")
+
+    def format(self, value):
+        return ",".join(str(v) for v in value)
+
+
+class KeyValues(Kind):
+    """Keyword arguments: `name=value,...` typed (each value a Python literal, else text), or a YAML mapping.
+
+    A comma inside brackets or quotes belongs to its value (`shape=(2,2)`). The
+    value is a dict; nothing typed is ever evaluated as code (ast.literal_eval).
+    """
+
+    description = "name=value pairs, comma-separated (may be empty)"
+
+    def from_text(self, text):
+        pairs = {}
+        for item in _split_top_level(text):
+            name, equals, raw = item.partition("=")
+            name = name.strip()
+            if not equals or not name.isidentifier():
+                raise ValueError(f"{item.strip()!r} is not name=value (a Python identifier, '=', a value)")
+            if name in pairs:
+                raise ValueError(f"names {name!r} twice")
+            pairs[name] = _plain(name, _literal(raw.strip()))
+        return pairs
+
+    def from_yaml(self, value):
+        if value is None:
+            return {}
+        if isinstance(value, str):
+            return self.from_text(value)
+        if isinstance(value, dict) and all(isinstance(name, str) and name.isidentifier() for name in value):
+            return {name: _plain(name, item) for name, item in value.items()}
+        raise ValueError("must be a mapping of argument names to values, or name=value,... text")
+
+    def format(self, value):
+        return ",".join(f"{name}={item!r}" for name, item in value.items()) if value else "''"
+
+
+def _split_top_level(text):
+    """Splits on the commas that are outside brackets and quotes; drops empty items."""
+    items, depth, quote, current = [], 0, None, ""
+    for character in text:
+        if quote:
+            quote = None if character == quote else quote
+        elif character in "'\"":
+            quote = character
+        elif character in "([{":
+            depth += 1
+        elif character in ")]}":
+            depth -= 1
+        elif character == "," and depth == 0:
+            items.append(current)
+            current = ""
+            continue
+        current += character
+    items.append(current)
+    return [item for item in items if item.strip()]
+
+
+def _plain(name, value):
+    """Returns `value` as YAML and JSON hold it (tuples become lists), or raises ValueError for a set or bytes.
+
+    So a value typed and the same value read back from the run's config.yaml are equal.
+    """
+    if isinstance(value, (list, tuple)):
+        return [_plain(name, item) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _plain(name, item) for key, item in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ValueError(f"{name}: a value must be a number, text, True, False, None, or a list or mapping of those, "
+                     f"not a {type(value).__name__}")
+
+
+def _literal(raw):
+    """A Python literal (3, 0.5, True, None, 'x', (1, 2)); any other text is the text itself (relu)."""
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return raw
 
 
 @dataclasses.dataclass(frozen=True)

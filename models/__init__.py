@@ -15,7 +15,9 @@ import os
 from kerasrun.core.errors import UsageError, first_line
 from kerasrun.core.plugins import check_plugin_spec
 from kerasrun.models import cnn, mlp, resnet  # noqa: F401  Importing them registers the built-ins.
+from kerasrun.models import model_args as model_arguments
 from kerasrun.models.applications import APPLICATION_NAMES, build_application
+from kerasrun.models.hyperparameters import BUILT_IN_GROUPS, hparams_of, option_groups  # noqa: F401
 from kerasrun.models.builtin_registry import BUILT_IN_MODELS
 from kerasrun.core.heads import TASKS, Head
 from kerasrun.models.plugin import build_from_plugin, load_builder
@@ -71,7 +73,46 @@ def check_plugin(value, flag="--model"):
         load_builder(value, flag)
 
 
-def build(value, *, input_shape, head, weights=None, safe_mode=True, flag="--model"):
+def check_model_args(value, model_args, flag="--model_args", model_flag="--model"):
+    """Refuses --model_args that the model named by `value` would not take, without importing anything.
+
+    Built-in and saved models take none (built-ins have flags of their own);
+    a keras.applications constructor or a plug-in builder takes the names in
+    its signature (read from its source with `ast`), or any with **kwargs,
+    but not those the runner passes itself.
+
+    Raises:
+        UsageError: naming --model_args and the names accepted.
+    """
+    model_arguments.check(_kind_of(value, model_flag), value, model_args, flag, model_flag)
+
+
+def check_hparams_apply(values, typed, label=lambda name: f"--{name}"):
+    """Refuses a built-in model's hyperparameter typed on the command line for another --model.
+
+    `--mlp_units 64 --model cnn` would train a cnn as if the flag had been left
+    out; a sweep over it would train the same model again and again. A config
+    file may hold them (a run's saved config.yaml lists every option).
+
+    Args:
+        values: {flag name: value}, resolved.
+        typed: The flag names given on the command line.
+        label: Returns how messages name a flag.
+
+    Raises:
+        UsageError: naming the flag and --model.
+    """
+    for model, group in BUILT_IN_GROUPS.items():
+        if values["model"] == model:
+            continue
+        for name, arg in group.options():
+            if name in typed:
+                raise UsageError(f"{label(name)}={arg.kind.format(values[name])}: applies to --model {model}, "
+                                 f"not {label('model')}={values['model']}")
+
+
+def build(value, *, input_shape, head, weights=None, safe_mode=True, hparams=None, model_args=None,
+          flag="--model"):
     """Builds the model a `--model` value names. Imports Keras.
 
     Args:
@@ -84,6 +125,10 @@ def build(value, *, input_shape, head, weights=None, safe_mode=True, flag="--mod
             the path of a weights file. Defaults to None.
         safe_mode: For `.keras` files only: refuse files that hold code
             (Lambda layers). Defaults to True.
+        hparams: For built-ins only: {argument: value} of the model's
+            hyperparameters (`hparams_of`); None for the defaults.
+        model_args: For keras.applications and plug-ins: keyword arguments
+            passed on to the constructor or builder. Defaults to None.
         flag: The flag or config key the value came from, for messages.
             Defaults to "--model".
 
@@ -103,12 +148,34 @@ def build(value, *, input_shape, head, weights=None, safe_mode=True, flag="--mod
     kind = _kind_of(value, flag)
     input_shape = tuple(input_shape)
     if kind == _BUILT_IN:
-        return BUILT_IN_MODELS.get(value)(input_shape, head)
+        return BUILT_IN_MODELS.get(value)(input_shape, head, **(hparams or {}))
     if kind == _APPLICATION:
-        return build_application(value, input_shape, head, weights=weights, flag=flag)
+        return build_application(value, input_shape, head, weights=weights, model_args=model_args, flag=flag)
     if kind == _SAVED:
         return load_saved_model(value, input_shape, head, safe_mode=safe_mode, flag=flag)
-    return build_from_plugin(value, input_shape, head, flag=flag)
+    return build_from_plugin(value, input_shape, head, model_args=model_args, flag=flag)
+
+
+def describe(value, hparams=None, model_args=None):
+    """Returns one line saying how the model a `--model` value names is built, for --dry_run; imports nothing.
+
+    Args:
+        value: A value `check_source` accepts.
+        hparams: A built-in's hyperparameters (`hparams_of`), or None.
+        model_args: --model_args, or None.
+    """
+    kind = _kind_of(value, "--model")
+    if kind == _SAVED:
+        return f"the saved model {value}, loaded as it is"
+    arguments = dict(hparams or {}) if kind == _BUILT_IN else dict(model_args or {})
+    if kind == _APPLICATION:
+        arguments = {"include_top": False, "pooling": "avg", **arguments}
+    shown = ", ".join(f"{name}={argument!r}" for name, argument in arguments.items())
+    if kind == _BUILT_IN:
+        return f"{value}({shown}), ending in the task's output layer"
+    if kind == _APPLICATION:
+        return f"keras.applications.{value}({shown}), then the task's output layer"
+    return f"{value}(input_shape=..., num_classes=...{', ' if shown else ''}{shown})"
 
 
 def builds_head(value):

@@ -41,7 +41,7 @@ RGB_CHANNELS = 3
 PRETRAINED_WEIGHTS = "imagenet"
 
 
-def build_application(name, input_shape, head, weights=None, flag="--model"):
+def build_application(name, input_shape, head, weights=None, model_args=None, flag="--model"):
     """Builds a keras.applications model with a fresh head for the task.
 
     The application is built with `include_top=False, pooling="avg"`; images
@@ -83,7 +83,7 @@ def build_application(name, input_shape, head, weights=None, flag="--model"):
         # A Concatenate rather than a Lambda, so a saved model still loads
         # with safe_mode on.
         x = keras.layers.Concatenate(name="grayscale_to_rgb")([x] * RGB_CHANNELS)
-    backbone = _construct_backbone(name, target_size + (RGB_CHANNELS,), weights, flag)
+    backbone = _construct_backbone(name, target_size + (RGB_CHANNELS,), weights, flag, model_args or {})
     x = backbone(x)
     outputs = output_layer(head, name="predictions")(x)
     return keras.Model(inputs, outputs, name=f"{name.lower()}_{head.task}")
@@ -108,13 +108,14 @@ def _target_size(name, height, width, weights):
     return (max(height, min_side), max(width, min_side))
 
 
-def _construct_backbone(name, input_shape, weights, flag):
+def _construct_backbone(name, input_shape, weights, flag, model_args):
     import keras
 
     constructor = getattr(keras.applications, name)
+    arguments = {"pooling": "avg", **model_args}
     try:
         return constructor(
-            include_top=False, pooling="avg", weights=weights, input_shape=input_shape
+            include_top=False, weights=weights, input_shape=input_shape, **arguments
         )
     except Exception as error:  # Keras reports a failed download as a bare Exception.
         if weights == PRETRAINED_WEIGHTS and _is_download_failure(error):
@@ -127,6 +128,10 @@ def _construct_backbone(name, input_shape, weights, flag):
             raise UsageError(
                 f"{flag}={name}: cannot load weights={weights!r}: {first_line(error)}"
             ) from None
+        if model_args and isinstance(error, (ValueError, TypeError)):
+            shown = ",".join(f"{key}={value!r}" for key, value in model_args.items())
+            raise UsageError(f"--model_args={shown}: keras.applications.{name} refused them: "
+                             f"{first_line(error)}") from None
         raise
 
 

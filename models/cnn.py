@@ -2,22 +2,29 @@
 
 from kerasrun.models.builtin_registry import BUILT_IN_MODELS
 from kerasrun.models.heads import output_layer
+from kerasrun.models.layers import normalize_and_activate, regularizer
 from kerasrun.models.image_input import require_image_input
 
-CONV_FILTERS = (32, 64)
-DROPOUT_RATE = 0.25
 
 
 @BUILT_IN_MODELS.register("cnn")
-def build_cnn(input_shape, head):
-    """Builds two conv/pool blocks, then Flatten -> Dropout -> the task's head.
+def build_cnn(input_shape, head, *, filters=(32, 64), kernel_size=3, dropout=0.25, activation="relu",
+              normalization="none", l2=0.0):
+    """Builds one conv/pool block per entry of `filters`, then Flatten -> Dropout -> the task's head.
 
     Convolutions and pooling use "same" padding, so even an 8x8 (or 1x1)
-    image never shrinks below one pixel.
+    image never shrinks below one pixel. The defaults (those of the --cnn_*
+    flags) are two blocks of 32 and 64 3x3 ReLU filters and Dropout(0.25).
 
     Args:
         input_shape: The shape of one example, (height, width, channels).
         head: The `Head` the model ends in.
+        filters: The filters of each block's convolution.
+        kernel_size: Height and width of the kernels.
+        dropout: Dropout rate before the head; 0 adds no Dropout layer.
+        activation: A Keras activation name.
+        normalization: none, batch or layer, between each convolution and its activation.
+        l2: L2 penalty on the convolution kernels; 0 for none.
 
     Returns:
         An uncompiled `keras.Model`.
@@ -30,10 +37,16 @@ def build_cnn(input_shape, head):
 
     inputs = keras.Input(shape=tuple(input_shape))
     x = inputs
-    for filters in CONV_FILTERS:
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+    for width in filters:
+        if normalization == "none":
+            x = keras.layers.Conv2D(width, kernel_size, padding="same", activation=activation,
+                                    kernel_regularizer=regularizer(l2))(x)
+        else:
+            x = keras.layers.Conv2D(width, kernel_size, padding="same", kernel_regularizer=regularizer(l2))(x)
+            x = normalize_and_activate(x, normalization, activation)
         x = keras.layers.MaxPooling2D(2, padding="same")(x)
     x = keras.layers.Flatten()(x)
-    x = keras.layers.Dropout(DROPOUT_RATE)(x)
+    if dropout > 0:
+        x = keras.layers.Dropout(dropout)(x)
     outputs = output_layer(head)(x)
     return keras.Model(inputs, outputs, name="cnn")

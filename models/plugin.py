@@ -8,7 +8,7 @@ from kerasrun.core.plugins import call_plugin, load_plugin
 from kerasrun.models.compatibility import check_model_fits_data
 
 
-def build_from_plugin(spec, input_shape, head, flag="--model"):
+def build_from_plugin(spec, input_shape, head, model_args=None, flag="--model"):
     """Calls the user's `fn(input_shape=..., num_classes=...)` for a model.
 
     `num_classes` is the width the model's output must have (the classes, the
@@ -19,6 +19,8 @@ def build_from_plugin(spec, input_shape, head, flag="--model"):
         spec: `module:function` or `path/to/file.py:function`.
         input_shape: The shape of one example, without the batch axis.
         head: The `Head` the task needs.
+        model_args: More keyword arguments for the function (--model_args),
+            checked with the config. Defaults to None.
         flag: The flag the spec was given with, for messages. Defaults to
             "--model".
 
@@ -37,6 +39,9 @@ def build_from_plugin(spec, input_shape, head, flag="--model"):
     arguments = {"input_shape": tuple(input_shape), "num_classes": head.units}
     if _accepts(function, "task"):
         arguments["task"] = head.task
+    if model_args:  # Checked from the source before; a function defined elsewhere is checked here.
+        arguments.update(model_args)
+        _check_takes_model_args(function, arguments, model_args, source)
     model = call_plugin(flag, spec, function, **arguments)
     import keras
 
@@ -77,6 +82,16 @@ def _check_accepts(function, arguments, source):
             f"{source}: the function must accept the keyword arguments input_shape "
             f"and num_classes; its signature is {signature}"
         ) from None
+
+
+def _check_takes_model_args(function, arguments, model_args, source):
+    try:
+        signature = inspect.signature(function)
+        signature.bind(**arguments)
+    except (TypeError, ValueError) as error:
+        shown = ",".join(f"{name}={value!r}" for name, value in model_args.items())
+        raise UsageError(f"--model_args={shown}: {source} does not take them ({error}); its signature is "
+                         f"{signature}") from None
 
 
 def _accepts(function, name):

@@ -72,7 +72,7 @@ def run(config):
             if wants_traceback():
                 raise
             outcome = failed_outcome(f"error: {one_line(error)}", epoch_log)
-        outcome = report(config, paths, distribution, outcome)
+        outcome = report(config, paths, distribution, outcome, model)
     if outcome.message:
         print(f"train.py: {outcome.message}", file=sys.stderr)
     return outcome.exit_code
@@ -165,14 +165,14 @@ def failed_outcome(message, epoch_log):
     return Outcome("failed", results.EXIT_CODES["failed"], message, epoch_log)
 
 
-def report(config, paths, distribution, outcome):
+def report(config, paths, distribution, outcome, model=None):
     """The chief records the outcome in the run's directory and prints the summary; a worker prints a line.
 
     Returns:
         The outcome as recorded (see `record_outcome`).
     """
     if distribution.is_chief:
-        return record_outcome(config, paths, outcome)
+        return record_outcome(config, paths, outcome, model)
     print(worker_summary(distribution.task, outcome.status, outcome.epoch_log))
     return outcome
 
@@ -252,6 +252,8 @@ def build_and_compile(config, data):
             head=model_head(config, data),
             weights=config.model_weights,
             safe_mode=config.model_safe_mode,
+            hparams=models.hparams_of(config, config.model),
+            model_args=config.model_args,
         )
 
     # A table's columns go through Keras's FeatureSpace, the model's first layer, adapted on the training split.
@@ -409,7 +411,7 @@ def close_logs(callbacks):
             callback.on_train_end()
 
 
-def record_outcome(config, paths, outcome):
+def record_outcome(config, paths, outcome, model=None):
     """Writes results.json (and the --results_file line) and the HParams summary; prints the summary.
 
     Returns:
@@ -423,6 +425,7 @@ def record_outcome(config, paths, outcome):
     record = results.make_record(
         paths, outcome.status, outcome.exit_code, history, epochs,
         results.best_epoch(history, epochs, monitor, mode), hparams, seconds, outcome.message,
+        model=results.describe_model(config.model, model),
     )
     record = results.write_results(paths, record, config.results_file)
     write_hparams(paths.dir, experiment_identity(hparams), record["final"], record["epochs_completed"])

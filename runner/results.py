@@ -40,7 +40,7 @@ def best_epoch(history, epochs, monitor, mode):
     return {"monitor": monitor, "mode": mode, "value": value, "epoch": epoch}
 
 
-def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_time, message=None):
+def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_time, message=None, model=None):
     """Returns the results record as a dict.
 
     Args:
@@ -54,6 +54,8 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
         wall_time: Seconds the run took.
         message: The line the run printed on stderr about its end (why it
             failed or stopped), or None. Defaults to None.
+        model: What `describe_model` returned: the model's name and its
+            number of trainable parameters (None when it was never built).
     """
     return {
         "run_name": paths.name,
@@ -66,7 +68,18 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
         "best": best,
         "hparams": hparams,
         "wall_time_s": round(wall_time, 3),
+        **(model or {"model": hparams.get("model"), "trainable_parameters": None}),
     }
+
+
+def describe_model(name, model):
+    """Returns {"model": the --model value, "trainable_parameters": their count, or None if not built}."""
+    if model is None:
+        return {"model": name, "trainable_parameters": None}
+    import numpy as np
+
+    count = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+    return {"model": name, "trainable_parameters": count}
 
 
 def write_results(paths, record, results_file=None):

@@ -242,6 +242,15 @@ def differing_hparams(records):
                     for record in records}) > 1]
 
 
+# Fields of a record (beside its hparams and final logs) that --columns may name and that show when they differ.
+_RECORD_COLUMNS = ("trainable_parameters",)
+
+
+def differing_fields(records):
+    """Returns the record fields of `_RECORD_COLUMNS` (the model's size) whose values differ between records."""
+    return [name for name in _RECORD_COLUMNS if len({json.dumps(record.get(name)) for record in records}) > 1]
+
+
 def chosen_columns(records, listed):
     """Returns the extra columns named by --columns, checking each exists in some record.
 
@@ -254,7 +263,8 @@ def chosen_columns(records, listed):
     """
     columns = [name.strip() for name in listed.split(",") if name.strip()]
     for name in columns:
-        if not any(name in _hparams(record) or name in (record.get("final") or {}) for record in records):
+        if not any(name in _hparams(record) or name in (record.get("final") or {})
+                   or (name in _RECORD_COLUMNS and name in record) for record in records):
             known = sorted({key for record in records for key in _hparams(record)})
             raise UsageError(f"--columns={listed}: no record has {name!r}; hyperparameters: {', '.join(known)}")
     return columns
@@ -278,7 +288,9 @@ def build_rows(ranked, metric, metric_header, columns):
     header = [*_FIXED_COLUMNS, metric_header, "wall_time_s", *columns]
     rows = []
     for place, record in ranked:
-        extra = [_hparams(record).get(name, (record.get("final") or {}).get(name)) for name in columns]
+        extra = [_hparams(record).get(name, (record.get("final") or {}).get(name, record.get(name)
+                                                                           if name in _RECORD_COLUMNS else None))
+                 for name in columns]
         rows.append([place, record.get("run_name"), record.get("status"), record.get("epochs_completed"),
                      metric_of(record, metric), record.get("wall_time_s"), *extra])
     return header, rows
@@ -362,7 +374,7 @@ def summarize(argv):
     best = first_best(records) if options.metric == "best" else None
     monitor = best and best["monitor"]
     mode = resolve_mode(options.metric, options.mode, best)
-    columns = (differing_hparams(records) if options.columns is None
+    columns = (differing_hparams(records) + differing_fields(records) if options.columns is None
                else chosen_columns(records, options.columns))
     metric_header = f"best_{monitor}" if monitor else options.metric
     ranked = rank(records, options.metric, mode)[:top]

@@ -29,6 +29,7 @@ import argparse
 import collections
 import difflib
 import itertools
+import json
 import os
 import re
 import shlex
@@ -253,7 +254,9 @@ def _check_grid_dimension(name, values, options):
     seen = {}
     for value in values:
         try:
-            same = seen.setdefault(options[name].kind.from_text(value), value)
+            parsed = options[name].kind.from_text(value)
+            # A --model_args mapping is compared by its content, whatever the order of its names.
+            same = seen.setdefault(json.dumps(parsed, sort_keys=True) if isinstance(parsed, dict) else parsed, value)
         except ValueError:
             continue  # The run with that value says what is wrong with it.
         if same != value:

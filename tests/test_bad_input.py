@@ -32,6 +32,7 @@ FILES = {
     "here/notes.txt": "the backup directory must not hold this",
     "nothing/cat/notes.txt": "not an image",
     "pictures/cat/broken.png": "not a png",
+    "model_args.yaml": "model: MobileNetV2\nmodel_args: [alpha, 0.5]\n",
 }
 
 MISTAKES = [
@@ -154,6 +155,19 @@ MISTAKES = [
     (["--distribution_strategy=one_device", "--distribution_devices=CPU:0,CPU:1"], "one_device takes one device"),
     (["--distribution_strategy=multi_worker_mirrored"], "multi_worker_mirrored needs a cluster: set TF_CONFIG"),
     (["--distribution_slurm_port=70000"], "--distribution_slurm_port=70000: must be a port number"),
+    # Model hyperparameters and --model_args, checked against the builder's source without importing it.
+    (["--mlp_units=0"], "--mlp_units=0: must be at least 1"),
+    (["--mlp_dropout=1"], "--mlp_dropout=1.0: must be at least 0 and below 1"),
+    (["--cnn_filters=32,x"], "--cnn_filters=32,x: must be comma-separated integers"),
+    (["--resnet_activation=rellu"], "--resnet_activation=rellu: must be one of relu, "),
+    (["--mlp_units=64", "--model=cnn"], "--mlp_units=64: applies to --model mlp, not --model=cnn"),
+    (["--model_args=alpha=0.5"], "--model_args=alpha=0.5: --model=mlp takes its own flags (--mlp_*"),
+    (["--model=MobileNetV2", "--model_args=alpha=0.5,depth=3"],
+     "--model_args=alpha=0.5,depth=3: --model=MobileNetV2 takes no argument 'depth'; it takes alpha, pooling, name"),
+    (["--model=MobileNetV2", "--model_args=weights=None"], "'weights' is set by the runner; use --model_weights"),
+    (["--model=plug:load", "--model_args=width=3"], "--model=plug:load takes no argument 'width'"),
+    (["--model_args=width"], "--model_args=width: 'width' is not name=value"),
+    (["--config=model_args.yaml"], "model_args.yaml: model_args=['alpha', 0.5]: must be a mapping of argument names"),
     # After TensorFlow loads, still before anything is written.
     (["--dataset=csv:table.csv", "--model=cnn"], "--model=cnn needs image input"),
     (["--model=widths:wide"], "--model='widths:wide': the model predicts 15 classes but the dataset has 10"),
