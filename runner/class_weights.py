@@ -4,7 +4,7 @@ Keras applies it to a tf.data pipeline of (x, y) batches with one label per
 example (a class id, a one-hot row or a 0/1 label): it weighs each example's
 loss by its class's weight. `balanced` follows scikit-learn's rule,
 n_examples / (n_classes * count of the class), so that every class counts as
-much in total.
+much in total (n_classes: those with training examples).
 """
 
 from kerasrun.cli.class_weight_option import NO_CLASSES, format_weights, no_classes_message, parse_class_weight
@@ -45,11 +45,16 @@ def class_weights(config, data):
 
 
 def balanced(labels, count):
-    """Returns {class id: n / (count * examples of the class)} for integer `labels`; absent classes weigh 1."""
+    """Returns {class id: n / (classes present * examples of the class)} for integer `labels`, for ids below `count`.
+
+    A class without training examples weighs 1 and is not counted among the classes, so the weights
+    still add up to n over the examples (scikit-learn's rule over the classes present).
+    """
     import numpy as np
 
     found = np.bincount(labels, minlength=count)
-    return {class_id: (len(labels) / (count * int(found[class_id])) if found[class_id] else 1.0)
+    present = int(np.count_nonzero(found))
+    return {class_id: (len(labels) / (present * int(found[class_id])) if found[class_id] else 1.0)
             for class_id in range(count)}
 
 
