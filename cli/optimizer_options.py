@@ -80,7 +80,7 @@ OPTIMIZER = OptionGroup(
         Arg("amsgrad", Bool(), False, "adam, adamw: use the AMSGrad variant."),
         Arg("gradient_accumulation_steps", Int(optional=True), None,
             "Update the weights every N steps with the mean of their gradients (a batch N times larger "
-            "in memory of one); not under --distribution_strategy mirrored or multi_worker_mirrored.",
+            "in memory of one); not under the mirrored, multi_worker_mirrored or tpu strategies.",
             optional(_two_or_more)),
     ),
 )

@@ -171,3 +171,25 @@ def test_weight_decay_shrinks_the_weights(train, tmp_path):
             assert record["optimizer"]["weight_decay"] is None
     # Each step shrinks every weight by learning_rate * weight_decay = 2.5 %: 90 steps leave about a tenth.
     assert norms["0.5"] < 0.2 * norms["none"]
+
+
+def test_checking_the_options_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    from conftest import IMPORT_KERASRUN
+
+    code = (
+        f"{IMPORT_KERASRUN}\n"
+        "import sys\n"
+        "from kerasrun.cli.config import resolve\n"
+        "from kerasrun.core.errors import UsageError\n"
+        "resolve(['train.py', '--optimizer', 'sgd', '--optimizer_momentum', '0.9', '--optimizer_nesterov',\n"
+        "         '--optimizer_weight_decay', '0.1', '--class_weight', 'balanced'])\n"
+        "try:\n"
+        "    resolve(['train.py', '--optimizer_momentum', '0.9'])\n"
+        "except UsageError:\n"
+        "    pass\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
