@@ -12,7 +12,7 @@ from kerasrun.core.groups import OptionGroup
 from kerasrun.core.options import Arg, Bool, Float, Int, optional, positive
 
 _EVERY = tuple(keras_names.OPTIMIZERS)
-_ADAM_LIKE = ("adam", "adamw", "adamax", "lamb", "lion", "nadam")
+_ADAM_LIKE = ("adam", "adamw", "adamax", "lamb", "lion", "nadam", "schedule_free_adamw")
 
 # Option -> the --optimizer values whose Keras class takes it as an argument.
 TAKEN_BY = {
@@ -24,7 +24,8 @@ TAKEN_BY = {
     "nesterov": ("muon", "sgd"),
     "beta_1": _ADAM_LIKE,
     "beta_2": _ADAM_LIKE,
-    "epsilon": ("adadelta", "adagrad", "adam", "adamax", "adamw", "lamb", "muon", "nadam", "rmsprop"),
+    "epsilon": ("adadelta", "adagrad", "adam", "adamax", "adamw", "lamb", "muon", "nadam", "rmsprop",
+                "schedule_free_adamw"),
     "amsgrad": ("adam", "adamw"),
     "gradient_accumulation_steps": _EVERY,
 }
@@ -70,10 +71,10 @@ OPTIMIZER = OptionGroup(
         Arg("nesterov", Bool(), False,
             "sgd (with a momentum above 0): Nesterov momentum; muon uses it by default."),
         Arg("beta_1", Float(optional=True), None,
-            "adam, adamw, adamax, nadam, lamb, lion: decay rate of the first moment.",
+            "adam, adamw, adamax, nadam, lamb, lion, schedule_free_adamw: decay rate of the first moment.",
             optional(_below_one)),
         Arg("beta_2", Float(optional=True), None,
-            "adam, adamw, adamax, nadam, lamb, lion: decay rate of the second moment.",
+            "adam, adamw, adamax, nadam, lamb, lion, schedule_free_adamw: decay rate of the second moment.",
             optional(_below_one)),
         Arg("epsilon", Float(optional=True), None,
             "Small constant for numerical stability (not adafactor, ftrl, lion).", optional(positive)),

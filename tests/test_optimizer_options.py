@@ -193,3 +193,15 @@ def test_checking_the_options_does_not_import_tensorflow():
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_schedule_free_adamw_trains_with_its_options(train, tmp_path):
+    (tmp_path / "recorder.py").write_text(RECORDER)
+    result = train("--epochs", "3", "--verbose", "0", "--optimizer", "schedule_free_adamw", "--learning_rate", "0.0025",
+                   "--optimizer_beta_1", "0.8", "--optimizer_epsilon", "1e-6", "--callbacks", "recorder.py:Record",
+                   "--results_file", "r.jsonl")
+    assert result.returncode == 0, result.stderr[-2000:]
+    optimizer = json.loads((tmp_path / "record.json").read_text())["optimizer"]
+    assert (optimizer["name"], optimizer["beta_1"], optimizer["epsilon"]) == ("schedule_free_adam_w", 0.8, 1e-6)
+    final = json.loads((tmp_path / "r.jsonl").read_text())["final"]
+    assert final["val_accuracy"] > 0.6  # Ten digits: chance is 0.1 (it reaches 0.79).
