@@ -51,6 +51,13 @@ def _two_or_more(value):
     return None if value >= 2 else "must be at least 2 (1 is no accumulation: leave it out)"
 
 
+def _muon_keeps_nesterov(values):
+    # False is the flag's unset value, which leaves muon's default (True) in place.
+    if values["optimizer"] == "muon" and values["optimizer_nesterov"] is False:
+        return "muon keeps its Nesterov momentum (Keras's default): only True is passed on"
+    return None
+
+
 OPTIMIZER = OptionGroup(
     name="optimizer",
     title="Optimizer",
@@ -69,7 +76,8 @@ OPTIMIZER = OptionGroup(
         Arg("momentum", Float(optional=True), None,
             "sgd, rmsprop, muon: momentum.", optional(_from_zero_to_one)),
         Arg("nesterov", Bool(), False,
-            "sgd (with a momentum above 0): Nesterov momentum; muon uses it by default."),
+            "sgd (with a momentum above 0): Nesterov momentum; muon uses it by default.",
+            applies=lambda values: _muon_keeps_nesterov(values)),
         Arg("beta_1", Float(optional=True), None,
             "adam, adamw, adamax, nadam, lamb, lion, schedule_free_adamw: decay rate of the first moment.",
             optional(_below_one)),

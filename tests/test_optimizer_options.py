@@ -205,3 +205,10 @@ def test_schedule_free_adamw_trains_with_its_options(train, tmp_path):
     assert (optimizer["name"], optimizer["beta_1"], optimizer["epsilon"]) == ("schedule_free_adam_w", 0.8, 1e-6)
     final = json.loads((tmp_path / "r.jsonl").read_text())["final"]
     assert final["val_accuracy"] > 0.6  # Ten digits: chance is 0.1 (it reaches 0.79).
+
+
+def test_nesterov_false_for_muon_is_said_to_have_no_effect():
+    warnings = resolve(["train.py", "--optimizer", "muon", "--optimizer_nesterov", "false"]).warnings
+    assert warnings == ("--optimizer_nesterov has no effect: muon keeps its Nesterov momentum (Keras's default): "
+                        "only True is passed on",)
+    assert resolve(["train.py", "--optimizer", "sgd", "--optimizer_nesterov", "false"]).warnings == ()
