@@ -20,14 +20,20 @@ import keras
 import numpy as np
 
 
+def _norm(model):
+    return sum(float(np.sum(np.square(np.asarray(w)))) for w in model.trainable_weights)
+
+
 class Record(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.start = _norm(self.model)
+
     def on_train_end(self, logs=None):
         config = self.model.optimizer.get_config()
-        norm = sum(float(np.sum(np.square(np.asarray(w)))) for w in self.model.trainable_weights)
         with open("record.json", "w") as stream:
             json.dump({"optimizer": {key: value for key, value in config.items()
                                      if isinstance(value, (int, float, bool, str, type(None)))},
-                       "norm": norm}, stream)
+                       "start": self.start, "norm": _norm(self.model)}, stream)
 """
 
 
@@ -212,3 +218,16 @@ def test_nesterov_false_for_muon_is_said_to_have_no_effect():
     assert warnings == ("--optimizer_nesterov has no effect: muon keeps its Nesterov momentum (Keras's default): "
                         "only True is passed on",)
     assert resolve(["train.py", "--optimizer", "sgd", "--optimizer_nesterov", "false"]).warnings == ()
+
+
+def test_gradient_accumulation_updates_only_every_n_steps(train, tmp_path):
+    (tmp_path / "recorder.py").write_text(RECORDER)
+    common = ["--epochs", "1", "--verbose", "0", "--callbacks", "recorder.py:Record"]
+    records = {}
+    for steps in (2, 1000):  # One epoch of the digits is 45 steps: 1000 never updates.
+        result = train(*common, "--optimizer_gradient_accumulation_steps", str(steps))
+        assert result.returncode == 0, result.stderr[-2000:]
+        records[steps] = json.loads((tmp_path / "record.json").read_text())
+        assert records[steps]["optimizer"]["gradient_accumulation_steps"] == steps
+    assert records[1000]["norm"] == pytest.approx(records[1000]["start"], rel=1e-6)
+    assert abs(records[2]["norm"] - records[2]["start"]) > 1e-3 * records[2]["start"]
