@@ -17,7 +17,9 @@ import yaml
 from kerasrun import datasets, models
 from kerasrun.callbacks.builder import families
 from kerasrun.cli import core_options, flags as runner_flags
+from kerasrun.cli.class_weight_option import CLASS_WEIGHT, check_class_weight
 from kerasrun.cli.cluster import check_distribution
+from kerasrun.cli.optimizer_options import OPTIMIZER, check_optimizer
 from kerasrun.core.errors import UsageError, shortened
 from kerasrun.core.options import always
 from kerasrun.core.plugins import is_plugin_spec, load_plugin, plugin_file
@@ -65,7 +67,7 @@ def flag_label(sources, name):
 
 def all_groups():
     """Returns every option group: the core ones, then the callback families."""
-    return core_options.GROUPS + families()
+    return core_options.GROUPS + (OPTIMIZER, CLASS_WEIGHT) + families()
 
 
 def all_options():
@@ -421,6 +423,8 @@ def _validate(values, sources, options, flag_files=()):
     if values["results_file"] is not None:
         checker.check_writable_file("results_file", values["results_file"])
     check_distribution(checker)
+    check_optimizer(checker)
+    check_class_weight(checker)
     _check_families(checker)
     for spec in values["callbacks"]:
         _check_callback_class(checker, spec)

@@ -17,6 +17,7 @@ OPTIMIZERS = {
     "muon": "Muon",
     "nadam": "Nadam",
     "rmsprop": "RMSprop",
+    "schedule_free_adamw": "ScheduleFreeAdamW",
     "sgd": "SGD",
 }
 

@@ -1,6 +1,7 @@
 """What `model.compile` gets: the optimizer, and a loss and metrics that fit the labels."""
 
 from kerasrun.callbacks.builder import enabled_families
+from kerasrun.cli.optimizer_options import optimizer_kwargs
 from kerasrun.core import keras_names
 from kerasrun.core.errors import UsageError
 from kerasrun.datasets.arrays import check_enough_examples
@@ -38,7 +39,7 @@ def make_optimizer(config):
     """Returns the optimizer, with what the enabled callbacks need of it (EMA, for one)."""
     import keras
 
-    options = {"learning_rate": config.learning_rate}
+    options = {"learning_rate": config.learning_rate, **optimizer_kwargs(config)}
     for family in enabled_families(config):
         if family.optimizer_options is not None:
             options.update(family.optimizer_options(family.values(config)))

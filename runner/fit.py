@@ -22,6 +22,7 @@ from kerasrun.core.plugins import where_in_users_code
 from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results
+from kerasrun.runner.class_weights import balanced_line, class_weights
 from kerasrun.runner.compiling import (check_metrics, check_output_width, check_trainable, choose_loss,
                                       make_optimizer, task_metrics)
 from kerasrun.runner.dispatch import combined
@@ -33,8 +34,9 @@ from kerasrun.runner.run_paths import (RunPaths, backup_dir, claim_run_dir, defa
                                        find_resumable)
 
 SECOND_CTRL_C = "stopped at once by a second Ctrl-C"
-# The tf.data pipelines a run trains on, the counter of epochs that orders their shuffling, and their Data.
-Pipelines = collections.namedtuple("Pipelines", "train validation epoch data")
+# The tf.data pipelines a run trains on, the counter of epochs that orders their shuffling, their Data,
+# and the class weights fit applies (runner/class_weights.py; None for none).
+Pipelines = collections.namedtuple("Pipelines", "train validation epoch data class_weight", defaults=(None,))
 # How training ended: the status results.json records, the exit status, a line for stderr or None,
 # and the finished epochs.
 Outcome = collections.namedtuple("Outcome", "status exit_code message epoch_log")
@@ -89,14 +91,17 @@ def prepare_data(config, distribution):
         seed_everything(config)
     data = load_data(config)
     check_trainable(data, config.dataset, config.loss)
+    weights = class_weights(config, data)
     if distribution.is_chief:  # A worker prints only its last line; the chief speaks for the run.
         print(task_line(config, data), flush=True)
+        if config.class_weight == "balanced":
+            print(balanced_line(weights), flush=True)
     check_against_data(config, has_validation=data.val is not None)
     seed_everything(config)  # The model and the callbacks draw the same numbers, whatever the loader drew.
     epoch = datasets.EpochCounter()
     train_data, validation_data = datasets.make_tf_datasets(
         data, batch_size=config.batch_size, seed=config.seed, epoch=epoch)
-    return data, Pipelines(train_data, validation_data, epoch, data)
+    return data, Pipelines(train_data, validation_data, epoch, data, weights)
 
 
 def prepare_model(config, data, distribution, pipelines):
@@ -370,6 +375,7 @@ def fit(model, pipelines, config, callbacks, epoch_log):
             shuffle=False,  # The tf.data pipeline shuffles with the seed.
             verbose=resolve_verbosity(config.verbose),
             callbacks=combined(callbacks),
+            class_weight=pipelines.class_weight,
         )
     except (StopRequested, KeyboardInterrupt) as stop:
         close_logs(callbacks)

@@ -20,6 +20,7 @@ FILES = {
     "broken.yaml": "epochs: [3\n",
     "typed.yaml": "batch_size: large\n",
     "unknown.yaml": "epoch: 3\n",
+    "weights.yaml": "class_weight: 1:5\n",
     "evil.yaml": "!!python/object/apply:os.system ['touch pwned']\n",
     "plug.py": PLUGIN,
     "plugins.yaml": "model: plug:PLUGIN_TEXT\n",
@@ -102,6 +103,15 @@ MISTAKES = [
     (["--dry_run", "--model=plug:load"], "--model='plug:load': the function must accept the keyword arguments"),
     (["--dry_run", "--dataset=plug:nothing"], "--dataset='plug:nothing': 'plug' has no attribute 'nothing'"),
     (["--dry_run", "--config=plugins.yaml"], "plugins.yaml: model='plug:PLUGIN_TEXT': names a str, not a function"),
+    # Optimizer options and class weights.
+    (["--optimizer=adam", "--optimizer_momentum=0.9"],
+     "--optimizer_momentum=0.9: adam does not take momentum; optimizers that do: muon, rmsprop, sgd"),
+    (["--optimizer_clipnorm=1", "--optimizer_clipvalue=0.5"],
+     "--optimizer_clipvalue=0.5: Keras clips gradients one way at a time"),
+    (["--optimizer_beta_2=1"], "--optimizer_beta_2=1.0: must be at least 0 and below 1"),
+    (["--class_weight=0:1,1"], "--class_weight=0:1,1: must be balanced, none, or class ids with their weights"),
+    (["--class_weight=balanced", "--task=regression"], "--class_weight=balanced: the task is regression"),
+    (["--config=weights.yaml"], "weights.yaml: class_weight=65: must be text: quote it"),
     # YAML.
     (["--config=list.yaml"], "list.yaml: must be a mapping of flag names to values"),
     (["--config=broken.yaml"], "broken.yaml: not valid YAML at line"),
