@@ -29,7 +29,8 @@ class Entry:
     """One loss or metric of Keras.
 
     Args:
-        keras: The class in keras.losses or keras.metrics.
+        keras: The class in keras.losses or keras.metrics (a function there, for a metric Keras
+            has only as a function: it is averaged over the batches).
         logs: The name it is logged under, when given with arguments (given without, the name typed).
         direction: "up" or "down": whether a higher value is better; None for counts.
         kind: One of _KINDS.
@@ -149,6 +150,15 @@ METRICS = {
     "hinge": Entry("Hinge", "hinge", "down", "probabilities"),
     "squared_hinge": Entry("SquaredHinge", "squared_hinge", "down", "probabilities"),
     "kl_divergence": Entry("KLDivergence", "kl_divergence", "down", "classes"),
+    "binary_focal_crossentropy": Entry("binary_focal_crossentropy", "binary_focal_crossentropy", "down",
+                                       "probabilities"),
+    "categorical_focal_crossentropy": Entry("categorical_focal_crossentropy", "categorical_focal_crossentropy",
+                                            "down", "classes"),
+    "mean_io_u": Entry("OneHotMeanIoU", "mean_io_u", "up", "classes", sparse="MeanIoU",
+                       arguments={"num_classes": "int"}),
+    "one_hot_mean_io_u": Entry("OneHotMeanIoU", "one_hot_mean_io_u", "up", "classes", sparse="MeanIoU",
+                               arguments={"num_classes": "int"}),
+    "huber": _value("huber", "huber"),
     "poisson": _value("Poisson", "poisson"),
     "cosine_similarity": _value("CosineSimilarity", "cosine_similarity", "up"),
     "log_cosh_error": _value("LogCoshError", "log_cosh_error"),

@@ -222,6 +222,13 @@ def make_metrics(names, head, label_kind, outputs):
             arguments.setdefault("num_labels", head.units)
         if spec.name in ("f1_score", "f_beta_score"):
             arguments.setdefault("average", "macro")  # Keras's default (None) logs one value per class.
+        if spec.name in ("mean_io_u", "one_hot_mean_io_u"):
+            arguments.setdefault("num_classes", outputs or head.units)
+            if class_name == "MeanIoU":  # Integer class ids against one score per class.
+                arguments["sparse_y_pred"] = False
+        if class_name[0].islower():  # Keras has it only as a function: averaged over the batches.
+            metrics.append(keras.metrics.MeanMetricWrapper(getattr(keras.metrics, class_name), name=spec.logs))
+            continue
         cls = getattr(keras.metrics, class_name)
         if depth is not None or spec.name in ("f1_score", "f_beta_score"):
             cls = _one_hot_labels(cls, depth)
