@@ -113,6 +113,8 @@ class Checker:
         if has_validation is None:
             has_validation = datasets.provides_validation(values["dataset"], values["validation_split"])
         task = task or (values["task"] if values["task"] != "auto" else None)
+        if task is None and values["dataset"] in datasets.names():  # mnist, digits, ...: classes, always.
+            task = "classification"
         metrics = losses_metrics.logged_metric_names(values["metrics"], task)
         # The names the loss and metrics are logged under; while they depend on the task (--metrics auto,
         # the task not yet known), those of any task: a name none logs is refused at once, the rest
