@@ -131,10 +131,11 @@ def _check_fits_labels(flag, name, spec, label_kind, outputs, integer_names, bat
         raise UsageError(
             f"--{flag}={name}: needs one-hot labels, but the dataset's labels are integer class ids; "
             f"use one of {', '.join(integer_names)} (or auto)")
-    if label_kind == "one_hot" and spec.name.startswith("sparse_"):
+    if label_kind == "one_hot" and spec.name in _INTEGER_LABEL_LOSSES:
+        instead = spec.name.removeprefix("sparse_") if spec.name.startswith("sparse_") else "categorical_crossentropy"
         raise UsageError(
             f"--{flag}={name}: needs integer class labels, but the dataset's labels are one-hot; "
-            f"use {spec.name.removeprefix('sparse_')} (or auto)")
+            f"use {instead} (or auto)")
 
 
 def smoothing_line(loss, label_kind, smoothing):

@@ -79,8 +79,8 @@ MISTAKES = [
     (["--label_smoothing=1"], "--label_smoothing=1.0: must be at least 0 and below 1"),
     (["--metrics=accuracy", "--early_stopping", "--early_stopping_monitor=val_auc"],
      "--early_stopping_monitor=val_auc: 'val_auc' will never be logged; logged: accuracy, loss, val_accuracy, val_loss"),
-    (["--early_stopping", "--early_stopping_monitor=val_f1_score"],  # No task's auto metrics log it.
-     "--early_stopping_monitor=val_f1_score: 'val_f1_score' will never be logged; logged, depending on the task"),
+    (["--dataset=csv:table.csv", "--early_stopping", "--early_stopping_monitor=f1_score"],  # No task's auto logs it.
+     "--early_stopping_monitor=f1_score: 'f1_score' will never be logged; logged, depending on the task"),
     (["--learning_rate_scheduler", "--learning_rate_scheduler_schedule=linear"], "--learning_rate_scheduler_schedule=linear"),
     # Unknown flags and stray words.
     (["--epoch=3"], "--epoch=3: unknown flag (did you mean --epochs?)"),
