@@ -25,7 +25,7 @@ def check_trainable(data, dataset, loss):
         UsageError: naming --dataset and what it holds.
     """
     if isinstance(data.train, tuple):
-        check_enough_examples(len(data.train[0]), f"--dataset={dataset!r}")
+        check_enough_examples(len(data.train[1]), f"--dataset={dataset!r}")  # A table's features are a dict.
     if data.head.task == "classification" and data.num_classes < 2 and not losses_metrics.compares_values(loss):
         raise UsageError(f"--dataset={dataset!r}: every label is the same class, so a classifier has nothing "
                          "to learn (its loss is 0 from the start); give at least two classes, or a loss that "
