@@ -3,6 +3,8 @@
 import json
 import math
 import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -226,3 +228,22 @@ def test_the_keras_early_stopping_docstring_example_stops_after_4_of_10_epochs(t
     assert record["status"] == "early_stopped" and record["epochs_completed"] == 4
     assert "task: regression (--loss mse compares values)" in result.stdout
     assert not math.isnan(record["final"]["loss"])
+
+
+def test_loss_and_metric_flags_are_checked_without_importing_tensorflow(tmp_path):
+    from conftest import REPO
+
+    (tmp_path / "mine.py").write_text("def score(y_true, y_pred):\n    return y_pred\n")
+    code = (
+        "import sys, contextlib, io\n"
+        f"sys.path.insert(0, {REPO!r})\n"
+        "import train\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "    assert train.main(['train.py', '--metrics=top_k:0']) == 2\n"
+        "    assert train.main(['train.py', '--loss=mse', '--label_smoothing=0.1']) == 2\n"
+        "    from kerasrun.cli.config import resolve\n"
+        "    resolve(['train.py', '--metrics=auto,top_k:5,auc:curve=PR,mine:score', '--loss=huber:delta=2',\n"
+        "             '--early_stopping', '--early_stopping_monitor=val_top_k_categorical_accuracy'])\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=tmp_path)
