@@ -159,13 +159,15 @@ def write_regression(path, rows=120):
     np.savez(path, x_train=x[:split], y_train=y[:split], x_val=x[split:], y_val=y[split:])
 
 
-def test_regression_metrics_and_a_plug_in_metric_are_logged_with_their_values(train, tmp_path):
+def test_regression_metrics_a_plug_in_metric_and_a_plug_in_loss_act(train, tmp_path):
     write_regression(tmp_path / "values.npz")
     (tmp_path / "my_metrics.py").write_text(
         "from keras import ops\n\n"
         "def twice_mae(y_true, y_pred):\n"
-        "    return 2.0 * ops.mean(ops.abs(ops.reshape(y_true, (-1, 1)) - y_pred), axis=-1)\n")
-    result = train("--dataset=npz:values.npz", "--epochs=2", "--batch_size=16",
+        "    return 2.0 * ops.mean(ops.abs(ops.reshape(y_true, (-1, 1)) - y_pred), axis=-1)\n\n"
+        "def half_squared_error(y_true, y_pred):\n"
+        "    return 0.5 * ops.mean(ops.square(ops.reshape(y_true, (-1, 1)) - y_pred), axis=-1)\n")
+    result = train("--dataset=npz:values.npz", "--epochs=2", "--batch_size=16", "--loss=my_metrics:half_squared_error",
                    "--metrics=mae,r2_score,root_mean_squared_error,my_metrics.py:twice_mae",
                    "--early_stopping", "--early_stopping_monitor=val_r2_score", "--early_stopping_patience=5")
     assert result.returncode == 0, result.stderr
@@ -175,7 +177,8 @@ def test_regression_metrics_and_a_plug_in_metric_are_logged_with_their_values(tr
     for prefix in ("", "val_"):
         assert final[f"{prefix}twice_mae"] == pytest.approx(2 * final[f"{prefix}mae"], rel=1e-4)
         assert final[f"{prefix}root_mean_squared_error"] >= final[f"{prefix}mae"]
-        assert final[f"{prefix}root_mean_squared_error"] ** 2 == pytest.approx(final[f"{prefix}loss"], rel=1e-3)
+        # The plug-in loss acts: half the mean squared error.
+        assert final[f"{prefix}root_mean_squared_error"] ** 2 == pytest.approx(2 * final[f"{prefix}loss"], rel=1e-3)
     assert final["val_r2_score"] < 1
     assert results(tmp_path)["best"]["monitor"] == "val_r2_score" and results(tmp_path)["best"]["mode"] == "max"
 
