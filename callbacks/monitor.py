@@ -1,6 +1,6 @@
 """Options and checks shared by callbacks that watch a logged quantity."""
 
-from kerasrun.core import keras_names
+from kerasrun.core import losses_metrics
 from kerasrun.core.options import Arg, Choice, Str
 
 MODE = Arg(
@@ -45,7 +45,7 @@ def check_monitor_and_direction(family, values, checker):
     check_monitor_direction(family, values, checker)
 
 
-def compiled_direction(monitor, metrics):
-    """Returns "min" or "max" for `monitor` as Keras's mode auto decides it with `metrics` compiled, or None."""
-    return keras_names.direction(
-        monitor, {name: keras_names.METRIC_DIRECTIONS[name] for name in metrics if name in keras_names.METRIC_DIRECTIONS})
+def compiled_direction(monitor, metrics=None):
+    """Returns "min" or "max" for `monitor` as Keras's mode auto decides it with the metrics logged as
+    `metrics` compiled (None: any catalogued metric), or None."""
+    return losses_metrics.direction(monitor, metrics)

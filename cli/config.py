@@ -20,6 +20,7 @@ from kerasrun.cli import core_options, flags as runner_flags
 from kerasrun.cli.class_weight_option import CLASS_WEIGHT, check_class_weight
 from kerasrun.cli.cluster import check_distribution
 from kerasrun.cli.optimizer_options import OPTIMIZER, check_optimizer
+from kerasrun.core import losses_metrics
 from kerasrun.core.errors import UsageError, shortened
 from kerasrun.core.options import always
 from kerasrun.core.plugins import is_plugin_spec, load_plugin, plugin_file
@@ -103,16 +104,29 @@ class Checker:
         options: Flag name -> Arg.
         has_validation: Whether there will be validation data; None to work
             it out from the dataset flags (unknown for plug-ins).
+        task: The task the data decided; None to take --task (auto: unknown, and with it the metrics
+            --metrics auto compiles).
     """
 
-    def __init__(self, values, sources, options, has_validation=None):
+    def __init__(self, values, sources, options, has_validation=None, task=None):
         self.values = values
         self.sources = sources
         self.options = options
         if has_validation is None:
             has_validation = datasets.provides_validation(values["dataset"], values["validation_split"])
-        self.log_keys = _expected_log_keys(values, has_validation)
-        self.metric_names = {"loss", *values["metrics"]}
+        task = task or (values["task"] if values["task"] != "auto" else None)
+        if task is None and values["dataset"] in datasets.names():  # mnist, digits, ...: classes, always.
+            task = "classification"
+        metrics = losses_metrics.logged_metric_names(values["metrics"], task)
+        # The names the loss and metrics are logged under; while they depend on the task (--metrics auto,
+        # the task not yet known), those of any task: a name none logs is refused at once, the rest
+        # once the data has decided the task.
+        self.task_pending = metrics is None
+        if metrics is None:
+            metrics = {name for each in losses_metrics.AUTO_METRICS
+                       for name in losses_metrics.logged_metric_names(values["metrics"], each) or ()}
+        self.metric_names = {"loss", *metrics}
+        self.log_keys = _expected_log_keys(values, has_validation, self.metric_names)
         # The _Paths of the files a run writes, and of those it only reads (`writes`, `reads`).
         self.outputs, self.inputs = [], []
 
@@ -230,7 +244,8 @@ class Checker:
             return
         known = ", ".join(sorted(self.log_keys | set(also)))
         why = " (there is no validation data)" if key.startswith("val_") and "val_loss" not in self.log_keys else ""
-        self.fail(name, f"{key!r} will never be logged{why}; logged: {known}")
+        logged = "logged, depending on the task (--metrics auto)" if self.task_pending else "logged"
+        self.fail(name, f"{key!r} will never be logged{why}; {logged}: {known}")
 
 
 def resolve(argv):
@@ -276,6 +291,12 @@ def check_further(config):
     datasets.check_plugin(config.dataset, flag=dataset_flag)
     datasets.check_folder(config.dataset, flag=dataset_flag)
     models.check_plugin(config.model, flag=flag_label(config.sources, "model"))
+    for name in ("loss", "metrics"):
+        for spec in losses_metrics.plugins(config[name]):
+            target = load_plugin(flag_label(config.sources, name), spec)
+            if not callable(target):
+                raise UsageError(f"{flag_label(config.sources, name)}={spec!r}: names a {type(target).__name__}, "
+                                 "not a function or class")
 
 
 def ignored_options(values, typed):
@@ -316,16 +337,18 @@ def changed_flags(config):
             if value != options[name].default and not options[name].secret}
 
 
-def check_against_data(config, has_validation):
-    """Checks again, now that the data is loaded, what depends on validation data.
+def check_against_data(config, has_validation, task=None):
+    """Checks again, now that the data is loaded, what depends on validation data and on the task.
 
-    A plug-in dataset tells whether it has validation data only once it runs.
+    A plug-in dataset tells whether it has validation data only once it runs,
+    and --metrics auto compiles the metrics of the task the labels decide.
 
     Raises:
-        UsageError: for a monitor or placeholder that needs validation data there is none of.
+        UsageError: for a monitor or placeholder that needs validation data there is none of,
+            or a metric that is not compiled.
     """
     values = dict(config)
-    _check_families(Checker(values, config.sources, all_options(), has_validation=has_validation))
+    _check_families(Checker(values, config.sources, all_options(), has_validation=has_validation, task=task))
 
 
 def read_config_file(path, options):
@@ -419,6 +442,9 @@ def _validate(values, sources, options, flag_files=()):
     if values["jit_compile"] == "true" and values["deterministic"]:
         checker.fail("jit_compile", "Keras turns XLA off under --deterministic True (not every XLA op is "
                                     "deterministic); use --jit_compile auto or false, or leave out --deterministic")
+    smoothing = losses_metrics.label_smoothing_problem(values["loss"], values["label_smoothing"])
+    if smoothing:
+        checker.fail("label_smoothing", smoothing)
     _check_logs_root(checker)
     if values["results_file"] is not None:
         checker.check_writable_file("results_file", values["results_file"])
@@ -542,11 +568,11 @@ def _can_create_in(directory):
         return False
 
 
-def _expected_log_keys(values, has_validation):
+def _expected_log_keys(values, has_validation, metric_names):
     """Returns the keys Keras will log, or None when that cannot be known before loading data."""
     if has_validation is None:
         return None
-    names = {"loss", *values["metrics"]}
+    names = set(metric_names)
     if has_validation:
         names |= {f"val_{name}" for name in names}
     for family in families():

@@ -1,6 +1,6 @@
 """The runner's own options: what to train, on what, and how."""
 
-from kerasrun.core import keras_names
+from kerasrun.core import keras_names, losses_metrics
 from kerasrun.core.groups import OptionGroup
 from kerasrun.core.options import (
     Arg, Bool, Choice, Float, Int, IntList, IntOrChoice, Str, StrList,
@@ -15,20 +15,8 @@ def _verbosity(value):
     return None if value in (0, 1, 2, "auto") else "must be 0 (silent), 1 (progress bar), 2 (one line per epoch) or auto"
 
 
-def _known_loss(value):
-    if value == "auto" or value in keras_names.LOSSES:
-        return None
-    return "unknown loss; known: auto, " + ", ".join(keras_names.LOSSES)
-
-
-def _known_metrics(values):
-    unknown = [name for name in values if name not in keras_names.METRICS]
-    if unknown:
-        return f"unknown metric {unknown[0]!r}; known: " + ", ".join(keras_names.METRICS)
-    twice = [name for index, name in enumerate(values) if name in values[:index]]
-    if twice:  # Keras would log it again as accuracy_1, val_accuracy_1.
-        return f"names {twice[0]!r} twice"
-    return None
+def _label_smoothing(value):
+    return None if 0 <= value < 1 else "must be at least 0 and below 1"
 
 
 def _label_columns(values):
@@ -75,10 +63,19 @@ TRAINING = OptionGroup(
         Arg("optimizer", Choice(*keras_names.OPTIMIZERS), "adam", "Keras optimizer."),
         Arg("learning_rate", Float(), 0.001, "Initial learning rate.", positive),
         Arg("loss", Str(), "auto",
-            "Keras loss name; auto picks sparse_categorical_crossentropy for integer labels "
-            "and categorical_crossentropy for one-hot labels.", _known_loss),
-        Arg("metrics", StrList(), ("accuracy",),
-            "Comma-separated Keras metric names (may be empty).", _known_metrics),
+            "Keras loss name or alias (mse, huber:delta=2, ...) or module:function / path/file.py:function; "
+            "auto picks the task's: sparse_categorical_crossentropy for integer labels, categorical_crossentropy "
+            "for one-hot labels, binary_crossentropy for binary and multilabel, mean_squared_error for "
+            "regression.", losses_metrics.check_loss_text),
+        Arg("metrics", StrList(), ("auto",),
+            "Comma-separated Keras metric names or aliases, with arguments as name:value or name:key=value "
+            "(top_k:5, auc:curve=PR, f1_score:threshold=0.5), or module:function / path/file.py:function; "
+            "auto adds the task's: accuracy (classification), accuracy and auc (binary), binary_accuracy "
+            "and auc (multilabel), mean_absolute_error and root_mean_squared_error (regression).",
+            losses_metrics.check_metrics_text),
+        Arg("label_smoothing", Float(), 0.0,
+            "Cross-entropy losses: move this fraction of each label towards the uniform distribution; integer "
+            "class labels are then made one-hot for categorical_crossentropy.", _label_smoothing),
         Arg("validation_split", Float(), 0.0,
             "Fraction of the training data held out for validation (seeded shuffle); "
             "0 uses the dataset's own validation data, if any.", fraction_below_one),

@@ -15,7 +15,7 @@ from kerasrun import datasets, keras_fixes, models
 from kerasrun.callbacks.builder import build_callbacks, family_of
 from kerasrun.callbacks.monitor import compiled_direction
 from kerasrun.cli.config import Config, changed_flags, check_against_data, saved_config, worker_overrides
-from kerasrun.core import files, keras_names
+from kerasrun.core import files, losses_metrics
 from kerasrun.datasets import tabular
 from kerasrun.core.errors import PluginError, UsageError, first_line, one_line, wants_traceback
 from kerasrun.core.plugins import where_in_users_code
@@ -23,8 +23,8 @@ from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results
 from kerasrun.runner.class_weights import balanced_line, class_weights
-from kerasrun.runner.compiling import (check_metrics, check_output_width, check_trainable, choose_loss,
-                                      make_optimizer, task_metrics)
+from kerasrun.runner.compiling import (check_metrics, check_output_width, check_smoothing, check_trainable,
+                                      choose_loss, make_loss, make_metrics, make_optimizer, smoothing_line)
 from kerasrun.runner.dispatch import combined
 from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
 from kerasrun.runner.hparams_log import write_hparams
@@ -92,11 +92,14 @@ def prepare_data(config, distribution):
     data = load_data(config)
     check_trainable(data, config.dataset, config.loss)
     weights = class_weights(config, data)
+    check_smoothing(config.loss, data.label_kind, config.label_smoothing)
     if distribution.is_chief:  # A worker prints only its last line; the chief speaks for the run.
         print(task_line(config, data), flush=True)
         if config.class_weight == "balanced":
             print(balanced_line(weights), flush=True)
-    check_against_data(config, has_validation=data.val is not None)
+        if smoothing_line(config.loss, data.label_kind, config.label_smoothing):
+            print(smoothing_line(config.loss, data.label_kind, config.label_smoothing), flush=True)
+    check_against_data(config, has_validation=data.val is not None, task=data.head.task)
     seed_everything(config)  # The model and the callbacks draw the same numbers, whatever the loader drew.
     epoch = datasets.EpochCounter()
     train_data, validation_data = datasets.make_tf_datasets(
@@ -230,7 +233,7 @@ def load_data(config):
         cache=config.dataset_cache,
         task=config.task,
         categorical=config.dataset_categorical_columns,
-        chosen_by_loss=config.loss if config.loss in keras_names.VALUE_COMPARISONS else None,
+        chosen_by_loss=config.loss if losses_metrics.compares_values(config.loss) else None,
     )
 
 
@@ -264,13 +267,13 @@ def build_and_compile(config, data):
     # A table's columns go through Keras's FeatureSpace, the model's first layer, adapted on the training split.
     model = tabular.wrap(build, data.table, features_of(data.train)) if data.table else build(data.input_shape)
     outputs = models.output_width(model, config.model, data.input_shape)
-    check_metrics(config.metrics, data.label_kind, outputs, config.batch_size)
+    check_metrics(config.metrics, data.label_kind, outputs, config.batch_size, task=data.head.task)
     loss = choose_loss(config.loss, data.label_kind, outputs, config.batch_size)
     check_output_width(loss, outputs, data.num_classes, config.model)
     model.compile(
         optimizer=make_optimizer(config),
-        loss=loss,
-        metrics=task_metrics(config.metrics, data.head),
+        loss=make_loss(loss, data.head, data.label_kind, outputs, config.label_smoothing),
+        metrics=make_metrics(config.metrics, data.head, data.label_kind, outputs),
         steps_per_execution=config.steps_per_execution,
         jit_compile={"auto": "auto", "true": True, "false": False}[config.jit_compile],
     )
@@ -452,7 +455,7 @@ def results_monitor(config, history):
     else:
         monitor, mode = ("val_loss" if "val_loss" in history else "loss"), "min"
     if mode == "auto":  # Validation refused an auto that Keras cannot decide.
-        mode = compiled_direction(monitor, config.metrics)
+        mode = compiled_direction(monitor)
     return monitor, mode
 
 

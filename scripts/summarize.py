@@ -31,7 +31,7 @@ runpy.run_path(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 from kerasrun.cli.config import bookkeeping_flags  # noqa: E402
 from kerasrun.core.errors import USAGE_EXIT_CODE, UsageError  # noqa: E402
-from kerasrun.core.keras_names import direction  # noqa: E402
+from kerasrun.core.losses_metrics import direction  # noqa: E402
 
 _FIXED_COLUMNS = ("rank", "run_name", "status", "epochs_completed")
 _MISSING = "-"

@@ -16,6 +16,7 @@ PLUGIN = "PLUGIN_TEXT = 'a string'\n\ndef load():\n    return ([[0.0]], [0]), No
 FILES = {
     "lengths.npz": None,  # written below
     "table.csv": "a,b,label\n1,2,0\n3,4,1\n",
+    "values.csv": "a,label\n" + "".join(f"{i},{i * 0.37:.2f}\n" for i in range(1, 9)),
     "list.yaml": "- epochs\n- 3\n",
     "broken.yaml": "epochs: [3\n",
     "typed.yaml": "batch_size: large\n",
@@ -65,7 +66,23 @@ MISTAKES = [
     (["--model=transformer"], "--model='transformer': unknown model"),
     (["--dataset=imagenet"], "--dataset='imagenet': unknown dataset"),
     (["--loss=crossentropy"], "--loss=crossentropy: unknown loss"),
-    (["--metrics=accuracy,f1"], "unknown metric 'f1'"),
+    (["--metrics=accuracy,f1"], "unknown metric 'f1' (did you mean f1_score?)"),
+    (["--loss=msee"], "--loss=msee: unknown loss 'msee' (did you mean mse?); known: bce,"),
+    (["--loss=huber:delta=big"], "--loss=huber:delta=big: delta must be a number, not 'big'"),
+    (["--metrics=top_k:0"], "--metrics=top_k:0: k must be at least 1"),
+    (["--metrics=auc:curve=XY"], "--metrics=auc:curve=XY: curve must be one of ROC, PR, not 'XY'"),
+    (["--metrics=auc:colour=red"], "--metrics=auc:colour=red: auc has no argument 'colour'; it takes auc:VALUE"),
+    (["--metrics=mse:3"], "--metrics=mse:3: mean_squared_error takes no arguments"),
+    (["--metrics=precision_at_recall"], "precision_at_recall needs recall, as precision_at_recall:recall=VALUE"),
+    (["--metrics=auc,auc:curve=PR"], "--metrics=auc,auc:curve=PR: logs 'auc' twice"),
+    (["--metrics=no_such_module:f"], "--metrics=no_such_module:f: no module named 'no_such_module'"),
+    (["--loss=missing.py:my_loss"], "--loss=missing.py:my_loss: file 'missing.py' does not exist"),
+    (["--loss=mse", "--label_smoothing=0.1"], "--label_smoothing=0.1: applies to the cross-entropy losses, not --loss mse"),
+    (["--label_smoothing=1"], "--label_smoothing=1.0: must be at least 0 and below 1"),
+    (["--metrics=accuracy", "--early_stopping", "--early_stopping_monitor=val_auc"],
+     "--early_stopping_monitor=val_auc: 'val_auc' will never be logged; logged: accuracy, loss, val_accuracy, val_loss"),
+    (["--dataset=csv:table.csv", "--early_stopping", "--early_stopping_monitor=f1_score"],  # No task's auto logs it.
+     "--early_stopping_monitor=f1_score: 'f1_score' will never be logged; logged, depending on the task"),
     (["--learning_rate_scheduler", "--learning_rate_scheduler_schedule=linear"], "--learning_rate_scheduler_schedule=linear"),
     # Unknown flags and stray words.
     (["--epoch=3"], "--epoch=3: unknown flag (did you mean --epochs?)"),
@@ -102,6 +119,8 @@ MISTAKES = [
     (["--dry_run", "--model=plug:nothing"], "--model='plug:nothing': 'plug' has no attribute 'nothing'"),
     (["--dry_run", "--model=plug:load"], "--model='plug:load': the function must accept the keyword arguments"),
     (["--dry_run", "--dataset=plug:nothing"], "--dataset='plug:nothing': 'plug' has no attribute 'nothing'"),
+    (["--dry_run", "--metrics=auto,plug:nothing"], "--metrics='plug:nothing': 'plug' has no attribute 'nothing'"),
+    (["--dry_run", "--loss=plug:PLUGIN_TEXT"], "--loss='plug:PLUGIN_TEXT': names a str, not a function or class"),
     (["--dry_run", "--config=plugins.yaml"], "plugins.yaml: model='plug:PLUGIN_TEXT': names a str, not a function"),
     # Optimizer options and class weights.
     (["--optimizer=adam", "--optimizer_momentum=0.9"],
@@ -181,6 +200,11 @@ MISTAKES = [
     # After TensorFlow loads, still before anything is written.
     (["--dataset=csv:table.csv", "--model=cnn"], "--model=cnn needs image input"),
     (["--model=widths:wide"], "--model='widths:wide': the model predicts 15 classes but the dataset has 10"),
+    # --metrics auto compiles the task's metrics: a monitor of them is checked once the labels decide the task.
+    (["--early_stopping", "--early_stopping_monitor=val_auc"],
+     "--early_stopping_monitor=val_auc: 'val_auc' will never be logged; logged: accuracy, loss, val_accuracy, val_loss"),
+    (["--dataset=csv:values.csv", "--label_smoothing=0.1"],
+     "--label_smoothing=0.1: applies to the cross-entropy losses, but the task is regression"),
     (["--distribution_strategy=mirrored", "--distribution_devices=GPU:99"], "--distribution_devices=GPU:99: this machine has"),
     (["--distribution_strategy=tpu"], "--distribution_strategy=tpu: no TPU found"),
     (["--dataset=images:nothing"], "--dataset='images:nothing': no images (.bmp, .gif, .jpeg, .jpg, .png) in"),

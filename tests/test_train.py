@@ -161,7 +161,7 @@ USAGE_ERRORS = [
     (["--model=ResNet51"], "--model='ResNet51'"),
     # Found only once the data is loaded, still before anything is written.
     (["--loss=categorical_crossentropy"], "needs one-hot labels"),
-    (["--metrics=top_k_categorical_accuracy"], "use one of accuracy"),
+    (["--metrics=mse"], "--metrics=mse: compares each of the model's 10 outputs with the example's one label"),
 ]
 
 
