@@ -101,14 +101,12 @@ def test_a_noisy_linear_target_in_a_csv_is_learnt_as_regression_in_the_users_uni
     rows = "\n".join(",".join(f"{v:.5f}" for v in row) + f",{p:.2f}" for row, p in zip(x, price))
     (tmp_path / "house.csv").write_text("a,b,c,d,price\n" + rows + "\n")
     result = train("--dataset", "csv:house.csv", "--dataset_label_column", "price", "--validation_split", "0.25",
-                   "--epochs", "40", "--batch_size", "16", "--verbose", "0")
+                   "--epochs", "40", "--batch_size", "16", "--verbose", "0", "--metrics", "auto,r2_score")
     assert result.returncode == 0, result.stderr
     assert ("task: regression (label column 'price' holds 400 distinct non-integer values); targets standardised "
             "(mean 2.") in result.stdout
     final = results_of(tmp_path)["final"]
-    held_out_variance = np.var(price[np.sort(np.random.default_rng(0).permutation(400)[:100])])
-    r_squared = 1 - final["val_root_mean_squared_error"] ** 2 / held_out_variance
-    assert r_squared >= 0.95, final
+    assert final["val_r2_score"] >= 0.95, final  # Keras's R² of the held-out quarter, on prices.
     # In the user's units: an error of thousands, not of standardised values.
     assert 5_000 < final["val_mean_absolute_error"] < 20_000
 
