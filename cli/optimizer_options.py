@@ -46,9 +46,10 @@ def _below_one(value):
     return None if 0 <= value < 1 else "must be at least 0 and below 1"
 
 
-def _two_or_more(value):
-    # Keras: "`gradient_accumulation_steps` must be an integer >= 2"; 1 would accumulate nothing.
-    return None if value >= 2 else "must be at least 2 (1 is no accumulation: leave it out)"
+def _one_or_more(value):
+    # Keras takes 2 or more ("must be an integer >= 2"); 1, no accumulation, is passed on as nothing,
+    # so a sweep can include it (--grid optimizer_gradient_accumulation_steps=1,4).
+    return None if value >= 1 else "must be at least 1 (1: no accumulation)"
 
 
 def _muon_keeps_nesterov(values):
@@ -90,7 +91,7 @@ OPTIMIZER = OptionGroup(
         Arg("gradient_accumulation_steps", Int(optional=True), None,
             "Update the weights every N steps with the mean of their gradients (a batch N times larger "
             "in memory of one); not under the mirrored, multi_worker_mirrored or tpu strategies.",
-            optional(_two_or_more)),
+            optional(_one_or_more)),
     ),
 )
 
@@ -106,7 +107,7 @@ def set_options(values):
     chosen = {}
     for arg in OPTIMIZER.args:
         value = values[OPTIMIZER.flag_name(arg.name)]
-        if value is not None and value is not False:
+        if value is not None and value is not False and not (arg.name == "gradient_accumulation_steps" and value == 1):
             chosen[arg.name] = value
     return chosen
 

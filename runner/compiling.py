@@ -111,6 +111,11 @@ def check_metrics(names, label_kind, outputs, batch_size=None, task=None):
         UsageError: naming the metric and what to use instead.
     """
     for spec in losses_metrics.parse_metrics(f"--metrics={','.join(names)}", names, task or "classification"):
+        if spec.entry is not None and label_kind == "values" and not spec.compares_values:
+            # Accuracy of prices "works" in Keras (exact equality) and reads 0: a number that means nothing.
+            raise UsageError(f"--metrics={','.join(names)}: {spec.text} reads classes, but the task is regression, "
+                             "which predicts values; use auto (mean_absolute_error, root_mean_squared_error) or "
+                             "metrics that compare values (mae, mse, r2_score, ...)")
         if spec.entry is not None:
             _check_fits_labels("metrics", spec.text, spec, label_kind, outputs, (), batch_size)
 

@@ -406,9 +406,11 @@ def non_finite(epoch_log, model):
             return f"the loss became {'NaN (not a number)' if math.isnan(loss) else 'infinite'} in epoch {number}"
     import numpy as np
 
-    # TensorFlow's ReLU turns NaN into 0: NaN in the data can ruin the weights and leave the loss finite.
+    # TensorFlow's ReLU turns NaN into 0: NaN can ruin the weights and leave the loss finite. The inputs were
+    # checked finite before training, so the numbers overflowed in training.
     if not all(np.isfinite(np.asarray(weight)).all() for weight in model.trainable_weights):
-        return "the weights hold NaN or infinite values (is there NaN in the data?)"
+        return ("the weights hold NaN or infinite values: training diverged (the inputs were checked finite); "
+                "try a lower --learning_rate, clipping (--optimizer_clipnorm 1), or another --optimizer")
     return None
 
 

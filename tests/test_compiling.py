@@ -67,3 +67,9 @@ def test_performance_flags_reach_the_compiled_model():
         keras.mixed_precision.set_global_policy("float32")
     model = build_and_compile(resolve(["train.py"]), load_data(resolve(["train.py"])))
     assert model.dtype_policy.name == "float32" and model.steps_per_execution == 1
+
+
+def test_metrics_reading_classes_are_refused_for_a_regression():
+    with pytest.raises(UsageError, match=r"--metrics=mae,accuracy: accuracy reads classes, but the task is regression"):
+        check_metrics(["mae", "accuracy"], "values", 1, 32, task="regression")
+    check_metrics(["auto", "mae", "r2_score"], "values", 1, 32, task="regression")  # Values compared: accepted.

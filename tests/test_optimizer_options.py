@@ -65,6 +65,9 @@ def test_kwargs_hold_only_what_is_set_and_build_the_optimizer():
     assert (optimizer.momentum, optimizer.nesterov, optimizer.weight_decay, optimizer.global_clipnorm) == (
         0.9, True, 0.01, 1.0)
     assert optimizer_kwargs(resolve(["train.py"])) == {}  # Keras's defaults stay (adamw's weight decay too).
+    # 1 is no accumulation: nothing passed on (Keras refuses 1), even under a strategy that refuses accumulation.
+    assert optimizer_kwargs(resolve(["train.py", "--optimizer_gradient_accumulation_steps=1",
+                                     "--distribution_strategy=mirrored"])) == {}
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -116,7 +119,7 @@ def test_class_weights_are_refused_for_a_task_without_classes(task):
     (["--optimizer_clipnorm=1", "--optimizer_global_clipnorm=2"],
      "--optimizer_global_clipnorm=2.0: Keras clips gradients one way at a time"),
     (["--optimizer_weight_decay=-1"], "--optimizer_weight_decay=-1.0: must be at least 0"),
-    (["--optimizer_gradient_accumulation_steps=1"], "--optimizer_gradient_accumulation_steps=1: must be at least 2"),
+    (["--optimizer_gradient_accumulation_steps=0"], "--optimizer_gradient_accumulation_steps=0: must be at least 1"),
     (["--optimizer_gradient_accumulation_steps=4", "--distribution_strategy=mirrored"],
      "--optimizer_gradient_accumulation_steps=4: Keras's gradient accumulation fails under "
      "--distribution_strategy mirrored"),
