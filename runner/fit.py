@@ -60,6 +60,7 @@ def run(config):
     epoch_log = EpochLog()  # Its clock is the run's wall time, loading and building included.
     distribution = make_distribution(config)  # Before TensorFlow runs anything: clusters are set up first.
     keras_fixes.check_keras()
+    data = None
     try:
         data, pipelines = prepare_data(config, distribution)
         model = prepare_model(config, data, distribution, pipelines)
@@ -74,7 +75,7 @@ def run(config):
             if wants_traceback():
                 raise
             outcome = failed_outcome(f"error: {one_line(error)}", epoch_log)
-        outcome = report(config, paths, distribution, outcome, model)
+        outcome = report(config, paths, distribution, outcome, model, data)
     if outcome.message:
         print(f"train.py: {outcome.message}", file=sys.stderr)
     return outcome.exit_code
@@ -173,14 +174,14 @@ def failed_outcome(message, epoch_log):
     return Outcome("failed", results.EXIT_CODES["failed"], message, epoch_log)
 
 
-def report(config, paths, distribution, outcome, model=None):
+def report(config, paths, distribution, outcome, model=None, data=None):
     """The chief records the outcome in the run's directory and prints the summary; a worker prints a line.
 
     Returns:
         The outcome as recorded (see `record_outcome`).
     """
     if distribution.is_chief:
-        return record_outcome(config, paths, outcome, model)
+        return record_outcome(config, paths, outcome, model, data)
     print(worker_summary(distribution.task, outcome.status, outcome.epoch_log))
     return outcome
 
@@ -301,6 +302,8 @@ def scales_targets(config, data):
 def task_line(config, data):
     """Returns the line that says which task the run learns and why, and what is done to regression targets."""
     line = f"task: {data.head.task} ({data.task_reason})"
+    if data.class_names and data.head.task == "classification":
+        line = f"{line}\nclasses: {class_list(data.class_names)}"
     if data.table:
         line = f"columns: {tabular.describe(data.table)}\n{line}"
     if data.head.task != "regression":
@@ -312,6 +315,12 @@ def task_line(config, data):
     if config.target_scaling == "standard":
         return f"{line}; targets as they are: --target_scaling applies to the models the runner builds, not {config.model}"
     return f"{line}; targets as they are (--target_scaling none)"
+
+
+def class_list(names, most=20):
+    """Returns "0 lyon, 1 nice, 2 paris": the class id each name got (sorted names), the first `most` of them."""
+    shown = ", ".join(f"{index} {name}" for index, name in enumerate(names[:most]))
+    return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all; results.json lists them)"
 
 
 def open_run_dir(config, resume=True):
@@ -422,7 +431,7 @@ def close_logs(callbacks):
             callback.on_train_end()
 
 
-def record_outcome(config, paths, outcome, model=None):
+def record_outcome(config, paths, outcome, model=None, data=None):
     """Writes results.json (and the --results_file line) and the HParams summary; prints the summary.
 
     Returns:
@@ -437,6 +446,7 @@ def record_outcome(config, paths, outcome, model=None):
         paths, outcome.status, outcome.exit_code, history, epochs,
         results.best_epoch(history, epochs, monitor, mode), hparams, seconds, outcome.message,
         model=results.describe_model(config.model, model),
+        task=results.describe_task(data),
     )
     record = results.write_results(paths, record, config.results_file)
     write_hparams(paths.dir, experiment_identity(hparams), record["final"], record["epochs_completed"])

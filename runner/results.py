@@ -40,7 +40,8 @@ def best_epoch(history, epochs, monitor, mode):
     return {"monitor": monitor, "mode": mode, "value": value, "epoch": epoch}
 
 
-def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_time, message=None, model=None):
+def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_time, message=None, model=None,
+                task=None):
     """Returns the results record as a dict.
 
     Args:
@@ -56,6 +57,7 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
             failed or stopped), or None. Defaults to None.
         model: What `describe_model` returned: the model's name and its
             number of trainable parameters (None when it was never built).
+        task: What `describe_task` returned. Defaults to None (nothing recorded).
     """
     return {
         "run_name": paths.name,
@@ -69,7 +71,16 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
         "hparams": hparams,
         "wall_time_s": round(wall_time, 3),
         **(model or {"model": hparams.get("model"), "trainable_parameters": None}),
+        **(task or {}),
     }
+
+
+def describe_task(data):
+    """Returns {"task", "outputs", "class_names"} of the loaded data (class ids index the names), or {} without data."""
+    if data is None:
+        return {}
+    names = None if data.class_names is None else [str(name) for name in data.class_names]
+    return {"task": data.head.task, "outputs": data.head.units, "class_names": names}
 
 
 def describe_model(name, model):

@@ -154,8 +154,10 @@ def test_a_table_with_text_numbers_codes_and_missing_cells_trains_and_its_saved_
     assert result.returncode == 0, result.stderr
     assert "columns: 2 numeric, 1 text, 1 integer-coded" in result.stdout
     assert "task: binary (--task binary: 'yes' is the positive class (1), 'no' the negative (0))" in result.stdout
-    final = results_of(tmp_path)["final"]
+    record = results_of(tmp_path)
+    final = record["final"]
     assert final["val_auc"] > 0.9, final
+    assert (record["task"], record["outputs"], record["class_names"]) == ("binary", 1, ["no", "yes"])
     import keras
     import tensorflow as tf
 
@@ -190,3 +192,10 @@ def test_a_column_of_numbers_with_a_stray_cell_is_refused_unless_named_categoric
     data = datasets.load(f"csv:{tmp_path / 'typo.csv'}", seed=0, validation_split=0.0, cache="memory",
                          categorical=("weight",))
     assert data.table == {"weight": "text"}
+
+
+def test_class_names_are_listed_with_their_ids():
+    from kerasrun.runner.fit import class_list
+
+    assert class_list(("lyon", "nice", "paris")) == "0 lyon, 1 nice, 2 paris"
+    assert class_list(tuple(f"c{i}" for i in range(30)), most=2) == "0 c0, 1 c1, ... (30 in all; results.json lists them)"
