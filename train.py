@@ -50,10 +50,11 @@ def main(argv):
             print(f"train.py: warning: {warning}", file=sys.stderr)
         if config.dry_run:
             from kerasrun.cli.docs import dry_run_text
+            from kerasrun.runner.data_check import dry_run_lines
             from kerasrun.runner.run_paths import planned_run
 
             run_config.check_further(config)
-            sys.stdout.write(dry_run_text(config, planned_run(config)))
+            sys.stdout.write(dry_run_text(config, planned_run(config), dry_run_lines(config)))
             return 0
         from kerasrun.runner import fit
 

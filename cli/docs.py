@@ -39,12 +39,14 @@ def _model_lines(config):
             f"#   {models.describe(config.model, models.hparams_of(config, config.model), config.model_args)}", ""]
 
 
-def dry_run_text(config, run):
-    """Returns what --dry_run prints: the resolved config as YAML, then the callbacks to be built.
+def dry_run_text(config, run, data_lines=None):
+    """Returns what --dry_run prints: the resolved config as YAML, the data's lines, then the callbacks to be built.
 
     Args:
         config: The resolved Config.
         run: The RunPaths the run would write into, for the paths the callbacks get.
+        data_lines: The lines the run prints about its data (the task, ...), or
+            None when --dry_run leaves the data to the run. Defaults to None.
     """
     import yaml
 
@@ -53,8 +55,13 @@ def dry_run_text(config, run):
 
     lines = ["# Resolved configuration (python train.py --config FILE reruns it):",
              yaml.safe_dump(saved_config(config), sort_keys=False, allow_unicode=True).rstrip(), "",
-             *_model_lines(config),
-             "# Callbacks, in the order they run, as a run starting now would build them:"]
+             *_model_lines(config)]
+    if data_lines is None:
+        lines += ["# Data: loaded by the run (a download, image folder, plug-in loader or streamed file)", ""]
+    else:
+        lines += ["# Data, loaded and checked as the run will:",
+                  *(f"#   {line}" for text in data_lines for line in text.splitlines()), ""]
+    lines.append("# Callbacks, in the order they run, as a run starting now would build them:")
     families = enabled_families(config)
     for family in families:
         values = family.with_run_paths(family.values(config), run)

@@ -15,16 +15,15 @@ from kerasrun import datasets, keras_fixes, models
 from kerasrun.callbacks.builder import build_callbacks, family_of
 from kerasrun.callbacks.monitor import compiled_direction
 from kerasrun.cli.config import Config, changed_flags, check_against_data, saved_config, worker_overrides
-from kerasrun.core import files, losses_metrics
+from kerasrun.core import files
 from kerasrun.datasets import tabular
 from kerasrun.core.errors import PluginError, UsageError, first_line, one_line, wants_traceback
 from kerasrun.core.plugins import where_in_users_code
 from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results
-from kerasrun.runner.class_weights import balanced_line, class_weights
-from kerasrun.runner.compiling import (check_metrics, check_output_width, check_smoothing, check_trainable,
-                                      choose_loss, make_loss, make_metrics, make_optimizer, smoothing_line)
+from kerasrun.runner.compiling import check_metrics, check_output_width, choose_loss, make_loss, make_metrics, make_optimizer
+from kerasrun.runner.data_check import checked_data, data_lines, scales_targets
 from kerasrun.runner.dispatch import combined
 from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
 from kerasrun.runner.hparams_log import write_hparams
@@ -90,16 +89,9 @@ def prepare_data(config, distribution):
     """
     if datasets.is_plugin(config.dataset):
         seed_everything(config)
-    data = load_data(config)
-    check_trainable(data, config.dataset, config.loss)
-    weights = class_weights(config, data)
-    check_smoothing(config.loss, data.label_kind, config.label_smoothing)
+    data, weights = checked_data(config)
     if distribution.is_chief:  # A worker prints only its last line; the chief speaks for the run.
-        print(task_line(config, data), flush=True)
-        if config.class_weight == "balanced":
-            print(balanced_line(weights), flush=True)
-        if smoothing_line(config.loss, data.label_kind, config.label_smoothing):
-            print(smoothing_line(config.loss, data.label_kind, config.label_smoothing), flush=True)
+        print("\n".join(data_lines(config, data, weights)), flush=True)
     check_against_data(config, has_validation=data.val is not None, task=data.head.task)
     seed_everything(config)  # The model and the callbacks draw the same numbers, whatever the loader drew.
     epoch = datasets.EpochCounter()
@@ -222,22 +214,6 @@ def assemble_callbacks(callbacks, epoch, stop, epoch_log):
             *([keeper] if keeper else [])]
 
 
-def load_data(config):
-    """Loads the dataset the config names."""
-    return datasets.load(
-        config.dataset,
-        seed=config.seed,
-        validation_split=config.validation_split,
-        label_columns=config.dataset_label_column,
-        image_size=config.dataset_image_size,
-        color_mode=config.dataset_color_mode,
-        cache=config.dataset_cache,
-        task=config.task,
-        categorical=config.dataset_categorical_columns,
-        chosen_by_loss=config.loss if losses_metrics.compares_values(config.loss) else None,
-    )
-
-
 def seed_everything(config):
     """Seeds Python, NumPy and TensorFlow; with --deterministic, makes TensorFlow's ops repeatable."""
     import keras
@@ -292,35 +268,6 @@ def model_head(config, data):
         return data.head.scaled(*data.target_stats)
     return data.head
 
-
-def scales_targets(config, data):
-    """Whether the model's last layer undoes a standardisation of regression targets (--target_scaling)."""
-    return (data.head.task == "regression" and config.target_scaling == "standard"
-            and models.builds_head(config.model))
-
-
-def task_line(config, data):
-    """Returns the line that says which task the run learns and why, and what is done to regression targets."""
-    line = f"task: {data.head.task} ({data.task_reason})"
-    if data.class_names and data.head.task == "classification":
-        line = f"{line}\nclasses: {class_list(data.class_names)}"
-    if data.table:
-        line = f"columns: {tabular.describe(data.table)}\n{line}"
-    if data.head.task != "regression":
-        return line
-    if scales_targets(config, data):
-        mean, variance = data.target_stats
-        described = ", ".join(f"mean {m:.4g}, std {v ** 0.5:.4g}" for m, v in zip(mean, variance))
-        return f"{line}; targets standardised ({described}), and undone by the model's last layer"
-    if config.target_scaling == "standard":
-        return f"{line}; targets as they are: --target_scaling applies to the models the runner builds, not {config.model}"
-    return f"{line}; targets as they are (--target_scaling none)"
-
-
-def class_list(names, most=20):
-    """Returns "0 lyon, 1 nice, 2 paris": the class id each name got (sorted names), the first `most` of them."""
-    shown = ", ".join(f"{index} {name}" for index, name in enumerate(names[:most]))
-    return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all; results.json lists them)"
 
 
 def open_run_dir(config, resume=True):

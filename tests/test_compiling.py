@@ -54,7 +54,8 @@ def test_performance_flags_reach_the_compiled_model():
     import keras
 
     from kerasrun.cli.config import resolve
-    from kerasrun.runner.fit import build_and_compile, load_data
+    from kerasrun.runner.data_check import load_data
+    from kerasrun.runner.fit import build_and_compile
 
     config = resolve(["train.py", "--steps_per_execution=4", "--jit_compile=false",
                       "--mixed_precision=mixed_bfloat16"])

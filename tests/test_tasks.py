@@ -2,10 +2,13 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from conftest import REPO
 from kerasrun import datasets
 from kerasrun.core.errors import UsageError
 from kerasrun.datasets import tasks
@@ -195,7 +198,31 @@ def test_a_column_of_numbers_with_a_stray_cell_is_refused_unless_named_categoric
 
 
 def test_class_names_are_listed_with_their_ids():
-    from kerasrun.runner.fit import class_list
+    from kerasrun.runner.data_check import class_list
 
     assert class_list(("lyon", "nice", "paris")) == "0 lyon, 1 nice, 2 paris"
     assert class_list(tuple(f"c{i}" for i in range(30)), most=2) == "0 c0, 1 c1, ... (30 in all; results.json lists them)"
+
+
+def test_dry_run_loads_a_csv_decides_its_task_and_refuses_what_the_run_would_without_tensorflow(tmp_path):
+    rows = "\n".join(f"{i},{'ab'[i % 2]},{i * 1.5 + 0.25}" for i in range(40))
+    (tmp_path / "t.csv").write_text("size,kind,price\n" + rows + "\n")
+    code = ("import sys\n"
+            f"sys.path.insert(0, {str(REPO)!r})\n"
+            "import train\n"
+            "status = train.main(['train.py', '--dry_run', '--dataset=csv:t.csv', '--dataset_label_column=price']"
+            " + sys.argv[1:])\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+            "sys.exit(status)\n")
+
+    def dry_run(*flags):
+        return subprocess.run([sys.executable, "-c", code, *flags], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+
+    result = dry_run()
+    assert result.returncode == 0, result.stderr
+    assert "#   columns: 1 numeric, 1 text\n#   task: regression (label column 'price' holds 40 distinct" in result.stdout
+    result = dry_run("--metrics=accuracy")
+    assert result.returncode == 2
+    assert "train.py: error: --metrics=accuracy: accuracy reads classes, but the task is regression" in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["t.csv"]

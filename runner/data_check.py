@@ -1,0 +1,111 @@
+"""The data a run trains on, loaded and checked against the config: what a run and --dry_run share.
+
+Imports no TensorFlow for the sources that load without it (the bundled
+digits, .npz files, CSV files held in memory), so --dry_run can load them
+and refuse what the run would refuse, and print the lines the run would print.
+"""
+
+from kerasrun import datasets, models
+from kerasrun.cli.config import check_against_data
+from kerasrun.core import losses_metrics
+from kerasrun.datasets import builtin, csv_stream, sources, tabular
+from kerasrun.runner.class_weights import balanced_line, class_weights
+from kerasrun.runner.compiling import check_metrics, check_smoothing, check_trainable, smoothing_line
+
+
+def load_data(config):
+    """Loads the dataset the config names."""
+    return datasets.load(
+        config.dataset,
+        seed=config.seed,
+        validation_split=config.validation_split,
+        label_columns=config.dataset_label_column,
+        image_size=config.dataset_image_size,
+        color_mode=config.dataset_color_mode,
+        cache=config.dataset_cache,
+        task=config.task,
+        categorical=config.dataset_categorical_columns,
+        chosen_by_loss=config.loss if losses_metrics.compares_values(config.loss) else None,
+    )
+
+
+def checked_data(config):
+    """Returns (the loaded Data, the class weights fit gets) once the config's data-dependent checks pass.
+
+    Raises:
+        UsageError: as `datasets.load`, and for data the config cannot train
+            on (one example, one class, class weights or label smoothing
+            that do not fit the task).
+    """
+    data = load_data(config)
+    check_trainable(data, config.dataset, config.loss)
+    weights = class_weights(config, data)
+    check_smoothing(config.loss, data.label_kind, config.label_smoothing)
+    return data, weights
+
+
+def data_lines(config, data, weights):
+    """Returns the lines a run prints about its data: the task and why, the class weights it chose, smoothing."""
+    lines = [task_line(config, data)]
+    if config.class_weight == "balanced":
+        lines.append(balanced_line(weights))
+    if smoothing_line(config.loss, data.label_kind, config.label_smoothing):
+        lines.append(smoothing_line(config.loss, data.label_kind, config.label_smoothing))
+    return lines
+
+
+def dry_run_lines(config):
+    """For --dry_run: loads data that loads without TensorFlow, checks it as a run would; returns its lines.
+
+    Returns None for the data --dry_run leaves to the run: Keras's
+    downloads, image folders (indexed, not decoded), plug-in loaders (imported,
+    not called) and CSV files too large for memory.
+
+    Raises:
+        UsageError: whatever the run would refuse about the data, before training.
+    """
+    source = sources.check(config.dataset, datasets.names(), "--dataset")
+    if source.kind == "builtin":
+        cheap = source.argument == builtin.DEFAULT
+    elif source.kind == "csv":
+        cheap = config.dataset_cache == "memory" or (config.dataset_cache == "auto"
+                                                     and csv_stream.fits_in_memory(source.argument))
+    else:
+        cheap = source.kind == "npz"
+    if not cheap:
+        return None
+    data, weights = checked_data(config)
+    check_against_data(config, has_validation=data.val is not None, task=data.head.task)
+    if models.builds_head(config.model):
+        check_metrics(config.metrics, data.label_kind, data.head.units, config.batch_size, task=data.head.task)
+    return data_lines(config, data, weights)
+
+
+def task_line(config, data):
+    """Returns the line that says which task the run learns and why, and what is done to regression targets."""
+    line = f"task: {data.head.task} ({data.task_reason})"
+    if data.class_names and data.head.task == "classification":
+        line = f"{line}\nclasses: {class_list(data.class_names)}"
+    if data.table:
+        line = f"columns: {tabular.describe(data.table)}\n{line}"
+    if data.head.task != "regression":
+        return line
+    if scales_targets(config, data):
+        mean, variance = data.target_stats
+        described = ", ".join(f"mean {m:.4g}, std {v ** 0.5:.4g}" for m, v in zip(mean, variance))
+        return f"{line}; targets standardised ({described}), and undone by the model's last layer"
+    if config.target_scaling == "standard":
+        return f"{line}; targets as they are: --target_scaling applies to the models the runner builds, not {config.model}"
+    return f"{line}; targets as they are (--target_scaling none)"
+
+
+def class_list(names, most=20):
+    """Returns "0 lyon, 1 nice, 2 paris": the class id each name got (sorted names), the first `most` of them."""
+    shown = ", ".join(f"{index} {name}" for index, name in enumerate(names[:most]))
+    return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all; results.json lists them)"
+
+
+def scales_targets(config, data):
+    """Whether the model's last layer undoes a standardisation of regression targets (--target_scaling)."""
+    return (data.head.task == "regression" and config.target_scaling == "standard"
+            and models.builds_head(config.model))
