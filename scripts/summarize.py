@@ -49,8 +49,10 @@ def build_parser():
     parser.add_argument("results_files", nargs="+", metavar="RESULTS_FILE",
                         help="JSON-lines file(s) written by train.py --results_file, or runs' results.json "
                              "(tensorboard_logs/*/results.json).")
-    parser.add_argument("--metric", default="val_accuracy",
-                        help="A key of the records' `final` logs, or `best` for best.value. Default: val_accuracy.")
+    parser.add_argument("--metric", default="auto",
+                        help="A key of the records' `final` logs, or `best` for best.value; auto is val_accuracy "
+                             "when the records log it (classification), else best (a regression ranks by its "
+                             "monitored val_loss). Default: auto.")
     parser.add_argument("--mode", default="auto", choices=("max", "min", "auto"),
                         help="Whether higher (max) or lower (min) is better; auto decides as Keras does: "
                              "a loss falls, a metric goes the way Keras says it does (with --metric best, "
@@ -370,6 +372,10 @@ def summarize(argv):
     records = latest_per_run(records)
     if not records:
         raise UsageError(f"{', '.join(options.results_files)}: no usable records")
+    if options.metric == "auto":
+        regression = (not any(metric_of(record, "val_accuracy") is not None for record in records)
+                      and any(record.get("best") for record in records))
+        options.metric = "best" if regression else "val_accuracy"
     check_metric(records, options.metric)
     best = first_best(records) if options.metric == "best" else None
     monitor = best and best["monitor"]

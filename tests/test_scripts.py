@@ -564,3 +564,15 @@ def test_runs_results_json_files_are_read_as_well_as_results_lines(capsys, tmp_p
     assert (status, stderr) == (0, "")
     _, rows = table(stdout)
     assert [row[1] for row in rows] == ["good", "fine", "slow", "broken"]
+
+
+def test_a_regression_sweep_is_ranked_by_its_best_monitored_value_without_a_metric(capsys, tmp_path):
+    path = tmp_path / "regression.jsonl"
+    path.write_text("".join(json.dumps(record(name, final={"loss": loss, "val_loss": loss, "val_mae": loss / 2},
+                                              best={"monitor": "val_loss", "value": loss, "epoch": 5},
+                                              learning_rate=rate)) + "\n"
+                            for name, loss, rate in (("a", 3.0, 0.1), ("b", 1.0, 0.01))))
+    status, stdout, stderr = summarize(capsys, path)
+    assert (status, stderr) == (0, "")
+    assert stdout.splitlines()[0] == "2 run(s), ranked by best_val_loss (lower is better)"
+    assert [row[1] for row in table(stdout)[1]] == ["b", "a"]
