@@ -80,8 +80,8 @@ def _read_rows(reader, label_columns, context):
 
 
 def feature_columns(header, label_indices):
-    """Returns the names of the columns that are not labels, in the file's order."""
-    return [name for index, name in enumerate(header) if index not in label_indices]
+    """Returns the names of the columns that are not labels, in the file's order (unnamed ones left out)."""
+    return [name for index, name in enumerate(header) if index not in label_indices and name]
 
 
 def data_rows(reader, header, label_indices, context):
@@ -104,10 +104,14 @@ def data_rows(reader, header, label_indices, context):
             raise UsageError(
                 f"{where}: has {len(row)} cells but the header has {len(header)} columns"
             )
+        for index, name in enumerate(header):
+            if not name and row[index].strip():  # An unnamed column is ignored only while its cells are empty.
+                raise UsageError(f"{where}: column {index + 1} of the header has no name, but this row holds "
+                                 f"{row[index].strip()!r} in it; give the column a name in the header")
         count += 1
         yield (reader.line_num, spans,
                [_label_cell(row[index], header[index], where, len(label_indices) > 1) for index in label_indices],
-               [cell for index, cell in enumerate(row) if index not in label_indices])
+               [cell for index, cell in enumerate(row) if index not in label_indices and header[index]])
     if not count:
         raise UsageError(f"{context}: the file has a header but no data rows")
 
@@ -124,17 +128,18 @@ def label_indices_of(header, label_columns, context):
         raise UsageError(
             f"{context}: the file is empty; expected a header row naming the columns"
         )
+    named = [name for name in header if name]
+    for name in named:
+        if named.count(name) > 1:
+            raise UsageError(f"{context}: column {name!r} appears {named.count(name)} times in the header; "
+                             "columns must have distinct names")
     for label_column in label_columns:
         if label_column not in header:
             raise UsageError(
                 f"{context}: no column {label_column!r} (columns: {', '.join(header)}); "
                 f"name the label column{'s' if len(label_columns) > 1 else ''} with {LABEL_COLUMN_FLAG}"
             )
-        if header.count(label_column) > 1:
-            raise UsageError(
-                f"{context}: more than one column is named {label_column!r}"
-            )
-    if len(header) <= len(label_columns):
+    if len(named) <= len(label_columns):
         only = "the label column" if len(label_columns) == 1 else "label columns"
         raise UsageError(f"{context}: the file has only {only}; expected feature columns too")
     return [header.index(label_column) for label_column in label_columns]
