@@ -146,6 +146,11 @@ def _auto_task(y, values, what, chosen_by_loss, context):
     if len(distinct) > _FEW_CLASSES and not dense:
         return "regression", (f"{what} {_verb(what, 'holds')} {len(distinct)} distinct whole numbers from {_number(lowest)} to "
                                f"{_number(highest)}")
+    if len(distinct) == 2:  # Such as -1 and 1: class ids must start at 0, so the classes are binary's.
+        raise UsageError(
+            f"{context}: {what} {_verb(what, 'holds')} two whole numbers, {_number(lowest)} and {_number(highest)}: "
+            f"two classes or values? Say {TASK_FLAG} binary ({_number(highest)} is then the positive class) or "
+            f"{TASK_FLAG} regression")
     raise UsageError(
         f"{context}: {what} {_verb(what, 'holds')} {len(distinct)} distinct whole numbers from {_number(lowest)} to "
         f"{_number(highest)}: class ids or values? Say {TASK_FLAG} classification or {TASK_FLAG} regression")
@@ -180,6 +185,12 @@ def _classification(arrays, values, reason, context, what):
             raise UsageError(f"{context}: {what} {_verb(what, 'holds')} rows that are not one-hot (nor class probabilities); "
                              f"for several labels per example say {TASK_FLAG} multilabel, for values "
                              f"{TASK_FLAG} regression")
+    distinct = np.unique(values)
+    one_column = next(iter(arrays.values())).ndim == 1
+    if one_column and len(distinct) == 2 and distinct[0] < 0 and distinct[0] == round(distinct[0]):
+        raise UsageError(f"{TASK_FLAG}=classification: {what} {_verb(what, 'holds')} the negative class id "
+                         f"{_number(distinct[0])}; class ids start at 0; for two values such as "
+                         f"{_number(distinct[0])} and {_number(distinct[1])} say {TASK_FLAG} binary")
     encoded, kind, names = labels.encode(arrays, context)
     if kind == "int" and names is None:
         _check_ids_dense(values, context, what)

@@ -47,7 +47,11 @@ def test_each_task_gets_labels_in_the_form_its_loss_takes():
 @pytest.mark.parametrize("y, task, expected", [
     (np.array([0, 5, 10, 50] * 10), "auto", "y_train holds 4 distinct whole numbers from 0 to 50: class ids or "
                                             "values? Say --task classification or --task regression"),
-    (np.array([-1, 1] * 20), "auto", "class ids or values? Say --task classification"),
+    (np.array([-1, 1] * 20), "auto", "y_train holds two whole numbers, -1 and 1: two classes or values? Say "
+                                     "--task binary (1 is then the positive class) or --task regression"),
+    (np.array([0, 1000] * 20), "auto", "Say --task binary (1000 is then the positive class)"),
+    (np.array([-1, 1] * 20), "classification", "--task=classification: y_train holds the negative class id -1; class "
+                                               "ids start at 0; for two values such as -1 and 1 say --task binary"),
     (np.zeros(40), "auto", "every label is 0, so a model has nothing to learn"),
     (np.array([0.0, np.nan, 1.0]), "auto", "y_train holds nan in row 1; labels must be finite numbers"),
     (np.array(["a", "b"]), "regression", "--task=regression: y_train holds text (class names); regression needs numbers"),
@@ -65,6 +69,17 @@ def test_labels_the_task_cannot_take_are_refused_naming_task_or_the_array(y, tas
     with pytest.raises(UsageError, match=None) as raised:
         decide(y, task)
     assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+@pytest.mark.parametrize("values, positive", [((-1, 1), "1"), ((1, 2), "2")])
+def test_two_whole_numbers_train_as_binary_when_asked(tmp_path, values, positive, cache):
+    """The advice for -1/1 (--task binary) works, as it does for 1/2: the higher value is the positive class."""
+    rows = "".join(f"{index},{values[index % 2]}\n" for index in range(40))
+    (tmp_path / "two.csv").write_text("x,label\n" + rows)
+    data = datasets.load(f"csv:{tmp_path / 'two.csv'}", seed=0, validation_split=0.0, cache=cache, task="binary")
+    assert data.head.task == "binary" and data.class_names == (str(values[0]), positive)
+    assert f"{positive!r} is the positive class (1)" in data.task_reason
 
 
 def test_inputs_that_are_not_finite_are_refused_naming_the_array_and_row(tmp_path):
