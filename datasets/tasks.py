@@ -188,7 +188,7 @@ def _classification(arrays, values, reason, context, what):
     distinct = np.unique(values)
     one_column = next(iter(arrays.values())).ndim == 1
     if one_column and len(distinct) == 2 and distinct[0] < 0 and distinct[0] == round(distinct[0]):
-        raise UsageError(f"{TASK_FLAG}=classification: {what} {_verb(what, 'holds')} the negative class id "
+        raise UsageError(f"{context}: {what} {_verb(what, 'holds')} the negative class id "
                          f"{_number(distinct[0])}; class ids start at 0; for two values such as "
                          f"{_number(distinct[0])} and {_number(distinct[1])} say {TASK_FLAG} binary")
     encoded, kind, names = labels.encode(arrays, context)

@@ -276,7 +276,7 @@ CSV_REFUSALS = {
     "no value in a column": ("a,b,label\n,1,0\nNA,2,1\n", "column 'a' has no value in the training split"),
     "not finite": ("a,label\ninf,0\n", "column 'a' holds 'inf' in data row 1; numbers must be finite"),
     "unknown categorical column": ("a,label\n1,0\n", "--dataset_categorical_columns=zip: "),
-    "fractional category": ("a,label\n1.5,0\n", "column 'a' holds numbers that are not whole; --dataset_categorical"),
+    "fractional category": ("a,label\n1.5,0\n", "column 'a' holds numbers that are not whole ('1.5' in data row 1); --dataset_categorical"),
     "too few cells": ("a,b,label\n1,2,0\n1,0\n", "line 3: has 2 cells but the header has 3 columns"),
     "empty label": ("a,label\n1, \n", "label column 'label' is empty"),
     "negative label": ("a,label\n1,-2\n2,0\n", "label column 'label' holds the negative class id -2"),
@@ -327,7 +327,7 @@ def test_csv_an_unnamed_column_of_empty_cells_is_ignored(tmp_path, cache):
 
 
 CATEGORICAL = {"--dataset_categorical_columns=zip: ": ("zip",),
-               "column 'a' holds numbers that are not whole; --dataset_categorical": ("a",)}
+               "column 'a' holds numbers that are not whole ('1.5' in data row 1); --dataset_categorical": ("a",)}
 
 
 # Image folders ---------------------------------------------------------------

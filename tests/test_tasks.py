@@ -50,7 +50,7 @@ def test_each_task_gets_labels_in_the_form_its_loss_takes():
     (np.array([-1, 1] * 20), "auto", "y_train holds two whole numbers, -1 and 1: two classes or values? Say "
                                      "--task binary (1 is then the positive class) or --task regression"),
     (np.array([0, 1000] * 20), "auto", "Say --task binary (1000 is then the positive class)"),
-    (np.array([-1, 1] * 20), "classification", "--task=classification: y_train holds the negative class id -1; class "
+    (np.array([-1, 1] * 20), "classification", "--dataset='npz:d.npz': y_train holds the negative class id -1; class "
                                                "ids start at 0; for two values such as -1 and 1 say --task binary"),
     (np.zeros(40), "auto", "every label is 0, so a model has nothing to learn"),
     (np.array([0.0, np.nan, 1.0]), "auto", "y_train holds nan in row 1; labels must be finite numbers"),
@@ -205,3 +205,19 @@ def test_a_column_of_numbers_with_a_stray_cell_is_refused_unless_named_categoric
     data = datasets.load(f"csv:{tmp_path / 'typo.csv'}", seed=0, validation_split=0.0, cache="memory",
                          categorical=("weight",))
     assert data.table == {"weight": "text"}
+    # The advice holds for numbers that are not whole too: with a cell that is not a number, the column is text.
+    rows = [f"{index % 5 / 2},{index % 2}" for index in range(40)]
+    rows[7] = "-,1"
+    (tmp_path / "halves.csv").write_text("x,label\n" + "\n".join(rows) + "\n")
+    for cache in ("memory", "none"):
+        with pytest.raises(UsageError, match="column 'x' holds numbers but '-' in data row 8"):
+            datasets.load(f"csv:{tmp_path / 'halves.csv'}", seed=0, validation_split=0.0, cache=cache)
+        data = datasets.load(f"csv:{tmp_path / 'halves.csv'}", seed=0, validation_split=0.0, cache=cache,
+                             categorical=("x",))
+        assert data.table == {"x": "text"}
+    # Without the stray cell the same named column is integer codes, and its halves are refused.
+    (tmp_path / "halves.csv").write_text("x,label\n" + "\n".join(rows[:7] + rows[8:]) + "\n")
+    for cache in ("memory", "none"):
+        with pytest.raises(UsageError, match=r"column 'x' holds numbers that are not whole \('0.5' in data row 2\)"):
+            datasets.load(f"csv:{tmp_path / 'halves.csv'}", seed=0, validation_split=0.0, cache=cache,
+                          categorical=("x",))
