@@ -9,6 +9,8 @@ from kerasrun.core.errors import UsageError
 from kerasrun.datasets import tabular
 
 LABEL_COLUMN_FLAG = "--dataset_label_column"
+# Separators of other "CSV" files (spreadsheets in some locales, tab-separated exports), in words.
+_OTHER_SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
 
 
 def read(path, label_columns, context, categorical=()):
@@ -135,6 +137,13 @@ def label_indices_of(header, label_columns, context):
                              "columns must have distinct names")
     for label_column in label_columns:
         if label_column not in header:
+            separator = next((words for mark, words in _OTHER_SEPARATORS.items()
+                              if len(header) == 1 and mark in header[0]), None)
+            if separator:  # A file of one column, whose name holds the real separator.
+                raise UsageError(
+                    f"{context}: the header is one column, {header[0]!r}: the file seems separated by {separator}, "
+                    "but the runner reads comma-separated files; save it with commas between the cells"
+                )
             raise UsageError(
                 f"{context}: no column {label_column!r} (columns: {', '.join(header)}); "
                 f"name the label column{'s' if len(label_columns) > 1 else ''} with {LABEL_COLUMN_FLAG}"

@@ -301,6 +301,10 @@ HEADER_REFUSALS = {
     "unnamed column": ("x,,label\n1,2,0\n3,4,1\n",
                        "line 2: column 2 of the header has no name, but this row holds '2' in it; give the column "
                        "a name in the header"),
+    "semicolons": ("age;city;label\n1;paris;0\n2;rome;1\n",
+                   "the header is one column, 'age;city;label': the file seems separated by ';', but the runner "
+                   "reads comma-separated files; save it with commas between the cells"),
+    "tabs": ("age\tcity\tlabel\n1\tparis\t0\n", "the file seems separated by tabs, but the runner reads comma"),
 }
 
 
