@@ -58,7 +58,8 @@ def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None
         task: The --task value: auto or one of TASKS.
         context: The flag and value the data came from, as a message prefix.
         what: The labels in words, for the printed reason ("label column
-            'price'"). Defaults to "the labels".
+            'price'"). Defaults to "the labels". With several arrays the
+            reason counts them all, and names them all ("y_train and y_val").
         chosen_by_loss: The --loss when it compares values (mse, ...): with
             --task auto it makes the task regression. Defaults to None.
 
@@ -75,6 +76,8 @@ def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None
     if any(y.ndim != first.ndim or y.shape[1:] != first.shape[1:] for y in arrays.values()):
         described = ", ".join(f"{name} has shape {y.shape}" for name, y in arrays.items())
         raise UsageError(f"{context}: label arrays disagree ({described})")
+    if len(arrays) > 1:  # What is counted below (distinct values, classes) is over all the arrays: name them all.
+        what = " and ".join([what, *list(arrays)[1:]])
     if first.dtype.kind in "US":
         return _text_labels(arrays, task, context, what)
     if first.dtype.kind not in "biuf":
@@ -159,7 +162,8 @@ def _auto_task(y, values, what, chosen_by_loss, context):
 def _verb(what, singular):
     """Returns the verb for `what`: "holds" for "label column 'y'", "hold" for "label columns a, b"."""
     plural = {"holds": "hold", "has": "have", "is": "are"}[singular]
-    return plural if what.startswith("label columns") or what == "the labels" else singular
+    several = " and " in what and not what.startswith("label column ")  # "y_train and y_val".
+    return plural if what.startswith("label columns") or what == "the labels" or several else singular
 
 
 def _number(value):

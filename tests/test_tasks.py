@@ -32,6 +32,17 @@ def test_auto_decides_from_the_labels_and_says_why(y, task, units, reason):
     assert (decided.head.task, decided.head.units, decided.reason) == (task, units, reason)
 
 
+def test_the_reason_names_every_array_it_counts(tmp_path):
+    """300 training and 50 validation targets: the 350 distinct values counted are y_train's and y_val's."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.normal(size=(300, 3)), y_train=rng.normal(size=300),
+             x_val=rng.normal(size=(50, 3)), y_val=rng.normal(size=50))
+    data = datasets.load(f"npz:{tmp_path / 'd.npz'}", seed=0, validation_split=0.0)
+    assert (data.head.task, data.task_reason) == ("regression", "y_train and y_val hold 350 distinct non-integer values")
+    alone = decide(np.arange(40) % 10)  # One array: named alone, as before.
+    assert alone.reason == "y_train holds 10 integer class ids"
+
+
 def test_each_task_gets_labels_in_the_form_its_loss_takes():
     binary = decide(np.array(["no", "yes", "yes", "no"]), "binary")
     assert binary.label_kind == "binary" and binary.encoded["y_train"].tolist() == [[0], [1], [1], [0]]
