@@ -61,10 +61,11 @@ def with_reader(path, context, use):
 
 
 def array_names(label_columns):
-    """Returns names for `datasets.arrays.build_data` messages about a CSV's arrays."""
+    """Returns names for `datasets.arrays.build_data` messages about a CSV's arrays (and "y_columns", the label columns)."""
     if len(label_columns) == 1:
         return {"x_train": "the feature columns", "y_train": f"label column {label_columns[0]!r}"}
-    return {"x_train": "the feature columns", "y_train": f"label columns {', '.join(label_columns)}"}
+    return {"x_train": "the feature columns", "y_train": f"label columns {', '.join(label_columns)}",
+            "y_columns": tuple(label_columns)}
 
 
 def header_of(reader):

@@ -50,7 +50,7 @@ class Decided:
     class_names: tuple = None
 
 
-def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None):
+def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None, columns=None):
     """Returns the `Decided` task for label arrays from one source.
 
     Args:
@@ -62,6 +62,8 @@ def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None
             reason counts them all, and names them all ("y_train and y_val").
         chosen_by_loss: The --loss when it compares values (mse, ...): with
             --task auto it makes the task regression. Defaults to None.
+        columns: The names of the label columns (a CSV's), for messages about
+            one of them. Defaults to None (columns are numbered).
 
     Raises:
         UsageError: for labels the task cannot take, or an auto decision the
@@ -92,6 +94,8 @@ def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None
         reason = f"{TASK_FLAG} {task}"
     if task == "regression" and not chosen_by_loss:
         _check_not_constant(values, context, what)
+    if task == "multilabel":
+        return _multilabel(arrays, values, reason, context, what, columns)
     return _ENCODERS[task](arrays, values, reason, context, what)
 
 
@@ -237,13 +241,20 @@ def _binary_numbers(arrays, values, reason, context, what):
     return _binary(arrays, None, reason, context, what)
 
 
-def _multilabel(arrays, values, reason, context, what):
+def _multilabel(arrays, values, reason, context, what, columns=None):
     y = next(iter(arrays.values()))
     if y.ndim != 2:
         raise UsageError(f"{TASK_FLAG}=multilabel: {what} {_verb(what, 'is')} one column; multilabel needs one 0/1 column per "
                          f"label (for one label of two values: {TASK_FLAG} binary)")
     if not np.isin(np.unique(values), (0, 1)).all():
         raise UsageError(f"{TASK_FLAG}=multilabel: {what} {_verb(what, 'holds')} values other than 0 and 1")
+    # A label never (or always) positive in training cannot be learnt: its sigmoid would only learn the constant.
+    for column in range(y.shape[1]):
+        if np.all(y[:, column] == y[0, column]):
+            name = f"label column {columns[column]!r}" if columns else f"column {column + 1} of {next(iter(arrays))}"
+            value = int(y[0, column])
+            raise UsageError(f"{context}: {name} is {value} in every training example, so a model cannot learn "
+                             f"it; leave the column out (or give examples where it is {1 - value})")
     encoded = {name: y.astype(np.float32) for name, y in arrays.items()}
     return Decided(Head("multilabel", y.shape[1]), reason, encoded, "multi_hot")
 

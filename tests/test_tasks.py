@@ -21,7 +21,8 @@ def decide(y, task="auto", **options):
     (np.arange(40) % 10, "classification", 10, "y_train holds 10 integer class ids"),
     (np.arange(40) % 2, "classification", 2, "y_train holds 2 integer class ids"),  # Two classes: softmax.
     (np.eye(4)[np.arange(40) % 4], "classification", 4, "y_train holds one-hot rows of 4 classes"),
-    (np.tile([[1, 0, 1], [0, 1, 1]], (20, 1)), "multilabel", 3, "y_train holds rows of 0 and 1 with up to 2 ones"),
+    (np.tile([[1, 0, 1], [0, 1, 1], [1, 1, 0]], (20, 1)), "multilabel", 3,
+     "y_train holds rows of 0 and 1 with up to 2 ones"),
     (np.linspace(0, 1, 40), "regression", 1, "y_train holds 40 distinct non-integer values"),
     (np.arange(150) * 1000, "regression", 1, "y_train holds 150 distinct whole numbers from 0 to 149000"),
     (np.random.default_rng(0).normal(size=(40, 2)), "regression", 2, "y_train holds rows of 2 values"),
@@ -75,6 +76,9 @@ def test_each_task_gets_labels_in_the_form_its_loss_takes():
                                                      "up to 369000, which as class ids make a softmax over 369,001"),
     (np.full(5, 3.5), "regression", "every target in y_train is 3.5, so a model has nothing to learn"),
     (np.stack([np.arange(5.0), np.ones(5)], 1), "auto", "every target in column 2 of y_train is 1, so a model"),
+    (np.array([[1, 0], [0, 0], [1, 0]]), "auto", "column 2 of y_train is 0 in every training example, so a model "
+                                                 "cannot learn it; leave the column out (or give examples where it is 1)"),
+    (np.array([[1, 1], [0, 1], [1, 1]]), "multilabel", "column 2 of y_train is 1 in every training example"),
 ])
 def test_labels_the_task_cannot_take_are_refused_naming_task_or_the_array(y, task, expected):
     with pytest.raises(UsageError, match=None) as raised:
@@ -91,6 +95,19 @@ def test_two_whole_numbers_train_as_binary_when_asked(tmp_path, values, positive
     data = datasets.load(f"csv:{tmp_path / 'two.csv'}", seed=0, validation_split=0.0, cache=cache, task="binary")
     assert data.head.task == "binary" and data.class_names == (str(values[0]), positive)
     assert f"{positive!r} is the positive class (1)" in data.task_reason
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+def test_a_multilabel_column_never_positive_is_refused_naming_it(tmp_path, cache):
+    rows = "".join(f"{index},{index % 2},{index // 2 % 2},0\n" for index in range(40))
+    (tmp_path / "tags.csv").write_text("x,a,b,never\n" + rows)
+    with pytest.raises(UsageError, match=r"tags.csv': label column 'never' is 0 in every training example, so a "
+                                         r"model cannot learn it; leave the column out"):
+        datasets.load(f"csv:{tmp_path / 'tags.csv'}", seed=0, validation_split=0.0, cache=cache,
+                      label_columns=("a", "b", "never"))
+    data = datasets.load(f"csv:{tmp_path / 'tags.csv'}", seed=0, validation_split=0.0, cache=cache,
+                         label_columns=("a", "b"))  # The advice: without it, the others train.
+    assert data.head.task == "multilabel" and data.head.units == 2
 
 
 def test_inputs_that_are_not_finite_are_refused_naming_the_array_and_row(tmp_path):
