@@ -22,7 +22,8 @@ def build_data(train, val, *, context, validation_split, seed, array_names=None,
             validation, in [0, 1); when above 0 it replaces `val`.
         seed: Seed of the hold-out shuffle.
         array_names: Maps "x_train", "y_train", "x_val", "y_val" to the names
-            used in messages, for sources whose arrays are called otherwise.
+            used in messages, for sources whose arrays are called otherwise,
+            and "y_columns" to the label columns' names when it has several.
             Defaults to None (the names themselves).
         task: The --task: auto, or the task the labels must suit. Defaults
             to auto.
@@ -52,7 +53,8 @@ def build_data(train, val, *, context, validation_split, seed, array_names=None,
         _check_finite(x_train, names["x_train"], context)
         if val is not None:
             _check_finite(x_val, names["x_val"], context)
-    decided = tasks.decide(label_arrays, task, context, what=names["y_train"], chosen_by_loss=chosen_by_loss)
+    decided = tasks.decide(label_arrays, task, context, what=names["y_train"], chosen_by_loss=chosen_by_loss,
+                           columns=names.get("y_columns"))
     encoded = decided.encoded
     train = (x_train, encoded[names["y_train"]])
     val = None if val is None else (x_val, encoded[names["y_val"]])

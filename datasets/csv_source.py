@@ -9,6 +9,8 @@ from kerasrun.core.errors import UsageError
 from kerasrun.datasets import tabular
 
 LABEL_COLUMN_FLAG = "--dataset_label_column"
+# Separators of other "CSV" files (spreadsheets in some locales, tab-separated exports), in words.
+_OTHER_SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
 
 
 def read(path, label_columns, context, categorical=()):
@@ -59,10 +61,11 @@ def with_reader(path, context, use):
 
 
 def array_names(label_columns):
-    """Returns names for `datasets.arrays.build_data` messages about a CSV's arrays."""
+    """Returns names for `datasets.arrays.build_data` messages about a CSV's arrays (and "y_columns", the label columns)."""
     if len(label_columns) == 1:
         return {"x_train": "the feature columns", "y_train": f"label column {label_columns[0]!r}"}
-    return {"x_train": "the feature columns", "y_train": f"label columns {', '.join(label_columns)}"}
+    return {"x_train": "the feature columns", "y_train": f"label columns {', '.join(label_columns)}",
+            "y_columns": tuple(label_columns)}
 
 
 def header_of(reader):
@@ -80,8 +83,8 @@ def _read_rows(reader, label_columns, context):
 
 
 def feature_columns(header, label_indices):
-    """Returns the names of the columns that are not labels, in the file's order."""
-    return [name for index, name in enumerate(header) if index not in label_indices]
+    """Returns the names of the columns that are not labels, in the file's order (unnamed ones left out)."""
+    return [name for index, name in enumerate(header) if index not in label_indices and name]
 
 
 def data_rows(reader, header, label_indices, context):
@@ -104,10 +107,14 @@ def data_rows(reader, header, label_indices, context):
             raise UsageError(
                 f"{where}: has {len(row)} cells but the header has {len(header)} columns"
             )
+        for index, name in enumerate(header):
+            if not name and row[index].strip():  # An unnamed column is ignored only while its cells are empty.
+                raise UsageError(f"{where}: column {index + 1} of the header has no name, but this row holds "
+                                 f"{row[index].strip()!r} in it; give the column a name in the header")
         count += 1
         yield (reader.line_num, spans,
                [_label_cell(row[index], header[index], where, len(label_indices) > 1) for index in label_indices],
-               [cell for index, cell in enumerate(row) if index not in label_indices])
+               [cell for index, cell in enumerate(row) if index not in label_indices and header[index]])
     if not count:
         raise UsageError(f"{context}: the file has a header but no data rows")
 
@@ -124,17 +131,25 @@ def label_indices_of(header, label_columns, context):
         raise UsageError(
             f"{context}: the file is empty; expected a header row naming the columns"
         )
+    named = [name for name in header if name]
+    for name in named:
+        if named.count(name) > 1:
+            raise UsageError(f"{context}: column {name!r} appears {named.count(name)} times in the header; "
+                             "columns must have distinct names")
     for label_column in label_columns:
         if label_column not in header:
+            separator = next((words for mark, words in _OTHER_SEPARATORS.items()
+                              if len(header) == 1 and mark in header[0]), None)
+            if separator:  # A file of one column, whose name holds the real separator.
+                raise UsageError(
+                    f"{context}: the header is one column, {header[0]!r}: the file seems separated by {separator}, "
+                    "but the runner reads comma-separated files; save it with commas between the cells"
+                )
             raise UsageError(
                 f"{context}: no column {label_column!r} (columns: {', '.join(header)}); "
                 f"name the label column{'s' if len(label_columns) > 1 else ''} with {LABEL_COLUMN_FLAG}"
             )
-        if header.count(label_column) > 1:
-            raise UsageError(
-                f"{context}: more than one column is named {label_column!r}"
-            )
-    if len(header) <= len(label_columns):
+    if len(named) <= len(label_columns):
         only = "the label column" if len(label_columns) == 1 else "label columns"
         raise UsageError(f"{context}: the file has only {only}; expected feature columns too")
     return [header.index(label_column) for label_column in label_columns]

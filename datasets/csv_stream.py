@@ -133,7 +133,7 @@ def read(path, label_columns, context, *, categorical, validation_split, seed, t
     names = csv_source.array_names(label_columns)
     arrays.check_enough_examples(len(lines), context)
     decided = tasks.decide({names["y_train"]: csv_source.labels_array(raw_labels)}, task, context,
-                           what=names["y_train"], chosen_by_loss=chosen_by_loss)
+                           what=names["y_train"], chosen_by_loss=chosen_by_loss, columns=names.get("y_columns"))
     labels = decided.encoded[names["y_train"]]
     lines = np.asarray(lines, dtype=np.int64)
     part = np.zeros(line_count + 1, dtype=np.uint8)  # Every line TextLineDataset may read, blank ones too.

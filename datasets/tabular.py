@@ -31,8 +31,9 @@ class Survey:
     """Finds each feature column's kind from its cells, row by row, holding no cells (so it can stream).
 
     A column is numeric when every cell that is not missing is a number,
-    integer-coded when named in --dataset_categorical_columns (its numbers
-    must be whole), and text otherwise. A column of numbers with a few cells
+    integer-coded when also named in --dataset_categorical_columns (its
+    numbers must then be whole), and text otherwise: a named column holding
+    any cell that is not a number is text categories, whatever its numbers. A column of numbers with a few cells
     that are not (`12.5`, `-`, `12,5`) is refused, naming the first: read as
     text, its numbers would become categories. Naming it in
     --dataset_categorical_columns reads it as text on purpose (zip codes).
@@ -56,14 +57,14 @@ class Survey:
         self.numbers = [0] * len(header)
         self.others = [0] * len(header)
         self.first_other = [None] * len(header)
+        self.first_fraction = [None] * len(header)  # (cell, row) of the first number that is not whole.
         self.rows = 0
 
     def add(self, cells):
         """Takes one row's feature cells (strings, in `header`'s order).
 
         Raises:
-            UsageError: for an infinite number, or a categorical column's
-                number that is not whole.
+            UsageError: for an infinite number.
         """
         self.rows += 1
         for index, cell in enumerate(cells):
@@ -85,15 +86,15 @@ class Survey:
             if not math.isfinite(value):
                 raise UsageError(f"{self.context}: column {name!r} holds {cell!r} in data row {self.rows}; "
                                  "numbers must be finite (leave a cell empty for a missing value)")
-            if name in self.categorical and value != round(value):
-                raise UsageError(f"{self.context}: column {name!r} holds numbers that are not whole; "
-                                 f"{CATEGORICAL_FLAG} names columns of whole numbers that code categories")
+            if value != round(value) and self.first_fraction[index] is None:
+                self.first_fraction[index] = (cell, self.rows)
 
     def kinds(self):
         """Returns {column: kind}, sorted by name (the order of the FeatureSpace's inputs).
 
         Raises:
-            UsageError: for a column of numbers with a few cells that are not.
+            UsageError: for a column of numbers with a few cells that are
+                not, or a categorical column of numbers that are not whole.
         """
         for name, numbers, others, first in zip(self.header, self.numbers, self.others, self.first_other):
             if others and numbers >= _MOSTLY_NUMBERS * (numbers + others) and name not in self.categorical:
@@ -102,6 +103,11 @@ class Survey:
                     f"{self.context}: column {name!r} holds numbers but {cell!r} in data row {row} ({others} of "
                     f"{numbers + others} cells are not numbers); leave a missing cell empty or write NA, or name "
                     f"the column in {CATEGORICAL_FLAG} to read it as text categories")
+        for name, numeric, fraction in zip(self.header, self.numeric, self.first_fraction):
+            if numeric and fraction and name in self.categorical:  # Integer codes; with text it would be text.
+                raise UsageError(f"{self.context}: column {name!r} holds numbers that are not whole ({fraction[0]!r} "
+                                 f"in data row {fraction[1]}); {CATEGORICAL_FLAG} names columns of whole numbers "
+                                 "that code categories, or of text")
         kinds = {name: TEXT if not numeric else INTEGER_CODES if name in self.categorical else NUMERIC
                  for name, numeric in zip(self.header, self.numeric)}
         return {name: kinds[name] for name in sorted(kinds)}

@@ -50,7 +50,7 @@ class Decided:
     class_names: tuple = None
 
 
-def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None):
+def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None, columns=None):
     """Returns the `Decided` task for label arrays from one source.
 
     Args:
@@ -58,9 +58,12 @@ def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None
         task: The --task value: auto or one of TASKS.
         context: The flag and value the data came from, as a message prefix.
         what: The labels in words, for the printed reason ("label column
-            'price'"). Defaults to "the labels".
+            'price'"). Defaults to "the labels". With several arrays the
+            reason counts them all, and names them all ("y_train and y_val").
         chosen_by_loss: The --loss when it compares values (mse, ...): with
             --task auto it makes the task regression. Defaults to None.
+        columns: The names of the label columns (a CSV's), for messages about
+            one of them. Defaults to None (columns are numbered).
 
     Raises:
         UsageError: for labels the task cannot take, or an auto decision the
@@ -75,6 +78,8 @@ def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None
     if any(y.ndim != first.ndim or y.shape[1:] != first.shape[1:] for y in arrays.values()):
         described = ", ".join(f"{name} has shape {y.shape}" for name, y in arrays.items())
         raise UsageError(f"{context}: label arrays disagree ({described})")
+    if len(arrays) > 1:  # What is counted below (distinct values, classes) is over all the arrays: name them all.
+        what = " and ".join([what, *list(arrays)[1:]])
     if first.dtype.kind in "US":
         return _text_labels(arrays, task, context, what)
     if first.dtype.kind not in "biuf":
@@ -89,6 +94,8 @@ def decide(labels_by_name, task, context, what="the labels", chosen_by_loss=None
         reason = f"{TASK_FLAG} {task}"
     if task == "regression" and not chosen_by_loss:
         _check_not_constant(values, context, what)
+    if task == "multilabel":
+        return _multilabel(arrays, values, reason, context, what, columns)
     return _ENCODERS[task](arrays, values, reason, context, what)
 
 
@@ -146,6 +153,11 @@ def _auto_task(y, values, what, chosen_by_loss, context):
     if len(distinct) > _FEW_CLASSES and not dense:
         return "regression", (f"{what} {_verb(what, 'holds')} {len(distinct)} distinct whole numbers from {_number(lowest)} to "
                                f"{_number(highest)}")
+    if len(distinct) == 2:  # Such as -1 and 1: class ids must start at 0, so the classes are binary's.
+        raise UsageError(
+            f"{context}: {what} {_verb(what, 'holds')} two whole numbers, {_number(lowest)} and {_number(highest)}: "
+            f"two classes or values? Say {TASK_FLAG} binary ({_number(highest)} is then the positive class) or "
+            f"{TASK_FLAG} regression")
     raise UsageError(
         f"{context}: {what} {_verb(what, 'holds')} {len(distinct)} distinct whole numbers from {_number(lowest)} to "
         f"{_number(highest)}: class ids or values? Say {TASK_FLAG} classification or {TASK_FLAG} regression")
@@ -154,7 +166,8 @@ def _auto_task(y, values, what, chosen_by_loss, context):
 def _verb(what, singular):
     """Returns the verb for `what`: "holds" for "label column 'y'", "hold" for "label columns a, b"."""
     plural = {"holds": "hold", "has": "have", "is": "are"}[singular]
-    return plural if what.startswith("label columns") or what == "the labels" else singular
+    several = " and " in what and not what.startswith("label column ")  # "y_train and y_val".
+    return plural if what.startswith("label columns") or what == "the labels" or several else singular
 
 
 def _number(value):
@@ -180,6 +193,12 @@ def _classification(arrays, values, reason, context, what):
             raise UsageError(f"{context}: {what} {_verb(what, 'holds')} rows that are not one-hot (nor class probabilities); "
                              f"for several labels per example say {TASK_FLAG} multilabel, for values "
                              f"{TASK_FLAG} regression")
+    distinct = np.unique(values)
+    one_column = next(iter(arrays.values())).ndim == 1
+    if one_column and len(distinct) == 2 and distinct[0] < 0 and distinct[0] == round(distinct[0]):
+        raise UsageError(f"{context}: {what} {_verb(what, 'holds')} the negative class id "
+                         f"{_number(distinct[0])}; class ids start at 0; for two values such as "
+                         f"{_number(distinct[0])} and {_number(distinct[1])} say {TASK_FLAG} binary")
     encoded, kind, names = labels.encode(arrays, context)
     if kind == "int" and names is None:
         _check_ids_dense(values, context, what)
@@ -222,13 +241,20 @@ def _binary_numbers(arrays, values, reason, context, what):
     return _binary(arrays, None, reason, context, what)
 
 
-def _multilabel(arrays, values, reason, context, what):
+def _multilabel(arrays, values, reason, context, what, columns=None):
     y = next(iter(arrays.values()))
     if y.ndim != 2:
         raise UsageError(f"{TASK_FLAG}=multilabel: {what} {_verb(what, 'is')} one column; multilabel needs one 0/1 column per "
                          f"label (for one label of two values: {TASK_FLAG} binary)")
     if not np.isin(np.unique(values), (0, 1)).all():
         raise UsageError(f"{TASK_FLAG}=multilabel: {what} {_verb(what, 'holds')} values other than 0 and 1")
+    # A label never (or always) positive in training cannot be learnt: its sigmoid would only learn the constant.
+    for column in range(y.shape[1]):
+        if np.all(y[:, column] == y[0, column]):
+            name = f"label column {columns[column]!r}" if columns else f"column {column + 1} of {next(iter(arrays))}"
+            value = int(y[0, column])
+            raise UsageError(f"{context}: {name} is {value} in every training example, so a model cannot learn "
+                             f"it; leave the column out (or give examples where it is {1 - value})")
     encoded = {name: y.astype(np.float32) for name, y in arrays.items()}
     return Decided(Head("multilabel", y.shape[1]), reason, encoded, "multi_hot")
 

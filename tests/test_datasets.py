@@ -276,7 +276,7 @@ CSV_REFUSALS = {
     "no value in a column": ("a,b,label\n,1,0\nNA,2,1\n", "column 'a' has no value in the training split"),
     "not finite": ("a,label\ninf,0\n", "column 'a' holds 'inf' in data row 1; numbers must be finite"),
     "unknown categorical column": ("a,label\n1,0\n", "--dataset_categorical_columns=zip: "),
-    "fractional category": ("a,label\n1.5,0\n", "column 'a' holds numbers that are not whole; --dataset_categorical"),
+    "fractional category": ("a,label\n1.5,0\n", "column 'a' holds numbers that are not whole ('1.5' in data row 1); --dataset_categorical"),
     "too few cells": ("a,b,label\n1,2,0\n1,0\n", "line 3: has 2 cells but the header has 3 columns"),
     "empty label": ("a,label\n1, \n", "label column 'label' is empty"),
     "negative label": ("a,label\n1,-2\n2,0\n", "label column 'label' holds the negative class id -2"),
@@ -295,8 +295,43 @@ def test_csv_refusals_name_file_and_column(tmp_path, text, expected):
     assert path in str(raised.value) or expected.startswith("--dataset_categorical_columns")
 
 
+HEADER_REFUSALS = {
+    "repeated name": ("age,age,label\n1,2,0\n3,4,1\n",
+                      "column 'age' appears 2 times in the header; columns must have distinct names"),
+    "unnamed column": ("x,,label\n1,2,0\n3,4,1\n",
+                       "line 2: column 2 of the header has no name, but this row holds '2' in it; give the column "
+                       "a name in the header"),
+    "semicolons": ("age;city;label\n1;paris;0\n2;rome;1\n",
+                   "the header is one column, 'age;city;label': the file seems separated by ';', but the runner "
+                   "reads comma-separated files; save it with commas between the cells"),
+    "tabs": ("age\tcity\tlabel\n1\tparis\t0\n", "the file seems separated by tabs, but the runner reads comma"),
+}
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+@pytest.mark.parametrize("text, expected", HEADER_REFUSALS.values(), ids=HEADER_REFUSALS.keys())
+def test_csv_header_names_must_be_distinct_and_given_in_both_readers(tmp_path, text, expected, cache):
+    path = write_text(tmp_path, "data.csv", text)
+    with pytest.raises(UsageError) as raised:
+        load(f"csv:{path}", cache=cache)
+    assert str(raised.value).startswith(f"--dataset='csv:{path}'") and expected in str(raised.value)
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+def test_csv_an_unnamed_column_of_empty_cells_is_ignored(tmp_path, cache):
+    """A spreadsheet export's trailing comma on every line: the unnamed last column is empty, and left out."""
+    path = write_text(tmp_path, "data.csv", "x,y,label,\n" + "".join(f"{i},{i % 3},{i % 2},\n" for i in range(20)))
+    data = load(f"csv:{path}", cache=cache)
+    assert data.table == {"x": "numeric", "y": "numeric"}
+    if cache == "none":  # The streamed rows parse to the named columns only.
+        features, labels = next(iter(data.train.batches(32)))
+        assert sorted(features) == ["x", "y"] and len(labels) == 20
+    else:
+        assert len(data.train[1]) == 20
+
+
 CATEGORICAL = {"--dataset_categorical_columns=zip: ": ("zip",),
-               "column 'a' holds numbers that are not whole; --dataset_categorical": ("a",)}
+               "column 'a' holds numbers that are not whole ('1.5' in data row 1); --dataset_categorical": ("a",)}
 
 
 # Image folders ---------------------------------------------------------------

@@ -24,7 +24,8 @@ def decide(y, task="auto", **options):
     (np.arange(40) % 10, "classification", 10, "y_train holds 10 integer class ids"),
     (np.arange(40) % 2, "classification", 2, "y_train holds 2 integer class ids"),  # Two classes: softmax.
     (np.eye(4)[np.arange(40) % 4], "classification", 4, "y_train holds one-hot rows of 4 classes"),
-    (np.tile([[1, 0, 1], [0, 1, 1]], (20, 1)), "multilabel", 3, "y_train holds rows of 0 and 1 with up to 2 ones"),
+    (np.tile([[1, 0, 1], [0, 1, 1], [1, 1, 0]], (20, 1)), "multilabel", 3,
+     "y_train holds rows of 0 and 1 with up to 2 ones"),
     (np.linspace(0, 1, 40), "regression", 1, "y_train holds 40 distinct non-integer values"),
     (np.arange(150) * 1000, "regression", 1, "y_train holds 150 distinct whole numbers from 0 to 149000"),
     (np.random.default_rng(0).normal(size=(40, 2)), "regression", 2, "y_train holds rows of 2 values"),
@@ -33,6 +34,17 @@ def decide(y, task="auto", **options):
 def test_auto_decides_from_the_labels_and_says_why(y, task, units, reason):
     decided = decide(y)
     assert (decided.head.task, decided.head.units, decided.reason) == (task, units, reason)
+
+
+def test_the_reason_names_every_array_it_counts(tmp_path):
+    """300 training and 50 validation targets: the 350 distinct values counted are y_train's and y_val's."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=rng.normal(size=(300, 3)), y_train=rng.normal(size=300),
+             x_val=rng.normal(size=(50, 3)), y_val=rng.normal(size=50))
+    data = datasets.load(f"npz:{tmp_path / 'd.npz'}", seed=0, validation_split=0.0)
+    assert (data.head.task, data.task_reason) == ("regression", "y_train and y_val hold 350 distinct non-integer values")
+    alone = decide(np.arange(40) % 10)  # One array: named alone, as before.
+    assert alone.reason == "y_train holds 10 integer class ids"
 
 
 def test_each_task_gets_labels_in_the_form_its_loss_takes():
@@ -50,7 +62,11 @@ def test_each_task_gets_labels_in_the_form_its_loss_takes():
 @pytest.mark.parametrize("y, task, expected", [
     (np.array([0, 5, 10, 50] * 10), "auto", "y_train holds 4 distinct whole numbers from 0 to 50: class ids or "
                                             "values? Say --task classification or --task regression"),
-    (np.array([-1, 1] * 20), "auto", "class ids or values? Say --task classification"),
+    (np.array([-1, 1] * 20), "auto", "y_train holds two whole numbers, -1 and 1: two classes or values? Say "
+                                     "--task binary (1 is then the positive class) or --task regression"),
+    (np.array([0, 1000] * 20), "auto", "Say --task binary (1000 is then the positive class)"),
+    (np.array([-1, 1] * 20), "classification", "--dataset='npz:d.npz': y_train holds the negative class id -1; class "
+                                               "ids start at 0; for two values such as -1 and 1 say --task binary"),
     (np.zeros(40), "auto", "every label is 0, so a model has nothing to learn"),
     (np.array([0.0, np.nan, 1.0]), "auto", "y_train holds nan in row 1; labels must be finite numbers"),
     (np.array(["a", "b"]), "regression", "--task=regression: y_train holds text (class names); regression needs numbers"),
@@ -63,11 +79,38 @@ def test_each_task_gets_labels_in_the_form_its_loss_takes():
                                                      "up to 369000, which as class ids make a softmax over 369,001"),
     (np.full(5, 3.5), "regression", "every target in y_train is 3.5, so a model has nothing to learn"),
     (np.stack([np.arange(5.0), np.ones(5)], 1), "auto", "every target in column 2 of y_train is 1, so a model"),
+    (np.array([[1, 0], [0, 0], [1, 0]]), "auto", "column 2 of y_train is 0 in every training example, so a model "
+                                                 "cannot learn it; leave the column out (or give examples where it is 1)"),
+    (np.array([[1, 1], [0, 1], [1, 1]]), "multilabel", "column 2 of y_train is 1 in every training example"),
 ])
 def test_labels_the_task_cannot_take_are_refused_naming_task_or_the_array(y, task, expected):
     with pytest.raises(UsageError, match=None) as raised:
         decide(y, task)
     assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+@pytest.mark.parametrize("values, positive", [((-1, 1), "1"), ((1, 2), "2")])
+def test_two_whole_numbers_train_as_binary_when_asked(tmp_path, values, positive, cache):
+    """The advice for -1/1 (--task binary) works, as it does for 1/2: the higher value is the positive class."""
+    rows = "".join(f"{index},{values[index % 2]}\n" for index in range(40))
+    (tmp_path / "two.csv").write_text("x,label\n" + rows)
+    data = datasets.load(f"csv:{tmp_path / 'two.csv'}", seed=0, validation_split=0.0, cache=cache, task="binary")
+    assert data.head.task == "binary" and data.class_names == (str(values[0]), positive)
+    assert f"{positive!r} is the positive class (1)" in data.task_reason
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+def test_a_multilabel_column_never_positive_is_refused_naming_it(tmp_path, cache):
+    rows = "".join(f"{index},{index % 2},{index // 2 % 2},0\n" for index in range(40))
+    (tmp_path / "tags.csv").write_text("x,a,b,never\n" + rows)
+    with pytest.raises(UsageError, match=r"tags.csv': label column 'never' is 0 in every training example, so a "
+                                         r"model cannot learn it; leave the column out"):
+        datasets.load(f"csv:{tmp_path / 'tags.csv'}", seed=0, validation_split=0.0, cache=cache,
+                      label_columns=("a", "b", "never"))
+    data = datasets.load(f"csv:{tmp_path / 'tags.csv'}", seed=0, validation_split=0.0, cache=cache,
+                         label_columns=("a", "b"))  # The advice: without it, the others train.
+    assert data.head.task == "multilabel" and data.head.units == 2
 
 
 def test_inputs_that_are_not_finite_are_refused_naming_the_array_and_row(tmp_path):
@@ -195,6 +238,22 @@ def test_a_column_of_numbers_with_a_stray_cell_is_refused_unless_named_categoric
     data = datasets.load(f"csv:{tmp_path / 'typo.csv'}", seed=0, validation_split=0.0, cache="memory",
                          categorical=("weight",))
     assert data.table == {"weight": "text"}
+    # The advice holds for numbers that are not whole too: with a cell that is not a number, the column is text.
+    rows = [f"{index % 5 / 2},{index % 2}" for index in range(40)]
+    rows[7] = "-,1"
+    (tmp_path / "halves.csv").write_text("x,label\n" + "\n".join(rows) + "\n")
+    for cache in ("memory", "none"):
+        with pytest.raises(UsageError, match="column 'x' holds numbers but '-' in data row 8"):
+            datasets.load(f"csv:{tmp_path / 'halves.csv'}", seed=0, validation_split=0.0, cache=cache)
+        data = datasets.load(f"csv:{tmp_path / 'halves.csv'}", seed=0, validation_split=0.0, cache=cache,
+                             categorical=("x",))
+        assert data.table == {"x": "text"}
+    # Without the stray cell the same named column is integer codes, and its halves are refused.
+    (tmp_path / "halves.csv").write_text("x,label\n" + "\n".join(rows[:7] + rows[8:]) + "\n")
+    for cache in ("memory", "none"):
+        with pytest.raises(UsageError, match=r"column 'x' holds numbers that are not whole \('0.5' in data row 2\)"):
+            datasets.load(f"csv:{tmp_path / 'halves.csv'}", seed=0, validation_split=0.0, cache=cache,
+                          categorical=("x",))
 
 
 def test_class_names_are_listed_with_their_ids():
