@@ -59,7 +59,7 @@ def check_source(value, flag="--model"):
     _kind_of(value, flag)
 
 
-def check_plugin(value, flag="--model"):
+def check_plugin(value, flag="--model", model_args=None):
     """Imports a plug-in model's module and checks the function it names, without calling it.
 
     Does nothing for other values. Slower than `check_source` (the user's
@@ -67,10 +67,11 @@ def check_plugin(value, flag="--model"):
 
     Raises:
         UsageError: if the attribute is missing, not callable, or does not take
-            `input_shape` and `num_classes`, or the module fails to import.
+            `input_shape` and `num_classes`, or requires an argument that
+            neither the runner nor `model_args` (--model_args) gives, or the module fails to import.
     """
     if _kind_of(value, flag) == _PLUGIN:
-        load_builder(value, flag)
+        load_builder(value, flag, model_args)
 
 
 def check_model_args(value, model_args, flag="--model_args", model_flag="--model"):

@@ -52,3 +52,74 @@ def test_a_csv_runs_checkpoint_continues_training_from_its_weights_and_is_not_wr
         f"train.py: error: --model={checkpoint!r}: the model takes a table's columns (a, b, c, d), "
         "but the dataset is not a table (a CSV file)")
     assert sorted(p.name for p in (tmp_path / "tensorboard_logs").iterdir()) == ["first", "more"]
+
+
+BUILDERS = '''import keras
+
+
+def build_task(input_shape, num_classes, task, width=8):
+    assert task == "binary", task
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(width, activation="relu"),
+                             keras.layers.Dense(num_classes, activation="sigmoid")])
+
+
+def build_depth(input_shape, num_classes, depth):
+    return build_task(input_shape, num_classes, "binary", width=depth)
+
+
+def build_positional(input_shape, num_classes, /, task):
+    return None
+
+
+def build_shape_only(input_shape, *, task):
+    return None
+'''
+
+
+@pytest.fixture
+def yesno(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    (tmp_path / "yesno.csv").write_text("a,b,c,label\n" + "\n".join(
+        f"{a:.3f},{b:.3f},{c:.3f},{'yes' if a + b > 0 else 'no'}" for a, b, c in x) + "\n")
+    (tmp_path / "my.py").write_text(BUILDERS)
+    return ("--dataset", "csv:yesno.csv", "--task", "binary")
+
+
+def test_a_builder_that_requires_task_is_called_with_it(train, tmp_path, yesno):
+    dry = train("--model", "my.py:build_task", *yesno, "--dry_run", "--model_args", "width=4")
+    assert dry.returncode == 0, dry.stderr
+    result = train("--model", "my.py:build_task", *yesno, "--epochs", "1", "--verbose", "0", "--run_name", "task",
+                   "--model_args", "width=4")
+    assert result.returncode == 0, result.stderr  # The builder asserts it was told the task.
+    assert (tmp_path / "tensorboard_logs" / "task" / "results.json").is_file()
+
+
+@pytest.mark.parametrize("extra", [(), ("--dry_run",)])
+def test_a_builder_requiring_what_nothing_passes_is_refused_alike_before_tensorflow_and_by_dry_run(train, yesno, extra):
+    result = train("--model", "my.py:build_depth", *yesno, *extra)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "train.py: error: --model='my.py:build_depth': the function requires depth, which the runner does not pass "
+        "(it passes input_shape, num_classes and task, and --model_args); give it a default or a value in --model_args"]
+    given = train("--model", "my.py:build_depth", *yesno, "--dry_run", "--model_args", "depth=3")
+    assert given.returncode == 0, given.stderr
+
+
+def test_the_builders_message_says_what_is_missing(tmp_path, monkeypatch):
+    from kerasrun.models.plugin import load_builder
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my.py").write_text(BUILDERS)
+    assert load_builder("my.py:build_task").__name__ == "build_task"
+    with pytest.raises(UsageError) as caught:
+        load_builder("my.py:build_positional")
+    assert str(caught.value) == (
+        "--model='my.py:build_positional': the function must accept the keyword arguments input_shape and "
+        "num_classes; input_shape and num_classes are positional-only; its signature is "
+        "(input_shape, num_classes, /, task)")
+    with pytest.raises(UsageError, match=r"; it has no parameter num_classes; its signature is \(input_shape, \*, task\)$"):
+        load_builder("my.py:build_shape_only")
+    with pytest.raises(UsageError, match=r"the function requires depth, .*; its signature is "):
+        load_builder("my.py:build_depth")
+    assert load_builder("my.py:build_depth", model_args={"depth": 3}).__name__ == "build_depth"
