@@ -290,7 +290,7 @@ def check_further(config):
     dataset_flag = flag_label(config.sources, "dataset")
     datasets.check_plugin(config.dataset, flag=dataset_flag)
     datasets.check_folder(config.dataset, flag=dataset_flag)
-    models.check_plugin(config.model, flag=flag_label(config.sources, "model"))
+    models.check_plugin(config.model, flag=flag_label(config.sources, "model"), model_args=config.model_args)
     for name in ("loss", "metrics"):
         for spec in losses_metrics.plugins(config[name]):
             target = load_plugin(flag_label(config.sources, name), spec)

@@ -21,7 +21,7 @@ from kerasrun.models.hyperparameters import BUILT_IN_GROUPS, hparams_of, option_
 from kerasrun.models.builtin_registry import BUILT_IN_MODELS
 from kerasrun.core.heads import TASKS, Head
 from kerasrun.models.plugin import build_from_plugin, load_builder
-from kerasrun.models.saved import load_saved_model
+from kerasrun.models.saved import load_saved_model, load_table_model as _load_table_model
 
 SAVED_MODEL_SUFFIX = ".keras"
 
@@ -59,7 +59,7 @@ def check_source(value, flag="--model"):
     _kind_of(value, flag)
 
 
-def check_plugin(value, flag="--model"):
+def check_plugin(value, flag="--model", model_args=None):
     """Imports a plug-in model's module and checks the function it names, without calling it.
 
     Does nothing for other values. Slower than `check_source` (the user's
@@ -67,10 +67,11 @@ def check_plugin(value, flag="--model"):
 
     Raises:
         UsageError: if the attribute is missing, not callable, or does not take
-            `input_shape` and `num_classes`, or the module fails to import.
+            `input_shape` and `num_classes`, or requires an argument that
+            neither the runner nor `model_args` (--model_args) gives, or the module fails to import.
     """
     if _kind_of(value, flag) == _PLUGIN:
-        load_builder(value, flag)
+        load_builder(value, flag, model_args)
 
 
 def check_model_args(value, model_args, flag="--model_args", model_flag="--model"):
@@ -154,6 +155,30 @@ def build(value, *, input_shape, head, weights=None, safe_mode=True, hparams=Non
     if kind == _SAVED:
         return load_saved_model(value, input_shape, head, safe_mode=safe_mode, flag=flag)
     return build_from_plugin(value, input_shape, head, model_args=model_args, flag=flag)
+
+
+def load_table_model(value, kinds, head, safe_mode=True, flag="--model"):
+    """Returns the saved model a `--model` value names if it takes a table's columns itself, else None. Imports Keras.
+
+    A checkpoint of a CSV run holds its FeatureSpace and takes the raw columns
+    by name: it continues training as it is, not wrapped in a second
+    FeatureSpace. Any other value (and a `.keras` file of one plain input)
+    gives None: the runner puts it behind the table's FeatureSpace.
+
+    Args:
+        value: A value `check_source` accepts.
+        kinds: The table's {column: kind}.
+        head: The `Head` the task needs.
+        safe_mode: As for `build`.
+        flag: The flag the value came from. Defaults to "--model".
+
+    Raises:
+        UsageError: if the file cannot be loaded, or its model takes named
+            columns other than the table's, or its output does not fit the task.
+    """
+    if _kind_of(value, flag) != _SAVED:
+        return None
+    return _load_table_model(value, kinds, head, safe_mode=safe_mode, flag=flag)
 
 
 def describe(value, hparams=None, model_args=None):

@@ -11,7 +11,8 @@ def check_model_fits_data(model, input_shape, head, source):
 
     Args:
         model: The `keras.Model` to check.
-        input_shape: The shape of one example, without the batch axis.
+        input_shape: The shape of one example, without the batch axis; None
+            when the inputs are checked elsewhere (a table's model takes named columns).
         head: The `Head` the task needs.
         source: How the user named the model, e.g. "--model='old.keras'",
             used as the start of messages.
@@ -20,7 +21,7 @@ def check_model_fits_data(model, input_shape, head, source):
         UsageError: if the model has several inputs or outputs, takes a
             different input shape, or has an output of another width than the task's.
     """
-    model_inputs = _known_shapes(model, "inputs")
+    model_inputs = None if input_shape is None else _known_shapes(model, "inputs")
     if model_inputs is not None:
         expected = tuple(input_shape)
         takes = _only_shape(model_inputs, "inputs", source)[1:]

@@ -30,9 +30,17 @@ class Parameters:
         var_keyword: Whether it takes **kwargs.
     """
 
-    def __init__(self, names, var_keyword):
+    def __init__(self, names, var_keyword, required=()):
         self.names = tuple(names)
         self.var_keyword = var_keyword
+        self.required = tuple(required)  # Those without a default.
+
+
+def requires_message(required):
+    """Says that a plug-in builder requires arguments `required` that nothing passes (shared with models.plugin)."""
+    return (f"the function requires {', '.join(required)}, which the runner does not pass (it passes "
+            f"input_shape, num_classes and task, and --model_args); give {'it' if len(required) == 1 else 'them'} "
+            f"a default or a value in --model_args")
 
 
 def check(kind, model, model_args, flag="--model_args", model_flag="--model"):
@@ -51,6 +59,12 @@ def check(kind, model, model_args, flag="--model_args", model_flag="--model"):
             saved model, arguments the runner sets itself, or names the
             function does not take (listing those it does).
     """
+    if kind == "plug-in":  # What the builder requires and nobody gives; --dry_run's import says the same.
+        parameters = plugin_parameters(model)
+        if parameters is not None:
+            required = [name for name in parameters.required if name not in (*PLUGIN_RESERVED, *(model_args or {}))]
+            if required:
+                raise UsageError(f"{model_flag}={model!r}: {requires_message(required)}")
     if not model_args:
         return
     shown = ",".join(f"{name}={value!r}" for name, value in model_args.items())
@@ -116,5 +130,9 @@ def _functions_in(path):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             arguments = node.args
             names = [argument.arg for argument in (*arguments.args, *arguments.kwonlyargs)]
-            functions[node.name] = Parameters(names, arguments.kwarg is not None)
+            positional = [*arguments.posonlyargs, *arguments.args]
+            required = [argument.arg for argument in positional[:len(positional) - len(arguments.defaults)]]
+            required += [argument.arg for argument, default in zip(arguments.kwonlyargs, arguments.kw_defaults)
+                         if default is None]
+            functions[node.name] = Parameters(names, arguments.kwarg is not None, required)
     return functions

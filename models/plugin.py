@@ -6,6 +6,7 @@ import reprlib
 from kerasrun.core.errors import UsageError
 from kerasrun.core.plugins import call_plugin, load_plugin
 from kerasrun.models.compatibility import check_model_fits_data
+from kerasrun.models.model_args import requires_message
 
 
 def build_from_plugin(spec, input_shape, head, model_args=None, flag="--model"):
@@ -35,7 +36,7 @@ def build_from_plugin(spec, input_shape, head, model_args=None, flag="--model"):
         PluginError: when the function itself raises (core.plugins.call_plugin).
     """
     source = f"{flag}={spec!r}"
-    function = load_builder(spec, flag)
+    function = load_builder(spec, flag, model_args)
     arguments = {"input_shape": tuple(input_shape), "num_classes": head.units}
     if _accepts(function, "task"):
         arguments["task"] = head.task
@@ -51,12 +52,19 @@ def build_from_plugin(spec, input_shape, head, model_args=None, flag="--model"):
     return model
 
 
-def load_builder(spec, flag="--model"):
+def load_builder(spec, flag="--model", model_args=None):
     """Imports and returns the function a plug-in spec names, checked to accept our keywords; calls nothing.
+
+    Args:
+        spec: `module:function` or `path/to/file.py:function`.
+        flag: The flag the spec was given with, for messages.
+        model_args: --model_args, which may give parameters the runner does
+            not pass. Defaults to None.
 
     Raises:
         UsageError: if the spec names nothing callable, or a function that
-            does not take `input_shape` and `num_classes` as keywords.
+            does not take `input_shape` and `num_classes` as keywords, or
+            requires an argument that neither the runner nor --model_args gives.
     """
     function = load_plugin(flag, spec)
     source = f"{flag}={spec!r}"
@@ -64,24 +72,39 @@ def load_builder(spec, flag="--model"):
         raise UsageError(
             f"{source}: names a {type(function).__name__}, not a function that returns a model"
         )
-    _check_accepts(function, {"input_shape": (1,), "num_classes": 2}, source)
+    _check_accepts(function, model_args or {}, source)
     return function
 
 
-def _check_accepts(function, arguments, source):
+def _check_accepts(function, model_args, source):
     # Checked before the call so that a TypeError raised deep inside the
-    # user's code is not mistaken for a wrong signature.
+    # user's code is not mistaken for a wrong signature. The runner passes
+    # input_shape and num_classes, and task to a function that takes it.
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):  # Some builtins have no signature; just call.
         return
-    try:
-        signature.bind(**arguments)
-    except TypeError:
+    parameters = signature.parameters.values()
+    by_keyword = {parameter.name for parameter in parameters
+                  if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)}
+    any_keyword = any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters)
+    lacking = [name for name in ("input_shape", "num_classes") if name not in by_keyword and not any_keyword]
+    if lacking:
+        positional = [name for name in lacking if name in signature.parameters]
+        absent = [name for name in lacking if name not in positional]
+        why = "; ".join(part for part in (
+            f"{' and '.join(positional)} {'is' if len(positional) == 1 else 'are'} positional-only" if positional else "",
+            f"it has no parameter {' or '.join(absent)}" if absent else "") if part)
         raise UsageError(
             f"{source}: the function must accept the keyword arguments input_shape "
-            f"and num_classes; its signature is {signature}"
-        ) from None
+            f"and num_classes; {why}; its signature is {signature}"
+        )
+    given = {"input_shape", "num_classes", "task", *model_args}
+    required = [parameter.name for parameter in parameters if parameter.default is parameter.empty
+                and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+                and not (parameter.name in given and parameter.name in by_keyword)]
+    if required:
+        raise UsageError(f"{source}: {requires_message(required)}; its signature is {signature}")
 
 
 def _check_takes_model_args(function, arguments, model_args, source):

@@ -7,7 +7,7 @@ from kerasrun.models.compatibility import check_model_fits_data
 
 
 def load_saved_model(path, input_shape, head, safe_mode=True, flag="--model"):
-    """Loads a `.keras` file, uncompiled, and checks it fits the dataset.
+    """Loads a `.keras` file, uncompiled, and checks it fits the dataset (not a table: see `load_table_model`).
 
     Args:
         path: The path of an existing `.keras` file.
@@ -23,11 +23,66 @@ def load_saved_model(path, input_shape, head, safe_mode=True, flag="--model"):
 
     Raises:
         UsageError: if the file cannot be loaded, does not hold a model, or
-            the model's input or output does not fit the dataset.
+            the model's input or output does not fit the dataset, or the model
+            takes a table's columns (a checkpoint of a CSV run).
     """
+    source = f"{flag}={path!r}"
+    model = _load(path, safe_mode, source)
+    columns = table_columns(model)
+    if columns is not None:
+        raise UsageError(f"{source}: the model takes a table's columns ({', '.join(columns)}), "
+                         f"but the dataset is not a table (a CSV file)")
+    check_model_fits_data(model, input_shape, head, source)
+    return model
+
+
+def load_table_model(path, kinds, head, safe_mode=True, flag="--model"):
+    """Loads a `.keras` file saved from a table (it holds its FeatureSpace), to take the table's columns as it is.
+
+    Args:
+        path: The path of an existing `.keras` file.
+        kinds: The table's {column: kind}.
+        head: The `Head` the task needs; the model's output must be as wide.
+        safe_mode: As for `load_saved_model`.
+        flag: The flag the file was named with, for messages.
+
+    Returns:
+        The loaded `keras.Model` if it takes named columns (a dict of
+        inputs), checked to be the table's; None for a model of one plain
+        input, which the runner puts behind a FeatureSpace like a model it builds.
+
+    Raises:
+        UsageError: if the file cannot be loaded, or the model's input names
+            are not the table's columns, or its output does not fit the task.
+    """
+    source = f"{flag}={path!r}"
+    model = _load(path, safe_mode, source)
+    columns = table_columns(model)
+    if columns is None:
+        return None
+    missing = sorted(set(kinds) - set(columns))
+    extra = sorted(set(columns) - set(kinds))
+    if missing or extra:
+        differ = "; ".join(part for part in (f"the model lacks {', '.join(missing)}" if missing else "",
+                                             f"the table lacks {', '.join(extra)}" if extra else "") if part)
+        raise UsageError(f"{source}: the model takes the columns {', '.join(columns)}, not the table's "
+                         f"{', '.join(kinds)} ({differ})")
+    check_model_fits_data(model, None, head, source)
+    return model
+
+
+def table_columns(model):
+    """Returns the sorted names of the columns a model takes as a dict of inputs (a table's model), else None."""
+    try:
+        inputs = model.input
+    except (AttributeError, ValueError):
+        return None
+    return sorted(inputs) if isinstance(inputs, dict) else None
+
+
+def _load(path, safe_mode, source):
     import keras
 
-    source = f"{flag}={path!r}"
     if not zipfile.is_zipfile(path):
         # Keras would report such a file as "not found", which misleads.
         raise UsageError(
@@ -45,5 +100,4 @@ def load_saved_model(path, input_shape, head, safe_mode=True, flag="--model"):
         raise UsageError(f"{source}: cannot load this .keras file: {reason}") from None
     if not isinstance(model, keras.Model):
         raise UsageError(f"{source}: the file holds a {type(model).__name__}, not a model")
-    check_model_fits_data(model, input_shape, head, source)
     return model

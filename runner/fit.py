@@ -241,8 +241,12 @@ def build_and_compile(config, data):
             model_args=config.model_args,
         )
 
-    # A table's columns go through Keras's FeatureSpace, the model's first layer, adapted on the training split.
-    model = tabular.wrap(build, data.table, features_of(data.train)) if data.table else build(data.input_shape)
+    # A table's columns go through Keras's FeatureSpace, the model's first layer, adapted on the training split;
+    # a saved model of a table (a checkpoint of a CSV run) holds its own, and takes the columns as it is.
+    model = models.load_table_model(config.model, data.table, model_head(config, data),
+                                    safe_mode=config.model_safe_mode) if data.table else None
+    if model is None:
+        model = tabular.wrap(build, data.table, features_of(data.train)) if data.table else build(data.input_shape)
     outputs = models.output_width(model, config.model, data.input_shape)
     check_metrics(config.metrics, data.label_kind, outputs, config.batch_size, task=data.head.task)
     loss = choose_loss(config.loss, data.label_kind, outputs, config.batch_size)
