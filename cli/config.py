@@ -245,7 +245,11 @@ class Checker:
         known = ", ".join(sorted(self.log_keys | set(also)))
         why = " (there is no validation data)" if key.startswith("val_") and "val_loss" not in self.log_keys else ""
         logged = "logged, depending on the task (--metrics auto)" if self.task_pending else "logged"
-        self.fail(name, f"{key!r} will never be logged{why}; {logged}: {known}")
+        metric = key.removeprefix("val_")
+        current = [item for item in self.values["metrics"] if item]
+        hint = (f" (add it: --metrics {','.join([*current, metric])})" if not why and metric in losses_metrics.METRICS
+                and metric not in self.log_keys else "")
+        self.fail(name, f"{key!r} will never be logged{why}; {logged}: {known}{hint}")
 
 
 def resolve(argv):

@@ -61,6 +61,11 @@ def choose_loss(name, label_kind, outputs, batch_size=None):
     spec = losses_metrics.parse(f"--loss={name}", name, "losses")
     if spec.plugin:  # The user's own: it takes the labels as they are.
         return name
+    if label_kind == "values" and not spec.compares_values:
+        # Binary cross-entropy of prices trains to a large negative "loss" that ranks first in a sweep.
+        raise UsageError(f"--loss={name}: is a loss for classes, but the task is regression, which "
+                         "learns values; use auto (mean_squared_error) or a loss that compares values (mse, mae, "
+                         "huber, ...)")
     if label_kind in _NOT_CLASS_IDS:
         if spec.name in ("sparse_categorical_crossentropy", "categorical_crossentropy", "categorical_focal_crossentropy",
                          "categorical_generalized_cross_entropy"):
@@ -116,6 +121,17 @@ def check_metrics(names, label_kind, outputs, batch_size=None, task=None):
             raise UsageError(f"--metrics={','.join(names)}: {spec.text} reads classes, but the task is regression, "
                              "which predicts values; use auto (mean_absolute_error, root_mean_squared_error) or "
                              "metrics that compare values (mae, mse, r2_score, ...)")
+        if spec.entry is not None and label_kind in ("binary", "multi_hot") and spec.entry.kind == "classes" \
+                and spec.name != "accuracy":
+            raise UsageError(f"--metrics={','.join(names)}: {spec.text} ranks classes against each other, but the "
+                             f"task is {task}, one sigmoid per label (it would read a constant); use auto, auc, "
+                             "precision, recall or f1_score")
+        top_k = spec.arguments.get("k", 5) if spec.name in ("top_k_categorical_accuracy",
+                                                             "sparse_top_k_categorical_accuracy") else None
+        if top_k is not None and outputs is not None and top_k >= outputs:
+            raise UsageError(f"--metrics={','.join(names)}: {spec.text} counts the true class among the top "
+                             f"{top_k} of {outputs} classes, which it always is; give k below {outputs} "
+                             "(top_k:2)")
         if spec.entry is not None:
             _check_fits_labels("metrics", spec.text, spec, label_kind, outputs, (), batch_size)
 
@@ -134,9 +150,11 @@ def _check_fits_labels(flag, name, spec, label_kind, outputs, integer_names, bat
     if flag == "metrics":
         return  # make_metrics fits them to the labels.
     if label_kind == "int" and spec.name not in integer_names:
+        binary = (" (for two classes and one sigmoid output, say --task binary)"
+                  if spec.entry.kind == "probabilities" and outputs == 2 else "")
         raise UsageError(
             f"--{flag}={name}: needs one-hot labels, but the dataset's labels are integer class ids; "
-            f"use one of {', '.join(integer_names)} (or auto)")
+            f"use one of {', '.join(integer_names)} (or auto){binary}")
     if label_kind == "one_hot" and spec.name in _INTEGER_LABEL_LOSSES:
         instead = spec.name.removeprefix("sparse_") if spec.name.startswith("sparse_") else "categorical_crossentropy"
         raise UsageError(
@@ -229,6 +247,8 @@ def make_metrics(names, head, label_kind, outputs):
             arguments.setdefault("num_labels", head.units)
         if spec.name in ("f1_score", "f_beta_score"):
             arguments.setdefault("average", "macro")  # Keras's default (None) logs one value per class.
+            if head.task in ("binary", "multilabel"):  # Sigmoids: without a threshold Keras takes the argmax of
+                arguments.setdefault("threshold", 0.5)  # one column, so every example counts as positive.
         if spec.name in ("mean_io_u", "one_hot_mean_io_u"):
             arguments.setdefault("num_classes", outputs or head.units)
             if class_name == "MeanIoU":  # Integer class ids against one score per class.

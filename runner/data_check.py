@@ -10,7 +10,7 @@ from kerasrun.cli.config import check_against_data
 from kerasrun.core import losses_metrics
 from kerasrun.datasets import builtin, csv_stream, sources, tabular
 from kerasrun.runner.class_weights import balanced_line, class_weights
-from kerasrun.runner.compiling import check_metrics, check_smoothing, check_trainable, smoothing_line
+from kerasrun.runner.compiling import check_metrics, check_smoothing, check_trainable, choose_loss, smoothing_line
 
 
 def load_data(config):
@@ -76,8 +76,9 @@ def dry_run_lines(config):
         return None
     data, weights = checked_data(config)
     check_against_data(config, has_validation=data.val is not None, task=data.head.task)
-    if models.builds_head(config.model):
+    if models.builds_head(config.model):  # The model's output is the head's: its width is known before it is built.
         check_metrics(config.metrics, data.label_kind, data.head.units, config.batch_size, task=data.head.task)
+        choose_loss(config.loss, data.label_kind, data.head.units, config.batch_size)
     return data_lines(config, data, weights)
 
 

@@ -74,3 +74,29 @@ def test_metrics_reading_classes_are_refused_for_a_regression():
     with pytest.raises(UsageError, match=r"--metrics=mae,accuracy: accuracy reads classes, but the task is regression"):
         check_metrics(["mae", "accuracy"], "values", 1, 32, task="regression")
     check_metrics(["auto", "mae", "r2_score"], "values", 1, 32, task="regression")  # Values compared: accepted.
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda: choose_loss("bce", "values", 1, 32), "--loss=bce: is a loss for classes, but the task is regression"),
+    (lambda: choose_loss("bce", "int", 2, 32), "needs one-hot labels, but the dataset's labels are integer class "
+                                               "ids; use one of sparse_categorical_crossentropy, "
+                                               "categorical_generalized_cross_entropy (or auto) (for two classes "
+                                               "and one sigmoid output, say --task binary)"),
+    (lambda: check_metrics(["auto", "top_k:5"], "binary", 1, 32, task="binary"),
+     "--metrics=auto,top_k:5: top_k:5 ranks classes against each other, but the task is binary"),
+    (lambda: check_metrics(["top_k"], "int", 4, 32, task="classification"),
+     "--metrics=top_k: top_k counts the true class among the top 5 of 4 classes, which it always is"),
+])
+def test_what_would_train_but_mean_nothing_is_refused(call, expected):
+    with pytest.raises(UsageError) as raised:
+        call()
+    assert str(raised.value).startswith(expected) or expected in str(raised.value)
+
+
+def test_f1_score_of_sigmoid_outputs_thresholds_at_one_half():
+    from kerasrun.core.heads import Head
+    from kerasrun.runner.compiling import make_metrics
+
+    (binary,) = [metric for metric in make_metrics(["f1_score"], Head("binary", 1), "binary", 1)]
+    (classes,) = [metric for metric in make_metrics(["f1_score"], Head("classification", 3), "int", 3)]
+    assert binary.threshold == 0.5 and classes.threshold is None

@@ -210,7 +210,7 @@ def test_binary_auto_metrics_let_early_stopping_watch_val_auc(train, tmp_path):
     assert refused.returncode == 2
     (line,) = own_lines(refused.stderr)
     assert line.endswith("--early_stopping_monitor=val_auc: 'val_auc' will never be logged; "
-                         "logged: accuracy, loss, val_accuracy, val_loss")
+                         "logged: accuracy, loss, val_accuracy, val_loss (add it: --metrics accuracy,auc)")
 
 
 def test_the_keras_early_stopping_docstring_example_stops_after_4_of_10_epochs(train, tmp_path):
