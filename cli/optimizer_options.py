@@ -102,8 +102,12 @@ _FLAGS = ("nesterov", "amsgrad")
 _NO_ACCUMULATION = ("mirrored", "multi_worker_mirrored", "tpu")
 
 
-def set_options(values):
-    """Returns {option name: value} of the optimizer options set (not None, not False) in flag `values`."""
+def optimizer_kwargs(values):
+    """Returns the keyword arguments of the optimizer's class that the options set (not None, not False).
+
+    Args:
+        values: The resolved Config, or any mapping of flag values.
+    """
     chosen = {}
     for arg in OPTIMIZER.args:
         value = values[OPTIMIZER.flag_name(arg.name)]
@@ -120,7 +124,7 @@ def check_optimizer(checker):
     """
     values = checker.values
     optimizer = values["optimizer"]
-    chosen = set_options(values)
+    chosen = optimizer_kwargs(values)
     for name in chosen:
         if optimizer not in TAKEN_BY[name]:
             checker.fail(OPTIMIZER.flag_name(name),
@@ -141,11 +145,3 @@ def check_optimizer(checker):
                      "(TensorFlow refuses its conditional update across replicas); use a larger --batch_size "
                      "instead")
 
-
-def optimizer_kwargs(config):
-    """Returns the keyword arguments of the optimizer's class that the options set.
-
-    Args:
-        config: The resolved Config (or any mapping of flag values).
-    """
-    return set_options(config)

@@ -250,30 +250,18 @@ class StrList(Kind):
         return ",".join(value) if value else "''"
 
 
-class Ints(Kind):
+class Ints(IntList):
     """A comma-separated list of at least one integer ("32,64"), always a tuple."""
 
     description = "comma-separated integers"
 
-    def from_text(self, text):
-        try:
-            numbers = tuple(_within_32_bits(int(part)) for part in text.split(","))
-        except ValueError as error:
-            raise ValueError("must be at most 4,294,967,295 in size" if "at most" in str(error)
-                             else f"must be {self.description}") from None
-        return numbers
+    def __init__(self):
+        pass  # Any number of integers: IntList's lengths do not apply.
 
-    def from_yaml(self, value):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return (_within_32_bits(value),)
-        if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return tuple(_within_32_bits(v) for v in value)
-        if isinstance(value, str):
-            return self.from_text(value)
-        raise ValueError(f"must be {self.description}")
-
-    def format(self, value):
-        return ",".join(str(v) for v in value)
+    def _checked(self, numbers):
+        if not numbers:
+            raise ValueError(f"must be {self.description}")
+        return tuple(_within_32_bits(number) for number in numbers)
 
 
 class KeyValues(Kind):

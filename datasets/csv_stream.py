@@ -51,6 +51,11 @@ class CsvRows:
     def __len__(self):
         return int(np.count_nonzero(self.part == self.which))
 
+    @property
+    def part_labels(self):
+        """The encoded labels of this part's rows, in file order."""
+        return self.labels[self.part == self.which]
+
     def batches(self, batch_size, shuffle_seed=None, epoch=None):
         """Returns a dataset of (features, labels) batches; shuffled per (seed, epoch) when both are given."""
         import tensorflow as tf

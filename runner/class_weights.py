@@ -10,6 +10,8 @@ much in total (n_classes: those with training examples).
 from kerasrun.cli.class_weight_option import NO_CLASSES, format_weights, no_classes_message, parse_class_weight
 from kerasrun.cli.config import flag_label
 from kerasrun.core.errors import UsageError
+from kerasrun.datasets.csv_stream import CsvRows
+from kerasrun.datasets.image_source import ImageFiles
 
 
 def class_weights(config, data):
@@ -74,10 +76,10 @@ def training_labels(data, label):
     train = data.train
     if isinstance(train, tuple):
         labels = np.asarray(train[1])
-    elif hasattr(train, "labels") and hasattr(train, "part"):  # A CSV file streamed from disk.
-        labels = np.asarray(train.labels)[train.part == train.which]
-    elif hasattr(train, "labels"):  # An image folder streamed from disk.
-        labels = np.asarray(train.labels)
+    elif isinstance(train, CsvRows):  # A CSV file streamed from disk.
+        labels = train.part_labels
+    elif isinstance(train, ImageFiles):  # An image folder streamed from disk.
+        labels = train.labels
     else:
         raise UsageError(f"{label}: balanced needs the training labels, which this dataset does not hold in "
                          "memory; give the weights, such as 0:1,1:5")

@@ -81,6 +81,23 @@ _AUTO_LOSSES = {"int": "sparse_categorical_crossentropy", "one_hot": "categorica
 _NOT_CLASS_IDS = {"binary": "one 0/1 label", "multi_hot": "several 0/1 labels", "values": "values"}
 
 
+def checked_loss(config, data, outputs):
+    """Returns the loss `choose_loss` picks once the metrics, the loss and the model's width fit the labels.
+
+    Args:
+        config: The resolved Config.
+        data: The loaded `Data`.
+        outputs: The width of the model's output; None for several outputs.
+
+    Raises:
+        UsageError: as `check_metrics`, `choose_loss` and `check_output_width`.
+    """
+    check_metrics(config.metrics, data.label_kind, outputs, config.batch_size, task=data.head.task)
+    loss = choose_loss(config.loss, data.label_kind, outputs, config.batch_size)
+    check_output_width(loss, outputs, data.num_classes, config.model)
+    return loss
+
+
 def check_output_width(loss, outputs, num_classes, model):
     """Refuses a model whose output is not one score per class under a categorical cross-entropy.
 
@@ -115,25 +132,26 @@ def check_metrics(names, label_kind, outputs, batch_size=None, task=None):
     Raises:
         UsageError: naming the metric and what to use instead.
     """
-    for spec in losses_metrics.parse_metrics(f"--metrics={','.join(names)}", names, task or "classification"):
-        if spec.entry is not None and label_kind == "values" and not spec.compares_values:
+    flag = f"--metrics={','.join(names)}"
+    for spec in losses_metrics.parse_metrics(flag, names, task or "classification"):
+        if spec.entry is None:
+            continue  # The user's own metric: it takes the labels as they are.
+        if label_kind == "values" and not spec.compares_values:
             # Accuracy of prices "works" in Keras (exact equality) and reads 0: a number that means nothing.
-            raise UsageError(f"--metrics={','.join(names)}: {spec.text} reads classes, but the task is regression, "
+            raise UsageError(f"{flag}: {spec.text} reads classes, but the task is regression, "
                              "which predicts values; use auto (mean_absolute_error, root_mean_squared_error) or "
                              "metrics that compare values (mae, mse, r2_score, ...)")
-        if spec.entry is not None and label_kind in ("binary", "multi_hot") and spec.entry.kind == "classes" \
-                and spec.name != "accuracy":
-            raise UsageError(f"--metrics={','.join(names)}: {spec.text} ranks classes against each other, but the "
+        if label_kind in ("binary", "multi_hot") and spec.entry.kind == "classes" and spec.name != "accuracy":
+            raise UsageError(f"{flag}: {spec.text} ranks classes against each other, but the "
                              f"task is {task}, one sigmoid per label (it would read a constant); use auto, auc, "
                              "precision, recall or f1_score")
         top_k = spec.arguments.get("k", 5) if spec.name in ("top_k_categorical_accuracy",
                                                              "sparse_top_k_categorical_accuracy") else None
         if top_k is not None and outputs is not None and top_k >= outputs:
-            raise UsageError(f"--metrics={','.join(names)}: {spec.text} counts the true class among the top "
+            raise UsageError(f"{flag}: {spec.text} counts the true class among the top "
                              f"{top_k} of {outputs} classes, which it always is; give k below {outputs} "
                              "(top_k:2)")
-        if spec.entry is not None:
-            _check_fits_labels("metrics", spec.text, spec, label_kind, outputs, (), batch_size)
+        _check_fits_labels("metrics", spec.text, spec, label_kind, outputs, (), batch_size)
 
 
 def _check_fits_labels(flag, name, spec, label_kind, outputs, integer_names, batch_size):
@@ -231,15 +249,13 @@ def make_metrics(names, head, label_kind, outputs):
             metrics.append(getattr(keras.metrics, class_name)(name=spec.logs))
             continue
         class_name, depth = entry.keras, None
-        if entry.kind == "classes" and classes:
-            if label_kind == "int" and entry.sparse:
+        if entry.kind == "classes" and classes and label_kind == "int":
+            if entry.sparse:
                 class_name = entry.sparse
-            elif label_kind == "int":
-                depth = outputs
             else:
-                class_name = class_name.replace("Sparse", "", 1) if class_name.startswith("Sparse") else class_name
-        elif entry.kind == "classes":
-            class_name = class_name.replace("Sparse", "", 1) if class_name.startswith("Sparse") else class_name
+                depth = outputs
+        elif entry.kind == "classes":  # One-hot labels, or one column: the variant that reads them as they are.
+            class_name = class_name.removeprefix("Sparse")
         elif entry.kind == "probabilities" and classes and label_kind == "int":
             depth = outputs
         if spec.name == "auc" and head.task == "multilabel":

@@ -10,7 +10,7 @@ from kerasrun.cli.config import check_against_data
 from kerasrun.core import losses_metrics
 from kerasrun.datasets import builtin, csv_stream, sources, tabular
 from kerasrun.runner.class_weights import balanced_line, class_weights
-from kerasrun.runner.compiling import check_metrics, check_smoothing, check_trainable, choose_loss, smoothing_line
+from kerasrun.runner.compiling import check_smoothing, check_trainable, checked_loss, smoothing_line
 
 
 def load_data(config):
@@ -35,12 +35,13 @@ def checked_data(config):
     Raises:
         UsageError: as `datasets.load`, and for data the config cannot train
             on (one example, one class, class weights or label smoothing
-            that do not fit the task).
+            that do not fit the task, a monitor the task's metrics do not log).
     """
     data = load_data(config)
     check_trainable(data, config.dataset, config.loss)
     weights = class_weights(config, data)
     check_smoothing(config.loss, data.label_kind, config.label_smoothing)
+    check_against_data(config, has_validation=data.val is not None, task=data.head.task)
     return data, weights
 
 
@@ -75,10 +76,8 @@ def dry_run_lines(config):
     if not cheap:
         return None
     data, weights = checked_data(config)
-    check_against_data(config, has_validation=data.val is not None, task=data.head.task)
     if models.builds_head(config.model):  # The model's output is the head's: its width is known before it is built.
-        check_metrics(config.metrics, data.label_kind, data.head.units, config.batch_size, task=data.head.task)
-        choose_loss(config.loss, data.label_kind, data.head.units, config.batch_size)
+        checked_loss(config, data, data.head.units)
     return data_lines(config, data, weights)
 
 

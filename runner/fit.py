@@ -14,7 +14,7 @@ import sys
 from kerasrun import datasets, keras_fixes, models
 from kerasrun.callbacks.builder import build_callbacks, family_of
 from kerasrun.callbacks.monitor import compiled_direction
-from kerasrun.cli.config import Config, changed_flags, check_against_data, saved_config, worker_overrides
+from kerasrun.cli.config import Config, changed_flags, saved_config, worker_overrides
 from kerasrun.core import files
 from kerasrun.datasets import tabular
 from kerasrun.core.errors import PluginError, UsageError, first_line, one_line, wants_traceback
@@ -22,7 +22,7 @@ from kerasrun.core.plugins import where_in_users_code
 from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results
-from kerasrun.runner.compiling import check_metrics, check_output_width, choose_loss, make_loss, make_metrics, make_optimizer
+from kerasrun.runner.compiling import checked_loss, make_loss, make_metrics, make_optimizer
 from kerasrun.runner.data_check import checked_data, data_lines, scales_targets
 from kerasrun.runner.dispatch import combined
 from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
@@ -92,7 +92,6 @@ def prepare_data(config, distribution):
     data, weights = checked_data(config)
     if distribution.is_chief:  # A worker prints only its last line; the chief speaks for the run.
         print("\n".join(data_lines(config, data, weights)), flush=True)
-    check_against_data(config, has_validation=data.val is not None, task=data.head.task)
     seed_everything(config)  # The model and the callbacks draw the same numbers, whatever the loader drew.
     epoch = datasets.EpochCounter()
     train_data, validation_data = datasets.make_tf_datasets(
@@ -248,9 +247,7 @@ def build_and_compile(config, data):
     if model is None:
         model = tabular.wrap(build, data.table, features_of(data.train)) if data.table else build(data.input_shape)
     outputs = models.output_width(model, config.model, data.input_shape)
-    check_metrics(config.metrics, data.label_kind, outputs, config.batch_size, task=data.head.task)
-    loss = choose_loss(config.loss, data.label_kind, outputs, config.batch_size)
-    check_output_width(loss, outputs, data.num_classes, config.model)
+    loss = checked_loss(config, data, outputs)
     model.compile(
         optimizer=make_optimizer(config),
         loss=make_loss(loss, data.head, data.label_kind, outputs, config.label_smoothing),
@@ -271,7 +268,6 @@ def model_head(config, data):
     if scales_targets(config, data):
         return data.head.scaled(*data.target_stats)
     return data.head
-
 
 
 def open_run_dir(config, resume=True):
