@@ -152,6 +152,13 @@ DATA = OptionGroup(
             "reads them from disk every epoch (for data larger than memory); auto is memory when the decoded "
             "images (the file's cells) take at most a quarter of the memory free at start.",
             bookkeeping=True, applies=_for_dataset("images", "csv")),
+        Arg("dataset_validation", Str(optional=True), None,
+            "csv: a second CSV file of the same columns holding the validation rows (instead of "
+            "--validation_split of the training file).", applies=_for_dataset("csv")),
+        Arg("dataset_test", Str(optional=True), None,
+            "csv: a CSV file of the same columns holding the test rows; images: a folder of the same class "
+            "folders holding the test images (default: DIR/test when DIR has train/ and test/). "
+            "Evaluated once after training, never seen by it.", applies=_for_dataset("csv", "images")),
     ),
 )
 
@@ -207,4 +214,25 @@ DISTRIBUTION = OptionGroup(
     ),
 )
 
-GROUPS = (TRAINING, DATA, MODEL, *model_option_groups(), DISTRIBUTION)
+OUTPUTS = OptionGroup(
+    name="",
+    title="What a run leaves behind, and using it later",
+    summary="The saved model, its test score and exports; evaluate or predict with a finished run's model.",
+    args=(
+        Arg("mode", Choice("train", "evaluate", "predict"), "train",
+            "train; evaluate: report the loss and metrics of the --model .keras file (or run directory) on "
+            "--dataset; predict: write its predictions for --dataset to --predictions_file."),
+        Arg("save_model", Bool(), True,
+            "Save the trained model as model.keras in the run's directory."),
+        Arg("evaluate_weights", Choice("last", "best"), "last",
+            "The weights the test split is evaluated with: last (those training ends with) or best (the best "
+            "checkpoint's, or those early stopping restored)."),
+        Arg("export", StrList(), (),
+            "Export the trained model for serving into export/<format>/ of the run's directory: "
+            "tf_saved_model, litert, onnx (comma-separated)."),
+        Arg("predictions_file", Str(optional=True), None,
+            "predict: where the predictions go, .csv (a row per input) or .npz."),
+    ),
+)
+
+GROUPS = (TRAINING, DATA, MODEL, *model_option_groups(), DISTRIBUTION, OUTPUTS)

@@ -17,16 +17,30 @@ LOCK_FILE = ".running"
 
 def write_atomically(path, text):
     """Replaces the file at `path` with `text` in one step."""
-    directory = os.path.dirname(path) or "."
-    temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
-    # O_EXCL: never follow or reuse a file someone else put there; 0o666 and the
-    # umask give the mode any other new file would get.
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
+
+    def write(temporary):
+        # O_EXCL: never follow or reuse a file someone else put there; 0o666 and the
+        # umask give the mode any other new file would get.
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
+
+    replace_atomically(path, write)
+
+
+def replace_atomically(path, write):
+    """Replaces the file at `path` with what `write(temporary_path)` writes, in one step.
+
+    The temporary file is in the same directory and ends with the target's
+    name (Keras picks the format of a model file by its ending); it is
+    removed if `write` fails, and renamed over `path` once it succeeds.
+    """
+    directory = os.path.dirname(path) or "."
+    temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
+    try:
+        write(temporary)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

@@ -19,12 +19,12 @@ from kerasrun.datasets import (
 )
 from kerasrun.datasets.data import Data
 from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
-from kerasrun.datasets.pipeline import EpochCounter, make_tf_datasets
+from kerasrun.datasets.pipeline import EpochCounter, make_test_dataset, make_tf_datasets
 
 DEFAULT = builtin.DEFAULT
 
 __all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load",
-           "check_folder", "check_plugin", "explain_failure", "file_of", "is_plugin", "make_tf_datasets", "names",
+           "check_folder", "check_plugin", "explain_failure", "file_of", "is_plugin", "make_test_dataset", "make_tf_datasets", "names",
            "provides_validation"]
 
 

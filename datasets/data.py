@@ -13,6 +13,8 @@ class Data:
         train: Training examples: an `(x, y)` tuple of numpy arrays, or an
             unbatched `tf.data.Dataset` of `(x, y)` elements.
         val: Validation examples in the same form as `train`, or None.
+        test: Test examples in the same form as `train`, or None: evaluated
+            once after training, never seen by it.
         input_shape: Shape of one `x`, without the batch axis.
         num_classes: Number of classes the labels range over; for other
             tasks the width of the model's output.
@@ -42,6 +44,7 @@ class Data:
     task_reason: str = ""
     target_stats: tuple = None
     table: dict = None
+    test: object = None
 
     def __post_init__(self):
         if self.head is None:  # Sources that hold classes only (image folders).

@@ -57,6 +57,11 @@ def make_tf_datasets(data, *, batch_size, seed, epoch=None):
     return train_ds, val_ds
 
 
+def make_test_dataset(data, *, batch_size):
+    """Returns the test split's batches in order (like the validation data's), or None without a test split."""
+    return None if data.test is None else _batched(data.test, batch_size, shuffle_seed=None)
+
+
 def _batched(examples, batch_size, shuffle_seed, epoch=None):
     import tensorflow as tf  # Deferred: validating flags must not load TensorFlow.
 

@@ -101,3 +101,10 @@ def _load(path, safe_mode, source):
     if not isinstance(model, keras.Model):
         raise UsageError(f"{source}: the file holds a {type(model).__name__}, not a model")
     return model
+
+
+def save_model(model, path):
+    """Saves `model` as a .keras file at `path` in one step: a kill leaves the old file or the new one."""
+    from kerasrun.core import files
+
+    files.replace_atomically(path, model.save)
