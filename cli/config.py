@@ -242,6 +242,9 @@ class Checker:
         """Refuses `key` (the value of option `name`) unless training will log it."""
         if self.log_keys is None or key in self.log_keys:
             return
+        if key.startswith("test_"):
+            self.fail(name, f"{key!r}: the test split is evaluated once, after training, and never guides it; "
+                            f"watch a validation quantity ({key.replace('test_', 'val_', 1)!r}) instead")
         known = ", ".join(sorted(self.log_keys | set(also)))
         why = " (there is no validation data)" if key.startswith("val_") and "val_loss" not in self.log_keys else ""
         logged = "logged, depending on the task (--metrics auto)" if self.task_pending else "logged"
@@ -456,9 +459,20 @@ def _validate(values, sources, options, flag_files=()):
     check_optimizer(checker)
     check_class_weight(checker)
     _check_families(checker)
+    _check_evaluate_weights(checker)
     for spec in values["callbacks"]:
         _check_callback_class(checker, spec)
     _check_paths_apart(checker)
+
+
+def _check_evaluate_weights(checker):
+    """Refuses --evaluate_weights best when nothing keeps the best weights."""
+    values = checker.values
+    if values["evaluate_weights"] == "best" and not (
+            values["model_checkpoint"] or values["early_stopping"] and values["early_stopping_restore_best_weights"]):
+        checker.fail("evaluate_weights", "best needs the best weights kept: add --model_checkpoint True (which keeps "
+                                         "best.keras), or --early_stopping True with "
+                                         "--early_stopping_restore_best_weights True")
 
 
 def _check_paths_apart(checker):

@@ -26,6 +26,7 @@ from kerasrun.runner.compiling import checked_loss, make_loss, make_metrics, mak
 from kerasrun.runner.data_check import checked_data, data_lines, scales_targets
 from kerasrun.runner.dispatch import combined
 from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
+from kerasrun.runner.final import leave_behind, test_line
 from kerasrun.runner.hparams_log import write_hparams
 from kerasrun.runner.interrupts import GracefulStop, StopRequested
 from kerasrun.runner.resume import EpochLog, callback_state_keeper
@@ -37,8 +38,9 @@ SECOND_CTRL_C = "stopped at once by a second Ctrl-C"
 # and the class weights fit applies (runner/class_weights.py; None for none).
 Pipelines = collections.namedtuple("Pipelines", "train validation epoch data class_weight", defaults=(None,))
 # How training ended: the status results.json records, the exit status, a line for stderr or None,
-# and the finished epochs.
-Outcome = collections.namedtuple("Outcome", "status exit_code message epoch_log")
+# the finished epochs
+# and what the run left behind (runner/final.py).
+Outcome = collections.namedtuple("Outcome", "status exit_code message epoch_log products", defaults=(None,))
 
 
 def run(config):
@@ -157,7 +159,11 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
         # lose the others in the middle of theirs.
         status, message = "interrupted", "stopped: the other workers left after the signal"
     exit_code = stop.exit_code() if status == "interrupted" and stop.received else results.EXIT_CODES[status]
-    return Outcome(status, exit_code, message, epoch_log)
+    products = leave_behind(config, model, pipelines, paths, distribution, status, stop)
+    if stop.received and status in ("completed", "early_stopped"):  # A signal once training had ended.
+        status, exit_code = "interrupted", stop.exit_code()
+        message = f"{stop.reason()} during {products['stopped'] or 'what follows training'}"
+    return Outcome(status, exit_code, message, epoch_log, products)
 
 
 def failed_outcome(message, epoch_log):
@@ -394,9 +400,11 @@ def record_outcome(config, paths, outcome, model=None, data=None):
         results.best_epoch(history, epochs, monitor, mode), hparams, seconds, outcome.message,
         model=results.describe_model(config.model, model),
         task=results.describe_task(data),
+        products=outcome.products,
     )
     record = results.write_results(paths, record, config.results_file)
-    write_hparams(paths.dir, experiment_identity(hparams), record["final"], record["epochs_completed"])
+    write_hparams(paths.dir, experiment_identity(hparams), record["final"], record["epochs_completed"],
+                  test_metrics=record["test"])
     print(summary(record, seconds))
     return outcome._replace(status=record["status"], exit_code=record["exit_code"], message=record["message"])
 
@@ -429,8 +437,9 @@ def summary(record, seconds):
     """Returns the lines printed after training: the outcome, the last epoch's logs, the run directory."""
     epochs = record["epochs_completed"]
     final = f"Final {format_logs(record['final'])}" if record["final"] else "No epoch finished."
+    test = f"{test_line(record['test'])}\n" if record["test"] else ""
     return (f"Trained {epochs} epoch{'s' if epochs != 1 else ''} in {seconds:.1f} s ({record['status']}).\n"
-            f"{final}\n"
+            f"{final}\n{test}"
             f"Run directory: {record['run_dir']}")
 
 

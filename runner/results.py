@@ -41,7 +41,7 @@ def best_epoch(history, epochs, monitor, mode):
 
 
 def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_time, message=None, model=None,
-                task=None):
+                task=None, products=None):
     """Returns the results record as a dict.
 
     Args:
@@ -58,7 +58,11 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
         model: What `describe_model` returned: the model's name and its
             number of trainable parameters (None when it was never built).
         task: What `describe_task` returned. Defaults to None (nothing recorded).
+        products: What runner/final.py `leave_behind` returned: the saved
+            model's path, the test metrics and the weights they were
+            measured with, exports, warnings. Defaults to None (none).
     """
+    products = products or {}
     return {
         "run_name": paths.name,
         "run_dir": paths.dir,
@@ -72,6 +76,11 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
         "wall_time_s": round(wall_time, 3),
         **(model or {"model": hparams.get("model"), "trainable_parameters": None}),
         **(task or {}),
+        "model_file": products.get("model_file"),
+        "test": _json_numbers(products.get("test")),
+        "test_weights": products.get("test_weights"),
+        **({"exports": products["exports"]} if "exports" in products else {}),
+        **({"warnings": products["warnings"]} if products.get("warnings") else {}),
     }
 
 
@@ -109,6 +118,10 @@ def write_results(paths, record, results_file=None):
                                  f"{error.strerror or error}"}
     files.write_atomically(paths.path(RESULTS_FILE), json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _json_numbers(metrics):
+    return None if metrics is None else {key: _json_number(value) for key, value in metrics.items()}
 
 
 def _json_number(value):

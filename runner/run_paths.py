@@ -18,6 +18,7 @@ from kerasrun.core import files
 
 CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.json"
+MODEL_FILE = "model.keras"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
 _LONGEST_NAME = 120
 

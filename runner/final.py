@@ -1,0 +1,141 @@
+"""What a run leaves behind once training ends: the saved model, its score on the test split, its exports.
+
+Each step is reported in one line. None of them can lose the run: a step
+that fails says why in a warning and in results.json, and the run keeps its
+status.
+"""
+
+import os
+import sys
+
+from kerasrun import datasets
+from kerasrun.core.errors import first_line, wants_traceback
+from kerasrun.runner.run_paths import MODEL_FILE
+
+# Outcomes after which the model is worth keeping, and those after which it is evaluated on the test split.
+SAVED_AFTER = ("completed", "early_stopped", "interrupted")
+EVALUATED_AFTER = ("completed", "early_stopped")
+BEST_MODEL_FILE = "best.keras"  # callbacks/model_checkpoint.py keeps the best epoch's model there.
+
+
+def leave_behind(config, model, pipelines, paths, distribution, status, stop):
+    """Saves the model, evaluates it on the test split and exports it, as the config says.
+
+    Every worker of a multi-worker run evaluates (the evaluation is a
+    collective step); only the chief writes. A signal (`stop`, the run's
+    GracefulStop) ends the evaluation after its current batch and skips what
+    is left; a second Ctrl-C stops at once. The model is saved first, and in
+    one step, so neither loses it.
+
+    Args:
+        config: The run's Config.
+        model: The trained model.
+        pipelines: The run's Pipelines (their `data` holds the test split).
+        paths: The run's RunPaths.
+        distribution: The run's Distribution.
+        status: How training ended (results' status).
+        stop: The run's GracefulStop.
+
+    Returns:
+        {"model_file": path or None, "test": {metric: value} or None, "test_weights": str or None,
+        "exports": {format: path or error} (only with --export), "warnings": [line, ...],
+        "stopped": what a signal interrupted, or None}.
+    """
+    products = {"model_file": None, "test": None, "test_weights": None, "warnings": [], "stopped": None}
+    try:
+        if config.save_model and status in SAVED_AFTER and distribution.is_chief and not stop.forced:
+            products["model_file"] = _attempt(products, "saving the model", lambda: save_final_model(model, paths))
+        if status in EVALUATED_AFTER and pipelines.data.test is not None and not stop.received:
+            evaluated = _attempt(products, "evaluating on the test split",
+                                 lambda: evaluate_test(config, model, pipelines, paths, distribution.is_chief, stop))
+            if evaluated and not stop.received:
+                products["test"], products["test_weights"] = evaluated
+            elif stop.received:
+                products["stopped"] = "the evaluation on the test split"
+        if config.export and status in EVALUATED_AFTER and distribution.is_chief and not stop.received:
+            from kerasrun.runner.export import export_model
+
+            products["exports"] = export_model(model, paths, config.export)
+    except KeyboardInterrupt:  # The second Ctrl-C: files are written in one step, so none is torn.
+        products["stopped"] = products["stopped"] or "what follows training"
+    return products
+
+
+def _attempt(products, what, step):
+    """Runs `step()`; on an error, records a warning and returns None instead of failing the run."""
+    try:
+        return step()
+    except Exception as error:  # A full disk, a model Keras cannot save or evaluate: the run's results still count.
+        if wants_traceback():
+            raise
+        warning = f"{what} failed: {type(error).__name__}: {first_line(error)}"
+        print(f"train.py: warning: {warning}", file=sys.stderr, flush=True)
+        products["warnings"].append(warning)
+        return None
+
+
+def save_final_model(model, paths):
+    """Saves the model as it ends training into the run directory's model.keras; returns its path."""
+    from kerasrun.models.saved import save_model
+
+    path = paths.path(MODEL_FILE)
+    save_model(model, path)
+    print(f"Saved the trained model to {path}", flush=True)
+    return path
+
+
+def evaluate_test(config, model, pipelines, paths, is_chief, stop):
+    """Evaluates the model once on the test split; returns ({metric: value}, which weights it used).
+
+    With --evaluate_weights best, the weights are those early stopping
+    restored (the run ends with them), else those of the best checkpoint
+    (best.keras); the model keeps them afterwards, so exports are of what
+    was evaluated.
+    """
+    weights = "last"
+    if config.evaluate_weights == "best":
+        weights = use_best_weights(config, model, paths)
+    test = datasets.make_test_dataset(pipelines.data, batch_size=config.batch_size)
+    examples = _count(pipelines.data.test)
+    if is_chief:
+        print(f"Evaluating on the test split ({examples:,} examples, {weights} weights)...", flush=True)
+    logs = model.evaluate(test, verbose=0, return_dict=True, callbacks=[_stop_evaluating(stop)])
+    return {name: float(value) for name, value in logs.items()}, weights
+
+
+def _stop_evaluating(stop):
+    """A callback that ends the evaluation after its current batch once a signal has arrived."""
+    import keras
+
+    class StopEvaluating(keras.callbacks.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            if stop.received is not None:
+                self.model.stop_evaluating = True
+
+    return StopEvaluating()
+
+
+def use_best_weights(config, model, paths):
+    """Gives the model the run's best weights; returns a description of them."""
+    if config.early_stopping and config.early_stopping_restore_best_weights:
+        return f"best by {config.early_stopping_monitor}, restored by early stopping"
+    path = paths.path(BEST_MODEL_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: no epoch logged {config.model_checkpoint_monitor}")
+    import keras
+
+    best = keras.saving.load_model(path, compile=False, safe_mode=False)  # Our own file, written by this run.
+    model.set_weights(best.get_weights())
+    return f"best by {config.model_checkpoint_monitor}, from {BEST_MODEL_FILE}"
+
+
+def _count(part):
+    """The number of examples of a split: (x, y) arrays, a table, image files or streamed rows."""
+    if isinstance(part, tuple):
+        return len(part[1])
+    return len(part)
+
+
+def test_line(test):
+    """Returns the summary's line of test metrics."""
+    return "Test " + "  ".join(f"{key}: {value:.6g}" for key, value in test.items())

@@ -1,0 +1,78 @@
+"""What a run leaves behind: model.keras, the test split's score, and what refuses to touch the test split."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import IMPORT_KERASRUN
+
+
+def _results(tmp_path):
+    (run_dir,) = [path for path in (tmp_path / "tensorboard_logs").iterdir() if path.is_dir()]
+    return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+def _fresh_process(code, cwd):
+    """Runs `code` in a new Python process (our package importable) and returns what it printed, parsed as JSON."""
+    done = subprocess.run([sys.executable, "-c", f"{IMPORT_KERASRUN}\n{code}"], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_default_run_leaves_a_model_that_reproduces_its_final_validation_score(train, tmp_path):
+    done = train("--epochs", "2", "--results_file", "all.jsonl")
+    assert done.returncode == 0, done.stderr
+    run_dir, results = _results(tmp_path)
+    model_file = run_dir / "model.keras"
+    assert results["model_file"] == os.path.relpath(model_file, tmp_path)
+    assert f"Saved the trained model to {results['model_file']}" in done.stdout
+    assert results["test"] is None and "Test " not in done.stdout  # digits has no test split
+    line = json.loads((tmp_path / "all.jsonl").read_text())
+    assert line["model_file"] == results["model_file"] and line["test"] is None
+    assert not [name for name in os.listdir(run_dir) if name.startswith(".tmp-")]
+
+    scores = _fresh_process(f"""
+import json, keras
+from kerasrun.datasets import builtin
+(_, _), (x, y) = builtin.digits()
+model = keras.saving.load_model({str(model_file)!r})
+model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+print(json.dumps(model.evaluate(x, y, verbose=0, return_dict=True)))
+""", tmp_path)
+    assert scores["accuracy"] == pytest.approx(results["final"]["val_accuracy"], abs=1e-6)
+    assert scores["loss"] == pytest.approx(results["final"]["val_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("args, flag, words", [
+    (["--early_stopping", "True", "--early_stopping_monitor", "test_accuracy"], "--early_stopping_monitor",
+     "the test split is evaluated once, after training"),
+    (["--model_checkpoint", "True", "--model_checkpoint_monitor", "test_loss"], "--model_checkpoint_monitor",
+     "'val_loss'"),
+    (["--evaluate_weights", "best"], "--evaluate_weights", "--model_checkpoint True"),
+    (["--evaluate_weights", "best", "--early_stopping", "True"], "--evaluate_weights",
+     "--early_stopping_restore_best_weights True"),
+])
+def test_the_test_split_cannot_guide_training_and_best_weights_need_a_keeper(train, tmp_path, args, flag, words):
+    done = train(*args)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"train.py: error: {flag}") and words in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "tensorboard_logs").exists()
+
+
+def write_npz_with_test(path, seed=0):
+    """Writes a small separable 3-class problem with train, validation and test arrays."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, 6)) * 3
+
+    def part(count):
+        y = rng.integers(0, 3, count)
+        return (centres[y] + rng.normal(size=(count, 6))).astype("float32"), y
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = part(240), part(60), part(90)
+    np.savez(path, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test)
