@@ -43,7 +43,7 @@ def leave_behind(config, model, pipelines, paths, distribution, status, stop):
     """
     products = {"model_file": None, "test": None, "test_weights": None, "warnings": [], "stopped": None}
     try:
-        if config.save_model and status in SAVED_AFTER and distribution.is_chief and not stop.forced:
+        if config.save_model and status in SAVED_AFTER and not stop.forced and distribution.is_chief:
             products["model_file"] = _attempt(products, "saving the model", lambda: save_final_model(model, paths))
         if status in EVALUATED_AFTER and pipelines.data.test is not None and not stop.received:
             evaluated = _attempt(products, "evaluating on the test split",
