@@ -73,9 +73,21 @@ def dry_run_text(config, run, data_lines=None):
     lines += [f"#   {spec}()" for spec in config.callbacks]
     if not families and not config.callbacks:
         lines.append("#   (none)")
+    lines += ["", "# After training:", *(f"#   {line}" for line in after_training_lines(config))]
     taken = f" ({config.run_name} exists already)" if config.run_name and run.name != config.run_name else ""
     lines += ["", f"# Run directory, for a run starting now: {run.dir}{taken}"]
     return "\n".join(lines) + "\n"
+
+
+def after_training_lines(config):
+    """Returns what a run does once training ends (runner/final.py), for --dry_run."""
+    weights = ("the best weights" if config.evaluate_weights == "best" else "the weights training ends with")
+    return [
+        "saves the trained model as model.keras in the run directory" if config.save_model
+        else "saves no model (--save_model False)",
+        f"evaluates the test split, if the dataset has one, once, with {weights}",
+        *([f"exports the model as {', '.join(config.export)} into export/<format>/"] if config.export else []),
+    ]
 
 
 def markdown_table(group):

@@ -1,11 +1,14 @@
 """No torn files: a kill at any moment leaves the old content or the new, and appends never mix."""
 
 import json
+import os
 import random
 import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from conftest import IMPORT_KERASRUN
 
@@ -51,3 +54,23 @@ def test_many_processes_appending_at_once_never_interleave_lines(tmp_path):
     assert len(records) == 600
     for index in range(4):
         assert [r["number"] for r in records if r["writer"] == str(index)] == list(range(150))
+
+
+def test_a_file_replaced_in_one_step_is_the_old_one_or_the_new_one_never_half(tmp_path):
+    from kerasrun.core.files import replace_atomically
+
+    target = tmp_path / "model.keras"
+    target.write_text("old")
+
+    def dies_half_way(temporary):
+        assert temporary.endswith("-model.keras")  # Keras picks the format by the ending.
+        with open(temporary, "w") as stream:
+            stream.write("ne")
+        raise KeyboardInterrupt  # A second Ctrl-C while the model is saved.
+
+    with pytest.raises(KeyboardInterrupt):
+        replace_atomically(str(target), dies_half_way)
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["model.keras"]
+
+    replace_atomically(str(target), lambda temporary: open(temporary, "w").write("new"))
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["model.keras"]
