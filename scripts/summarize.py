@@ -5,9 +5,11 @@
 
 Runs' own results.json files (one indented record each) are read too.
 
-The metric is read from each record's `final` (the last epoch's logs);
-`--metric best` ranks by `best.value`, the best epoch of the monitored
-quantity. The table shows rank, run_name, status, epochs_completed, the
+The metric is read from each record's `final` (the last epoch's logs),
+or its `test` block for `test_<metric>`; `--metric best` ranks by
+`best.value`, the best epoch of the monitored quantity. When runs have a
+test score, the test counterpart of the ranked metric shows beside it
+(ranked by val_accuracy, test_accuracy). The table shows rank, run_name, status, epochs_completed, the
 metric, wall_time_s and the hyperparameters that differ between the runs.
 Runs without the metric (failed ones, say) come last, shown as `-`. A
 malformed line (a sweep killed while writing) is skipped with a warning.
@@ -167,8 +169,21 @@ def metric_of(record, metric):
     if metric == "best":
         best = record.get("best")
         return best.get("value") if isinstance(best, dict) else None
-    final = record.get("final")
-    return final.get(metric) if isinstance(final, dict) else None
+    return _logs(record).get(metric)
+
+
+def _logs(record):
+    """The record's final logs and its test metrics (as test_<name>), by name."""
+    final, test = record.get("final"), record.get("test")
+    return {**(final if isinstance(final, dict) else {}),
+            **({f"test_{key}": value for key, value in test.items()} if isinstance(test, dict) else {})}
+
+
+def paired_test_column(records, metric, best=None):
+    """Returns the test counterpart of the ranked metric (test_accuracy for val_accuracy), when a record has it."""
+    name = (best["monitor"] if metric == "best" and best else metric).removeprefix("val_")
+    column = f"test_{name}"
+    return column if column != metric and any(column in _logs(record) for record in records) else None
 
 
 def _rankable(value):
@@ -208,7 +223,7 @@ def resolve_mode(metric, mode, best=None):
         return mode
     if metric == "best" and best:
         return best.get("mode") or direction(best["monitor"]) or _unknown_direction(best["monitor"])
-    return direction(metric) or _unknown_direction(metric)
+    return direction(metric.removeprefix("test_")) or _unknown_direction(metric)
 
 
 def _unknown_direction(name):
@@ -223,8 +238,7 @@ def check_metric(records, metric):
     """
     if any(metric_of(record, metric) is not None for record in records):
         return
-    logged = sorted({key for record in records if isinstance(record.get("final"), dict)
-                     for key in record["final"]})
+    logged = sorted({key for record in records for key in _logs(record)})
     if not logged:
         return  # No run finished an epoch: the table shows that, with `-` for every metric.
     if metric == "best":
@@ -265,7 +279,7 @@ def chosen_columns(records, listed):
     """
     columns = [name.strip() for name in listed.split(",") if name.strip()]
     for name in columns:
-        if not any(name in _hparams(record) or name in (record.get("final") or {})
+        if not any(name in _hparams(record) or name in _logs(record)
                    or (name in _RECORD_COLUMNS and name in record) for record in records):
             known = sorted({key for record in records for key in _hparams(record)})
             raise UsageError(f"--columns={listed}: no record has {name!r}; hyperparameters: {', '.join(known)}")
@@ -290,8 +304,8 @@ def build_rows(ranked, metric, metric_header, columns):
     header = [*_FIXED_COLUMNS, metric_header, "wall_time_s", *columns]
     rows = []
     for place, record in ranked:
-        extra = [_hparams(record).get(name, (record.get("final") or {}).get(name, record.get(name)
-                                                                           if name in _RECORD_COLUMNS else None))
+        extra = [_hparams(record).get(name, _logs(record).get(name, record.get(name)
+                                                              if name in _RECORD_COLUMNS else None))
                  for name in columns]
         rows.append([place, record.get("run_name"), record.get("status"), record.get("epochs_completed"),
                      metric_of(record, metric), record.get("wall_time_s"), *extra])
@@ -380,8 +394,9 @@ def summarize(argv):
     best = first_best(records) if options.metric == "best" else None
     monitor = best and best["monitor"]
     mode = resolve_mode(options.metric, options.mode, best)
-    columns = (differing_hparams(records) + differing_fields(records) if options.columns is None
-               else chosen_columns(records, options.columns))
+    test = paired_test_column(records, options.metric, best)
+    columns = ([*([test] if test else []), *differing_hparams(records), *differing_fields(records)]
+               if options.columns is None else chosen_columns(records, options.columns))
     metric_header = f"best_{monitor}" if monitor else options.metric
     ranked = rank(records, options.metric, mode)[:top]
     header, rows = build_rows(ranked, options.metric, metric_header, columns)

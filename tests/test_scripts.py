@@ -409,6 +409,24 @@ def test_best_ranks_by_best_value_named_after_its_monitor(capsys, results):
     assert "(lower is better)" in stdout
 
 
+def test_a_test_score_shows_beside_the_validation_metric_it_pairs_with_and_can_rank(capsys, tmp_path):
+    tests = {"slow": {"loss": 0.3, "accuracy": 0.8}, "good": {"loss": 0.1, "accuracy": 0.82},
+             "fine": {"loss": 0.05, "accuracy": 0.83}}
+    scored = [{**item, "test": tests[item["run_name"]]} if item["run_name"] in tests else item for item in RECORDS]
+    path = tmp_path / "scored.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in scored))
+    _, stdout, _ = summarize(capsys, path)
+    header, rows = table(stdout)
+    assert header[4:7] == ["val_accuracy", "wall_time_s", "test_accuracy"]
+    assert [row[6] for row in rows] == ["0.82", "0.83", "0.8", "-"]  # good, fine, slow, broken
+    _, stdout, _ = summarize(capsys, path, "--metric", "test_loss")
+    header, rows = table(stdout)
+    assert "ranked by test_loss (lower is better)" in stdout and header[4] == "test_loss"
+    assert [row[1] for row in rows] == ["fine", "good", "slow", "broken"]
+    status, _, stderr = summarize(capsys, path, "--metric", "test_auc")
+    assert status == 2 and "test_accuracy" in stderr and "test_loss" in stderr
+
+
 def test_auto_mode_follows_keras_and_the_runs_own_direction():
     assert summarize_module.resolve_mode("val_loss", "auto") == "min"
     assert summarize_module.resolve_mode("mean_absolute_error", "auto") == "min"
