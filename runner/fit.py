@@ -25,6 +25,7 @@ from kerasrun.runner import results
 from kerasrun.runner.compiling import checked_loss, make_loss, make_metrics, make_optimizer
 from kerasrun.runner.data_check import checked_data, data_lines, scales_targets
 from kerasrun.runner.dispatch import combined
+from kerasrun.runner.export import export_model
 from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
 from kerasrun.runner.hparams_log import write_hparams
 from kerasrun.runner.interrupts import GracefulStop, StopRequested
@@ -70,6 +71,8 @@ def run(config):
     with run_directory(config, distribution, resume=failed is None) as (config, paths, resumed):
         try:
             outcome = failed or train(config, model, pipelines, paths, resumed, distribution, epoch_log)
+            if outcome.status in ("completed", "early_stopped") and distribution.is_chief and config.export:
+                export_model(model, paths, config.export)  # The lead records its answer as results.json's exports.
         except (Exception, SystemExit) as error:  # Unforeseen: the run's directory still records how it ended.
             if wants_traceback():
                 raise
