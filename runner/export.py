@@ -27,8 +27,8 @@ _PACKAGES = {"onnx": (("tf2onnx", "tf2onnx"), ("onnx", "onnx"))}
 # The file each format writes inside its directory; None: the directory itself is the artifact (a SavedModel).
 _FILES = {"tf_saved_model": None, "litert": "model.tflite", "onnx": "model.onnx"}
 # A table's column kinds whose FeatureSpace layers compile to ops outside LiteRT's built-in set
-# (DenseBincount, string lookups): the .tflite needs TensorFlow's Flex delegate, which
-# tf.lite.Interpreter and ai_edge_litert's interpreter lack.
+# (DenseBincount): the .tflite needs TensorFlow's Flex delegate, which TensorFlow 2.21's
+# tf.lite.Interpreter lacks ("Select TensorFlow op(s) ... are not supported by this interpreter").
 _FLEX_KINDS = (TEXT, INTEGER_CODES)
 
 
@@ -101,7 +101,7 @@ def check_table(formats, table, label):
         raise UsageError(
             f"{label}=litert: the model of a table with text or integer-coded columns ({', '.join(flex[:3])}"
             f"{', ...' if len(flex) > 3 else ''}) compiles to TensorFlow ops that LiteRT runs only with the Flex "
-            "delegate, which tf.lite.Interpreter and ai_edge_litert lack; export tf_saved_model instead")
+            "delegate, which tf.lite.Interpreter lacks; export tf_saved_model instead")
 
 
 def _onnx_table_message(label):
