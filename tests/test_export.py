@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import IMPORT_KERASRUN
+from conftest import IMPORT_KERASRUN, REPO
 from kerasrun.core.errors import UsageError
 from kerasrun.runner import export
 from kerasrun.runner.run_paths import RunPaths
@@ -163,6 +163,25 @@ def test_refusals_exit_2_before_anything_is_written(train, tmp_path):
         done = train(*args)
         assert done.returncode == 2, done.stderr
         assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "tensorboard_logs").exists()
+
+
+def test_the_refusals_import_no_tensorflow(tmp_path):
+    (tmp_path / "t.csv").write_text("size,color,label\n0.1,red,0\n0.7,blue,1\n0.3,red,0\n0.9,blue,1\n")
+    code = textwrap.dedent(f"""
+        import contextlib, io, sys
+        sys.path.insert(0, {REPO!r})
+        import train
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+            # A run reads the columns' kinds after TensorFlow starts (as every check of loaded data);
+            # --dry_run refuses litert for them first.
+            for args in (["--export=litert,tflite"], ["--export=onnx", "--dataset=csv:t.csv"],
+                         ["--export=litert", "--dataset=csv:t.csv", "--dry_run=True"]):
+                assert train.main(["train.py", *args]) == 2, args
+        assert err.getvalue().count("error: --export=") == 3, err.getvalue()
+        assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "imported"
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=tmp_path)
     assert not (tmp_path / "tensorboard_logs").exists()
 
 
