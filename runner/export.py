@@ -123,7 +123,8 @@ def export_model(model, paths, formats):
         formats: The --export value, checked by `check_formats`.
 
     Returns:
-        {format: the path written, or "failed: <reason>"}, for results.json.
+        {format: the path written, relative to the run's directory (export/litert/model.tflite), or
+        "failed: <reason>"}, for results.json.
     """
     exports = {}
     for name in formats:
@@ -136,7 +137,7 @@ def export_model(model, paths, formats):
             exports[name] = f"failed: {reason}"
             continue
         print(f"Exported {name}: {artifact}", flush=True)
-        exports[name] = artifact
+        exports[name] = os.path.relpath(artifact, paths.dir)  # Still true when the run directory moves.
     return exports
 
 
