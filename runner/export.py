@@ -150,12 +150,27 @@ def write_export(model, name, directory):
     try:
         os.mkdir(temporary)
         target = temporary if file_name is None else os.path.join(temporary, file_name)
-        model.export(target, format=name, verbose=False)
+        model.export(target, format=name, verbose=False, input_signature=_input_signature(model, name))
         _move_into_place(temporary, directory)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return directory if file_name is None else os.path.join(directory, file_name)
+
+
+def _input_signature(model, name):
+    """Returns the input signature to give `model.export`, or None to let Keras work it out.
+
+    Keras's onnx export refuses a model that was never called (one loaded from
+    a .keras file, such as a best checkpoint) unless given a signature; a
+    model of one input tensor gets its own.
+    """
+    inputs = getattr(model, "inputs", None)  # Subclassed models may have none.
+    if name != "onnx" or not isinstance(inputs, list) or len(inputs) != 1:
+        return None
+    import keras
+
+    return [keras.InputSpec(shape=inputs[0].shape, dtype=inputs[0].dtype)]
 
 
 def _move_into_place(temporary, directory):

@@ -122,7 +122,7 @@ class FakeModel:
     def __init__(self, fail=False):
         self.fail = fail
 
-    def export(self, path, format, verbose):
+    def export(self, path, format, verbose, input_signature):
         if format == "tf_saved_model":
             path = os.path.join(path, "saved_model.pb")
         with open(path, "w") as stream:
