@@ -14,7 +14,7 @@ import shutil
 import sys
 import uuid
 
-from kerasrun.core.errors import UsageError, first_line, shortened
+from kerasrun.core.errors import UsageError, first_line, shortened, wants_traceback
 from kerasrun.datasets import sources
 from kerasrun.datasets.tabular import INTEGER_CODES, TEXT
 
@@ -132,8 +132,11 @@ def export_model(model, paths, formats):
         try:
             artifact = write_export(model, name, directory)
         except Exception as error:  # Keras and TensorFlow raise many types; the run is done all the same.
+            if wants_traceback():
+                raise
             reason = shortened(f"{type(error).__name__}: {first_line(error)}", 200)
-            print(f"warning: --export {name} failed, nothing written for it: {reason}", file=sys.stderr, flush=True)
+            print(f"train.py: warning: exporting {name} failed, nothing written for it: {reason}",
+                  file=sys.stderr, flush=True)
             exports[name] = f"failed: {reason}"
             continue
         print(f"Exported {name}: {artifact}", flush=True)
