@@ -123,7 +123,7 @@ def export_model(model, paths, formats):
         formats: The --export value, checked by `check_formats`.
 
     Returns:
-        {format: the path written, relative to the run's directory (export/litert/model.tflite), or
+        {format: the path written (as `paths.path` gives it, like results.json's model_file), or
         "failed: <reason>"}, for results.json.
     """
     exports = {}
@@ -140,7 +140,7 @@ def export_model(model, paths, formats):
             exports[name] = f"failed: {reason}"
             continue
         print(f"Exported {name}: {artifact}", flush=True)
-        exports[name] = os.path.relpath(artifact, paths.dir)  # Still true when the run directory moves.
+        exports[name] = artifact
     return exports
 
 

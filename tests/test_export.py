@@ -138,7 +138,8 @@ def test_an_export_replaces_an_earlier_one_and_a_failed_one_leaves_nothing(tmp_p
     with open(paths.path("export", "litert", "stale.tflite"), "w") as stream:
         stream.write("old")
     exports = export.export_model(FakeModel(), paths, ("litert", "tf_saved_model"))
-    assert exports == {"litert": "export/litert/model.tflite", "tf_saved_model": "export/tf_saved_model"}
+    assert exports == {"litert": paths.path("export", "litert", "model.tflite"),
+                       "tf_saved_model": paths.path("export", "tf_saved_model")}
     assert os.listdir(paths.path("export", "litert")) == ["model.tflite"]
     assert os.listdir(paths.path("export", "tf_saved_model")) == ["saved_model.pb"]
     assert f"Exported litert: {paths.path('export', 'litert', 'model.tflite')}" in capsys.readouterr().out
