@@ -24,6 +24,7 @@ from kerasrun.core import losses_metrics
 from kerasrun.core.errors import UsageError, shortened
 from kerasrun.core.options import always
 from kerasrun.core.plugins import is_plugin_spec, load_plugin, plugin_file
+from kerasrun.runner import export
 
 # Keys that only make sense on the command line.
 _NOT_IN_FILES = ("config", "flagfile")
@@ -442,6 +443,7 @@ def _validate(values, sources, options, flag_files=()):
                 checker.fail(name, message)
     datasets.check_source(values["dataset"], flag=checker.flag_label("dataset"),
                           label_columns=values["dataset_label_column"])
+    export.check_dataset(values["export"], values["dataset"], checker.flag_label("export"))
     models.check_source(values["model"], flag=checker.flag_label("model"))
     models.check_model_args(values["model"], values["model_args"], checker.flag_label("model_args"),
                             checker.flag_label("model"))

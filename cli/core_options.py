@@ -9,6 +9,7 @@ from kerasrun.core.options import (
 from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
 from kerasrun.core.heads import TASKS
 from kerasrun.models.hyperparameters import option_groups as model_option_groups
+from kerasrun.runner.export import check_formats
 
 
 def _verbosity(value):
@@ -228,8 +229,9 @@ OUTPUTS = OptionGroup(
             "The weights the test split is evaluated with: last (those training ends with) or best (the best "
             "checkpoint's, or those early stopping restored)."),
         Arg("export", StrList(), (),
-            "Export the trained model for serving into export/<format>/ of the run's directory: "
-            "tf_saved_model, litert, onnx (comma-separated)."),
+            "Export the trained model for serving into export/<format>/ of the run's directory, comma-separated: "
+            "tf_saved_model (a SavedModel), litert (model.tflite), onnx (model.onnx; needs pip install tf2onnx).",
+            check_formats, bookkeeping=True),
         Arg("predictions_file", Str(optional=True), None,
             "predict: where the predictions go, .csv (a row per input) or .npz."),
     ),

@@ -6,10 +6,11 @@ and refuse what the run would refuse, and print the lines the run would print.
 """
 
 from kerasrun import datasets, models
-from kerasrun.cli.config import check_against_data
+from kerasrun.cli.config import check_against_data, flag_label
 from kerasrun.core import losses_metrics
 from kerasrun.datasets import builtin, csv_stream, sources, tabular
 from kerasrun.runner.class_weights import balanced_line, class_weights
+from kerasrun.runner import export
 from kerasrun.runner.compiling import check_smoothing, check_trainable, checked_loss, smoothing_line
 
 
@@ -42,6 +43,7 @@ def checked_data(config):
     weights = class_weights(config, data)
     check_smoothing(config.loss, data.label_kind, config.label_smoothing)
     check_against_data(config, has_validation=data.val is not None, task=data.head.task)
+    export.check_table(config.export, data.table, flag_label(config.sources, "export"))
     return data, weights
 
 

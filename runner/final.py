@@ -56,6 +56,8 @@ def leave_behind(config, model, pipelines, paths, distribution, status, stop):
             from kerasrun.runner.export import export_model
 
             products["exports"] = export_model(model, paths, config.export)
+            products["warnings"] += [f"exporting {name} {result}" for name, result in products["exports"].items()
+                                     if result.startswith("failed: ")]
     except KeyboardInterrupt:  # The second Ctrl-C: files are written in one step, so none is torn.
         products["stopped"] = products["stopped"] or "what follows training"
     return products
