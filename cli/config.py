@@ -293,7 +293,8 @@ def check_further(config):
     """
     dataset_flag = flag_label(config.sources, "dataset")
     datasets.check_plugin(config.dataset, flag=dataset_flag)
-    datasets.check_folder(config.dataset, flag=dataset_flag)
+    datasets.check_folder(config.dataset, flag=dataset_flag, test=config.dataset_test,
+                          validation_split=config.validation_split)
     models.check_plugin(config.model, flag=flag_label(config.sources, "model"), model_args=config.model_args)
     for name in ("loss", "metrics"):
         for spec in losses_metrics.plugins(config[name]):
@@ -439,6 +440,9 @@ def _validate(values, sources, options, flag_files=()):
                 checker.fail(name, message)
     datasets.check_source(values["dataset"], flag=checker.flag_label("dataset"),
                           label_columns=values["dataset_label_column"])
+    datasets.check_splits(values["dataset"], test=values["dataset_test"], validation=values["dataset_validation"],
+                          validation_split=values["validation_split"], label_columns=values["dataset_label_column"],
+                          label=checker.flag_label)
     models.check_source(values["model"], flag=checker.flag_label("model"))
     models.check_model_args(values["model"], values["model_args"], checker.flag_label("model_args"),
                             checker.flag_label("model"))
@@ -470,6 +474,7 @@ def _check_paths_apart(checker):
     """
     values = checker.values
     read_files = {"config": values["config"], "dataset": datasets.file_of(values["dataset"]),
+                  "dataset_test": values["dataset_test"], "dataset_validation": values["dataset_validation"],
                   "model": values["model"] if values["model"].endswith(".keras") else None,
                   "model_weights": values["model_weights"] if values["model_weights"] != "imagenet" else None}
     for name, path in read_files.items():
