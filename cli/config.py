@@ -113,7 +113,8 @@ class Checker:
         self.sources = sources
         self.options = options
         if has_validation is None:
-            has_validation = datasets.provides_validation(values["dataset"], values["validation_split"])
+            has_validation = datasets.provides_validation(values["dataset"], values["validation_split"],
+                                                          values["dataset_validation"])
         task = task or (values["task"] if values["task"] != "auto" else None)
         if task is None and values["dataset"] in datasets.names():  # mnist, digits, ...: classes, always.
             task = "classification"

@@ -196,16 +196,17 @@ def is_plugin(value):
     return source is not None and source.kind == "plugin"
 
 
-def provides_validation(value, validation_split):
+def provides_validation(value, validation_split, validation=None):
     """Tells, without loading it, whether the dataset will have validation data.
 
     Args:
         value: A `--dataset` value.
         validation_split: The `--validation_split` fraction.
+        validation: The `--dataset_validation` file, or None.
 
     Returns:
         True or False, or None when only loading can tell (a plug-in, or a
-        file that cannot be read).
+        file or folder that cannot be read).
     """
     if validation_split > 0:
         return True
@@ -216,6 +217,13 @@ def provides_validation(value, validation_split):
         return True
     if source.kind == "npz":
         return npz_source.has_validation(source.argument)
+    if source.kind == "csv":
+        return validation is not None
+    if source.kind == "images":
+        try:
+            return "val" in image_source.split_folders(source.argument, f"--dataset={value!r}")
+        except (UsageError, OSError):  # Validation names the problem.
+            return None
     return False
 
 

@@ -246,3 +246,16 @@ def test_a_run_prints_its_splits(train, tmp_path):
     assert ("splits: 18 training, 6 validation (25% of the training data held out), 6 test (x_test, y_test)"
             in result.stdout)
     assert json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0])
+
+
+def test_a_validation_file_or_folder_is_validation_data_for_the_monitors(train, tmp_path, split_folder):
+    write(tmp_path / "train.csv", TRAINING_CSV)
+    write(tmp_path / "val.csv", "label,size,color\ncat,2,red\n")
+    monitor = ["--early_stopping", "True", "--early_stopping_monitor", "val_loss", "--dry_run"]
+    result = train("--dataset", "csv:train.csv", "--dataset_validation", "val.csv", *monitor)
+    assert result.returncode == 0, result.stderr
+    assert "splits: 5 training, 1 validation (--dataset_validation val.csv), no test" in result.stdout
+    result = train("--dataset", f"images:{split_folder}", *monitor)
+    assert result.returncode == 0, result.stderr
+    result = train("--dataset", f"images:{split_folder}", "--validation_split", "0.5", "--dry_run")
+    assert result.returncode == 2 and "has its own validation folder validation/" in result.stderr
