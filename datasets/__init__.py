@@ -84,7 +84,8 @@ def check_folder(value, flag="--dataset", test=None, validation_split=0.0):
         image_source.check_folder(source.argument, f"{flag}={value!r}", test=test, validation_split=validation_split)
 
 
-def check_splits(value, *, test, validation, validation_split, label_columns=("label",), label=lambda name: f"--{name}"):
+def check_splits(value, *, test, validation, validation_split, label_columns=("label",),
+                 label=lambda name: f"--{name}"):
     """Checks --dataset_test and --dataset_validation against a checked --dataset, before TensorFlow is imported.
 
     A CSV file's other files must exist, differ from the training file and
@@ -290,7 +291,7 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
         train, val, test_pair = builtin.REGISTRY.get(source.argument)()
         known = task == tasks.AUTO  # Their labels are class ids, whatever a small sample of them looks like.
         task = "classification" if known else task
-        origins = {"validation": f"{source.argument}'s own validation split", "test": f"{source.argument}'s test split"}
+        origins = {"validation": "the bundled validation split", "test": f"{source.argument}'s test split"}
         if builtin.is_keras_dataset(source.argument) and validation_split == 0:
             train, val = _held_out_of_keras_dataset(source.argument, train, seed, context)
             origins["validation"] = arrays.held_out_words(builtin.HELD_OUT)

@@ -53,20 +53,13 @@ def build_data(train, val, *, context, validation_split, seed, array_names=None,
     names = {**DEFAULT_ARRAY_NAMES, **(array_names or {})}
     check = _check_table_pair if table else _check_pair
     x_train, y_train = check(train, names["x_train"], names["y_train"], context)
+    others = _checked_others({"val": val, "test": test}, (x_train, y_train), check, names, table, context)
+    # A validation file of its own is encoded as the test split is; the source's own validation data
+    # takes part in deciding the task, as it always has.
     label_arrays = {names["y_train"]: y_train}
-    others = {}  # The splits other than training: "val"/"test" -> (x, y).
-    for part, pair in (("val", val), ("test", test)):
-        if pair is not None:
-            others[part] = check(pair, names[f"x_{part}"], names[f"y_{part}"], context)
-            if not table:
-                _check_same_example_shape(x_train, others[part][0], names, f"x_{part}", context)
-            _check_named_classes(y_train, others[part][1], names[f"y_{part}"], context)
     if "val" in others and not separate_val:
         label_arrays[names["y_val"]] = others["val"][1]
     check_enough_examples(len(y_train), context)
-    if not table:
-        for name, x in [("x_train", x_train)] + [(f"x_{part}", pair[0]) for part, pair in others.items()]:
-            _check_finite(x, names[name], context)
     decided = tasks.decide(label_arrays, task, context, what=names["y_train"], chosen_by_loss=chosen_by_loss,
                            columns=names.get("y_columns"))
     encoded = decided.encoded
@@ -82,15 +75,11 @@ def build_data(train, val, *, context, validation_split, seed, array_names=None,
         val = (others["val"][0], encoded[names["y_val"]]) if "val" in rest else val
         test = (others["test"][0], encoded[names["y_test"]]) if "test" in rest else None
     origins = dict(origins or {})
-    if validation_split > 0:
+    if validation_split > 0:  # From the training split only: the test split stays as it is.
         train, val = split.hold_out(*train, validation_split, seed)
         origins["validation"] = held_out_words(validation_split)
     if table:
-        features, (val_features, test_features) = tabular.fill_missing(
-            train[0], [None if val is None else val[0], None if test is None else test[0]], table, context)
-        train = (features, train[1])
-        val = None if val is None else (val_features, val[1])
-        test = None if test is None else (test_features, test[1])
+        train, val, test = _filled(train, val, test, table, context)
     return Data(
         train=train,
         val=val,
@@ -105,6 +94,36 @@ def build_data(train, val, *, context, validation_split, seed, array_names=None,
         task_reason=decided.reason,
         target_stats=target_statistics(train[1]) if decided.head.task == "regression" else None,
     )
+
+
+def _checked_others(pairs, train, check, names, table, context):
+    """Returns {"val"/"test": (x, y)} of the splits given, checked as the training pair is, and against it.
+
+    Raises:
+        UsageError: for a malformed pair, examples of another shape, inputs
+            that are not finite, or a class name training lacks.
+    """
+    x_train, y_train = train
+    if not table:
+        _check_finite(x_train, names["x_train"], context)
+    others = {}
+    for part, pair in pairs.items():
+        if pair is None:
+            continue
+        x, y = others[part] = check(pair, names[f"x_{part}"], names[f"y_{part}"], context)
+        if not table:
+            _check_same_example_shape(x_train, x, names, f"x_{part}", context)
+            _check_finite(x, names[f"x_{part}"], context)
+        _check_named_classes(y_train, y, names[f"y_{part}"], context)
+    return others
+
+
+def _filled(train, val, test, table, context):
+    """Returns the (x, y) splits of a table with missing numbers filled with the training split's means."""
+    features, others = tabular.fill_missing(train[0], [None if part is None else part[0] for part in (val, test)],
+                                            table, context)
+    return (features, train[1]), *(None if part is None else (filled, part[1])
+                                   for part, filled in zip((val, test), others))
 
 
 def held_out_words(validation_split):

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from kerasrun.core.errors import UsageError, first_line
-from kerasrun.datasets import memory, split
+from kerasrun.datasets import arrays, memory, split
 from kerasrun.datasets.data import Data
 
 COLOR_MODES = ("grayscale", "rgb", "rgba")
@@ -97,24 +97,23 @@ def read(directory, *, image_size, color_mode, validation_split, seed, cache, co
         print(f"{context}: found the split folders {', '.join(name + '/' for name in folders.values())}: "
               "training, " + " and ".join({"val": "validation", "test": "test"}[part] for part in folders
                                           if part != "train") + " images", flush=True)
-    train_folder = os.path.join(directory, folders["train"]) if folders else directory
-    class_names, paths, labels = _index(train_folder, context)
+    class_names, paths, labels = _index(os.path.join(directory, folders["train"]) if folders else directory, context)
     channels = _CHANNELS[color_mode]
     size = tuple(image_size)
     parts = {"train": ImageFiles(paths, labels, size, channels)}
     origins = {}
     if validation_split > 0:
         (paths, labels), (val_paths, val_labels) = split.hold_out(paths, labels, validation_split, seed)
-        parts = {"train": ImageFiles(paths, labels, size, channels), "val": ImageFiles(val_paths, val_labels, size, channels)}
-        origins["validation"] = f"{validation_split:.0%} of the training data held out"
-    others = {part: os.path.join(directory, name) for part, name in folders.items() if part != "train"}
+        parts = {"train": ImageFiles(paths, labels, size, channels),
+                 "val": ImageFiles(val_paths, val_labels, size, channels)}
+        origins["validation"] = arrays.held_out_words(validation_split)
+    others = {part: (os.path.join(directory, name), context) for part, name in folders.items() if part != "train"}
     if test:
-        others["test"] = test
-    for part, folder in others.items():
-        flag = "--dataset_test" if folder == test else None
-        where = f"{flag}={folder!r}" if flag else context
+        others["test"] = (test, f"--dataset_test={test!r}")
+    for part, (folder, where) in others.items():
         parts[part] = ImageFiles(*_index_split(folder, class_names, where), size, channels)
-        origins[{"val": "validation"}.get(part, part)] = f"{flag} {folder}" if flag else f"{os.path.basename(folder)}/"
+        origins[{"val": "validation"}.get(part, part)] = (f"--dataset_test {folder}" if folder == test
+                                                          else f"{os.path.basename(folder)}/")
     if _held_in_memory(cache, parts.values()):
         parts = {part: _decoded(files, context) for part, files in parts.items()}
     return Data(
@@ -210,7 +209,8 @@ def _index(directory, context, allow_empty=False):
         paths.extend(sorted(found))
         labels.extend([label] * len(found))
         empty.extend([] if found else [name])
-    if paths and empty and not allow_empty:  # An empty class would still count as one: the model would get an output for it.
+    # An empty training class would still count as one: the model would get an output for it.
+    if paths and empty and not allow_empty:
         raise UsageError(f"{context}: class folder(s) {', '.join(empty)} in {directory} hold no images "
                          f"({', '.join(EXTENSIONS)}); remove them or add images")
     if not paths:

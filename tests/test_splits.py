@@ -215,7 +215,7 @@ def test_mnist_test_split_is_the_test_split_and_validation_is_held_out(tmp_path,
 def test_digits_keeps_its_split_and_has_no_test():
     data = load("digits")
     assert data.test is None
-    assert splits_line(data) == "splits: 1,437 training, 360 validation (digits's own validation split), no test"
+    assert splits_line(data) == "splits: 1,437 training, 360 validation (the bundled validation split), no test"
 
 
 # Refusals through train.py, before TensorFlow --------------------------------------
