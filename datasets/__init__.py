@@ -299,19 +299,16 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
         train, val, test_pair = npz_source.read(source.argument, context)
         origins = {"validation": "x_val, y_val", "test": "x_test, y_test"}
     elif source.kind == "csv":
-        files = {part: path for part, path in (("val", validation), ("test", test)) if path}
-        flags = {"val": "--dataset_validation", "test": "--dataset_test"}
-        contexts = {part: f"{flags[part]}={path!r}" for part, path in files.items()}
+        files = _other_csv_files(validation, test)
         if cache == "none" or cache == "auto" and not csv_stream.fits_in_memory(source.argument):
             return csv_stream.read(source.argument, label_columns, context, categorical=categorical,
                                    validation_split=validation_split, seed=seed, task=task,
-                                   chosen_by_loss=chosen_by_loss,
-                                   others={part: (path, contexts[part]) for part, path in files.items()})
-        (train, val), table = csv_source.read(source.argument, label_columns, context, categorical)
-        val, test_pair = (csv_source.read_other(files[part], table, label_columns, contexts[part])
-                          if part in files else None for part in ("val", "test"))
-        array_names = csv_source.array_names(label_columns, {part: flags[part] for part in files})
-        origins = {{"val": "validation"}.get(part, part): f"{flags[part]} {path}" for part, path in files.items()}
+                                   chosen_by_loss=chosen_by_loss, others=files)
+        (train, _), table = csv_source.read(source.argument, label_columns, context, categorical)
+        val, test_pair = (csv_source.read_other(*files[part], table, label_columns) if part in files else None
+                          for part in ("val", "test"))
+        array_names = csv_source.array_names(label_columns, {part: _FILE_FLAGS[part] for part in files})
+        origins = {_SPLIT_WORDS[part]: f"{_FILE_FLAGS[part]} {path}" for part, (path, _) in files.items()}
     else:
         train, val, test_pair = plugin_source.read(source.argument, flag)
         origins = {"validation": "the loader's", "test": "the loader's"}
@@ -332,6 +329,17 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
     if source.kind == "builtin" and known:
         data = dataclasses.replace(data, task_reason=f"{source.argument} is a dataset of {data.num_classes} classes")
     return data
+
+
+# The flag naming a CSV split's file of its own, and the split's name in the splits line.
+_FILE_FLAGS = {"val": "--dataset_validation", "test": "--dataset_test"}
+_SPLIT_WORDS = {"val": "validation", "test": "test"}
+
+
+def _other_csv_files(validation, test):
+    """Returns {"val"/"test": (path, context)} of the CSV files given for those splits."""
+    return {part: (path, f"{_FILE_FLAGS[part]}={path!r}")
+            for part, path in (("val", validation), ("test", test)) if path}
 
 
 def _held_out_of_keras_dataset(name, train, seed, context):

@@ -77,14 +77,14 @@ def check_same_columns(path, train_path, label_columns, context):
                          f"{' and '.join(differences)}")
 
 
-def read_other(path, kinds, label_columns, context):
+def read_other(path, context, kinds, label_columns):
     """Returns `(features, labels)` of another file of the training file's columns, read with its kinds.
 
     Args:
         path: The CSV file (a test or validation file).
+        context: The file's flag and value, as a message prefix.
         kinds: The training file's {feature column: kind}.
         label_columns: The --dataset_label_column names.
-        context: The file's flag and value, as a message prefix.
 
     Raises:
         UsageError: as `read` does for its rows, and for a cell its
