@@ -27,8 +27,8 @@ from kerasrun.datasets.pipeline import EpochCounter, make_test_dataset, make_tf_
 DEFAULT = builtin.DEFAULT
 
 __all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load",
-           "check_folder", "check_plugin", "check_splits", "explain_failure", "file_of", "is_plugin", "make_test_dataset", "make_tf_datasets", "names",
-           "provides_validation"]
+           "check_folder", "check_plugin", "check_splits", "explain_failure", "file_of", "is_plugin",
+           "make_test_dataset", "make_tf_datasets", "names", "provides_validation"]
 
 
 def names():
