@@ -288,7 +288,7 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
     array_names = table = None
     origins = {}
     if source.kind == "builtin":
-        train, val, test_pair = builtin.REGISTRY.get(source.argument)()
+        train, val, test_pair = (*builtin.REGISTRY.get(source.argument)(), None)[:3]  # Two pairs: no test split.
         known = task == tasks.AUTO  # Their labels are class ids, whatever a small sample of them looks like.
         task = "classification" if known else task
         origins = {"validation": "the bundled validation split", "test": f"{source.argument}'s test split"}

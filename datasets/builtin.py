@@ -1,8 +1,8 @@
 """The built-in datasets: the bundled digits and Keras' downloadable ones.
 
-Each built-in returns `((x_train, y_train), (x_val, y_val) or None,
-(x_test, y_test) or None)` with `x` scaled to [0, 1] float32 and channels
-last, the same contract as a user's plug-in. Keras's datasets give their
+Each built-in returns `((x_train, y_train), (x_val, y_val) or None)`, or
+with a third pair `(x_test, y_test)`, with `x` scaled to [0, 1] float32 and
+channels last, the same contract as a user's plug-in. Keras's datasets give their
 official test split as the test split and no validation data: `HELD_OUT`
 of their training data is held out for it (`datasets.load`), so early
 stopping and the best checkpoint never choose on the test set.
@@ -41,7 +41,6 @@ def digits():
         return (
             (_scale_images(arrays["x_train"], _DIGITS_MAX_VALUE, True), arrays["y_train"]),
             (_scale_images(arrays["x_val"], _DIGITS_MAX_VALUE, True), arrays["y_val"]),
-            None,
         )
 
 
