@@ -24,7 +24,7 @@ from kerasrun.core import losses_metrics
 from kerasrun.core.errors import UsageError, shortened
 from kerasrun.core.options import always
 from kerasrun.core.plugins import is_plugin_spec, load_plugin, plugin_file
-from kerasrun.runner import export
+from kerasrun.cli import export_options as export
 
 # Keys that only make sense on the command line.
 _NOT_IN_FILES = ("config", "flagfile")
@@ -114,7 +114,8 @@ class Checker:
         self.sources = sources
         self.options = options
         if has_validation is None:
-            has_validation = datasets.provides_validation(values["dataset"], values["validation_split"])
+            has_validation = datasets.provides_validation(values["dataset"], values["validation_split"],
+                                                          values["dataset_validation"])
         task = task or (values["task"] if values["task"] != "auto" else None)
         if task is None and values["dataset"] in datasets.names():  # mnist, digits, ...: classes, always.
             task = "classification"
@@ -297,7 +298,8 @@ def check_further(config):
     """
     dataset_flag = flag_label(config.sources, "dataset")
     datasets.check_plugin(config.dataset, flag=dataset_flag)
-    datasets.check_folder(config.dataset, flag=dataset_flag)
+    datasets.check_folder(config.dataset, flag=dataset_flag, test=config.dataset_test,
+                          validation_split=config.validation_split)
     models.check_plugin(config.model, flag=flag_label(config.sources, "model"), model_args=config.model_args)
     for name in ("loss", "metrics"):
         for spec in losses_metrics.plugins(config[name]):
@@ -444,6 +446,9 @@ def _validate(values, sources, options, flag_files=()):
     datasets.check_source(values["dataset"], flag=checker.flag_label("dataset"),
                           label_columns=values["dataset_label_column"])
     export.check_dataset(values["export"], values["dataset"], checker.flag_label("export"))
+    datasets.check_splits(values["dataset"], test=values["dataset_test"], validation=values["dataset_validation"],
+                          validation_split=values["validation_split"], label_columns=values["dataset_label_column"],
+                          label=checker.flag_label)
     models.check_source(values["model"], flag=checker.flag_label("model"))
     models.check_model_args(values["model"], values["model_args"], checker.flag_label("model_args"),
                             checker.flag_label("model"))
@@ -486,6 +491,7 @@ def _check_paths_apart(checker):
     """
     values = checker.values
     read_files = {"config": values["config"], "dataset": datasets.file_of(values["dataset"]),
+                  "dataset_test": values["dataset_test"], "dataset_validation": values["dataset_validation"],
                   "model": values["model"] if values["model"].endswith(".keras") else None,
                   "model_weights": values["model_weights"] if values["model_weights"] != "imagenet" else None}
     for name, path in read_files.items():

@@ -9,7 +9,7 @@ from kerasrun.core.options import (
 from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
 from kerasrun.core.heads import TASKS
 from kerasrun.models.hyperparameters import option_groups as model_option_groups
-from kerasrun.runner.export import check_formats
+from kerasrun.cli.export_options import check_formats
 
 
 def _verbosity(value):
@@ -78,8 +78,9 @@ TRAINING = OptionGroup(
             "Cross-entropy losses: move this fraction of each label towards the uniform distribution; integer "
             "class labels are then made one-hot for categorical_crossentropy.", _label_smoothing),
         Arg("validation_split", Float(), 0.0,
-            "Fraction of the training data held out for validation (seeded shuffle); "
-            "0 uses the dataset's own validation data, if any.", fraction_below_one),
+            "Fraction of the training data held out for validation (seeded shuffle; never from the test "
+            "split); 0 uses the dataset's own validation data, if any (10% held out for mnist, "
+            "fashion_mnist, cifar10, cifar100).", fraction_below_one),
         Arg("seed", Int(), 0, "Seed for weights and data order.", _seed_range),
         Arg("verbose", IntOrChoice("auto"), "auto",
             "0 silent, 1 progress bar, 2 one line per epoch; auto: 1 on a terminal, else 2.",
@@ -154,12 +155,13 @@ DATA = OptionGroup(
             "images (the file's cells) take at most a quarter of the memory free at start.",
             bookkeeping=True, applies=_for_dataset("images", "csv")),
         Arg("dataset_validation", Str(optional=True), None,
-            "csv: a second CSV file of the same columns holding the validation rows (instead of "
-            "--validation_split of the training file).", applies=_for_dataset("csv")),
+            "csv: a second CSV file of the training file's columns (any order) holding the validation rows "
+            "(instead of --validation_split of the training file).", applies=_for_dataset("csv")),
         Arg("dataset_test", Str(optional=True), None,
-            "csv: a CSV file of the same columns holding the test rows; images: a folder of the same class "
-            "folders holding the test images (default: DIR/test when DIR has train/ and test/). "
-            "Evaluated once after training, never seen by it.", applies=_for_dataset("csv", "images")),
+            "csv: a CSV file of the training file's columns (any order) holding the test rows; images: a "
+            "folder of the training folder's class folders holding the test images (default: DIR/test when "
+            "DIR holds train/ and test/). Evaluated once after training, never seen by it.",
+            applies=_for_dataset("csv", "images")),
     ),
 )
 

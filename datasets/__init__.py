@@ -5,7 +5,9 @@
 """
 
 import dataclasses
+import os
 
+from kerasrun.core.errors import UsageError
 from kerasrun.datasets import (
     arrays,
     builtin,
@@ -15,6 +17,7 @@ from kerasrun.datasets import (
     npz_source,
     plugin_source,
     sources,
+    split,
     tasks,
 )
 from kerasrun.datasets.data import Data
@@ -24,8 +27,8 @@ from kerasrun.datasets.pipeline import EpochCounter, make_test_dataset, make_tf_
 DEFAULT = builtin.DEFAULT
 
 __all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load",
-           "check_folder", "check_plugin", "explain_failure", "file_of", "is_plugin", "make_test_dataset", "make_tf_datasets", "names",
-           "provides_validation"]
+           "check_folder", "check_plugin", "check_splits", "explain_failure", "file_of", "is_plugin",
+           "make_test_dataset", "make_tf_datasets", "names", "provides_validation"]
 
 
 def names():
@@ -61,17 +64,83 @@ def check_source(value, flag="--dataset", label_columns=("label",)):
         npz_source.check_archive(source.argument, context)
 
 
-def check_folder(value, flag="--dataset"):
+def check_folder(value, flag="--dataset", test=None, validation_split=0.0):
     """Indexes an image folder as `load` would, refusing what it would refuse; does nothing for other values.
 
     Reads every file's first bytes: for --dry_run and a sweep's check, not validation.
 
+    Args:
+        value: The --dataset value.
+        flag: The flag it came from, for messages. Defaults to "--dataset".
+        test: The --dataset_test folder, or None.
+        validation_split: The --validation_split. Defaults to 0.
+
     Raises:
-        UsageError: for hidden-only, empty or image-less class folders and files that are not images.
+        UsageError: for hidden-only, empty or image-less class folders and files that are not images,
+            and a test or validation folder of classes the training folder lacks.
     """
     source = sources.parse(value, names())
     if source is not None and source.kind == "images":
-        image_source.check_folder(source.argument, f"{flag}={value!r}")
+        image_source.check_folder(source.argument, f"{flag}={value!r}", test=test, validation_split=validation_split)
+
+
+def check_splits(value, *, test, validation, validation_split, label_columns=("label",),
+                 label=lambda name: f"--{name}"):
+    """Checks --dataset_test and --dataset_validation against a checked --dataset, before TensorFlow is imported.
+
+    A CSV file's other files must exist, differ from the training file and
+    from each other, and have its columns (headers read); --dataset_validation
+    replaces --validation_split, so both are refused. An image folder's test
+    folder must exist and differ from it; its split folders must not clash
+    with --validation_split or --dataset_test. Other kinds: nothing to check
+    (the options do not apply to them).
+
+    Args:
+        value: The --dataset value.
+        test: The --dataset_test value, or None.
+        validation: The --dataset_validation value, or None.
+        validation_split: The --validation_split.
+        label_columns: The --dataset_label_column names.
+        label: Returns the flag (or YAML key) an option name came from, for messages.
+
+    Raises:
+        UsageError: naming the flag.
+    """
+    source = sources.parse(value, names())
+    context = f"{label('dataset')}={value!r}"
+    if source is None or source.kind not in ("csv", "images"):
+        return
+    if source.kind == "images":
+        if test is not None:
+            _check_other_path(test, source.argument, os.path.isdir, "folder", f"{label('dataset_test')}={test!r}")
+        image_source.split_folders(source.argument, context, validation_split, test)
+        return
+    if validation is not None and validation_split > 0:
+        raise UsageError(f"{label('dataset_validation')}={validation!r}: the file replaces "
+                         f"{label('validation_split')}={validation_split}; give one of them")
+    if test is not None and validation is not None and _same_path(test, validation):
+        raise UsageError(f"{label('dataset_test')}={test!r}: is the {label('dataset_validation')} file too; "
+                         "test rows must be unseen by training and its choices (early stopping, checkpoints)")
+    for name, path in (("dataset_validation", validation), ("dataset_test", test)):
+        if path is not None:
+            other_context = f"{label(name)}={path!r}"
+            _check_other_path(path, source.argument, os.path.isfile, "file", other_context)
+            csv_source.check_same_columns(path, source.argument, label_columns, other_context)
+
+
+def _check_other_path(path, training, exists, what, context):
+    """Refuses a split's file or folder that does not exist or is the training data itself."""
+    if not path or not exists(path):
+        raise UsageError(f"{context}: {what} {path!r} does not exist")
+    if _same_path(path, training):
+        raise UsageError(f"{context}: is the training {what} of --dataset itself; give a {what} of other examples")
+
+
+def _same_path(one, other):
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # One of them does not exist: not the same.
+        return False
 
 
 def check_plugin(value, flag="--dataset"):
@@ -107,7 +176,7 @@ def explain_failure(data, error, context):
     """
     import tensorflow as tf
 
-    streamed = [part for part in (data.train, data.val) if isinstance(part, image_source.ImageFiles)]
+    streamed = [part for part in (data.train, data.val, data.test) if isinstance(part, image_source.ImageFiles)]
     if not streamed or not isinstance(error, tf.errors.InvalidArgumentError):
         return None
     print(f"{context}: looking for the image that failed to decode among "
@@ -128,16 +197,17 @@ def is_plugin(value):
     return source is not None and source.kind == "plugin"
 
 
-def provides_validation(value, validation_split):
+def provides_validation(value, validation_split, validation=None):
     """Tells, without loading it, whether the dataset will have validation data.
 
     Args:
         value: A `--dataset` value.
         validation_split: The `--validation_split` fraction.
+        validation: The `--dataset_validation` file, or None.
 
     Returns:
         True or False, or None when only loading can tell (a plug-in, or a
-        file that cannot be read).
+        file or folder that cannot be read).
     """
     if validation_split > 0:
         return True
@@ -148,19 +218,29 @@ def provides_validation(value, validation_split):
         return True
     if source.kind == "npz":
         return npz_source.has_validation(source.argument)
+    if source.kind == "csv":
+        return validation is not None
+    if source.kind == "images":
+        try:
+            return "val" in image_source.split_folders(source.argument, f"--dataset={value!r}")
+        except (UsageError, OSError):  # Validation names the problem.
+            return None
     return False
 
 
 def load(value, *, seed, validation_split, label_columns=("label",), image_size=(64, 64),
-         color_mode="rgb", cache="auto", flag="--dataset", task="auto", chosen_by_loss=None, categorical=()):
-    """Loads the dataset a `--dataset` value names.
+         color_mode="rgb", cache="auto", flag="--dataset", task="auto", chosen_by_loss=None, categorical=(),
+         test=None, validation=None):
+    """Loads the dataset a `--dataset` value names, with its validation and test splits.
 
     Args:
         value: A value `check_source` accepts.
         seed: Seed of the validation hold-out.
         validation_split: Fraction of the training examples held out for
             validation, in [0, 1). Above 0 it replaces the source's own
-            validation data; at 0 that data (or none) is used.
+            validation data; at 0 that data (or none) is used, except for
+            Keras's datasets, which hold out `builtin.HELD_OUT` (their test
+            split is the test split). The test split is never held out from.
         label_columns: The label columns of a CSV file. Defaults to
             ("label",).
         image_size: `(height, width)` images of a folder are resized to.
@@ -177,6 +257,10 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
         chosen_by_loss: The --loss when it compares values. Defaults to None.
         categorical: The --dataset_categorical_columns of a CSV file.
             Defaults to none.
+        test: The --dataset_test: a CSV file of the training file's columns,
+            or a folder of an image folder's classes. Defaults to None.
+        validation: The --dataset_validation: a CSV file of the training
+            file's columns. Defaults to None.
 
     Returns:
         A `Data`.
@@ -198,27 +282,42 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
             seed=seed,
             cache=cache,
             context=context,
+            test=test,
         )
         return tasks.for_classes(data, task, context)
     array_names = table = None
+    origins = {}
     if source.kind == "builtin":
-        train, val = builtin.REGISTRY.get(source.argument)()
+        train, val, test_pair = (*builtin.REGISTRY.get(source.argument)(), None)[:3]  # Two pairs: no test split.
         known = task == tasks.AUTO  # Their labels are class ids, whatever a small sample of them looks like.
         task = "classification" if known else task
+        origins = {"validation": "the bundled validation split", "test": f"{source.argument}'s test split"}
+        if builtin.is_keras_dataset(source.argument) and validation_split == 0:
+            train, val = _held_out_of_keras_dataset(source.argument, train, seed, context)
+            origins["validation"] = arrays.held_out_words(builtin.HELD_OUT)
     elif source.kind == "npz":
-        train, val = npz_source.read(source.argument, context)
+        train, val, test_pair = npz_source.read(source.argument, context)
+        origins = {"validation": "x_val, y_val", "test": "x_test, y_test"}
     elif source.kind == "csv":
+        files = _other_csv_files(validation, test)
         if cache == "none" or cache == "auto" and not csv_stream.fits_in_memory(source.argument):
             return csv_stream.read(source.argument, label_columns, context, categorical=categorical,
                                    validation_split=validation_split, seed=seed, task=task,
-                                   chosen_by_loss=chosen_by_loss)
-        (train, val), table = csv_source.read(source.argument, label_columns, context, categorical)
-        array_names = csv_source.array_names(label_columns)
+                                   chosen_by_loss=chosen_by_loss, others=files)
+        (train, _), table = csv_source.read(source.argument, label_columns, context, categorical)
+        val, test_pair = (csv_source.read_other(*files[part], table, label_columns) if part in files else None
+                          for part in ("val", "test"))
+        array_names = csv_source.array_names(label_columns, {part: _FILE_FLAGS[part] for part in files})
+        origins = {_SPLIT_WORDS[part]: f"{_FILE_FLAGS[part]} {path}" for part, (path, _) in files.items()}
     else:
-        train, val = plugin_source.read(source.argument, flag)
+        train, val, test_pair = plugin_source.read(source.argument, flag)
+        origins = {"validation": "the loader's", "test": "the loader's"}
     data = arrays.build_data(
         train,
         val,
+        test=test_pair,
+        separate_val=source.kind == "csv" and validation is not None,
+        origins=origins,
         context=context,
         validation_split=validation_split,
         seed=seed,
@@ -230,3 +329,24 @@ def load(value, *, seed, validation_split, label_columns=("label",), image_size=
     if source.kind == "builtin" and known:
         data = dataclasses.replace(data, task_reason=f"{source.argument} is a dataset of {data.num_classes} classes")
     return data
+
+
+# The flag naming a CSV split's file of its own, and the split's name in the splits line.
+_FILE_FLAGS = {"val": "--dataset_validation", "test": "--dataset_test"}
+_SPLIT_WORDS = {"val": "validation", "test": "test"}
+
+
+def _other_csv_files(validation, test):
+    """Returns {"val"/"test": (path, context)} of the CSV files given for those splits."""
+    return {part: (path, f"{_FILE_FLAGS[part]}={path!r}")
+            for part, path in (("val", validation), ("test", test)) if path}
+
+
+def _held_out_of_keras_dataset(name, train, seed, context):
+    """Holds out validation data from a Keras dataset's training split, saying why; returns (train, val)."""
+    x, y = train
+    count = max(1, int(len(y) * builtin.HELD_OUT))
+    print(f"{context}: holding out {count:,} of the {len(y):,} training examples ({builtin.HELD_OUT:.0%}, seeded) "
+          f"for validation, as --validation_split is 0: {name}'s test split is kept for the final evaluation, "
+          "so early stopping and checkpoints never choose on it", flush=True)
+    return split.hold_out_rows(x, y, count, seed)

@@ -1,7 +1,11 @@
 """The built-in datasets: the bundled digits and Keras' downloadable ones.
 
-Each built-in returns `((x_train, y_train), (x_val, y_val))` with `x` scaled
-to [0, 1] float32 and channels last, the same contract as a user's plug-in.
+Each built-in returns `((x_train, y_train), (x_val, y_val) or None)`, or
+with a third pair `(x_test, y_test)`, with `x` scaled to [0, 1] float32 and
+channels last, the same contract as a user's plug-in. Keras's datasets give their
+official test split as the test split and no validation data: `HELD_OUT`
+of their training data is held out for it (`datasets.load`), so early
+stopping and the best checkpoint never choose on the test set.
 """
 
 import functools
@@ -21,11 +25,18 @@ _DIGITS_MAX_VALUE = 16
 
 # Keras dataset name -> whether its images lack a channel axis (grayscale).
 _KERAS_DATASETS = {"mnist": True, "fashion_mnist": True, "cifar10": False, "cifar100": False}
+# Fraction of a Keras dataset's training data held out for validation when --validation_split is 0.
+HELD_OUT = 0.1
+
+
+def is_keras_dataset(name):
+    """Whether a built-in name is one of Keras's downloadable datasets (which come with a test split)."""
+    return name in _KERAS_DATASETS
 
 
 @REGISTRY.register("digits")
 def digits():
-    """Returns the bundled 8x8 handwritten digits (1437 train, 360 val)."""
+    """Returns the bundled 8x8 handwritten digits (1437 train, 360 val, no test split)."""
     with np.load(_DIGITS_PATH, allow_pickle=False) as arrays:
         return (
             (_scale_images(arrays["x_train"], _DIGITS_MAX_VALUE, True), arrays["y_train"]),
@@ -34,7 +45,7 @@ def digits():
 
 
 def load_keras_dataset(name, add_channel_axis):
-    """Returns a `keras.datasets` dataset, its test split as validation data.
+    """Returns a `keras.datasets` dataset: `(train, None, test)`, its official test split as the test split.
 
     Args:
         name: The module name under `keras.datasets` ("mnist").
@@ -55,6 +66,7 @@ def load_keras_dataset(name, add_channel_axis):
         ) from error
     return (
         (_scale_images(x_train, 255, add_channel_axis), y_train.reshape(-1)),
+        None,
         (_scale_images(x_test, 255, add_channel_axis), y_test.reshape(-1)),
     )
 

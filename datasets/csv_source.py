@@ -50,6 +50,59 @@ def check_header(path, label_columns, context):
     with_reader(path, context, lambda reader: label_indices_of(header_of(reader), label_columns, context))
 
 
+def check_same_columns(path, train_path, label_columns, context):
+    """Checks, reading only the headers, that another file (a test file) has the training file's columns.
+
+    The columns are compared by name; their order may differ.
+
+    Args:
+        path: The other CSV file.
+        train_path: The training CSV file (already checked).
+        label_columns: The --dataset_label_column names.
+        context: The other file's flag and value, as a message prefix.
+
+    Raises:
+        UsageError: naming the columns missing from the other file, or those
+            the training file lacks.
+    """
+    header = with_reader(path, context, header_of)
+    label_indices_of(header, label_columns, context)
+    train_header = with_reader(train_path, context, header_of)
+    missing = [name for name in train_header if name and name not in header]
+    extra = [name for name in header if name and name not in train_header]
+    if missing or extra:
+        differences = ([f"lacks column(s) {', '.join(missing)}"] if missing else []) + (
+            [f"has column(s) {', '.join(extra)} the training file lacks"] if extra else [])
+        raise UsageError(f"{context}: needs the training file's columns (in any order) but "
+                         f"{' and '.join(differences)}")
+
+
+def read_other(path, context, kinds, label_columns):
+    """Returns `(features, labels)` of another file of the training file's columns, read with its kinds.
+
+    Args:
+        path: The CSV file (a test or validation file).
+        context: The file's flag and value, as a message prefix.
+        kinds: The training file's {feature column: kind}.
+        label_columns: The --dataset_label_column names.
+
+    Raises:
+        UsageError: as `read` does for its rows, and for a cell its
+            column's kind cannot hold.
+    """
+    def read_rows(reader):
+        header = header_of(reader)
+        label_indices = label_indices_of(header, label_columns, context)
+        rows, raw_labels = [], []
+        for _, _, labels, cells in data_rows(reader, header, label_indices, context):
+            raw_labels.append(labels)
+            rows.append(cells)
+        return feature_columns(header, label_indices), rows, raw_labels
+
+    header, rows, raw_labels = with_reader(path, context, read_rows)
+    return tabular.convert(header, rows, kinds, context), labels_array(raw_labels)
+
+
 def with_reader(path, context, use):
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
@@ -60,12 +113,22 @@ def with_reader(path, context, use):
         raise UsageError(f"{context}: the file is not valid CSV ({error})") from None
 
 
-def array_names(label_columns):
-    """Returns names for `datasets.arrays.build_data` messages about a CSV's arrays (and "y_columns", the label columns)."""
-    if len(label_columns) == 1:
-        return {"x_train": "the feature columns", "y_train": f"label column {label_columns[0]!r}"}
-    return {"x_train": "the feature columns", "y_train": f"label columns {', '.join(label_columns)}",
-            "y_columns": tuple(label_columns)}
+def array_names(label_columns, flags=()):
+    """Returns names for `datasets.arrays.build_data` messages about a CSV's arrays (and "y_columns", the label columns).
+
+    Args:
+        label_columns: The --dataset_label_column names.
+        flags: {"val" or "test": the flag naming the file that split comes
+            from}, so that messages about its arrays name the flag.
+    """
+    labels = (f"label column {label_columns[0]!r}" if len(label_columns) == 1
+              else f"label columns {', '.join(label_columns)}")
+    names = {"x_train": "the feature columns", "y_train": labels}
+    for part, flag in dict(flags).items():
+        names.update({f"x_{part}": f"the feature columns of {flag}", f"y_{part}": f"{labels} of {flag}"})
+    if len(label_columns) > 1:
+        names["y_columns"] = tuple(label_columns)
+    return names
 
 
 def header_of(reader):

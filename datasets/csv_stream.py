@@ -22,20 +22,21 @@ from kerasrun.datasets.data import Data
 SHUFFLE_ROWS = 10_000
 # Bytes of memory the in-memory reader takes per byte of file (the cells as Python strings, then arrays).
 MEMORY_PER_FILE_BYTE = 12
-_TRAIN, _VALIDATION = 1, 2
+_TRAIN, _VALIDATION, _OTHER_FILE = 1, 2, 3
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class CsvRows:
-    """One part (training or validation) of a streamed CSV file.
+    """One part (training, validation or test) of a streamed CSV file.
 
     Args:
         path: The CSV file.
         header: All its columns, in the file's order.
         kinds: {feature column: kind}, sorted by name.
         part: Per physical line of the file, the part it belongs to (0 none,
-            1 training, 2 validation), as uint8.
-        which: The part this object reads: 1 or 2.
+            1 training, 2 validation, 3 every row of a file of its own: a
+            --dataset_test or --dataset_validation file), as uint8.
+        which: The part this object reads: 1, 2 or 3.
         labels: Per physical line, the encoded labels (zero on other lines).
         fill: {numeric column: the training split's mean}, for missing cells.
     """
@@ -121,10 +122,18 @@ def fits_in_memory(path):
     return memory.fits_in_free_memory(os.path.getsize(path) * MEMORY_PER_FILE_BYTE)
 
 
-def read(path, label_columns, context, *, categorical, validation_split, seed, task, chosen_by_loss):
+def read(path, label_columns, context, *, categorical, validation_split, seed, task, chosen_by_loss, others=None):
     """Surveys a CSV file and returns a `Data` whose parts are `CsvRows`, read from disk every epoch.
 
     Checks and decides as the in-memory reader and `arrays.build_data` do.
+    A test or validation file (`others`) is streamed too: checked row by row
+    against the training file's column kinds, its labels encoded with the
+    training labels' classes, its missing numbers filled with the training
+    means.
+
+    Args:
+        others: {"val" or "test": (path, context)}: files of the training
+            file's columns holding those splits. Defaults to none.
 
     Raises:
         UsageError: as `csv_source.read` and `arrays.build_data` do, and for
@@ -153,11 +162,52 @@ def read(path, label_columns, context, *, categorical, validation_split, seed, t
     train = CsvRows(path, tuple(header), kinds, part, _TRAIN, by_line, {})
     train = dataclasses.replace(train, fill=_training_means(train, context))
     val = dataclasses.replace(train, which=_VALIDATION) if validation_split > 0 else None
-    print(f"{context}: {len(train)} training rows" + (f", {len(val)} validation rows" if val else ""), flush=True)
-    return Data(train=train, val=val, input_shape=(len(kinds),), num_classes=decided.head.units,
+    origins = {"validation": arrays.held_out_words(validation_split)} if val else {}
+    parts = {}
+    for name, (other_path, other_context) in (others or {}).items():
+        parts[name] = _other_file(other_path, other_context, train, label_columns, decided,
+                                  {names["y_train"]: csv_source.labels_array(raw_labels)}, chosen_by_loss, names)
+        origins[{"val": "validation"}.get(name, name)] = f"{other_context.partition('=')[0]} {other_path}"
+    val = parts.get("val", val)
+    print(f"{context}: {len(train)} training rows" + (f", {len(val)} validation rows" if val else "")
+          + (f", {len(parts['test'])} test rows" if "test" in parts else ""), flush=True)
+    return Data(train=train, val=val, test=parts.get("test"), origins=origins, input_shape=(len(kinds),),
+                num_classes=decided.head.units,
                 label_kind=decided.label_kind, class_names=decided.class_names, head=decided.head,
                 task_reason=decided.reason, table=kinds,
                 target_stats=arrays.target_statistics(train_labels) if decided.head.task == "regression" else None)
+
+
+def _other_file(path, context, train, label_columns, decided, decided_on, chosen_by_loss, names):
+    """Returns the `CsvRows` of every row of another file of the training file's columns (a test file)."""
+    def index(reader):
+        header = csv_source.header_of(reader)
+        label_indices = csv_source.label_indices_of(header, label_columns, context)
+        columns = csv_source.feature_columns(header, label_indices)
+        numeric = [(columns.index(name), name, kind) for name, kind in train.kinds.items() if kind != tabular.TEXT]
+        lines, raw_labels = [], []
+        for line, spans, labels, cells in csv_source.data_rows(reader, header, label_indices, context):
+            if spans:
+                raise UsageError(f"{context}: the row ending on line {line} has a quoted cell holding a line "
+                                 "break, which a file streamed line by line cannot have; use --dataset_cache memory")
+            for position, name, kind in numeric:  # What tf.strings.to_number would fail on mid-training.
+                cell = cells[position].strip()
+                if cell.lower() not in tabular.MISSING:
+                    tabular.checked_number(cell, name, kind, len(lines) + 1, context)
+            lines.append(line - 1)
+            raw_labels.append(labels)
+        return header, lines, reader.line_num, raw_labels
+
+    header, lines, line_count, raw_labels = csv_source.with_reader(path, context, index)
+    what = names["y_train"]
+    other_name = f"{what} of {context.partition('=')[0]}"
+    labels = arrays.encode_others(decided, decided_on, {other_name: csv_source.labels_array(raw_labels)}, context,
+                                  what=what, chosen_by_loss=chosen_by_loss, names=names)[other_name]
+    part = np.zeros(line_count + 1, dtype=np.uint8)
+    part[lines] = _OTHER_FILE
+    by_line = np.zeros((len(part), *labels.shape[1:]), dtype=labels.dtype)
+    by_line[lines] = labels
+    return dataclasses.replace(train, path=path, header=tuple(header), part=part, which=_OTHER_FILE, labels=by_line)
 
 
 def _survey(reader, label_columns, categorical, context):

@@ -32,6 +32,9 @@ class Data:
             (`datasets.tabular`), whose `train` and `val` hold
             {column: array (n, 1)}; None for arrays. `input_shape` is then
             (columns,).
+        origins: {"validation": words, "test": words}: where the
+            validation and test splits came from, for the line the run
+            prints ("10% of the training data held out"); empty if unsaid.
     """
 
     train: object
@@ -45,6 +48,7 @@ class Data:
     target_stats: tuple = None
     table: dict = None
     test: object = None
+    origins: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.head is None:  # Sources that hold classes only (image folders).

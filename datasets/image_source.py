@@ -1,4 +1,9 @@
-"""Reads `images:DIR`: one sub-folder of images per class, held in memory or streamed from disk."""
+"""Reads `images:DIR`: one sub-folder of images per class, held in memory or streamed from disk.
+
+DIR may instead hold split folders, `train/` with `val/` (or `validation/`)
+and/or `test/`, each holding the class sub-folders; `--dataset_test DIR2`
+names a test folder of the same classes.
+"""
 
 import dataclasses
 import os
@@ -6,7 +11,7 @@ import os
 import numpy as np
 
 from kerasrun.core.errors import UsageError, first_line
-from kerasrun.datasets import memory, split
+from kerasrun.datasets import arrays, memory, split
 from kerasrun.datasets.data import Data
 
 COLOR_MODES = ("grayscale", "rgb", "rgba")
@@ -19,6 +24,8 @@ _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM
                b"\x00\x00\x00\x0cJXL \r\n\x87\n")
 _WEBP = (b"RIFF", b"WEBP")  # bytes 0-3 and 8-11
 _HEADER_BYTES = 12
+# The split folders DIR may hold instead of class folders: the split each is.
+SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 # Checking the first bytes of this many files or more takes long enough to say so.
 _MANY_FILES = 20_000
 
@@ -56,14 +63,16 @@ class ImageFiles:
         return len(self) * height * width * self.channels * 4
 
 
-def read(directory, *, image_size, color_mode, validation_split, seed, cache, context):
-    """Returns a `Data` of the images in `directory`'s class sub-folders.
+def read(directory, *, image_size, color_mode, validation_split, seed, cache, context, test=None):
+    """Returns a `Data` of the images in `directory`'s class sub-folders (or its split folders).
 
     Classes are the sub-folders in sorted order; each one's images are found
-    in it and its own sub-folders. With a validation split, a seeded draw
-    holds out images from all classes. Decoded images are held in memory
+    in it and its own sub-folders. When `directory` holds split folders
+    (`split_folders`), classes are those of `train/`, and `val/` and `test/`
+    are the validation and test splits. With a validation split, a seeded
+    draw holds out images from all classes. Decoded images are held in memory
     (numpy arrays, decoded once here) when `cache` says so; otherwise
-    `train` and `val` are `ImageFiles` that the pipeline decodes every epoch,
+    the parts are `ImageFiles` that the pipeline decodes every epoch,
     so folders larger than memory work. Either way the pipeline orders each
     epoch by seed and epoch number, so a resumed run sees the same order.
 
@@ -77,23 +86,41 @@ def read(directory, *, image_size, color_mode, validation_split, seed, cache, co
         cache: "memory", "none", or "auto": memory when the decoded images
             take at most a quarter of the memory free now.
         context: The flag and value, as a message prefix.
+        test: The --dataset_test folder, of the same classes, or None.
 
     Raises:
         UsageError: if the folder holds no images in class sub-folders, or
             an option is not one of those accepted.
     """
-    class_names, paths, labels = _index(directory, context)
-    if validation_split > 0:
-        (paths, labels), (val_paths, val_labels) = split.hold_out(paths, labels, validation_split, seed)
+    folders = split_folders(directory, context, validation_split, test)
+    if folders:
+        print(f"{context}: found the split folders {', '.join(name + '/' for name in folders.values())}: "
+              "training, " + " and ".join({"val": "validation", "test": "test"}[part] for part in folders
+                                          if part != "train") + " images", flush=True)
+    class_names, paths, labels = _index(os.path.join(directory, folders["train"]) if folders else directory, context)
     channels = _CHANNELS[color_mode]
     size = tuple(image_size)
-    train = ImageFiles(paths, labels, size, channels)
-    val = ImageFiles(val_paths, val_labels, size, channels) if validation_split > 0 else None
-    if _held_in_memory(cache, train, val):
-        train, val = (None if part is None else _decoded(part, context) for part in (train, val))
+    parts = {"train": ImageFiles(paths, labels, size, channels)}
+    origins = {}
+    if validation_split > 0:
+        (paths, labels), (val_paths, val_labels) = split.hold_out(paths, labels, validation_split, seed)
+        parts = {"train": ImageFiles(paths, labels, size, channels),
+                 "val": ImageFiles(val_paths, val_labels, size, channels)}
+        origins["validation"] = arrays.held_out_words(validation_split)
+    others = {part: (os.path.join(directory, name), context) for part, name in folders.items() if part != "train"}
+    if test:
+        others["test"] = (test, f"--dataset_test={test!r}")
+    for part, (folder, where) in others.items():
+        parts[part] = ImageFiles(*_index_split(folder, class_names, where), size, channels)
+        origins[{"val": "validation"}.get(part, part)] = (f"--dataset_test {folder}" if folder == test
+                                                          else f"{os.path.basename(folder)}/")
+    if _held_in_memory(cache, parts.values()):
+        parts = {part: _decoded(files, context) for part, files in parts.items()}
     return Data(
-        train=train,
-        val=val,
+        train=parts["train"],
+        val=parts.get("val"),
+        test=parts.get("test"),
+        origins=origins,
         input_shape=(*size, channels),
         num_classes=len(class_names),
         label_kind="int",
@@ -101,17 +128,72 @@ def read(directory, *, image_size, color_mode, validation_split, seed, cache, co
     )
 
 
-def check_folder(directory, context):
+def split_folders(directory, context, validation_split=0.0, test=None):
+    """Returns {"train": name, "val": name, "test": name} of the split folders `directory` holds, or {}.
+
+    A folder holds split folders when its only (visible) sub-folders are
+    `train/` with `val/` (or `validation/`) and/or `test/`, and `train/`
+    holds sub-folders of its own (the classes). Cheap: lists two folders.
+
+    Raises:
+        UsageError: for both val/ and validation/, a val/ folder with
+            --validation_split, or a test/ folder with --dataset_test.
+    """
+    names = [entry.name for entry in os.scandir(directory) if entry.is_dir() and not entry.name.startswith(".")]
+    if "train" not in names or len(names) < 2 or not set(names) <= set(SPLIT_FOLDERS):
+        return {}
+    if not any(entry.is_dir() and not entry.name.startswith(".")
+               for entry in os.scandir(os.path.join(directory, "train"))):
+        return {}  # train/ holds images: a class called "train".
+    if "val" in names and "validation" in names:
+        raise UsageError(f"{context}: holds both val/ and validation/; keep one validation folder")
+    folders = {SPLIT_FOLDERS[name]: name for name in sorted(names, key=list(SPLIT_FOLDERS).index)}
+    if "val" in folders and validation_split > 0:
+        raise UsageError(f"--validation_split={validation_split}: {context} has its own validation folder "
+                         f"{folders['val']}/; leave out --validation_split to use it, or remove the folder")
+    if "test" in folders and test:
+        raise UsageError(f"--dataset_test={test!r}: {context} has its own test/ folder; leave out "
+                         "--dataset_test to use it, or remove the folder")
+    return folders
+
+
+def check_folder(directory, context, test=None, validation_split=0.0):
     """Refuses a folder `read` would refuse while indexing it (nothing is decoded).
 
     Raises:
         UsageError: as `read` does, for the folder's classes and files.
     """
-    _index(directory, context)
+    folders = split_folders(directory, context, validation_split, test)
+    class_names = _index(os.path.join(directory, folders["train"]) if folders else directory, context)[0]
+    for part, name in folders.items():
+        if part != "train":
+            _index_split(os.path.join(directory, name), class_names, context)
+    if test:
+        _index_split(test, class_names, f"--dataset_test={test!r}")
 
 
-def _index(directory, context):
-    """Returns `(class_names, paths, labels)`: every image under the class sub-folders, sorted."""
+def _index_split(directory, class_names, context):
+    """Returns `(paths, labels)` of a validation or test folder, labelled with the training folder's classes.
+
+    Raises:
+        UsageError: for a class folder the training folder lacks (a class
+            training lacks may be missing), or no images at all.
+    """
+    names, paths, labels = _index(directory, context, allow_empty=True)
+    unknown = [name for name in names if name not in class_names]
+    if unknown:
+        raise UsageError(f"{context}: class folder(s) {', '.join(unknown)} in {directory} are not classes of the "
+                         f"training images ({', '.join(class_names)}), so the model would never learn them")
+    ids = np.array([class_names.index(name) for name in names], dtype=np.int32)
+    return paths, ids[labels] if len(labels) else labels
+
+
+def _index(directory, context, allow_empty=False):
+    """Returns `(class_names, paths, labels)`: every image under the class sub-folders, sorted.
+
+    `allow_empty` lets class folders be empty (in a test folder) while some
+    image is found.
+    """
     folders = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir())
     hidden = [name for name in folders if name.startswith(".")]
     if hidden:  # .ipynb_checkpoints, .git, ...: not classes.
@@ -127,7 +209,8 @@ def _index(directory, context):
         paths.extend(sorted(found))
         labels.extend([label] * len(found))
         empty.extend([] if found else [name])
-    if paths and empty:  # An empty class would still count as one: the model would get an output for it.
+    # An empty training class would still count as one: the model would get an output for it.
+    if paths and empty and not allow_empty:
         raise UsageError(f"{context}: class folder(s) {', '.join(empty)} in {directory} hold no images "
                          f"({', '.join(EXTENSIONS)}); remove them or add images")
     if not paths:
@@ -159,10 +242,10 @@ def _check_headers(paths, context):
             raise UsageError(f"{context}: cannot decode {path}: {what}")
 
 
-def _held_in_memory(cache, train, val):
+def _held_in_memory(cache, parts):
     if cache != "auto":
         return cache == "memory"
-    return memory.fits_in_free_memory(train.decoded_bytes() + (val.decoded_bytes() if val is not None else 0))
+    return memory.fits_in_free_memory(sum(part.decoded_bytes() for part in parts))
 
 
 def _decoded(files, context):

@@ -1,4 +1,4 @@
-"""Reads `npz:PATH`: a numpy archive of x_train, y_train and optional x_val, y_val."""
+"""Reads `npz:PATH`: a numpy archive of x_train, y_train and optional x_val, y_val and x_test, y_test."""
 
 import zipfile
 import zlib
@@ -8,13 +8,16 @@ import numpy as np
 from kerasrun.core.errors import UsageError
 
 REQUIRED_ARRAYS = ("x_train", "y_train")
-OPTIONAL_ARRAYS = ("x_val", "y_val")
+# Optional pairs: both arrays of a pair, or neither.
+OPTIONAL_PAIRS = (("x_val", "y_val"), ("x_test", "y_test"))
+OPTIONAL_ARRAYS = tuple(name for pair in OPTIONAL_PAIRS for name in pair)
 
-_HOW_TO_SAVE = "write one with numpy.savez(path, x_train=..., y_train=..., x_val=..., y_val=...)"
+_HOW_TO_SAVE = ("write one with numpy.savez(path, x_train=..., y_train=..., x_val=..., y_val=...), "
+                "x_test and y_test optional too")
 
 
 def read(path, context):
-    """Returns `((x_train, y_train), (x_val, y_val) or None)` from an .npz file.
+    """Returns `((x_train, y_train), (x_val, y_val) or None, (x_test, y_test) or None)` from an .npz file.
 
     Pickled (object) arrays are refused: loading them could run code.
 
@@ -24,14 +27,13 @@ def read(path, context):
 
     Raises:
         UsageError: if the file is not a readable .npz archive, an array is
-            missing or unexpected, or only one of x_val and y_val is present.
+            missing or unexpected, or only one array of an optional pair
+            (x_val and y_val, x_test and y_test) is present.
     """
     arrays = _read_arrays(path, context)
     _check_names(arrays, context)
-    present = [name for name in OPTIONAL_ARRAYS if name in arrays]
-    train = (arrays["x_train"], arrays["y_train"])
-    val = (arrays["x_val"], arrays["y_val"]) if present else None
-    return train, val
+    val, test = ((arrays[x], arrays[y]) if x in arrays else None for x, y in OPTIONAL_PAIRS)
+    return (arrays["x_train"], arrays["y_train"]), val, test
 
 
 def check_archive(path, context):
@@ -54,12 +56,13 @@ def _check_names(names, context):
     for name in REQUIRED_ARRAYS:
         if name not in names:
             raise UsageError(f"{context}: no array {name!r}; the file needs x_train and y_train")
-    present = [name for name in OPTIONAL_ARRAYS if name in names]
-    if len(present) == 1:
-        missing = next(name for name in OPTIONAL_ARRAYS if name not in names)
-        raise UsageError(
-            f"{context}: has array {present[0]!r} but no {missing!r}; give both or neither"
-        )
+    for pair in OPTIONAL_PAIRS:
+        present = [name for name in pair if name in names]
+        if len(present) == 1:
+            missing = next(name for name in pair if name not in names)
+            raise UsageError(
+                f"{context}: has array {present[0]!r} but no {missing!r}; give both or neither"
+            )
 
 
 def has_validation(path):

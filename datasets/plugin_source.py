@@ -5,7 +5,7 @@ import inspect
 from kerasrun.core import plugins
 from kerasrun.core.errors import UsageError
 
-EXPECTED = "((x_train, y_train), (x_val, y_val) or None)"
+EXPECTED = "((x_train, y_train), (x_val, y_val) or None), optionally a third pair (x_test, y_test)"
 
 
 def read(spec, flag):
@@ -20,7 +20,8 @@ def read(spec, flag):
         flag: The flag the spec came from, for messages.
 
     Returns:
-        `((x_train, y_train), (x_val, y_val) or None)`.
+        `((x_train, y_train), (x_val, y_val) or None, (x_test, y_test) or None)`:
+        a function returning two pairs has no test split.
 
     Raises:
         UsageError: if the spec cannot be loaded, names something that is not
@@ -36,7 +37,7 @@ def read(spec, flag):
         raise UsageError(
             f"{context}: the function returned {_describe(result)}; expected {EXPECTED}"
         )
-    return result[0], result[1]
+    return result[0], result[1], (result[2] if len(result) == 3 else None)
 
 
 def check_loadable(spec, flag):
@@ -67,9 +68,10 @@ def _check_callable_without_arguments(function, context):
 
 def _has_expected_structure(result):
     return (
-        _is_pair(result)
+        isinstance(result, (tuple, list)) and len(result) in (2, 3)
         and _is_pair(result[0])
         and (result[1] is None or _is_pair(result[1]))
+        and (len(result) == 2 or result[2] is None or _is_pair(result[2]))
     )
 
 

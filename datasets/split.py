@@ -4,6 +4,7 @@ import numpy as np
 
 from kerasrun.core.errors import UsageError
 
+
 def hold_out(x, y, validation_split, seed):
     """Splits arrays into training and validation parts at random.
 
@@ -30,6 +31,16 @@ def hold_out(x, y, validation_split, seed):
             f"--validation_split={validation_split}: holds out {num_held_out} of {num_examples} "
             "training examples; both training and validation need at least one"
         )
+    return hold_out_rows(x, y, num_held_out, seed)
+
+
+def hold_out_rows(x, y, num_held_out, seed):
+    """Splits arrays as `hold_out` does, holding out `num_held_out` rows (between 1 and all but one).
+
+    Returns:
+        `((x_train, y_train), (x_val, y_val))`.
+    """
+    num_examples = len(y)
     order = np.random.default_rng(seed).permutation(num_examples)
     val_rows = np.sort(order[:num_held_out])
     train_rows = np.sort(order[num_held_out:])

@@ -132,20 +132,64 @@ def columns(header, rows, categorical, context):
     for row in rows:
         survey.add(row)
     kinds = survey.kinds()
+    return convert(header, rows, kinds, context), kinds
+
+
+def convert(header, rows, kinds, context):
+    """Returns {column: array (n, 1)} of the feature cells read as `kinds` says (missing numbers NaN).
+
+    For the training file `kinds` comes from its own survey; another file of
+    the same columns (a test file) is read with the training file's kinds.
+
+    Args:
+        header: The feature columns' names, in the rows' order.
+        rows: Lists of cells (strings), one per example.
+        kinds: {column: kind}.
+        context: The flag and value the file came from, for messages.
+
+    Raises:
+        UsageError: for a cell of a numeric or integer-coded column that is
+            not a (finite, whole for codes) number, naming column and row.
+    """
     features = {}
     for name, kind in kinds.items():
         index = header.index(name)
         cells = [row[index].strip() for row in rows]
-        missing = np.array([cell.lower() in MISSING for cell in cells])
+        missing = np.array([cell.lower() in MISSING for cell in cells], dtype=bool)
         if kind == TEXT:
             features[name] = np.array(["" if gone else cell for cell, gone in zip(cells, missing)], dtype=object)
             continue
-        numbers = np.array([np.nan if gone else float(cell) for cell, gone in zip(cells, missing)])
+        numbers = np.array([np.nan if gone else checked_number(cell, name, kind, row, context)
+                            for row, (cell, gone) in enumerate(zip(cells, missing), start=1)])
         if kind == INTEGER_CODES:
             features[name] = np.where(missing, MISSING_CODE, np.nan_to_num(numbers)).astype(np.int64)
         else:
             features[name] = numbers.astype(np.float32)
-    return {name: column.reshape(-1, 1) for name, column in features.items()}, kinds
+    return {name: column.reshape(-1, 1) for name, column in features.items()}
+
+
+def checked_number(cell, name, kind, row, context):
+    """Returns a numeric or integer-coded column's cell as a float, refusing what its kind cannot hold.
+
+    Args:
+        cell: The cell, stripped, not missing.
+        name: Its column.
+        kind: NUMERIC or INTEGER_CODES.
+        row: Its data row (from 1), for messages.
+        context: The flag and value the file came from, for messages.
+
+    Raises:
+        UsageError: for text, an infinite number, or a fraction in a column of codes.
+    """
+    try:
+        value = float(cell)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or (kind == INTEGER_CODES and value != round(value)):
+        wanted = "whole numbers (category codes)" if kind == INTEGER_CODES else "finite numbers"
+        raise UsageError(f"{context}: column {name!r} holds {cell!r} in data row {row}; in the training file "
+                         f"it holds {wanted} (leave a cell empty for a missing value)")
+    return value
 
 
 def take_rows(features, rows):

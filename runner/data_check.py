@@ -8,9 +8,9 @@ and refuse what the run would refuse, and print the lines the run would print.
 from kerasrun import datasets, models
 from kerasrun.cli.config import check_against_data, flag_label
 from kerasrun.core import losses_metrics
-from kerasrun.datasets import builtin, csv_stream, sources, tabular
+from kerasrun.datasets import arrays, builtin, csv_stream, sources, tabular
 from kerasrun.runner.class_weights import balanced_line, class_weights
-from kerasrun.runner import export
+from kerasrun.cli import export_options as export
 from kerasrun.runner.compiling import check_smoothing, check_trainable, checked_loss, smoothing_line
 
 
@@ -27,6 +27,8 @@ def load_data(config):
         task=config.task,
         categorical=config.dataset_categorical_columns,
         chosen_by_loss=config.loss if losses_metrics.compares_values(config.loss) else None,
+        test=config.dataset_test,
+        validation=config.dataset_validation,
     )
 
 
@@ -48,8 +50,8 @@ def checked_data(config):
 
 
 def data_lines(config, data, weights):
-    """Returns the lines a run prints about its data: the task and why, the class weights it chose, smoothing."""
-    lines = [task_line(config, data)]
+    """Returns the lines a run prints about its data: the splits, the task and why, the class weights it chose, smoothing."""
+    lines = [task_line(config, data), splits_line(data)]
     if config.class_weight == "balanced":
         lines.append(balanced_line(weights))
     if smoothing_line(config.loss, data.label_kind, config.label_smoothing):
@@ -81,6 +83,18 @@ def dry_run_lines(config):
     if models.builds_head(config.model):  # The model's output is the head's: its width is known before it is built.
         checked_loss(config, data, data.head.units)
     return data_lines(config, data, weights)
+
+
+def splits_line(data):
+    """Returns "splits: 54,000 training, 6,000 validation (10% of the training data held out), 10,000 test (...)"."""
+    parts = [f"{arrays.part_size(data.train):,} training"]
+    for name, part in (("validation", data.val), ("test", data.test)):
+        if part is None:
+            parts.append(f"no {name}")
+        else:
+            origin = data.origins.get(name)
+            parts.append(f"{arrays.part_size(part):,} {name}" + (f" ({origin})" if origin else ""))
+    return f"splits: {', '.join(parts)}"
 
 
 def task_line(config, data):

@@ -10,6 +10,7 @@ import sys
 
 from kerasrun import datasets
 from kerasrun.core.errors import first_line, wants_traceback
+from kerasrun.datasets.arrays import part_size
 from kerasrun.runner.run_paths import MODEL_FILE
 
 # Outcomes after which the model is worth keeping, and those after which it is evaluated on the test split.
@@ -98,7 +99,7 @@ def evaluate_test(config, model, pipelines, paths, is_chief, stop):
     if config.evaluate_weights == "best":
         weights = use_best_weights(config, model, paths)
     test = datasets.make_test_dataset(pipelines.data, batch_size=config.batch_size)
-    examples = _count(pipelines.data.test)
+    examples = part_size(pipelines.data.test)
     if is_chief:
         print(f"Evaluating on the test split ({examples:,} examples, {weights} weights)...", flush=True)
     logs = model.evaluate(test, verbose=0, return_dict=True, callbacks=[_stop_evaluating(stop)])
@@ -129,13 +130,6 @@ def use_best_weights(config, model, paths):
     best = keras.saving.load_model(path, compile=False, safe_mode=False)  # Our own file, written by this run.
     model.set_weights(best.get_weights())
     return f"best by {config.model_checkpoint_monitor}, from {BEST_MODEL_FILE}"
-
-
-def _count(part):
-    """The number of examples of a split: (x, y) arrays, a table, image files or streamed rows."""
-    if isinstance(part, tuple):
-        return len(part[1])
-    return len(part)
 
 
 def test_line(test):

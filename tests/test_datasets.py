@@ -447,8 +447,8 @@ def without_val():
 def single_pair():
     return np.ones((4, 2)), np.zeros(4)
 
-def three_items():
-    return (np.ones((4, 2)), np.zeros(4)), None, None
+def four_items():
+    return (np.ones((4, 2)), np.zeros(4)), None, None, None
 
 def nothing():
     return None
@@ -486,7 +486,7 @@ def test_plugin_file_function_without_val(tmp_path):
 
 PLUGIN_REFUSALS = {
     "single pair": ("single_pair", "returned tuple of 2 (ndarray, ndarray); expected ((x_train, y_train), (x_val, y_val) or None)"),
-    "three items": ("three_items", "returned tuple of 3 (tuple of 2 (ndarray, ndarray), None, None)"),
+    "four items": ("four_items", "returned tuple of 4 (tuple of 2 (ndarray, ndarray), None, None, ...)"),
     "None": ("nothing", "returned None; expected"),
     "needs an argument": ("needs_argument", "needs arguments"),
     "not a function": ("NOT_A_FUNCTION", "names a value of type int, not a function"),
@@ -589,10 +589,11 @@ def test_mnist_from_a_tiny_archive(tmp_path, monkeypatch):
     )
     patch_get_file(monkeypatch, "mnist", lambda *args, **kwargs: path)
     data = load("mnist")
-    assert data.train[0].shape == (6, 28, 28, 1) and data.train[0].dtype == np.float32
-    assert data.val[0].shape == (2, 28, 28, 1)
-    assert data.val[0].max() == 1.0 and data.train[0].min() >= 0.0
-    np.testing.assert_array_equal(data.val[1], [7, 8])
+    # The test split is mnist's own; validation is one of the six training examples, held out.
+    assert data.train[0].shape == (5, 28, 28, 1) and data.train[0].dtype == np.float32
+    assert data.val[0].shape == (1, 28, 28, 1) and data.test[0].shape == (2, 28, 28, 1)
+    assert data.test[0].max() == 1.0 and data.train[0].min() >= 0.0
+    np.testing.assert_array_equal(data.test[1], [7, 8])
     assert data.input_shape == (28, 28, 1) and data.num_classes == 10
 
 
@@ -607,9 +608,9 @@ def test_fashion_mnist_from_tiny_idx_files(tmp_path, monkeypatch):
     write_idx("t10k-images-idx3-ubyte.gz", 16, np.zeros((1, 28, 28), np.uint8))
     patch_get_file(monkeypatch, "fashion_mnist", lambda fname, **kwargs: str(tmp_path / fname))
     data = load("fashion_mnist")
-    assert data.train[0].shape == (3, 28, 28, 1)
+    assert data.train[0].shape == (2, 28, 28, 1) and data.val[0].shape == (1, 28, 28, 1)
     np.testing.assert_allclose(data.train[0], 0.2)
-    assert data.val[0].shape == (1, 28, 28, 1)
+    assert data.test[0].shape == (1, 28, 28, 1)
     assert data.num_classes == 5
 
 
@@ -630,8 +631,8 @@ def test_cifar100_from_tiny_pickled_batches(tmp_path, monkeypatch):
     write_cifar_batch(inner / "test", 2, ["fine_labels", "coarse_labels"])
     patch_get_file(monkeypatch, "cifar100", lambda *args, **kwargs: str(tmp_path))
     data = load("cifar100")
-    assert data.train[0].shape == (3, 32, 32, 3) and data.val[0].shape == (2, 32, 32, 3)
-    assert data.train[1].shape == (3,)
+    assert data.train[0].shape == (2, 32, 32, 3) and data.test[0].shape == (2, 32, 32, 3)
+    assert data.train[1].shape == (2,) and data.val[1].shape == (1,)
     assert data.train[0].max() == 1.0
     assert data.input_shape == (32, 32, 3)
 
@@ -647,9 +648,9 @@ def test_cifar10_from_pickled_batches(tmp_path, monkeypatch):
     write_cifar_batch(inner / "test_batch", 4, ["labels"])
     patch_get_file(monkeypatch, "cifar10", lambda *args, **kwargs: str(tmp_path))
     data = load("cifar10")
-    assert data.train[0].shape == (50000, 32, 32, 3) and data.train[1].shape == (50000,)
-    assert data.val[0].shape == (4, 32, 32, 3)
-    assert data.val[0].max() == 1.0 and data.val[0].dtype == np.float32
+    assert data.train[0].shape == (45000, 32, 32, 3) and data.train[1].shape == (45000,)
+    assert data.val[0].shape == (5000, 32, 32, 3) and data.test[0].shape == (4, 32, 32, 3)
+    assert data.test[0].max() == 1.0 and data.test[0].dtype == np.float32
     assert data.input_shape == (32, 32, 3)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import IMPORT_KERASRUN, REPO
 from kerasrun.core.errors import UsageError
+from kerasrun.cli import export_options
 from kerasrun.runner import export
 from kerasrun.runner.run_paths import RunPaths
 
@@ -84,36 +85,36 @@ def leftovers(run_dir):
 # ---- Checks before TensorFlow ----
 
 def test_formats_are_checked_by_name_once_each():
-    assert export.check_formats(()) is None
-    assert export.check_formats(("tf_saved_model", "litert")) is None
-    message = export.check_formats(("tf_savedmodel",))
+    assert export_options.check_formats(()) is None
+    assert export_options.check_formats(("tf_saved_model", "litert")) is None
+    message = export_options.check_formats(("tf_savedmodel",))
     assert "'tf_savedmodel' is not an export format" in message and "did you mean tf_saved_model?" in message
-    assert "did you mean litert?" in export.check_formats(("LiteRT",))
-    assert export.check_formats(("litert", "tf_saved_model", "litert")) == "names 'litert' twice"
+    assert "did you mean litert?" in export_options.check_formats(("LiteRT",))
+    assert export_options.check_formats(("litert", "tf_saved_model", "litert")) == "names 'litert' twice"
 
 
 def test_a_format_whose_package_is_missing_names_what_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "tf2onnx" else object())
-    message = export.check_formats(("onnx",))
+    message = export_options.check_formats(("onnx",))
     assert message == "onnx needs the package tf2onnx, which is not installed: pip install tf2onnx"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
-    assert export.check_formats(("litert", "onnx")).endswith("pip install tf2onnx onnx")
+    assert export_options.check_formats(("litert", "onnx")).endswith("pip install tf2onnx onnx")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: object())  # Everything installed.
-    assert export.check_formats(("onnx", "litert", "tf_saved_model")) is None
+    assert export_options.check_formats(("onnx", "litert", "tf_saved_model")) is None
 
 
 def test_formats_that_cannot_serve_a_tables_model_are_refused():
     numbers, mixed = {"size": "numeric"}, {"size": "numeric", "color": "text", "zip": "integer-coded"}
-    export.check_table(("onnx", "litert"), None, "--export")  # Not a table: anything goes.
-    export.check_table(("tf_saved_model", "litert"), numbers, "--export")  # A table of numbers converts to LiteRT.
-    export.check_table(("tf_saved_model",), mixed, "--export")
+    export_options.check_table(("onnx", "litert"), None, "--export")  # Not a table: anything goes.
+    export_options.check_table(("tf_saved_model", "litert"), numbers, "--export")  # A table of numbers converts to LiteRT.
+    export_options.check_table(("tf_saved_model",), mixed, "--export")
     with pytest.raises(UsageError, match=r"--export=litert: .*\(color, zip\).*Flex delegate.*tf_saved_model"):
-        export.check_table(("litert",), mixed, "--export")
+        export_options.check_table(("litert",), mixed, "--export")
     with pytest.raises(UsageError, match=r"run.yaml: export=onnx: tf2onnx cannot export a table's model"):
-        export.check_table(("onnx",), numbers, "run.yaml: export")
+        export_options.check_table(("onnx",), numbers, "run.yaml: export")
     with pytest.raises(UsageError, match=r"--export=onnx: .*table"):
-        export.check_dataset(("onnx",), "csv:t.csv", "--export")
-    export.check_dataset(("onnx", "litert"), "digits", "--export")
+        export_options.check_dataset(("onnx",), "csv:t.csv", "--export")
+    export_options.check_dataset(("onnx", "litert"), "digits", "--export")
 
 
 class FakeModel:
