@@ -88,22 +88,25 @@ def save_final_model(model, paths):
 
 
 def evaluate_test(config, model, pipelines, paths, is_chief, stop):
-    """Evaluates the model once on the test split; returns ({metric: value}, which weights it used).
+    """Evaluates the model once on the test split; returns ({metric: value}, --evaluate_weights).
 
     With --evaluate_weights best, the weights are those early stopping
     restored (the run ends with them), else those of the best checkpoint
-    (best.keras); the model keeps them afterwards, so exports are of what
-    was evaluated.
+    (best.keras), given back afterwards: exports are of model.keras.
     """
-    weights = "last"
+    described, last = "the weights training ended with", None
     if config.evaluate_weights == "best":
-        weights = use_best_weights(config, model, paths)
+        last = model.get_weights()
+        described = use_best_weights(config, model, paths)
     test = datasets.make_test_dataset(pipelines.data, batch_size=config.batch_size)
-    examples = part_size(pipelines.data.test)
     if is_chief:
-        print(f"Evaluating on the test split ({examples:,} examples, {weights} weights)...", flush=True)
-    logs = model.evaluate(test, verbose=0, return_dict=True, callbacks=[_stop_evaluating(stop)])
-    return {name: float(value) for name, value in logs.items()}, weights
+        print(f"Evaluating {described} on the test split ({part_size(pipelines.data.test):,} examples)...", flush=True)
+    try:
+        logs = model.evaluate(test, verbose=0, return_dict=True, callbacks=[_stop_evaluating(stop)])
+    finally:
+        if last is not None:
+            model.set_weights(last)
+    return {name: float(value) for name, value in logs.items()}, config.evaluate_weights
 
 
 def _stop_evaluating(stop):
@@ -119,9 +122,9 @@ def _stop_evaluating(stop):
 
 
 def use_best_weights(config, model, paths):
-    """Gives the model the run's best weights; returns a description of them."""
+    """Gives the model the run's best weights; returns which they are, for the line printed."""
     if config.early_stopping and config.early_stopping_restore_best_weights:
-        return f"best by {config.early_stopping_monitor}, restored by early stopping"
+        return f"the best weights by {config.early_stopping_monitor}, as early stopping restored them"
     path = paths.path(BEST_MODEL_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} is missing: no epoch logged {config.model_checkpoint_monitor}")
@@ -129,7 +132,7 @@ def use_best_weights(config, model, paths):
 
     best = keras.saving.load_model(path, compile=False, safe_mode=False)  # Our own file, written by this run.
     model.set_weights(best.get_weights())
-    return f"best by {config.model_checkpoint_monitor}, from {BEST_MODEL_FILE}"
+    return f"the best weights by {config.model_checkpoint_monitor}, from {BEST_MODEL_FILE}"
 
 
 def test_line(test):

@@ -76,3 +76,56 @@ def write_npz_with_test(path, seed=0):
 
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = part(240), part(60), part(90)
     np.savez(path, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test)
+
+
+def _scalars(run_dir):
+    """The scalar summaries of the run directory's own event file (the HParams session): tag -> value."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    import tensorflow as tf
+
+    return {tag: float(tf.make_ndarray(events.Tensors(tag)[-1].tensor_proto)) for tag in events.Tags()["tensors"]
+            if tag.startswith(("final/", "test/"))}
+
+
+def test_a_test_split_is_scored_once_after_training_and_recorded_everywhere(train, tmp_path):
+    write_npz_with_test(tmp_path / "data.npz")
+    done = train("--dataset", "npz:data.npz", "--epochs", "3", "--results_file", "all.jsonl")
+    assert done.returncode == 0, done.stderr
+    assert "splits: 240 training, 60 validation (x_val, y_val), 90 test (x_test, y_test)" in done.stdout
+    assert "Evaluating the weights training ended with on the test split (90 examples)..." in done.stdout
+    run_dir, results = _results(tmp_path)
+    test = results["test"]
+    assert set(test) == {"loss", "accuracy"} and results["test_weights"] == "last"
+    assert f"Test accuracy: {test['accuracy']:.6g}  loss: {test['loss']:.6g}" in done.stdout
+    assert json.loads((tmp_path / "all.jsonl").read_text())["test"] == test
+    scalars = _scalars(run_dir)
+    assert scalars["test/accuracy"] == pytest.approx(test["accuracy"])
+    assert scalars["test/loss"] == pytest.approx(test["loss"])
+    assert scalars["final/val_accuracy"] == pytest.approx(results["final"]["val_accuracy"])
+
+    scores = _fresh_process(f"""
+import json, keras, numpy as np
+arrays = np.load("data.npz")
+model = keras.saving.load_model({str(run_dir / "model.keras")!r})
+model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+print(json.dumps(model.evaluate(arrays["x_test"], arrays["y_test"], verbose=0, return_dict=True)))
+""", tmp_path)
+    assert scores["accuracy"] == pytest.approx(test["accuracy"], abs=1e-6)
+    assert scores["loss"] == pytest.approx(test["loss"], rel=1e-5)
+
+
+def test_best_weights_restored_by_early_stopping_are_the_ones_scored_and_no_model_is_saved_when_asked(train, tmp_path):
+    write_npz_with_test(tmp_path / "data.npz")
+    done = train("--dataset", "npz:data.npz", "--epochs", "3", "--save_model", "False", "--early_stopping", "True",
+                 "--early_stopping_restore_best_weights", "True", "--evaluate_weights", "best")
+    assert done.returncode == 0, done.stderr
+    run_dir, results = _results(tmp_path)
+    assert results["model_file"] is None and not (run_dir / "model.keras").exists()
+    assert "Saved the trained model" not in done.stdout
+    assert results["test_weights"] == "best"
+    assert ("Evaluating the best weights by val_loss, as early stopping restored them on the test split (90 examples)"
+            in done.stdout)
+    assert set(results["test"]) == {"loss", "accuracy"}
