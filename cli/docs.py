@@ -65,8 +65,10 @@ def dry_run_text(config, run, data_lines=None):
     families = enabled_families(config)
     for family in families:
         values = family.with_run_paths(family.values(config), run)
-        arguments = ", ".join(f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}"
-                              for arg in family.class_args())
+        arguments = ", ".join([*(f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}"
+                                 for arg in family.class_args()),
+                               *(f"{name}={value!r}" for name, value in
+                                 (family.run_kwargs(values, run) if family.run_kwargs else {}).items())])
         # Our subclass where there is one: it takes options Keras's class does not.
         built = family.subclass.replace(":", ".") if family.subclass else f"keras.callbacks.{family.keras_class}"
         lines.append(f"#   {built}({arguments})")
