@@ -64,6 +64,22 @@ def test_keep_matches_the_names_the_template_makes_and_no_others():
     assert template_pattern("model.keras") is None  # one file, overwritten: nothing to keep
 
 
+def test_without_the_monitored_quantity_best_keras_is_not_kept_and_the_run_is_told_once(tmp_path, capsys):
+    import keras
+
+    from kerasrun.callbacks.subclasses.model_checkpoint import ModelCheckpoint
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    checkpoint = ModelCheckpoint(str(tmp_path / "w{epoch}.weights.h5"), save_weights_only=True, keep=1,
+                                 best_model_path=str(tmp_path / "best.keras"))
+    model.fit(np.ones((8, 3)), np.ones(8), epochs=3, verbose=0, callbacks=[checkpoint])  # no validation data
+    assert sorted(os.listdir(tmp_path)) == ["w3.weights.h5"]
+    warning = capsys.readouterr().err.splitlines()
+    assert warning == ["train.py: warning: best.keras is not kept: 'val_loss' (--model_checkpoint_monitor) is not "
+                       "logged at epoch ends as one number (there is no validation data); logged: loss"]
+
+
 def test_keep_leaves_the_newest_files_and_best_keras_holds_the_best_epoch(tmp_path, train):
     x_val, y_val = write_tiny(tmp_path)
     result = train(*TINY, FAST, "--epochs=5", "--model_checkpoint=True", "--model_checkpoint_keep=2", "--run_name=r")

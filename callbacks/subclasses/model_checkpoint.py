@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 import time
 
 import keras
@@ -56,6 +57,7 @@ class ModelCheckpoint(keras.callbacks.ModelCheckpoint):
         self.started = None
         self._pattern = template_pattern(os.path.basename(self.filepath))
         self._saved_at_epoch_end = None  # (epoch, path) of the last file written at an epoch's end
+        self._said_not_kept = False
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -130,8 +132,11 @@ class ModelCheckpoint(keras.callbacks.ModelCheckpoint):
     def _keep_best_model(self, epoch, logs):
         """Writes the model to `best_model_path` when this epoch's monitored value is the best so far."""
         current = logs.get(self.monitor)
-        if current is None or np.ndim(current) != 0 or not np.isfinite(float(current)):
+        if current is None or np.ndim(current) != 0:
+            self._say_not_kept(logs)
             return
+        if not np.isfinite(float(current)):
+            return  # a NaN or infinite epoch is never the best
         current = float(current)
         if self.best_model_value is not None and not bool(self.monitor_op(current, self.best_model_value)):
             return
@@ -141,6 +146,16 @@ class ModelCheckpoint(keras.callbacks.ModelCheckpoint):
         else:
             files.replace_atomically(self.best_model_path, lambda path: self.model.save(path, overwrite=True))
         self.best_model_value = current
+
+    def _say_not_kept(self, logs):
+        """Says once why there is no best model: the monitored quantity is not logged (no validation data)."""
+        if self._said_not_kept:
+            return
+        self._said_not_kept = True
+        why = " (there is no validation data)" if self.monitor.startswith("val_") and "val_loss" not in logs else ""
+        print(f"train.py: warning: {os.path.basename(self.best_model_path)} is not kept: {self.monitor!r} "
+              f"(--model_checkpoint_monitor) is not logged at epoch ends as one number{why}; logged: "
+              f"{', '.join(sorted(logs)) or 'nothing'}", file=sys.stderr, flush=True)
 
     def _epoch_checkpoint(self, epoch):
         """Returns the whole-model .keras file written at this epoch's end, or None (weights, .h5, no save)."""
