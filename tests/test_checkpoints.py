@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -11,8 +12,11 @@ import time
 import zipfile
 
 import numpy as np
+import pytest
 
 from conftest import TRAIN
+from kerasrun.cli.config import resolve
+from kerasrun.core.errors import UsageError
 
 TINY = ["--dataset=npz:tiny.npz", "--batch_size=16", "--seed=3", "--deterministic=True", "--verbose=2"]
 # On tiny.npz with this rate, val_loss is lowest at epoch 2 and worse at every later epoch.
@@ -64,6 +68,26 @@ def test_keep_matches_the_names_the_template_makes_and_no_others():
     assert template_pattern("model.keras") is None  # one file, overwritten: nothing to keep
 
 
+@pytest.mark.parametrize("args, expected", [
+    (("--model_checkpoint_keep=0",), "--model_checkpoint_keep=0: must be at least 1"),
+    (("--model_checkpoint_keep=2", "--model_checkpoint_filepath=e{epoch}/m.keras"),
+     "--model_checkpoint_keep=2: needs the placeholders of --model_checkpoint_filepath in its file name, "
+     "not in its directory"),
+])
+def test_a_keep_that_cannot_work_is_refused_naming_the_flag(args, expected):
+    with pytest.raises(UsageError, match=re.escape(expected)):
+        resolve(["train.py", "--model_checkpoint", *args])
+
+
+def test_keep_of_a_single_overwritten_file_says_it_has_no_effect():
+    config = resolve(["train.py", "--model_checkpoint", "--model_checkpoint_keep=2",
+                      "--model_checkpoint_filepath=model.keras"])
+    assert config.warnings == ("--model_checkpoint_keep has no effect: it applies to a --model_checkpoint_filepath "
+                               "with placeholders such as {epoch:02d}; this one names one file, overwritten at "
+                               "each save",)
+    assert resolve(["train.py", "--model_checkpoint", "--model_checkpoint_keep=2"]).warnings == ()
+
+
 def test_without_the_monitored_quantity_best_keras_is_not_kept_and_the_run_is_told_once(tmp_path, capsys):
     import keras
 
@@ -80,40 +104,48 @@ def test_without_the_monitored_quantity_best_keras_is_not_kept_and_the_run_is_to
                        "logged at epoch ends as one number (there is no validation data); logged: loss"]
 
 
-def test_keep_leaves_the_newest_files_and_best_keras_holds_the_best_epoch(tmp_path, train):
-    x_val, y_val = write_tiny(tmp_path)
-    result = train(*TINY, FAST, "--epochs=5", "--model_checkpoint=True", "--model_checkpoint_keep=2", "--run_name=r")
-    assert result.returncode == 0, result.stderr[-2000:]
-    run_dir = tmp_path / "tensorboard_logs" / "r"
-    assert sorted(os.listdir(run_dir / "checkpoints")) == ["epoch04.keras", "epoch05.keras"]
-    record = results(run_dir)
-    assert record["best"]["monitor"] == "val_loss" and record["best"]["epoch"] == 2
-    logs = evaluated(run_dir / "best.keras", x_val, y_val)
-    assert abs(logs["loss"] - record["best"]["value"]) < 1e-5
-    assert abs(logs["loss"] - record["final"]["val_loss"]) > 1e-3  # not the last epoch's model
+def run_two_at_once(tmp_path, *commands):
+    """Runs two train.py command lines side by side in `tmp_path` (their start-up is most of their time)."""
+    processes = [subprocess.Popen([sys.executable, TRAIN, *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True) for args in commands]
+    for process in processes:
+        _, errors = process.communicate(timeout=300)
+        assert process.returncode == 0, errors[-2000:]
 
 
-def test_save_best_only_keeps_the_best_weights_files_of_this_run_only(tmp_path, train):
+def test_keep_leaves_the_newest_files_or_the_best_and_best_keras_holds_the_best_epoch(tmp_path):
     x_val, y_val = write_tiny(tmp_path)
     # A file of another run, from the same template in the same folder: not this run's to delete.
     (tmp_path / "ck").mkdir()
     (tmp_path / "ck" / "e09.weights.h5").write_text("an earlier run's")
     os.utime(tmp_path / "ck" / "e09.weights.h5", (time.time() - 3600,) * 2)
-    result = train(*TINY, SLOWER, "--epochs=6", "--model_checkpoint=True", "--model_checkpoint_keep=2",
-                   "--model_checkpoint_save_best_only=True", "--model_checkpoint_save_weights_only=True",
-                   "--model_checkpoint_monitor=val_accuracy", "--model_checkpoint_filepath=ck/e{epoch:02d}.weights.h5",
-                   "--csv_logger=True", "--run_name=r")
-    assert result.returncode == 0, result.stderr[-2000:]
-    run_dir = tmp_path / "tensorboard_logs" / "r"
+    run_two_at_once(
+        tmp_path,
+        [*TINY, FAST, "--epochs=5", "--model_checkpoint=True", "--model_checkpoint_keep=2", "--run_name=every"],
+        [*TINY, SLOWER, "--epochs=6", "--model_checkpoint=True", "--model_checkpoint_keep=2",
+         "--model_checkpoint_save_best_only=True", "--model_checkpoint_save_weights_only=True",
+         "--model_checkpoint_monitor=val_accuracy", "--model_checkpoint_filepath=ck/e{epoch:02d}.weights.h5",
+         "--csv_logger=True", "--run_name=best_only"])
+
+    # Every epoch's checkpoint: the last two remain; best.keras is epoch 2's model, not the last.
+    run_dir = tmp_path / "tensorboard_logs" / "every"
+    assert sorted(os.listdir(run_dir / "checkpoints")) == ["epoch04.keras", "epoch05.keras"]
+    record = results(run_dir)
+    assert record["best"]["monitor"] == "val_loss" and record["best"]["epoch"] == 2
+    logs = evaluated(run_dir / "best.keras", x_val, y_val)
+    assert abs(logs["loss"] - record["best"]["value"]) < 1e-5
+    assert abs(logs["loss"] - record["final"]["val_loss"]) > 1e-3
+
+    # save_best_only: the files of the last two improvements remain, and the other run's file.
+    run_dir = tmp_path / "tensorboard_logs" / "best_only"
     with open(run_dir / "training.csv") as stream:
         accuracies = [float(row["val_accuracy"]) for row in csv.DictReader(stream)]
     improved = [epoch for epoch, value in enumerate(accuracies, start=1) if value > max(accuracies[:epoch - 1], default=-1)]
     assert improved == [1, 2, 5], accuracies  # so that keep had a file to delete
-    assert sorted(os.listdir(tmp_path / "ck")) == [f"e{epoch:02d}.weights.h5" for epoch in improved[-2:]] + [
-        "e09.weights.h5"]
+    assert sorted(os.listdir(tmp_path / "ck")) == ["e02.weights.h5", "e05.weights.h5", "e09.weights.h5"]
     # best.keras is a whole model although the checkpoints hold weights only.
     record = results(run_dir)
-    assert record["best"]["monitor"] == "val_accuracy"
+    assert record["best"]["monitor"] == "val_accuracy" and record["best"]["epoch"] == 5
     assert abs(evaluated(run_dir / "best.keras", x_val, y_val)["accuracy"] - record["best"]["value"]) < 1e-5
 
 
