@@ -221,6 +221,8 @@ def test_a_resumed_run_keeps_the_best_epoch_of_both_parts_in_best_keras(tmp_path
     assert process.returncode == -9
     run_dir = tmp_path / "tensorboard_logs" / "r"
     first_part = evaluated(run_dir / "best.keras", x_val, y_val)["loss"]
+    # As a kill in the middle of writing best.keras would leave it; the resume removes it.
+    (run_dir / ".tmp-0123456789abcdef0123456789abcdef-best.keras").write_bytes(b"half")
 
     resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -232,3 +234,4 @@ def test_a_resumed_run_keeps_the_best_epoch_of_both_parts_in_best_keras(tmp_path
     assert abs(logs["loss"] - record["best"]["value"]) < 1e-5 and abs(logs["loss"] - first_part) < 1e-6
     # keep counts the first part's files too: epochs 1 and 2 went when 3 and 4 came.
     assert sorted(os.listdir(run_dir / "checkpoints")) == ["epoch03.keras", "epoch04.keras"]
+    assert not [name for name in os.listdir(run_dir) if name.startswith(".tmp-")]

@@ -1,6 +1,7 @@
 """Keras's ModelCheckpoint, writing each file whole, keeping only the newest few, and the best model apart."""
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -11,8 +12,10 @@ import numpy as np
 from kerasrun.callbacks.model_checkpoint import template_pattern
 from kerasrun.core import files
 
-# How files.replace_atomically names the file it writes before renaming it into place.
+# How files.replace_atomically names the file it writes before renaming it into place: the
+# prefix, a random hex id, and the target's name (group 1).
 _TEMPORARY_PREFIX = ".tmp-"
+_TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{32}-(.+)")
 # File times come from a coarser clock than time.time(): a file written just after training
 # started may carry a time a little before it. Files this much older still count as the run's own.
 _CLOCK_SLACK_S = 1.0
@@ -101,14 +104,9 @@ class ModelCheckpoint(keras.callbacks.ModelCheckpoint):
     def _template_files(self, directory):
         """Yields (path, modification time) of the files in `directory` whose name the template could produce."""
         best = os.path.abspath(self.best_model_path) if self.best_model_path else None
-        try:
-            entries = list(os.scandir(directory or "."))
-        except FileNotFoundError:
-            return
-        for entry in entries:
-            if entry.name.startswith(_TEMPORARY_PREFIX) or not self._pattern.fullmatch(entry.name):
-                continue
-            if os.path.abspath(entry.path) == best:
+        for entry in _entries(directory):
+            if (entry.name.startswith(_TEMPORARY_PREFIX) or not self._pattern.fullmatch(entry.name)
+                    or os.path.abspath(entry.path) == best):
                 continue
             try:
                 yield entry.path, entry.stat().st_mtime
@@ -116,18 +114,22 @@ class ModelCheckpoint(keras.callbacks.ModelCheckpoint):
                 continue
 
     def _remove_stale_temporaries(self):
-        """Deletes the temporary files a killed process left behind, for this template and the best model."""
-        targets = [(os.path.dirname(self.filepath), self._pattern)]
+        """Deletes the temporary files a killed process left behind, of this template's files and the best model."""
+        targets = [(os.path.dirname(self.filepath), self._is_checkpoint_name)]
         if self.best_model_path is not None:
-            targets.append((os.path.dirname(self.best_model_path), None))
-        for directory, pattern in targets:
-            try:
-                entries = list(os.scandir(directory or "."))
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                if _is_temporary_of(entry.name, pattern, self.filepath, self.best_model_path):
+            best_name = os.path.basename(self.best_model_path)
+            targets.append((os.path.dirname(self.best_model_path), lambda name: name == best_name))
+        for directory, is_target in targets:
+            for entry in _entries(directory):
+                target = _TEMPORARY.fullmatch(entry.name)
+                if target is not None and is_target(target.group(1)):
                     _remove(entry.path)
+
+    def _is_checkpoint_name(self, name):
+        """Whether `name` is one this callback's filepath could produce."""
+        if self._pattern is None:
+            return name == os.path.basename(self.filepath)
+        return self._pattern.fullmatch(name) is not None
 
     def _keep_best_model(self, epoch, logs):
         """Writes the model to `best_model_path` when this epoch's monitored value is the best so far."""
@@ -165,17 +167,12 @@ class ModelCheckpoint(keras.callbacks.ModelCheckpoint):
         return path if path.endswith(".keras") and os.path.isfile(path) else None
 
 
-def _is_temporary_of(name, pattern, filepath, best_model_path):
-    """Whether `name` is a temporary file of replace_atomically's for a checkpoint or the best model."""
-    if not name.startswith(_TEMPORARY_PREFIX):
-        return False
-    # ".tmp-<32 hex digits>-<target's name>"
-    target = name[len(_TEMPORARY_PREFIX) + 33:]
-    if best_model_path is not None and target == os.path.basename(best_model_path):
-        return True
-    if pattern is not None:
-        return pattern.fullmatch(target) is not None
-    return target == os.path.basename(filepath)
+def _entries(directory):
+    """Returns the entries of `directory` ("" for the current one), none if it does not exist."""
+    try:
+        return list(os.scandir(directory or "."))
+    except FileNotFoundError:
+        return []
 
 
 def _remove(path):
