@@ -96,8 +96,8 @@ def _keep_applies(values):
 
 
 def _check_keep(family, values, checker):
-    path = values["filepath"]
-    if values["keep"] is not None and path is not None and _placeholders(os.path.dirname(path)):
+    # Only a file name's placeholders can be matched against the files of one directory.
+    if values["keep"] is not None and _placeholders(os.path.dirname(values["filepath"])):
         checker.fail(family.flag_name("keep"), "needs the placeholders of --model_checkpoint_filepath in "
                                                "its file name, not in its directory")
 

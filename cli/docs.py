@@ -64,11 +64,7 @@ def dry_run_text(config, run, data_lines=None):
     lines.append("# Callbacks, in the order they run, as a run starting now would build them:")
     families = enabled_families(config)
     for family in families:
-        values = family.with_run_paths(family.values(config), run)
-        arguments = ", ".join([*(f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}"
-                                 for arg in family.class_args()),
-                               *(f"{name}={value!r}" for name, value in
-                                 (family.run_kwargs(values, run) if family.run_kwargs else {}).items())])
+        arguments = _call_arguments(family, family.with_run_paths(family.values(config), run), run)
         # Our subclass where there is one: it takes options Keras's class does not.
         built = family.subclass.replace(":", ".") if family.subclass else f"keras.callbacks.{family.keras_class}"
         lines.append(f"#   {built}({arguments})")
@@ -78,6 +74,14 @@ def dry_run_text(config, run, data_lines=None):
     taken = f" ({config.run_name} exists already)" if config.run_name and run.name != config.run_name else ""
     lines += ["", f"# Run directory, for a run starting now: {run.dir}{taken}"]
     return "\n".join(lines) + "\n"
+
+
+def _call_arguments(family, values, run):
+    """Returns the arguments the family's class is built with, as Python text (secrets hidden)."""
+    options = [f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}" for arg in family.class_args()]
+    # Those of our subclass that are no option (a file in the run's directory).
+    extra = family.run_kwargs(values, run) if family.run_kwargs else {}
+    return ", ".join([*options, *(f"{name}={value!r}" for name, value in extra.items())])
 
 
 def markdown_table(group):
