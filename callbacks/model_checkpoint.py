@@ -32,6 +32,7 @@ def _check(family, values, checker):
         checker.check_creatable_dir(flag, directory, label=f"its directory {directory}")
         checker.writes(flag, path)
         _check_keep(family, values, checker)
+        _check_not_best_model(flag, path, checker)
     # Keras reads the monitor only to keep the best, but decides its direction (mode auto) as
     # training starts whatever the options, and fails there on a quantity it cannot rank.
     if (values["save_best_only"] or values["initial_value_threshold"] is not None
@@ -100,6 +101,15 @@ def _check_keep(family, values, checker):
     if values["keep"] is not None and _placeholders(os.path.dirname(values["filepath"])):
         checker.fail(family.flag_name("keep"), "needs the placeholders of --model_checkpoint_filepath in "
                                                "its file name, not in its directory")
+
+
+def _check_not_best_model(flag, path, checker):
+    # A run directory's best.keras is the runner's: checkpoints written there would replace the best model.
+    run_dir = os.path.dirname(os.path.abspath(path))
+    if (os.path.basename(path) == BEST_MODEL_FILE
+            and os.path.dirname(run_dir) == os.path.abspath(checker.values["tensorboard_log_dir"])):
+        checker.fail(flag, f"is a run directory's {BEST_MODEL_FILE}, where the runner keeps the best epoch's "
+                           "model; give the checkpoints another name")
 
 
 def _check_placeholders(flag, path, save_freq, checker):

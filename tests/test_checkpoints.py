@@ -73,8 +73,10 @@ def test_keep_matches_the_names_the_template_makes_and_no_others():
     (("--model_checkpoint_keep=2", "--model_checkpoint_filepath=e{epoch}/m.keras"),
      "--model_checkpoint_keep=2: needs the placeholders of --model_checkpoint_filepath in its file name, "
      "not in its directory"),
+    (("--run_name=r", "--model_checkpoint_filepath=tensorboard_logs/r/best.keras"),
+     "--model_checkpoint_filepath=tensorboard_logs/r/best.keras: is a run directory's best.keras"),
 ])
-def test_a_keep_that_cannot_work_is_refused_naming_the_flag(args, expected):
+def test_a_checkpoint_setting_that_cannot_work_is_refused_naming_the_flag(args, expected):
     with pytest.raises(UsageError, match=re.escape(expected)):
         resolve(["train.py", "--model_checkpoint", *args])
 
