@@ -76,14 +76,6 @@ def dry_run_text(config, run, data_lines=None):
     return "\n".join(lines) + "\n"
 
 
-def _call_arguments(family, values, run):
-    """Returns the arguments the family's class is built with, as Python text (secrets hidden)."""
-    options = [f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}" for arg in family.class_args()]
-    # Those of our subclass that are no option (a file in the run's directory).
-    extra = family.run_kwargs(values, run) if family.run_kwargs else {}
-    return ", ".join([*options, *(f"{name}={value!r}" for name, value in extra.items())])
-
-
 def markdown_table(group):
     """Returns the README table of one group's flags."""
     rows = ["| flag | accepts | default | what it does |", "|---|---|---|---|"]
@@ -119,3 +111,10 @@ def update_readme(path, tables):
     with open(path, "w", encoding="utf-8") as stream:
         stream.write(text)
 
+
+def _call_arguments(family, values, run):
+    """Returns the arguments the family's class is built with, as Python text (secrets hidden)."""
+    options = [f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}" for arg in family.class_args()]
+    # Those of our subclass that are no option (a file in the run's directory).
+    extra = family.run_kwargs(values, run) if family.run_kwargs else {}
+    return ", ".join([*options, *(f"{name}={value!r}" for name, value in extra.items())])
