@@ -33,6 +33,9 @@ class CallbackFamily(OptionGroup):
             module may import Keras: it is loaded only to build callbacks.
         subclass_args: Options our subclass takes as keyword arguments
             beyond those of the Keras class.
+        run_kwargs: Optional `run_kwargs(values, run)` returning further
+            keyword arguments of our subclass that are no option, such as a
+            file in the run's directory (`run`, its RunPaths).
         settings: Options of the group that are not arguments of the class.
         check: Optional `check(family, values, checker)` for rules that
             involve several options or the rest of the config; raises
@@ -62,6 +65,7 @@ class CallbackFamily(OptionGroup):
     keras_class: str = ""
     subclass: str = ""
     subclass_args: Tuple[Arg, ...] = ()
+    run_kwargs: Optional[Callable] = None
     settings: Tuple[Arg, ...] = ()
     check: Optional[Callable] = None
     in_run_dir: Optional[Callable] = None
@@ -93,4 +97,5 @@ class CallbackFamily(OptionGroup):
 
     def class_kwargs(self, values, run, config):
         """Returns the keyword arguments for the class built: the Keras class's and our subclass's own."""
-        return {**self.keras_kwargs(values, run, config), **{arg.name: values[arg.name] for arg in self.subclass_args}}
+        return {**self.keras_kwargs(values, run, config), **{arg.name: values[arg.name] for arg in self.subclass_args},
+                **(self.run_kwargs(values, run) if self.run_kwargs else {})}

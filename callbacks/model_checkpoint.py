@@ -1,14 +1,22 @@
 """ModelCheckpoint: save the model or its weights during training."""
 
 import os
+import re
 import string
 
 from kerasrun.callbacks.family import CallbackFamily
 from kerasrun.callbacks.monitor import MODE, check_monitor_direction, monitor_arg
-from kerasrun.core.options import Arg, Bool, Float, Int, IntOrChoice, Str, at_least, when
+from kerasrun.core.options import Arg, Bool, Float, Int, IntOrChoice, Str, at_least, optional, when
 from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
 
+# The best epoch's whole model, kept in the run's directory (--evaluate_weights best reads it).
+BEST_MODEL_FILE = "best.keras"
+
 _MONITOR = monitor_arg()
+# What a placeholder of the file name can turn into: a counter, or a logged number in any format
+# (1.25, -3e-05, 12%, nan, inf).
+_COUNTER_TEXT = r"[-+ 0-9]+"
+_NUMBER_TEXT = r"[-+ 0-9.eE%nafiNAFI]+"
 _MODEL_SUFFIXES = (".keras", ".h5")
 _WEIGHTS_SUFFIX = ".weights.h5"
 
@@ -23,6 +31,8 @@ def _check(family, values, checker):
         directory = os.path.dirname(path) or "."
         checker.check_creatable_dir(flag, directory, label=f"its directory {directory}")
         checker.writes(flag, path)
+        _check_keep(family, values, checker)
+        _check_not_best_model(flag, path, checker)
     # Keras reads the monitor only to keep the best, but decides its direction (mode auto) as
     # training starts whatever the options, and fails there on a quantity it cannot rank.
     if (values["save_best_only"] or values["initial_value_threshold"] is not None
@@ -53,10 +63,59 @@ def _check_suffix(flag, path, weights_only, checker):
         checker.fail(flag, f"must end in .keras or .h5 (the formats Keras 3 saves a whole model in){hint}")
 
 
+def _placeholders(path):
+    """Returns the names of the placeholders in a filepath template; raises ValueError on a bad one."""
+    return [field for _, field, _, _ in string.Formatter().parse(path) if field is not None]
+
+
+def template_pattern(name):
+    """Returns a regular expression matching the file names a template could produce, or None without placeholders.
+
+    Args:
+        name: A file name (no directory) that may hold placeholders like
+            {epoch:02d} or {val_loss:.2f}.
+    """
+    parts, fields = [], 0
+    for literal, field, _, _ in string.Formatter().parse(name):
+        parts.append(re.escape(literal))
+        if field is not None:
+            parts.append(_COUNTER_TEXT if field in ("epoch", "batch") else _NUMBER_TEXT)
+            fields += 1
+    return re.compile("".join(parts)) if fields else None
+
+
+def _keep_applies(values):
+    """Why --model_checkpoint_keep has no effect: a filepath without placeholders is one file, overwritten."""
+    path = values["model_checkpoint_filepath"]
+    try:
+        if path is None or _placeholders(os.path.basename(path)):
+            return None
+    except ValueError:
+        return None  # the check names the bad template
+    return ("it applies to a --model_checkpoint_filepath with placeholders such as {epoch:02d}; "
+            "this one names one file, overwritten at each save")
+
+
+def _check_keep(family, values, checker):
+    # Only a file name's placeholders can be matched against the files of one directory.
+    if values["keep"] is not None and _placeholders(os.path.dirname(values["filepath"])):
+        checker.fail(family.flag_name("keep"), "needs the placeholders of --model_checkpoint_filepath in "
+                                               "its file name, not in its directory")
+
+
+def _check_not_best_model(flag, path, checker):
+    # A run directory's best.keras is the runner's: checkpoints written there would replace the best model.
+    run_dir = os.path.dirname(os.path.abspath(path))
+    if (os.path.basename(path) == BEST_MODEL_FILE
+            and os.path.dirname(run_dir) == os.path.abspath(checker.values["tensorboard_log_dir"])):
+        checker.fail(flag, f"is a run directory's {BEST_MODEL_FILE}, where the runner keeps the best epoch's "
+                           "model; give the checkpoints another name")
+
+
 def _check_placeholders(flag, path, save_freq, checker):
     allowed = {"epoch"} | ({"batch"} if isinstance(save_freq, int) else set())
     try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(path) if field is not None]
+        fields = _placeholders(path)
     except ValueError as error:
         checker.fail(flag, f"is not a valid format string ({error})")
     for field in fields:
@@ -101,9 +160,19 @@ FAMILY = CallbackFamily(
             "With save_best_only, the value the first saved model must beat (None: no threshold).",
             applies=when("model_checkpoint_save_best_only", (True,), "--model_checkpoint_save_best_only True")),
     ),
+    # Keras writes in place (a kill leaves a torn file) and keeps every file; see the subclass.
+    subclass="kerasrun.callbacks.subclasses.model_checkpoint:ModelCheckpoint",
+    subclass_args=(
+        Arg("keep", Int(optional=True), None,
+            "Keep only the N newest checkpoint files this run wrote (with save_best_only: the N best), "
+            "deleting older ones once the new one is in place (None: keep all).",
+            optional(at_least(1)), applies=_keep_applies),
+    ),
+    run_kwargs=lambda values, run: {"best_model_path": run.path(BEST_MODEL_FILE)},
     check=_check,
     in_run_dir=_in_run_dir,
     worker_overrides={"filepath": None},
-    resume_state=("best",),
+    # best: save_best_only's; best_model_value: best.keras's; started: which files count for keep.
+    resume_state=("best", "best_model_value", "started"),
     idle_hooks=idle_batch_end_when_saving_each_epoch,
 )

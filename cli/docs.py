@@ -64,9 +64,7 @@ def dry_run_text(config, run, data_lines=None):
     lines.append("# Callbacks, in the order they run, as a run starting now would build them:")
     families = enabled_families(config)
     for family in families:
-        values = family.with_run_paths(family.values(config), run)
-        arguments = ", ".join(f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}"
-                              for arg in family.class_args())
+        arguments = _call_arguments(family, family.with_run_paths(family.values(config), run), run)
         # Our subclass where there is one: it takes options Keras's class does not.
         built = family.subclass.replace(":", ".") if family.subclass else f"keras.callbacks.{family.keras_class}"
         lines.append(f"#   {built}({arguments})")
@@ -125,3 +123,10 @@ def update_readme(path, tables):
     with open(path, "w", encoding="utf-8") as stream:
         stream.write(text)
 
+
+def _call_arguments(family, values, run):
+    """Returns the arguments the family's class is built with, as Python text (secrets hidden)."""
+    options = [f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}" for arg in family.class_args()]
+    # Those of our subclass that are no option (a file in the run's directory).
+    extra = family.run_kwargs(values, run) if family.run_kwargs else {}
+    return ", ".join([*options, *(f"{name}={value!r}" for name, value in extra.items())])

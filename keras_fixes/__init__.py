@@ -12,6 +12,8 @@ Workarounds, each in its own module that says what it fixes and where it was fou
   (it reads and sets `TENSORBOARD_PRIVATE`).
 - callbacks/subclasses/backup_and_restore.py: BackupAndRestore writing each backup whole, by
   renaming it into place (it overrides and reads `BACKUP_PRIVATE`).
+- callbacks/subclasses/model_checkpoint.py: ModelCheckpoint writing each file whole, by renaming
+  it into place (it overrides and calls `CHECKPOINT_PRIVATE`).
 
 Texts and files of Keras's that the runner reads are named here too (`NAN_STOP_MESSAGE`,
 `BACKUP_METADATA_FILE`). All of it was written for Keras `WRITTEN_FOR`: `check_keras` warns
@@ -32,6 +34,9 @@ BACKUP_METADATA_FILE = "training_metadata.json"
 # The private members of keras.callbacks.BackupAndRestore our subclass overrides, reads or calls.
 BACKUP_PRIVATE = ("_save_model", "_weights_path", "_training_metadata_path", "_prev_weights_path",
                   "_prev_training_metadata_path", "_current_epoch", "_last_batch_seen")
+
+# The private members of keras.callbacks.ModelCheckpoint our subclass overrides or calls.
+CHECKPOINT_PRIVATE = ("_save_model", "_get_file_path", "_should_save_model")
 
 # The private members of keras.callbacks.TensorBoard our subclass reads, sets or calls.
 TENSORBOARD_PRIVATE = ("_should_write_train_graph", "_global_train_batch", "_should_trace", "_is_tracing",

@@ -69,7 +69,7 @@ def test_builder_passes_every_flag_through(tmp_path):
         "--early_stopping_baseline=0.5", "--early_stopping_restore_best_weights",
         "--reduce_lr", "--reduce_lr_factor=0.5", "--reduce_lr_min_lr=0.0001",
         "--model_checkpoint", "--model_checkpoint_save_freq=7", "--model_checkpoint_save_weights_only",
-        "--tensorboard", f"--tensorboard_log_dir={tmp_path}", "--tensorboard_update_freq=batch",
+        "--model_checkpoint_keep=2", "--tensorboard", f"--tensorboard_log_dir={tmp_path}", "--tensorboard_update_freq=batch",
         "--tensorboard_profile_batch=2,3", "--tensorboard_embeddings_metadata=emb=meta.tsv",
     ])
     reduce_lr, early, checkpoint, board = build_callbacks(config, RunPaths(str(tmp_path), "run"))
@@ -79,6 +79,8 @@ def test_builder_passes_every_flag_through(tmp_path):
     assert early.baseline == 0.5 and early.restore_best_weights is True
     assert checkpoint.save_freq == 7 and checkpoint.save_weights_only is True
     assert checkpoint.filepath == str(tmp_path / "run" / "checkpoints" / "epoch{epoch:02d}.weights.h5")
+    # Ours: writes whole files only, keeps the newest 2, and the best epoch's model as best.keras.
+    assert checkpoint.keep == 2 and checkpoint.best_model_path == str(tmp_path / "run" / "best.keras")
     assert type(board) is TensorBoard  # ours: Keras's does per-batch work for nothing
     assert board.log_dir == str(tmp_path / "run") and board.update_freq == 1
     assert board.embeddings_metadata == {"emb": "meta.tsv"}

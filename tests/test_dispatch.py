@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from kerasrun.callbacks.subclasses.backup_and_restore import BackupAndRestore
+from kerasrun.callbacks.subclasses.model_checkpoint import ModelCheckpoint
 from kerasrun.callbacks.subclasses.tensorboard import TensorBoard
 from kerasrun.runner.dispatch import HOOKS, combined, idle_hooks
 
@@ -124,8 +125,8 @@ def test_batch_hooks_with_nothing_to_do_are_not_called(tmp_path, monkeypatch):
                       (keras.callbacks.BackupAndRestore, "on_train_batch_end"),
                       (TensorBoard, "on_train_batch_begin"), (TensorBoard, "on_train_batch_end")]:
         count_calls(monkeypatch, cls, hook, counts)
-    once_an_epoch = keras.callbacks.ModelCheckpoint(str(tmp_path / "epoch{epoch}.keras"))
-    every_2 = keras.callbacks.ModelCheckpoint(str(tmp_path / "batch{epoch}-{batch}.keras"), save_freq=2)
+    once_an_epoch = ModelCheckpoint(str(tmp_path / "epoch{epoch}.keras"))
+    every_2 = ModelCheckpoint(str(tmp_path / "batch{epoch}-{batch}.keras"), save_freq=2)
     backup = BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)  # The class runs build.
     board = TensorBoard(str(tmp_path / "logs"))
     batched_board = TensorBoard(str(tmp_path / "batched"), update_freq="batch")
@@ -146,13 +147,13 @@ def test_batch_hooks_with_nothing_to_do_are_not_called(tmp_path, monkeypatch):
 
 
 def test_which_hooks_are_idle():
-    checkpoint = keras.callbacks.ModelCheckpoint("m.keras")
+    checkpoint = ModelCheckpoint("m.keras")
     assert idle_hooks(checkpoint) == {"on_train_batch_end"}
-    assert idle_hooks(keras.callbacks.ModelCheckpoint("m.keras", save_freq=5)) == set()
+    assert idle_hooks(ModelCheckpoint("m.keras", save_freq=5)) == set()
     assert idle_hooks(BackupAndRestore("backup")) == {"on_train_batch_end"}
     assert idle_hooks(BackupAndRestore("backup", save_freq=5)) == set()
 
-    class Overriding(keras.callbacks.ModelCheckpoint):
+    class Overriding(ModelCheckpoint):
         def on_train_batch_end(self, batch, logs=None):
             pass
 

@@ -133,6 +133,8 @@ def test_what_the_runner_reads_of_keras_is_still_there(tmp_path):
 
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
     assert [name for name in fixes.BACKUP_PRIVATE if not hasattr(backup, name)] == []
+    checkpoint = keras.callbacks.ModelCheckpoint(str(tmp_path / "epoch{epoch}.keras"))
+    assert [name for name in fixes.CHECKPOINT_PRIVATE if not hasattr(checkpoint, name)] == []
     small_model().fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, callbacks=[backup])
     with open(tmp_path / "backup" / fixes.BACKUP_METADATA_FILE) as stream:
         assert json.load(stream)["epoch"] == 2  # the epochs finished, which resume.py compares with its own
