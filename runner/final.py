@@ -9,6 +9,7 @@ import os
 import sys
 
 from kerasrun import datasets
+from kerasrun.callbacks.model_checkpoint import BEST_MODEL_FILE
 from kerasrun.core.errors import first_line, wants_traceback
 from kerasrun.datasets.arrays import part_size
 from kerasrun.runner.run_paths import MODEL_FILE
@@ -16,7 +17,6 @@ from kerasrun.runner.run_paths import MODEL_FILE
 # Outcomes after which the model is worth keeping, and those after which it is evaluated on the test split.
 SAVED_AFTER = ("completed", "early_stopped", "interrupted")
 EVALUATED_AFTER = ("completed", "early_stopped")
-BEST_MODEL_FILE = "best.keras"  # callbacks/model_checkpoint.py keeps the best epoch's model there.
 
 
 def leave_behind(config, model, pipelines, paths, distribution, status, stop):

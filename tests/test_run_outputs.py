@@ -129,3 +129,25 @@ def test_best_weights_restored_by_early_stopping_are_the_ones_scored_and_no_mode
     assert ("Evaluating the best weights by val_loss, as early stopping restored them on the test split (90 examples)"
             in done.stdout)
     assert set(results["test"]) == {"loss", "accuracy"}
+
+
+def test_best_weights_of_the_checkpoint_are_scored_while_model_keras_keeps_the_last(train, tmp_path):
+    write_npz_with_test(tmp_path / "data.npz")
+    done = train("--dataset", "npz:data.npz", "--epochs", "3", "--model_checkpoint", "True",
+                 "--evaluate_weights", "best", "--model_checkpoint_monitor", "val_accuracy")
+    assert done.returncode == 0, done.stderr
+    assert "Evaluating the best weights by val_accuracy, from best.keras on the test split" in done.stdout
+    run_dir, results = _results(tmp_path)
+    assert results["test_weights"] == "best"
+    scores = _fresh_process(f"""
+import json, keras, numpy as np
+arrays = np.load("data.npz")
+scores = {{}}
+for name, x, y in [("best.keras", "x_test", "y_test"), ("model.keras", "x_val", "y_val")]:
+    model = keras.saving.load_model({str(run_dir)!r} + "/" + name)
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    scores[name] = model.evaluate(arrays[x], arrays[y], verbose=0, return_dict=True)
+print(json.dumps(scores))
+""", tmp_path)
+    assert scores["best.keras"]["loss"] == pytest.approx(results["test"]["loss"], rel=1e-5)
+    assert scores["model.keras"]["loss"] == pytest.approx(results["final"]["val_loss"], rel=1e-5)
