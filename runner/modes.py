@@ -75,6 +75,8 @@ def evaluate(config, saved):
         print(f"would write {_evaluation_target(config, saved)}")
         return 0
     data = as_run_encoded(load_data(config), saved, context)
+    if not data.table:
+        modes.check_example_shape(saved, tuple(data.input_shape), context)
     parts, split = examples_of(data)
     count = sum(len_of(part) for part in parts)
     print(f"evaluating on {_split_words(split, count)}", flush=True)
@@ -300,6 +302,7 @@ class Columns:
     task: object
     names: tuple
     line: str
+    named: bool = False
 
     @classmethod
     def of(cls, saved, width):
@@ -308,12 +311,15 @@ class Columns:
         labels = saved.run_config.get("dataset_label_column") or []
         from_csv = str(saved.run_config.get("dataset", "")).startswith("csv:") and len(labels) == width
         if task == "classification" and width > 1:
-            names = [str(name) for name in names] if names and len(names) == width else [str(i) for i in range(width)]
-            return cls(task, tuple(names), "columns: predicted (the class), and p_<class>, its probability per class")
+            named = bool(names) and len(names) == width
+            names = [str(name) for name in names] if named else [str(i) for i in range(width)]
+            return cls(task, tuple(names), "columns: predicted (the class), and p_<class>, its probability per class",
+                       named)
         if task == "binary" and width == 1:
-            names = [str(name) for name in names] if names and len(names) == 2 else ["0", "1"]
+            named = bool(names) and len(names) == 2
+            names = [str(name) for name in names] if named else ["0", "1"]
             return cls(task, tuple(names), f"columns: predicted (the class), and p_{names[1]}, the probability of "
-                                           f"{names[1]}")
+                                           f"{names[1]}", named)
         if task == "multilabel":
             names = labels if from_csv else [f"label_{index}" for index in range(width)]
             return cls(task, tuple(names), "columns: per label, 0/1 (its probability at least 0.5) and p_<label>")
@@ -346,7 +352,8 @@ class Columns:
         """Returns the CSV rows of a batch of outputs."""
         chosen = self.predicted(outputs)
         if self.task in ("classification", "binary"):
-            return [[self.names[index], *map(_number, probabilities)] for index, probabilities in zip(chosen, outputs)]
+            return [[self.names[index] if self.named else int(index), *map(_number, probabilities)]
+                for index, probabilities in zip(chosen, outputs)]
         if self.task == "multilabel":
             return [[cell for label, probability in zip(labels, probabilities) for cell in (int(label), _number(probability))]
                     for labels, probabilities in zip(chosen, outputs)]
@@ -376,7 +383,7 @@ def _write_npz(path, columns, outputs):
     arrays = {"predictions": predictions.astype(np.float32)}
     if columns.task in ("classification", "binary", "multilabel"):
         arrays["predicted"] = columns.predicted(predictions)
-    if columns.task in ("classification", "binary"):
+    if columns.named:
         arrays["class_names"] = np.array(columns.names)
     with open(path, "wb") as stream:
         np.savez(stream, **arrays)
