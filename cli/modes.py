@@ -98,6 +98,11 @@ def check_mode(checker):
     check_data_fits(saved, source, settings, checker.flag_label("dataset"), values["dataset"])
     if values["mode"] == "predict":
         _check_predictions_file(checker)
+    elif values["results_file"] is None:  # evaluation.json goes next to the model.
+        evaluation = os.path.join(os.path.dirname(saved.file), EVALUATION_FILE)
+        checker.check_creatable_dir("model", os.path.dirname(evaluation) or ".",
+                                    label=f"the directory {EVALUATION_FILE} goes to")
+        checker.writes("model", evaluation)
 
 
 def saved_model(value, flag="--model"):

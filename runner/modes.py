@@ -39,7 +39,6 @@ def run(config):
     values = modes.with_run_settings(dict(config), saved)
     values["validation_split"] = 0.0  # Every example is used: nothing is held out.
     config = Config(values, config.sources, config.warnings)
-    print(_model_line(config, saved), flush=True)
     if config.mode == "evaluate":
         return evaluate(config, saved)
     return predict(config, saved)
@@ -71,6 +70,7 @@ def evaluate(config, saved):
     context = _dataset_context(config)
     source = sources.parse(config.dataset, datasets.names())
     if config.dry_run and not _cheap(config, source):
+        print(_model_line(config, saved))
         print(f"would evaluate on {context} (loaded when the run starts)")
         print(f"would write {_evaluation_target(config, saved)}")
         return 0
@@ -79,6 +79,7 @@ def evaluate(config, saved):
         modes.check_example_shape(saved, tuple(data.input_shape), context)
     parts, split = examples_of(data)
     count = sum(len_of(part) for part in parts)
+    print(_model_line(config, saved), flush=True)  # Once the data is known to fit: a refusal is the only line.
     print(f"evaluating on {_split_words(split, count)}", flush=True)
     if config.dry_run:
         print(f"would write {_evaluation_target(config, saved)}")
@@ -212,16 +213,18 @@ def predict(config, saved):
     context = _dataset_context(config)
     source = sources.parse(config.dataset, datasets.names())
     if config.dry_run and not _cheap(config, source) and source.kind != "csv":
+        print(_model_line(config, saved))
         print(f"would predict {context} (loaded when the run starts) into {config.predictions_file}")
         return 0
-    count, batches = _inputs(config, saved, source, context)
+    count, batches = _inputs(config, saved, source, context)  # Prints the model's line, then which inputs.
     if config.dry_run:
         print(f"would write {count} rows of predictions to {config.predictions_file}")
         return 0
     from kerasrun.models.saved import load_model_file
 
     model = load_model_file(saved.file, config.model_safe_mode, flag_label(config.sources, "model"))
-    columns = Columns.of(saved, _width(model, flag_label(config.sources, "model")))
+    task = None if config.task == "auto" else config.task  # The run's, unless --task says otherwise.
+    columns = Columns.of(saved, _width(model, flag_label(config.sources, "model")), task)
     print(columns.line, flush=True)
     directory = os.path.dirname(config.predictions_file)
     if directory:
@@ -240,11 +243,13 @@ def _inputs(config, saved, source, context):
         kinds = {item.name: unlabelled.kind_of_dtype(item.dtype) for item in saved.inputs}
         reader = unlabelled.CsvFeatures(source.argument, kinds, context)
         count = reader.count()
+        print(_model_line(config, saved), flush=True)
         print(f"predicting all {count} rows of {source.argument} (label columns, if any, are not read)", flush=True)
         return count, lambda: reader.batches(size)
     if source.kind == "npz":
         x, names = unlabelled.npz_inputs(source.argument, context)
         modes.check_example_shape(saved, x.shape[1:], context)
+        print(_model_line(config, saved), flush=True)
         which = "its test examples, x_test" if names == ["x_test"] else f"every example: {' + '.join(names)}"
         print(f"predicting {len(x)} examples of {source.argument}: {which}", flush=True)
         return len(x), lambda: (x[start:start + size] for start in range(0, len(x), size))
@@ -254,6 +259,7 @@ def _inputs(config, saved, source, context):
     parts, split = examples_of(data)
     count = sum(len_of(part) for part in parts)
     modes.check_example_shape(saved, tuple(data.input_shape), context)
+    print(_model_line(config, saved), flush=True)
     print(f"predicting {_split_words(split, count)}" + (" (in file order)" if any(
         isinstance(part, image_source.ImageFiles) for part in parts) else ""), flush=True)
 
@@ -305,9 +311,15 @@ class Columns:
     named: bool = False
 
     @classmethod
-    def of(cls, saved, width):
-        """Returns the Columns of a model of `width` outputs, from its run's task, class names and label columns."""
-        task, names = saved.task, saved.class_names
+    def of(cls, saved, width, task=None):
+        """Returns the Columns of a model of `width` outputs, from its run's task, class names and label columns.
+
+        Args:
+            saved: The `SavedModel`.
+            width: The width of the model's output.
+            task: The task to write, None for the run's. Defaults to None.
+        """
+        task, names = task or saved.task, saved.class_names
         labels = saved.run_config.get("dataset_label_column") or []
         from_csv = str(saved.run_config.get("dataset", "")).startswith("csv:") and len(labels) == width
         if task == "classification" and width > 1:
@@ -326,7 +338,8 @@ class Columns:
         if task == "regression":
             names = labels if from_csv else ["prediction"] if width == 1 else [f"prediction_{i}" for i in range(width)]
             return cls(task, tuple(names), f"columns: {', '.join(names)} (predicted values)")
-        why = "the model comes from no run directory" if saved.run_dir is None else "the run recorded no task"
+        why = ("the model comes from no run directory; --task says which task it learned"
+               if saved.run_dir is None else "the run recorded no task")
         return cls(None, tuple(f"output_{index}" for index in range(width)),
                    f"columns: output_0...: the model's raw outputs ({why})")
 

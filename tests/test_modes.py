@@ -189,3 +189,13 @@ def test_evaluate_refuses_a_label_the_model_does_not_know(runs):
     assert result.returncode == 2
     assert "--dataset='csv:fox.csv': label 'fox' is not one of the model's classes" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dry_run_says_what_would_be_done_and_does_nothing(runs):
+    before = set(os.listdir(runs))
+    result = _run(runs, "--mode", "predict", "--model", "tensorboard_logs/prices", "--dataset", "csv:prices.csv",
+                  "--predictions_file", "dry.csv", "--dry_run", "--learning_rate", "0.5")
+    output = _ok(result)
+    assert "predicting all 60 rows" in output and "would write 60 rows of predictions to dry.csv" in output
+    assert "--learning_rate has no effect: it applies to --mode train, not --mode predict" in result.stderr
+    assert set(os.listdir(runs)) == before
