@@ -74,6 +74,8 @@ def evaluate(config, saved):
         print(f"would evaluate on {context} (loaded when the run starts)")
         print(f"would write {_evaluation_target(config, saved)}")
         return 0
+    if source.kind == "csv" and saved.named:  # Refuses a missing number as predict does: the model holds no mean.
+        unlabelled.CsvFeatures(source.argument, _table_kinds(saved), context).count()
     data = as_run_encoded(load_data(config), saved, context)
     if not data.table:
         modes.check_example_shape(saved, tuple(data.input_shape), context)
@@ -240,8 +242,7 @@ def _inputs(config, saved, source, context):
     """Returns (the number of inputs, a function returning an iterator of their batches); reads CSV and npz without TensorFlow."""
     size = config.batch_size
     if source.kind == "csv":
-        kinds = {item.name: unlabelled.kind_of_dtype(item.dtype) for item in saved.inputs}
-        reader = unlabelled.CsvFeatures(source.argument, kinds, context)
+        reader = unlabelled.CsvFeatures(source.argument, _table_kinds(saved), context)
         count = reader.count()
         print(_model_line(config, saved), flush=True)
         print(f"predicting all {count} rows of {source.argument} (label columns, if any, are not read)", flush=True)
@@ -269,6 +270,11 @@ def _inputs(config, saved, source, context):
                 yield x
 
     return count, batches
+
+
+def _table_kinds(saved):
+    """Returns {column: kind} of a table's model, from its inputs' dtypes."""
+    return {item.name: unlabelled.kind_of_dtype(item.dtype) for item in saved.inputs}
 
 
 def _width(model, flag):
