@@ -14,6 +14,7 @@ cells of a CSV file to predict.
 
 import dataclasses
 import json
+import math
 import os
 
 import numpy as np
@@ -23,11 +24,7 @@ from kerasrun.cli import modes
 from kerasrun.cli.config import Config, flag_label
 from kerasrun.core import files
 from kerasrun.core.errors import UsageError
-from kerasrun.datasets import csv_stream, image_source, sources, unlabelled
-
-# Sources --dry_run reads without TensorFlow (as runner/data_check.py's dry run does).
-_CHEAP = ("npz", "csv")
-
+from kerasrun.datasets import image_source, sources, unlabelled
 
 def run(config):
     """Evaluates or predicts as the config says (or, with --dry_run, says what it would do); returns the exit status.
@@ -65,11 +62,11 @@ def evaluate(config, saved):
     Returns:
         0.
     """
-    from kerasrun.runner.data_check import load_data
+    from kerasrun.runner.data_check import load_data, loads_cheaply
 
     context = _dataset_context(config)
     source = sources.parse(config.dataset, datasets.names())
-    if config.dry_run and not _cheap(config, source):
+    if config.dry_run and not loads_cheaply(config):
         print(_model_line(config, saved))
         print(f"would evaluate on {context} (loaded when the run starts)")
         print(f"would write {_evaluation_target(config, saved)}")
@@ -92,8 +89,9 @@ def evaluate(config, saved):
     batches = _concatenated([datasets.make_test_dataset(dataclasses.replace(data, test=part),
                                                         batch_size=config.batch_size) for part in parts])
     scores = model.evaluate(batches, verbose=resolve_verbosity(config.verbose), return_dict=True)
-    scores = {name: float(value) for name, value in scores.items()}
-    print("Evaluation: " + "  ".join(f"{name}: {value:.6g}" for name, value in scores.items()), flush=True)
+    # NaN and infinity are no JSON: written as text, as results.json writes them.
+    scores = {name: float(value) if math.isfinite(value) else str(float(value)) for name, value in scores.items()}
+    print("Evaluation: " + "  ".join(f"{name}: {float(value):.6g}" for name, value in scores.items()), flush=True)
     record = {"model": saved.file, "run_dir": saved.run_dir, "dataset": config.dataset, "split": split,
               "examples": count, "loss": config.loss, "metrics_compiled": list(config.metrics), "metrics": scores}
     if config.results_file:
@@ -102,16 +100,6 @@ def evaluate(config, saved):
         files.write_atomically(_evaluation_file(saved), json.dumps(record, indent=2) + "\n")
     print(f"Wrote {_evaluation_target(config, saved)}")
     return 0
-
-
-def _cheap(config, source):
-    """Whether the data loads without TensorFlow (and without a download): what --dry_run reads."""
-    if source.kind == "builtin":
-        return source.argument == datasets.DEFAULT
-    if source.kind == "csv":
-        return config.dataset_cache == "memory" or (config.dataset_cache == "auto"
-                                                    and csv_stream.fits_in_memory(source.argument))
-    return source.kind in _CHEAP
 
 
 def _evaluation_file(saved):
@@ -214,7 +202,9 @@ def predict(config, saved):
     """Writes the model's outputs for every input to --predictions_file (see `Columns`); returns 0."""
     context = _dataset_context(config)
     source = sources.parse(config.dataset, datasets.names())
-    if config.dry_run and not _cheap(config, source) and source.kind != "csv":
+    from kerasrun.runner.data_check import loads_cheaply
+
+    if config.dry_run and not loads_cheaply(config) and source.kind != "csv":
         print(_model_line(config, saved))
         print(f"would predict {context} (loaded when the run starts) into {config.predictions_file}")
         return 0
