@@ -145,10 +145,11 @@ def run_directory_of(model_file):
 
 
 def _checkpoints_hint(directory):
-    folder = os.path.join(directory, CHECKPOINTS)
-    found = sorted(name for name in os.listdir(folder) if name.endswith(".keras")) if os.path.isdir(folder) else []
-    if found:
-        return f"; name one of its checkpoints, such as {os.path.join(folder, found[-1])}"
+    """Returns the end of the message about a directory without model.keras: a .keras file in it or its checkpoints/."""
+    for folder in (directory, os.path.join(directory, CHECKPOINTS)):
+        found = sorted(name for name in os.listdir(folder) if name.endswith(".keras")) if os.path.isdir(folder) else []
+        if found:
+            return f"; name one of its .keras files, such as {os.path.join(folder, found[-1])}"
     return "; name a .keras file, or a finished run's directory"
 
 
