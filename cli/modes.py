@@ -251,8 +251,11 @@ def check_data_fits(saved, source, settings, flag, value):
         return
     context = f"{flag}={value!r}"
     if source.kind == "csv":
-        header = csv_source.with_reader(source.argument, context, csv_source.header_of)
-        check_columns(saved, [name for name in header if name], settings["dataset_label_column"], context)
+        for path, label in ((source.argument, context), (settings["dataset_test"], "--dataset_test")):
+            if path and os.path.isfile(path):
+                header = csv_source.with_reader(path, context, csv_source.header_of)
+                check_columns(saved, [name for name in header if name], settings["dataset_label_column"],
+                              label if label == context else f"{label}={path!r}")
     elif saved.named:
         raise UsageError(f"{context}: the model takes a table's columns ({', '.join(sorted(i.name for i in saved.inputs))}), "
                          "but the dataset is not a table (a csv:PATH file)")

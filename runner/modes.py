@@ -232,10 +232,15 @@ def _inputs(config, saved, source, context):
     """Returns (the number of inputs, a function returning an iterator of their batches); reads CSV and npz without TensorFlow."""
     size = config.batch_size
     if source.kind == "csv":
-        reader = unlabelled.CsvFeatures(source.argument, _table_kinds(saved), context)
+        # The test split when there is one, as evaluate takes: --dataset_test's file.
+        path = config.dataset_test or source.argument
+        if config.dataset_test:
+            context = f"{flag_label(config.sources, 'dataset_test')}={path!r}"
+        reader = unlabelled.CsvFeatures(path, _table_kinds(saved), context)
         count = reader.count()
         print(_model_line(config, saved), flush=True)
-        print(f"predicting all {count} rows of {source.argument} (label columns, if any, are not read)", flush=True)
+        which = "the test split, --dataset_test" if config.dataset_test else "every row"
+        print(f"predicting {count} rows of {path}: {which} (label columns, if any, are not read)", flush=True)
         return count, lambda: reader.batches(size)
     if source.kind == "npz":
         x, names = unlabelled.npz_inputs(source.argument, context)

@@ -196,6 +196,6 @@ def test_dry_run_says_what_would_be_done_and_does_nothing(runs):
     result = _run(runs, "--mode", "predict", "--model", "tensorboard_logs/prices", "--dataset", "csv:prices.csv",
                   "--predictions_file", "dry.csv", "--dry_run", "--learning_rate", "0.5")
     output = _ok(result)
-    assert "predicting all 60 rows" in output and "would write 60 rows of predictions to dry.csv" in output
+    assert "predicting 60 rows of prices.csv: every row" in output and "would write 60 rows of predictions to dry.csv" in output
     assert "--learning_rate has no effect: it applies to --mode train, not --mode predict" in result.stderr
     assert set(os.listdir(runs)) == before
