@@ -199,3 +199,16 @@ def test_dry_run_says_what_would_be_done_and_does_nothing(runs):
     assert "predicting 60 rows of prices.csv: every row" in output and "would write 60 rows of predictions to dry.csv" in output
     assert "--learning_rate has no effect: it applies to --mode train, not --mode predict" in result.stderr
     assert set(os.listdir(runs)) == before
+
+
+@pytest.mark.skipif("x_test" not in __import__("kerasrun.datasets.npz_source", fromlist=["x"]).OPTIONAL_ARRAYS,
+                    reason="npz files have no test split yet")
+def test_evaluate_takes_the_test_split_when_there_is_one(runs):
+    with np.load(runs / "arrays.npz") as archive:
+        np.savez(runs / "with_test.npz", x_train=archive["x_train"], y_train=archive["y_train"],
+                 x_test=archive["x_val"][:10], y_test=archive["y_val"][:10])
+    output = _ok(_run(runs, "--mode", "evaluate", "--model", "tensorboard_logs/arrays", "--dataset",
+                      "npz:with_test.npz", "--results_file", "test_split.jsonl", "--verbose", "0"))
+    assert "the dataset's test split: 10 examples" in output
+    record = json.loads((runs / "test_split.jsonl").read_text())
+    assert record["split"] == "test" and record["examples"] == 10
