@@ -48,6 +48,10 @@ def main(argv):
         config = run_config.resolve(argv)
         for warning in config.warnings:
             print(f"train.py: warning: {warning}", file=sys.stderr)
+        if config.mode != "train":  # A saved model on a dataset; it says itself what --dry_run would do.
+            from kerasrun.runner import modes
+
+            return modes.run(config)
         if config.dry_run:
             from kerasrun.cli.docs import dry_run_text
             from kerasrun.runner.data_check import dry_run_lines

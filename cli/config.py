@@ -16,7 +16,7 @@ import yaml
 
 from kerasrun import datasets, models
 from kerasrun.callbacks.builder import families
-from kerasrun.cli import core_options, flags as runner_flags
+from kerasrun.cli import core_options, flags as runner_flags, modes
 from kerasrun.cli.class_weight_option import CLASS_WEIGHT, check_class_weight
 from kerasrun.cli.cluster import check_distribution
 from kerasrun.cli.optimizer_options import OPTIMIZER, check_optimizer
@@ -317,12 +317,16 @@ def ignored_options(values, typed):
     groups that another file or the command line switches on, and a run's
     saved config.yaml lists every option.
     """
+    # --mode evaluate and predict read few options: the others (training's) are noted first, and only once.
+    by_mode = modes.mode_notes(values, typed)
     off = {name: f"--{name} has no effect: {group.title} is off (enable it with --{group.name} True)"
            for group in all_groups() if group.switchable and not values[group.name]
-           for name, arg in group.options() if name in typed and name != group.name and arg.applies is not always}
+           for name, arg in group.options()
+           if name in typed and name not in by_mode and name != group.name and arg.applies is not always}
     elsewhere = [f"--{name} has no effect: {why}" for name, arg in all_options().items()
-                 if name in typed and name not in off and arg.applies and (why := arg.applies(values))]
-    return [*off.values(), *elsewhere]
+                 if name in typed and name not in off and name not in by_mode and arg.applies
+                 and (why := arg.applies(values))]
+    return [*by_mode.values(), *off.values(), *elsewhere]
 
 
 def saved_config(config):
@@ -443,16 +447,21 @@ def _validate(values, sources, options, flag_files=()):
             message = arg.check(values[name])
             if message:
                 checker.fail(name, message)
-    datasets.check_source(values["dataset"], flag=checker.flag_label("dataset"),
-                          label_columns=values["dataset_label_column"])
-    export.check_dataset(values["export"], values["dataset"], checker.flag_label("export"))
-    datasets.check_splits(values["dataset"], test=values["dataset_test"], validation=values["dataset_validation"],
-                          validation_split=values["validation_split"], label_columns=values["dataset_label_column"],
-                          label=checker.flag_label)
-    models.check_source(values["model"], flag=checker.flag_label("model"))
-    models.check_model_args(values["model"], values["model_args"], checker.flag_label("model_args"),
-                            checker.flag_label("model"))
-    _check_model_weights(checker)
+    training = values["mode"] == "train"
+    if training:
+        datasets.check_source(values["dataset"], flag=checker.flag_label("dataset"),
+                              label_columns=values["dataset_label_column"])
+        export.check_dataset(values["export"], values["dataset"], checker.flag_label("export"))
+        models.check_source(values["model"], flag=checker.flag_label("model"))
+        models.check_model_args(values["model"], values["model_args"], checker.flag_label("model_args"),
+                                checker.flag_label("model"))
+        _check_model_weights(checker)
+    else:  # A saved model on a dataset: what it takes, and where the predictions go.
+        modes.check_mode(checker)
+    if values["mode"] != "predict":  # Predictions need no labels in the other files either.
+        datasets.check_splits(values["dataset"], test=values["dataset_test"], validation=values["dataset_validation"],
+                              validation_split=values["validation_split"], label_columns=values["dataset_label_column"],
+                              label=checker.flag_label)
     if values["jit_compile"] == "true" and values["deterministic"]:
         checker.fail("jit_compile", "Keras turns XLA off under --deterministic True (not every XLA op is "
                                     "deterministic); use --jit_compile auto or false, or leave out --deterministic")
@@ -465,10 +474,11 @@ def _validate(values, sources, options, flag_files=()):
     check_distribution(checker)
     check_optimizer(checker)
     check_class_weight(checker)
-    _check_families(checker)
-    _check_evaluate_weights(checker)
-    for spec in values["callbacks"]:
-        _check_callback_class(checker, spec)
+    if training:  # Evaluating or predicting runs no callbacks: their settings are only noted (ignored_options).
+        _check_families(checker)
+        _check_evaluate_weights(checker)
+        for spec in values["callbacks"]:
+            _check_callback_class(checker, spec)
     _check_paths_apart(checker)
 
 

@@ -71,6 +71,15 @@ def load_table_model(path, kinds, head, safe_mode=True, flag="--model"):
     return model
 
 
+def load_model_file(path, safe_mode=True, flag="--model"):
+    """Loads a `.keras` file as it is, uncompiled, for using it (--mode predict), not fitting it to a dataset.
+
+    Raises:
+        UsageError: if the file cannot be loaded or does not hold a model.
+    """
+    return _load(path, safe_mode, f"{flag}={path!r}")
+
+
 def table_columns(model):
     """Returns the sorted names of the columns a model takes as a dict of inputs (a table's model), else None."""
     try:

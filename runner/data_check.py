@@ -69,15 +69,7 @@ def dry_run_lines(config):
     Raises:
         UsageError: whatever the run would refuse about the data, before training.
     """
-    source = sources.check(config.dataset, datasets.names(), "--dataset")
-    if source.kind == "builtin":
-        cheap = source.argument == builtin.DEFAULT
-    elif source.kind == "csv":
-        cheap = config.dataset_cache == "memory" or (config.dataset_cache == "auto"
-                                                     and csv_stream.fits_in_memory(source.argument))
-    else:
-        cheap = source.kind == "npz"
-    if not cheap:
+    if not loads_cheaply(config):
         return None
     data, weights = checked_data(config)
     if models.builds_head(config.model):  # The model's output is the head's: its width is known before it is built.
@@ -95,6 +87,18 @@ def splits_line(data):
             origin = data.origins.get(name)
             parts.append(f"{arrays.part_size(part):,} {name}" + (f" ({origin})" if origin else ""))
     return f"splits: {', '.join(parts)}"
+
+
+def loads_cheaply(config):
+    """Whether the config's data loads without TensorFlow or a download: the bundled digits, .npz files, CSV
+    files held in memory (what --dry_run loads)."""
+    source = sources.check(config.dataset, datasets.names(), "--dataset")
+    if source.kind == "builtin":
+        return source.argument == builtin.DEFAULT
+    if source.kind == "csv":
+        return config.dataset_cache == "memory" or (config.dataset_cache == "auto"
+                                                    and csv_stream.fits_in_memory(source.argument))
+    return source.kind == "npz"
 
 
 def task_line(config, data):
