@@ -116,6 +116,14 @@ print(json.dumps(model.evaluate(arrays["x_test"], arrays["y_test"], verbose=0, r
     assert scores["accuracy"] == pytest.approx(test["accuracy"], abs=1e-6)
     assert scores["loss"] == pytest.approx(test["loss"], rel=1e-5)
 
+    # Later, by hand: --mode evaluate on the run's directory scores the same split the same.
+    done = train("--mode", "evaluate", "--model", str(run_dir), "--dataset", "npz:data.npz")
+    assert done.returncode == 0, done.stderr
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert evaluation["split"] == "test" and evaluation["examples"] == 90
+    assert evaluation["metrics"]["loss"] == pytest.approx(test["loss"], rel=1e-6)
+    assert evaluation["metrics"]["accuracy"] == pytest.approx(test["accuracy"], abs=1e-7)
+
 
 def test_best_weights_restored_by_early_stopping_are_the_ones_scored_and_no_model_is_saved_when_asked(train, tmp_path):
     write_npz_with_test(tmp_path / "data.npz")
