@@ -451,6 +451,9 @@ def _validate(values, sources, options, flag_files=()):
     if training:
         datasets.check_source(values["dataset"], flag=checker.flag_label("dataset"),
                               label_columns=values["dataset_label_column"])
+        problem = export.check_formats(values["export"])  # Only a training run exports: elsewhere it is noted.
+        if problem:
+            checker.fail("export", problem)
         export.check_dataset(values["export"], values["dataset"], checker.flag_label("export"))
         models.check_source(values["model"], flag=checker.flag_label("model"))
         models.check_model_args(values["model"], values["model_args"], checker.flag_label("model_args"),

@@ -9,7 +9,6 @@ from kerasrun.core.options import (
 from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
 from kerasrun.core.heads import TASKS
 from kerasrun.models.hyperparameters import option_groups as model_option_groups
-from kerasrun.cli.export_options import check_formats
 
 
 def _verbosity(value):
@@ -224,18 +223,18 @@ OUTPUTS = OptionGroup(
     args=(
         Arg("mode", Choice("train", "evaluate", "predict"), "train",
             "train; evaluate: report the loss and metrics of the --model .keras file (or run directory) on "
-            "--dataset; predict: write its predictions for --dataset to --predictions_file."),
+            "--dataset; predict: write its predictions for --dataset to --predictions_file.", bookkeeping=True),
         Arg("save_model", Bool(), True,
-            "Save the trained model as model.keras in the run's directory."),
+            "Save the trained model as model.keras in the run's directory.", bookkeeping=True),
         Arg("evaluate_weights", Choice("last", "best"), "last",
             "The weights the test split is evaluated with: last (those training ends with) or best (the best "
             "checkpoint's, or those early stopping restored)."),
         Arg("export", StrList(), (),
             "Export the trained model for serving into export/<format>/ of the run's directory, comma-separated: "
             "tf_saved_model (a SavedModel), litert (model.tflite), onnx (model.onnx; needs pip install tf2onnx).",
-            check_formats, bookkeeping=True),
+            bookkeeping=True),
         Arg("predictions_file", Str(optional=True), None,
-            "predict: where the predictions go, .csv (a row per input) or .npz."),
+            "predict: where the predictions go, .csv (a row per input) or .npz.", bookkeeping=True),
     ),
 )
 
