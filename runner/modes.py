@@ -27,6 +27,7 @@ from kerasrun.core.errors import UsageError
 from kerasrun.datasets import image_source, sources, unlabelled
 from kerasrun.datasets.arrays import part_size
 
+
 def run(config):
     """Evaluates or predicts as the config says (or, with --dry_run, says what it would do); returns the exit status.
 
