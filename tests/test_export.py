@@ -22,17 +22,14 @@ HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnx", "o
 # Run in a fresh process (nothing of the training process's TensorFlow state): loads the run's saved Keras
 # model and each export, feeds them the same inputs, and prints the largest difference per format as JSON.
 CHECKER = textwrap.dedent("""
-    import glob, json, os, sys
+    import json, os, sys
     {import_kerasrun}
     import keras
     import numpy as np
     import tensorflow as tf
 
     run_dir, table = sys.argv[1], sys.argv[2] == "table"
-    saved = os.path.join(run_dir, "model.keras")
-    if not os.path.exists(saved):  # Runs before model.keras existed: the last checkpoint.
-        saved = sorted(glob.glob(os.path.join(run_dir, "checkpoints", "*.keras")))[-1]
-    model = keras.saving.load_model(saved)
+    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
     rng = np.random.default_rng(1)
     if table:  # The CSV's columns, raw: numbers and text (one category never seen in training).
         inputs = {{"size": rng.random((5, 1)).astype("float32"),
@@ -189,7 +186,7 @@ def test_the_refusals_import_no_tensorflow(tmp_path):
 
 
 def test_saved_model_and_litert_predict_as_the_saved_model(train, tmp_path):
-    done = train("--epochs", "2", "--model_checkpoint", "True", "--export", "tf_saved_model,litert")
+    done = train("--epochs", "2", "--export", "tf_saved_model,litert")
     assert done.returncode == 0, done.stderr
     run_dir = only_run_dir(tmp_path)
     assert f"Exported tf_saved_model: {os.path.relpath(run_dir, tmp_path)}/export/tf_saved_model" in done.stdout
@@ -206,7 +203,7 @@ def test_a_tables_model_is_served_from_raw_columns(train, tmp_path):
         stream.write("size,color,label\n")
         for size in rng.random(40):
             stream.write(f"{size:.3f},{rng.choice(['red', 'green', 'blue'])},{int(size > 0.5)}\n")
-    done = train("--dataset", "csv:t.csv", "--epochs", "1", "--model_checkpoint", "True", "--export", "tf_saved_model")
+    done = train("--dataset", "csv:t.csv", "--epochs", "1", "--export", "tf_saved_model")
     assert done.returncode == 0, done.stderr
     differences = served_differences(tmp_path, only_run_dir(tmp_path), table=True)
     assert differences.keys() == {"tf_saved_model"} and differences["tf_saved_model"] < 1e-5, differences
@@ -214,7 +211,7 @@ def test_a_tables_model_is_served_from_raw_columns(train, tmp_path):
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs tf2onnx, onnx and onnxruntime (pip install tf2onnx onnxruntime)")
 def test_onnx_predicts_as_the_saved_model(train, tmp_path):
-    done = train("--epochs", "1", "--model_checkpoint", "True", "--export", "onnx")
+    done = train("--epochs", "1", "--export", "onnx")
     assert done.returncode == 0, done.stderr
     run_dir = only_run_dir(tmp_path)
     assert "/export/onnx/model.onnx" in done.stdout and leftovers(run_dir) == []
