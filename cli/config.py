@@ -474,6 +474,7 @@ def _validate(values, sources, options, flag_files=()):
     _check_logs_root(checker)
     if values["results_file"] is not None:
         checker.check_writable_file("results_file", values["results_file"])
+        _check_not_a_runs_own_file(checker, "results_file")
     check_distribution(checker)
     check_optimizer(checker)
     check_class_weight(checker)
@@ -483,6 +484,21 @@ def _validate(values, sources, options, flag_files=()):
         for spec in values["callbacks"]:
             _check_callback_class(checker, spec)
     _check_paths_apart(checker)
+
+
+# The files of a run directory that the runner writes whole and reads back (resume, --mode evaluate, --config).
+_RUN_OWN_FILES = ("config.yaml", "results.json", "evaluation.json", "model.keras", "best.keras")
+
+
+def _check_not_a_runs_own_file(checker, name):
+    """Refuses appending lines to a file of a run directory, which would leave it unreadable."""
+    path = checker.values[name]
+    directory = os.path.dirname(path) or "."
+    own = os.path.basename(path) in _RUN_OWN_FILES or path.endswith((".evaluation.json", ".keras"))
+    if own and os.path.isfile(os.path.join(directory, "config.yaml")) and any(
+            os.path.exists(os.path.join(directory, other)) for other in ("results.json", "model.keras", ".running")):
+        checker.fail(name, f"is a file of the run directory {directory}, which lines appended to it would leave "
+                           "unreadable; name a file of your own, such as runs.jsonl")
 
 
 def _check_evaluate_weights(checker):

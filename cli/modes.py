@@ -99,10 +99,18 @@ def check_mode(checker):
     if values["mode"] == "predict":
         _check_predictions_file(checker)
     elif values["results_file"] is None:  # evaluation.json goes next to the model.
-        evaluation = os.path.join(os.path.dirname(saved.file), EVALUATION_FILE)
+        evaluation = evaluation_file(saved.file)
         checker.check_creatable_dir("model", os.path.dirname(evaluation) or ".",
                                     label=f"the directory {EVALUATION_FILE} goes to")
         checker.writes("model", evaluation)
+
+
+def evaluation_file(model_file):
+    """Returns where --mode evaluate writes its record: evaluation.json beside model.keras, NAME.evaluation.json
+    beside any other NAME.keras (best.keras, a checkpoint), so that evaluating one never replaces another's."""
+    stem = os.path.basename(model_file)[:-len(".keras")]
+    name = EVALUATION_FILE if stem == "model" else f"{stem}.{EVALUATION_FILE}"
+    return os.path.join(os.path.dirname(model_file), name)
 
 
 def saved_model(value, flag="--model"):
@@ -333,5 +341,8 @@ def _check_predictions_file(checker):
         checker.fail("predictions_file", "must end in .csv (a row per input) or .npz (arrays)")
     if os.path.isdir(path):
         checker.fail("predictions_file", "is a directory, not a file")
+    if os.path.lexists(path):  # It may be data: predictions never replace a file.
+        checker.fail("predictions_file", "exists already; predictions never replace a file: remove it, or name "
+                                         "another")
     checker.check_creatable_dir("predictions_file", os.path.dirname(path) or ".", label="its directory")
     checker.writes("predictions_file", path)

@@ -105,7 +105,7 @@ def _checked_others(pairs, train, check, names, table, context):
     """
     x_train, y_train = train
     if not table:
-        _check_finite(x_train, names["x_train"], context)
+        check_finite(x_train, names["x_train"], context)
     others = {}
     for part, pair in pairs.items():
         if pair is None:
@@ -113,7 +113,7 @@ def _checked_others(pairs, train, check, names, table, context):
         x, y = others[part] = check(pair, names[f"x_{part}"], names[f"y_{part}"], context)
         if not table:
             _check_same_example_shape(x_train, x, names, f"x_{part}", context)
-            _check_finite(x, names[f"x_{part}"], context)
+            check_finite(x, names[f"x_{part}"], context)
         _check_named_classes(y_train, y, names[f"y_{part}"], context)
     return others
 
@@ -185,7 +185,7 @@ def target_statistics(targets):
     return targets.mean(axis=0).astype(np.float32), targets.var(axis=0).astype(np.float32)
 
 
-def _check_finite(x, name, context):
+def check_finite(x, name, context):
     """Refuses NaN or infinite inputs, naming the array and the first row: ReLU would hide them from the loss."""
     if x.dtype.kind != "f":
         return

@@ -14,7 +14,7 @@ import csv
 import numpy as np
 
 from kerasrun.core.errors import UsageError
-from kerasrun.datasets import csv_source, npz_source, tabular
+from kerasrun.datasets import arrays, csv_source, npz_source, tabular
 
 # The x arrays an .npz file may hold, in the order "every example" reads them.
 X_ARRAYS = ("x_train", "x_val", "x_test")
@@ -63,6 +63,7 @@ class CsvFeatures:
         header = csv_source.header_of(reader)
         if not header:
             raise UsageError(f"{self.context}: the file is empty; expected a header row naming the columns")
+        csv_source.label_indices_of(header, [], self.context)  # A column named twice is refused, as training does.
         named = csv_source.feature_columns(header, [])
         where = {name: named.index(name) for name in self.kinds}
         rows = []
@@ -116,7 +117,13 @@ def npz_inputs(path, context):
             names = ["x_test"]
         if not names:
             raise UsageError(f"{context}: holds no x array ({', '.join(X_ARRAYS)}) to predict")
-        arrays = [npz_source._read_member(archive, name, context) for name in names]
-    if len({array.shape[1:] for array in arrays}) > 1:
+        parts = [npz_source._read_member(archive, name, context) for name in names]
+    if len({array.shape[1:] for array in parts}) > 1:
         raise UsageError(f"{context}: {' and '.join(names)} hold examples of different shapes")
-    return np.concatenate(arrays) if len(arrays) > 1 else arrays[0], names
+    for name, array in zip(names, parts):
+        if not len(array):
+            raise UsageError(f"{context}: {name} holds no example to predict")
+        if array.dtype.kind not in "biuf":
+            raise UsageError(f"{context}: {name} holds {array.dtype} values; the model takes numbers")
+        arrays.check_finite(array, name, context)
+    return np.concatenate(parts) if len(parts) > 1 else parts[0], names

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -35,6 +36,9 @@ def run(config):
         UsageError: for data the saved model cannot take, found once it is read.
     """
     saved = modes.saved_model(config.model, flag_label(config.sources, "model"))
+    if saved.run_dir and not os.path.isfile(os.path.join(saved.run_dir, modes.RUN_RESULTS)):
+        print(f"train.py: warning: the run {saved.run_dir} has no {modes.RUN_RESULTS} (it has not ended): its task "
+              "and class names are unknown, so classes are numbered", file=sys.stderr, flush=True)
     values = modes.with_run_settings(dict(config), saved)
     values["validation_split"] = 0.0  # Every example is used: nothing is held out.
     config = Config(values, config.sources, config.warnings)
@@ -105,7 +109,7 @@ def evaluate(config, saved):
 
 
 def _evaluation_file(saved):
-    return os.path.join(os.path.dirname(saved.file), modes.EVALUATION_FILE)
+    return modes.evaluation_file(saved.file)
 
 
 def _evaluation_target(config, saved):
@@ -142,6 +146,10 @@ def as_run_encoded(data, saved, context):
     outputs = saved.run_results.get("outputs")
     if saved.task not in ("classification", "binary") or data.head.task != saved.task:
         return data
+    if names and data.class_names is None:  # Ids of named classes: their order is anyone's guess.
+        raise UsageError(f"{context}: the labels are numbers, but the model's classes are named "
+                         f"({', '.join(map(str, names[:5]))}{', ...' if len(names) > 5 else ''}); give the labels "
+                         "as those names")
     if names and data.class_names is not None:
         index = {str(name): position for position, name in enumerate(names)}
         unknown = [str(name) for name in data.class_names if str(name) not in index]

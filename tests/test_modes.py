@@ -162,16 +162,25 @@ def test_predict_to_npz_of_x_test(runs):
     (["--model", "tensorboard_logs/arrays", "--dataset", "npz:arrays.npz", "--predictions_file", None],
      "--predictions_file", "required"),
     (["--model", "tensorboard_logs/arrays", "--predictions_file", "refused.txt"], "--predictions_file", ".csv"),
-    (["--model", "tensorboard_logs/arrays", "--predictions_file", "arrays.npz"], "--predictions_file", "overwritten"),
+    (["--model", "tensorboard_logs/arrays", "--predictions_file", "arrays.npz"], "--predictions_file", "exists already"),
     (["--model", "tensorboard_logs/classes", "--dataset", "csv:gaps.csv"], "--dataset", "line 3, column 'a'"),
+    (["--model", "tensorboard_logs/arrays", "--dataset", "npz:nan.npz"], "--dataset", "x_test holds nan in row 1"),
+    (["--model", "tensorboard_logs/classes", "--dataset", "csv:twice.csv"], "--dataset", "'a' appears 2 times"),
+    (["--model", "tensorboard_logs/arrays", "--predictions_file", "x_only.npz"], "--predictions_file",
+     "exists already"),
+    (["--mode", "evaluate", "--model", "tensorboard_logs/arrays", "--predictions_file", None, "--results_file",
+      "tensorboard_logs/arrays/results.json"], "--results_file", "is a file of the run directory"),
 ], ids=["missing-model", "no-model-keras", "wrong-columns", "table-for-array", "wrong-shape", "no-file",
-        "bad-suffix", "overwrites-dataset", "missing-cell"])
+        "bad-suffix", "overwrites-dataset", "missing-cell", "nan", "column-twice", "existing-predictions",
+        "results-into-run"])
 def test_refusals_name_the_flag_and_write_nothing(runs, args, flag, words):
     _write_csv(runs / "gaps.csv", ["a", "b", "color"], [["0.5", "1", "red"], ["", "2", "blue"]])
+    _write_csv(runs / "twice.csv", ["a", "b", "color", "a"], [["0.5", "1", "red", "x"]])
+    np.savez(runs / "nan.npz", x_test=np.array([[0, 0, 0, 0], [np.nan, 0, 0, 0]], dtype="float32"))
     values = {"--dataset": "npz:arrays.npz", "--predictions_file": "refused.csv"}
     pairs = dict(zip(args[::2], args[1::2]))
     values.update(pairs)
-    command = ["--mode", "predict", *(item for key, value in values.items() if value is not None
+    command = ["--mode", values.pop("--mode", "predict"), *(item for key, value in values.items() if value is not None
                                       for item in (key, value))]
     before = set(os.listdir(runs))
     result = _run(runs, *command)
@@ -189,6 +198,10 @@ def test_evaluate_refuses_a_label_the_model_does_not_know(runs):
     assert result.returncode == 2
     assert "--dataset='csv:fox.csv': label 'fox' is not one of the model's classes" in result.stderr
     assert "Traceback" not in result.stderr
+    # Numbers for named classes: which id is which name is anyone's guess.
+    _write_csv(runs / "ids.csv", rows[0], [row[:3] + [str(CLASSES.index(row[3]))] for row in rows[1:]])
+    result = _run(runs, "--mode", "evaluate", "--model", "tensorboard_logs/classes", "--dataset", "csv:ids.csv")
+    assert result.returncode == 2 and "the labels are numbers, but the model's classes are named" in result.stderr
 
 
 def test_dry_run_says_what_would_be_done_and_does_nothing(runs):
