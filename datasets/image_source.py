@@ -131,20 +131,27 @@ def read(directory, *, image_size, color_mode, validation_split, seed, cache, co
 def split_folders(directory, context, validation_split=0.0, test=None):
     """Returns {"train": name, "val": name, "test": name} of the split folders `directory` holds, or {}.
 
-    A folder holds split folders when its only (visible) sub-folders are
+    A folder holds split folders when its (visible) sub-folders include
     `train/` with `val/` (or `validation/`) and/or `test/`, and `train/`
     holds sub-folders of its own (the classes). Cheap: lists two folders.
 
     Raises:
-        UsageError: for both val/ and validation/, a val/ folder with
+        UsageError: for other folders beside the splits (they would be read
+            as classes, test/ among them), both val/ and validation/, a val/ folder with
             --validation_split, or a test/ folder with --dataset_test.
     """
     names = [entry.name for entry in os.scandir(directory) if entry.is_dir() and not entry.name.startswith(".")]
-    if "train" not in names or len(names) < 2 or not set(names) <= set(SPLIT_FOLDERS):
+    splits = [name for name in names if name in SPLIT_FOLDERS]
+    if "train" not in names or len(splits) < 2:
         return {}
     if not any(entry.is_dir() and not entry.name.startswith(".")
                for entry in os.scandir(os.path.join(directory, "train"))):
         return {}  # train/ holds images: a class called "train".
+    others = sorted(set(names) - set(SPLIT_FOLDERS))
+    if others:  # Read as classes, test/ would be trained on.
+        raise UsageError(f"{context}: holds the split folders {', '.join(sorted(splits))}/ and also "
+                         f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}/; a folder of splits holds "
+                         "only train/, val/ (or validation/) and test/: move the others out (or hide them: .name)")
     if "val" in names and "validation" in names:
         raise UsageError(f"{context}: holds both val/ and validation/; keep one validation folder")
     folders = {SPLIT_FOLDERS[name]: name for name in sorted(names, key=list(SPLIT_FOLDERS).index)}

@@ -161,6 +161,14 @@ def test_image_split_folders_are_the_splits(split_folder, cache, capsys):
     assert x.shape == (2, 8, 8, 3)
 
 
+def test_a_folder_of_splits_beside_other_folders_is_refused_not_read_as_classes(tmp_path):
+    write_images(tmp_path / "train", {"cat": 2, "dog": 2})
+    write_images(tmp_path / "test", {"cat": 1})
+    write_images(tmp_path / "old_test", {"cat": 1})
+    with pytest.raises(UsageError, match=r"holds the split folders test, train/ and also old_test/"):
+        load(f"images:{tmp_path}", image_size=(8, 8))
+
+
 def test_image_test_folder_named_by_flag_and_its_unknown_class(split_folder):
     data = load(f"images:{split_folder / 'train'}", test=str(split_folder / "test"), image_size=(8, 8),
                 cache="none", validation_split=0.34)
