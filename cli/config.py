@@ -509,6 +509,12 @@ def _check_evaluate_weights(checker):
         checker.fail("evaluate_weights", "best needs the best weights kept: add --model_checkpoint True (which keeps "
                                          "best.keras), or --early_stopping True with "
                                          "--early_stopping_restore_best_weights True")
+    if (values["evaluate_weights"] == "best" and values["swap_ema_weights"]
+            and not values["swap_ema_weights_swap_on_epoch"]):
+        # The epochs are ranked on the averaged weights, but the raw ones are kept: "best" would score others.
+        checker.fail("evaluate_weights", "best with --swap_ema_weights True keeps the raw weights of the epoch whose "
+                                         "averaged weights scored best; add --swap_ema_weights_swap_on_epoch True, "
+                                         "so that the kept weights are the averaged ones")
 
 
 def _check_paths_apart(checker):

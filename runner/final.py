@@ -19,7 +19,7 @@ SAVED_AFTER = ("completed", "early_stopped", "interrupted")
 EVALUATED_AFTER = ("completed", "early_stopped")
 
 
-def leave_behind(config, model, pipelines, paths, distribution, status, stop):
+def leave_behind(config, model, pipelines, paths, distribution, status, stop, early_stopping=None):
     """Saves the model, evaluates it on the test split and exports it, as the config says.
 
     Every worker of a multi-worker run evaluates (the evaluation is a
@@ -36,6 +36,7 @@ def leave_behind(config, model, pipelines, paths, distribution, status, stop):
         distribution: The run's Distribution.
         status: How training ended (results' status).
         stop: The run's GracefulStop.
+        early_stopping: The run's EarlyStopping callback, or None.
 
     Returns:
         {"model_file": path or None, "test": {metric: value} or None, "test_weights": str or None,
@@ -48,7 +49,8 @@ def leave_behind(config, model, pipelines, paths, distribution, status, stop):
             products["model_file"] = _attempt(products, "saving the model", lambda: save_final_model(model, paths))
         if status in EVALUATED_AFTER and pipelines.data.test is not None and not stop.received:
             evaluated = _attempt(products, "evaluating on the test split",
-                                 lambda: evaluate_test(config, model, pipelines, paths, distribution.is_chief, stop))
+                                 lambda: evaluate_test(config, model, pipelines, paths, distribution.is_chief, stop,
+                                                       early_stopping))
             if evaluated and not stop.received:
                 products["test"], products["test_weights"] = evaluated
             elif stop.received:
@@ -87,17 +89,20 @@ def save_final_model(model, paths):
     return path
 
 
-def evaluate_test(config, model, pipelines, paths, is_chief, stop):
-    """Evaluates the model once on the test split; returns ({metric: value}, --evaluate_weights).
+def evaluate_test(config, model, pipelines, paths, is_chief, stop, early_stopping=None):
+    """Evaluates the model once on the test split; returns ({metric: value}, the weights: last or best).
 
     With --evaluate_weights best, the weights are those early stopping
     restored (the run ends with them), else those of the best checkpoint
     (best.keras), given back afterwards: exports are of model.keras.
     """
-    described, last = "the weights training ended with", None
+    restored = restored_epoch(early_stopping)
+    described, weights, last = "the weights training ended with", "last", None
+    if restored:
+        described += f" (early stopping restored those of epoch {restored})"
     if config.evaluate_weights == "best":
         last = model.get_weights()
-        described = use_best_weights(config, model, paths)
+        described, weights = use_best_weights(config, model, paths, restored)
     test = datasets.make_test_dataset(pipelines.data, batch_size=config.batch_size)
     if is_chief:
         print(f"Evaluating {described} on the test split ({part_size(pipelines.data.test):,} examples)...", flush=True)
@@ -106,7 +111,7 @@ def evaluate_test(config, model, pipelines, paths, is_chief, stop):
     finally:
         if last is not None:
             model.set_weights(last)
-    return {name: float(value) for name, value in logs.items()}, config.evaluate_weights
+    return {name: float(value) for name, value in logs.items()}, weights
 
 
 def _stop_evaluating(stop):
@@ -121,18 +126,33 @@ def _stop_evaluating(stop):
     return StopEvaluating()
 
 
-def use_best_weights(config, model, paths):
-    """Gives the model the run's best weights; returns which they are, for the line printed."""
-    if config.early_stopping and config.early_stopping_restore_best_weights:
-        return f"the best weights by {config.early_stopping_monitor}, as early stopping restored them"
-    path = paths.path(BEST_MODEL_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing: no epoch logged {config.model_checkpoint_monitor}")
-    import keras
+def restored_epoch(early_stopping):
+    """The epoch (from 1) whose weights early stopping restored as training ended, or None if it restored none."""
+    if early_stopping is None or not early_stopping.restore_best_weights or early_stopping.best_weights is None:
+        return None  # Off, or it watched no epoch (--early_stopping_start_from_epoch beyond them).
+    return early_stopping.best_epoch + 1
 
-    best = keras.saving.load_model(path, compile=False, safe_mode=False)  # Our own file, written by this run.
-    model.set_weights(best.get_weights())
-    return f"the best weights by {config.model_checkpoint_monitor}, from {BEST_MODEL_FILE}"
+
+def use_best_weights(config, model, paths, restored):
+    """Gives the model the run's best weights; returns (which they are, for the line printed; best or last).
+
+    Those early stopping restored when it did; else best.keras's, when
+    ModelCheckpoint kept one; else the weights stay those training ended
+    with, and the line says why.
+    """
+    if restored:
+        return (f"the best weights by {config.early_stopping_monitor} (epoch {restored}), as early stopping "
+                "restored them", "best")
+    path = paths.path(BEST_MODEL_FILE)
+    if config.model_checkpoint and os.path.exists(path):
+        import keras
+
+        best = keras.saving.load_model(path, compile=False, safe_mode=False)  # Our own file, written by this run.
+        model.set_weights(best.get_weights())
+        return f"the best weights by {config.model_checkpoint_monitor}, from {BEST_MODEL_FILE}", "best"
+    why = (f"no epoch logged {config.model_checkpoint_monitor}, so there is no {BEST_MODEL_FILE}"
+           if config.model_checkpoint else "early stopping watched no epoch, see --early_stopping_start_from_epoch")
+    return f"the weights training ended with (not the best: {why})", "last"
 
 
 def test_line(test):

@@ -159,10 +159,13 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
         # lose the others in the middle of theirs.
         status, message = "interrupted", "stopped: the other workers left after the signal"
     exit_code = stop.exit_code() if status == "interrupted" and stop.received else results.EXIT_CODES[status]
-    products = leave_behind(config, model, pipelines, paths, distribution, status, stop)
+    early_stopping = next((c for c in callbacks if getattr(family_of(c), "name", None) == "early_stopping"), None)
+    products = leave_behind(config, model, pipelines, paths, distribution, status, stop, early_stopping)
     if stop.received and status in ("completed", "early_stopped"):  # A signal once training had ended.
         status, exit_code = "interrupted", stop.exit_code()
-        message = f"{stop.reason()} during {products['stopped'] or 'what follows training'}"
+        message = (f"{stop.reason()} during {products['stopped'] or 'what follows training'}, after training "
+                   f"finished; the model is saved: python train.py --mode evaluate --model {paths.dir} "
+                   f"--dataset {config.dataset} scores it")
     return Outcome(status, exit_code, message, epoch_log, products)
 
 

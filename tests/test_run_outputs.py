@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -134,8 +135,8 @@ def test_best_weights_restored_by_early_stopping_are_the_ones_scored_and_no_mode
     assert results["model_file"] is None and not (run_dir / "model.keras").exists()
     assert "Saved the trained model" not in done.stdout
     assert results["test_weights"] == "best"
-    assert ("Evaluating the best weights by val_loss, as early stopping restored them on the test split (90 examples)"
-            in done.stdout)
+    assert re.search(r"Evaluating the best weights by val_loss \(epoch [123]\), as early stopping restored them on "
+                     r"the test split \(90 examples\)", done.stdout)
     assert set(results["test"]) == {"loss", "accuracy"}
 
 
@@ -159,3 +160,16 @@ print(json.dumps(scores))
 """, tmp_path)
     assert scores["best.keras"]["loss"] == pytest.approx(results["test"]["loss"], rel=1e-5)
     assert scores["model.keras"]["loss"] == pytest.approx(results["final"]["val_loss"], rel=1e-5)
+
+
+def test_best_weights_are_only_claimed_when_early_stopping_restored_some(train, tmp_path):
+    write_npz_with_test(tmp_path / "data.npz")
+    done = train("--dataset", "npz:data.npz", "--epochs", "2", "--evaluate_weights", "best", "--early_stopping", "True",
+                 "--early_stopping_restore_best_weights", "True", "--early_stopping_start_from_epoch", "5")
+    assert done.returncode == 0, done.stderr
+    assert ("Evaluating the weights training ended with (not the best: early stopping watched no epoch, see "
+            "--early_stopping_start_from_epoch) on the test split" in done.stdout)
+    assert _results(tmp_path)[1]["test_weights"] == "last"
+    # The averaged weights rank the epochs, the raw ones are kept: best would score weights no epoch had.
+    done = train("--evaluate_weights", "best", "--model_checkpoint", "True", "--swap_ema_weights", "True")
+    assert done.returncode == 2 and "--swap_ema_weights_swap_on_epoch True" in done.stderr
