@@ -108,6 +108,11 @@ def evaluate_test(config, model, pipelines, paths, is_chief, stop, early_stoppin
         print(f"Evaluating {described} on the test split ({part_size(pipelines.data.test):,} examples)...", flush=True)
     try:
         logs = model.evaluate(test, verbose=0, return_dict=True, callbacks=[_stop_evaluating(stop)])
+    except Exception as error:  # A streamed image that cannot be decoded: name it.
+        explained = datasets.explain_failure(pipelines.data, error, f"--dataset={config.dataset!r}")
+        if explained:
+            raise RuntimeError(explained) from error
+        raise
     finally:
         if last is not None:
             model.set_weights(last)

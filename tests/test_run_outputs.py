@@ -173,3 +173,20 @@ def test_best_weights_are_only_claimed_when_early_stopping_restored_some(train, 
     # The averaged weights rank the epochs, the raw ones are kept: best would score weights no epoch had.
     done = train("--evaluate_weights", "best", "--model_checkpoint", "True", "--swap_ema_weights", "True")
     assert done.returncode == 2 and "--swap_ema_weights_swap_on_epoch True" in done.stderr
+
+
+def test_a_streamed_test_image_that_cannot_be_decoded_is_named_and_the_trained_run_kept(train, tmp_path):
+    from conftest import write_images
+
+    write_images(tmp_path / "photos" / "train", {"cat": 3, "dog": 3})
+    write_images(tmp_path / "photos" / "test", {"cat": 1, "dog": 1})
+    broken = tmp_path / "photos" / "test" / "cat" / "cut.png"
+    broken.write_bytes((tmp_path / "photos" / "test" / "cat" / "0.png").read_bytes()[:60])  # A header, then nothing.
+    done = train("--dataset", "images:photos", "--dataset_cache", "none", "--epochs", "1",
+                 "--dataset_image_size", "12,12")
+    assert done.returncode == 0, done.stderr
+    run_dir, results = _results(tmp_path)
+    assert results["status"] == "completed" and results["test"] is None and (run_dir / "model.keras").exists()
+    (warning,) = results["warnings"]
+    assert warning.startswith("evaluating on the test split failed") and "photos/test/cat/cut.png" in warning
+    assert f"train.py: warning: {warning}" in done.stderr
