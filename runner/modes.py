@@ -160,8 +160,20 @@ def as_run_encoded(data, saved, context):
         data = dataclasses.replace(data, train=_remapped(data.train, mapping), val=_remapped(data.val, mapping),
                                    test=_remapped(data.test, mapping), class_names=tuple(names))
     if saved.task == "classification" and outputs:
+        _check_ids_within(data, outputs, context)
         data = dataclasses.replace(data, num_classes=outputs, head=dataclasses.replace(data.head, units=outputs))
     return data
+
+
+def _check_ids_within(data, outputs, context):
+    """Refuses class ids the model has no output for (TensorFlow would fail on them while evaluating)."""
+    if data.label_kind != "int":
+        return
+    for part in (data.train, data.val, data.test):
+        labels = None if part is None else part[1] if isinstance(part, tuple) else getattr(part, "labels", None)
+        if labels is not None and len(labels) and int(np.max(labels)) >= outputs:
+            raise UsageError(f"{context}: holds the class id {int(np.max(labels))}, but the model has {outputs} "
+                             f"classes (0 to {outputs - 1})")
 
 
 def _remapped(part, mapping):

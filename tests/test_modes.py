@@ -170,12 +170,15 @@ def test_predict_to_npz_of_x_test(runs):
      "exists already"),
     (["--mode", "evaluate", "--model", "tensorboard_logs/arrays", "--predictions_file", None, "--results_file",
       "tensorboard_logs/arrays/results.json"], "--results_file", "is a file of the run directory"),
+    (["--mode", "evaluate", "--model", "tensorboard_logs/arrays", "--dataset", "npz:seven.npz",
+      "--predictions_file", None], "--dataset", "holds the class id 7, but the model has 3 classes"),
 ], ids=["missing-model", "no-model-keras", "wrong-columns", "table-for-array", "wrong-shape", "no-file",
         "bad-suffix", "overwrites-dataset", "missing-cell", "nan", "column-twice", "existing-predictions",
-        "results-into-run"])
+        "results-into-run", "class-beyond"])
 def test_refusals_name_the_flag_and_write_nothing(runs, args, flag, words):
     _write_csv(runs / "gaps.csv", ["a", "b", "color"], [["0.5", "1", "red"], ["", "2", "blue"]])
     _write_csv(runs / "twice.csv", ["a", "b", "color", "a"], [["0.5", "1", "red", "x"]])
+    np.savez(runs / "seven.npz", x_train=np.zeros((4, 4), "float32"), y_train=np.array([0, 1, 2, 7]))
     np.savez(runs / "nan.npz", x_test=np.array([[0, 0, 0, 0], [np.nan, 0, 0, 0]], dtype="float32"))
     values = {"--dataset": "npz:arrays.npz", "--predictions_file": "refused.csv"}
     pairs = dict(zip(args[::2], args[1::2]))
