@@ -328,7 +328,8 @@ def _text(value, float_format=None):
 def format_table(header, rows, metric_column):
     """Returns the rows as an aligned plain-text table, numbers right-aligned."""
     # Five digits tell close runs apart; tenths of a second are enough for wall time.
-    float_formats = {metric_column: ".5g", header.index("wall_time_s"): ".1f"}
+    float_formats = {metric_column: ".5g", header.index("wall_time_s"): ".1f",
+                     **{column: ".5g" for column, name in enumerate(header) if name.startswith("test_")}}
     cells = [[_text(value, float_formats.get(column)) for column, value in enumerate(row)] for row in rows]
     numeric = [all(isinstance(row[column], (int, float)) and not isinstance(row[column], bool)
                    for row in rows if row[column] is not None)

@@ -410,7 +410,7 @@ def test_best_ranks_by_best_value_named_after_its_monitor(capsys, results):
 
 
 def test_a_test_score_shows_beside_the_validation_metric_it_pairs_with_and_can_rank(capsys, tmp_path):
-    tests = {"slow": {"loss": 0.3, "accuracy": 0.8}, "good": {"loss": 0.1, "accuracy": 0.82},
+    tests = {"slow": {"loss": 0.3, "accuracy": 0.8}, "good": {"loss": 0.1, "accuracy": 0.8200000000000001},
              "fine": {"loss": 0.05, "accuracy": 0.83}}
     scored = [{**item, "test": tests[item["run_name"]]} if item["run_name"] in tests else item for item in RECORDS]
     path = tmp_path / "scored.jsonl"
