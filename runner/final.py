@@ -84,6 +84,10 @@ def save_final_model(model, paths):
     from kerasrun.models.saved import save_model
 
     path = paths.path(MODEL_FILE)
+    # What a kill while an earlier part of this run saved left behind; the run directory is this process's (locked).
+    for name in os.listdir(paths.dir):
+        if name.startswith(".tmp-") and name.endswith(f"-{MODEL_FILE}"):
+            os.unlink(paths.path(name))
     save_model(model, path)
     print(f"Saved the trained model to {path}", flush=True)
     return path

@@ -190,3 +190,19 @@ def test_a_streamed_test_image_that_cannot_be_decoded_is_named_and_the_trained_r
     (warning,) = results["warnings"]
     assert warning.startswith("evaluating on the test split failed") and "photos/test/cat/cut.png" in warning
     assert f"train.py: warning: {warning}" in done.stderr
+
+
+def test_saving_the_model_clears_what_a_kill_while_saving_left_and_writes_a_loadable_file(tmp_path):
+    import keras
+
+    from kerasrun.runner.final import save_final_model
+    from kerasrun.runner.run_paths import RunPaths
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    stale = run_dir / f".tmp-{'0' * 32}-model.keras"  # Left by a kill of the run's first part while it saved.
+    stale.write_bytes(b"half a zip")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = save_final_model(model, RunPaths(str(tmp_path), "run"))
+    assert os.listdir(run_dir) == ["model.keras"] and path == str(run_dir / "model.keras")
+    assert keras.saving.load_model(path).count_params() == model.count_params()
