@@ -20,7 +20,7 @@ from kerasrun.cli import core_options, flags as runner_flags, modes
 from kerasrun.cli.class_weight_option import CLASS_WEIGHT, check_class_weight
 from kerasrun.cli.cluster import check_distribution
 from kerasrun.cli.optimizer_options import OPTIMIZER, check_optimizer
-from kerasrun.core import losses_metrics
+from kerasrun.core import files, losses_metrics
 from kerasrun.core.errors import UsageError, shortened
 from kerasrun.core.options import always
 from kerasrun.core.plugins import is_plugin_spec, load_plugin, plugin_file
@@ -461,6 +461,8 @@ def _validate(values, sources, options, flag_files=()):
         _check_model_weights(checker)
     else:  # A saved model on a dataset: what it takes, and where the predictions go.
         modes.check_mode(checker)
+    if values["mode"] == "predict" and values["dataset_test"] is not None and not os.path.exists(values["dataset_test"]):
+        checker.fail("dataset_test", "no such file or folder")
     if values["mode"] != "predict":  # Predictions need no labels in the other files either.
         datasets.check_splits(values["dataset"], test=values["dataset_test"], validation=values["dataset_validation"],
                               validation_split=values["validation_split"], label_columns=values["dataset_label_column"],
@@ -496,14 +498,21 @@ def _check_not_a_runs_own_file(checker, name):
     directory = os.path.dirname(path) or "."
     own = os.path.basename(path) in _RUN_OWN_FILES or path.endswith((".evaluation.json", ".keras"))
     if own and os.path.isfile(os.path.join(directory, "config.yaml")) and any(
-            os.path.exists(os.path.join(directory, other)) for other in ("results.json", "model.keras", ".running")):
+            os.path.exists(os.path.join(directory, other))
+            for other in ("results.json", "model.keras", files.LOCK_FILE)):
         checker.fail(name, f"is a file of the run directory {directory}, which lines appended to it would leave "
                            "unreadable; name a file of your own, such as runs.jsonl")
 
 
 def _check_evaluate_weights(checker):
-    """Refuses --evaluate_weights best when nothing keeps the best weights."""
+    """Refuses --evaluate_weights best when nothing keeps the best weights, or not on every worker."""
     values = checker.values
+    if (values["evaluate_weights"] == "best" and values["distribution_strategy"] == "multi_worker_mirrored"
+            and not (values["early_stopping"] and values["early_stopping_restore_best_weights"])):
+        # best.keras is the chief's; a resumed worker has none, and the evaluation is one step of all workers.
+        checker.fail("evaluate_weights", "best under multi_worker_mirrored takes the weights early stopping "
+                                         "restores (on every worker): add --early_stopping True with "
+                                         "--early_stopping_restore_best_weights True")
     if values["evaluate_weights"] == "best" and not (
             values["model_checkpoint"] or values["early_stopping"] and values["early_stopping_restore_best_weights"]):
         checker.fail("evaluate_weights", "best needs the best weights kept: add --model_checkpoint True (which keeps "

@@ -241,6 +241,10 @@ def with_run_settings(values, saved):
                 merged[name] = options[name].kind.from_yaml(saved.run_config[name])
             except (ValueError, OverflowError):
                 pass  # A hand-edited config.yaml: the option's own value stands.
+    if values["dataset"] == saved.run_config.get("dataset"):  # The run's own data: its own test split too.
+        for name in ("dataset_test", "dataset_validation"):
+            if values[name] is None and isinstance(saved.run_config.get(name), str):
+                merged[name] = saved.run_config[name]
     if saved.task and merged["task"] == "auto":
         merged["task"] = saved.task  # Labels of a few classes, or of one, are read as the run read them.
     return merged

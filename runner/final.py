@@ -162,8 +162,3 @@ def use_best_weights(config, model, paths, restored):
     why = (f"no epoch logged {config.model_checkpoint_monitor}, so there is no {BEST_MODEL_FILE}"
            if config.model_checkpoint else "early stopping watched no epoch, see --early_stopping_start_from_epoch")
     return f"the weights training ended with (not the best: {why})", "last"
-
-
-def test_line(test):
-    """Returns the summary's line of test metrics."""
-    return "Test " + "  ".join(f"{key}: {value:.6g}" for key, value in test.items())

@@ -8,6 +8,7 @@ import collections
 import contextlib
 import math
 import os
+import shlex
 import shutil
 import sys
 
@@ -26,7 +27,7 @@ from kerasrun.runner.compiling import checked_loss, make_loss, make_metrics, mak
 from kerasrun.runner.data_check import checked_data, data_lines, scales_targets
 from kerasrun.runner.dispatch import combined
 from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
-from kerasrun.runner.final import leave_behind, test_line
+from kerasrun.runner.final import leave_behind
 from kerasrun.runner.hparams_log import write_hparams
 from kerasrun.runner.interrupts import GracefulStop, StopRequested
 from kerasrun.runner.resume import EpochLog, callback_state_keeper
@@ -38,8 +39,7 @@ SECOND_CTRL_C = "stopped at once by a second Ctrl-C"
 # and the class weights fit applies (runner/class_weights.py; None for none).
 Pipelines = collections.namedtuple("Pipelines", "train validation epoch data class_weight", defaults=(None,))
 # How training ended: the status results.json records, the exit status, a line for stderr or None,
-# the finished epochs
-# and what the run left behind (runner/final.py).
+# the finished epochs, and what the run left behind (runner/final.py).
 Outcome = collections.namedtuple("Outcome", "status exit_code message epoch_log products", defaults=(None,))
 
 
@@ -163,9 +163,10 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
     products = leave_behind(config, model, pipelines, paths, distribution, status, stop, early_stopping)
     if stop.received and status in ("completed", "early_stopped"):  # A signal once training had ended.
         status, exit_code = "interrupted", stop.exit_code()
-        message = (f"{stop.reason()} during {products['stopped'] or 'what follows training'}, after training "
-                   f"finished; the model is saved: python train.py --mode evaluate --model {paths.dir} "
-                   f"--dataset {config.dataset} scores it")
+        message = f"{stop.reason()} during {products['stopped'] or 'what follows training'}, after training finished"
+        if products["model_file"]:
+            message += (f"; the model is saved, and python train.py --mode evaluate --model {shlex.quote(paths.dir)} "
+                        f"--dataset {shlex.quote(config.dataset)} scores it")
     return Outcome(status, exit_code, message, epoch_log, products)
 
 
@@ -440,7 +441,7 @@ def summary(record, seconds):
     """Returns the lines printed after training: the outcome, the last epoch's logs, the run directory."""
     epochs = record["epochs_completed"]
     final = f"Final {format_logs(record['final'])}" if record["final"] else "No epoch finished."
-    test = f"{test_line(record['test'])}\n" if record["test"] else ""
+    test = f"Test {format_logs(record['test'])}\n" if record["test"] else ""  # NaN and inf are text by now.
     return (f"Trained {epochs} epoch{'s' if epochs != 1 else ''} in {seconds:.1f} s ({record['status']}).\n"
             f"{final}\n{test}"
             f"Run directory: {record['run_dir']}")

@@ -39,6 +39,10 @@ def run(config):
     if saved.run_dir and not os.path.isfile(os.path.join(saved.run_dir, modes.RUN_RESULTS)):
         print(f"train.py: warning: the run {saved.run_dir} has no {modes.RUN_RESULTS} (it has not ended): its task "
               "and class names are unknown, so classes are numbered", file=sys.stderr, flush=True)
+    elif (saved.run_dir and "model_file" in saved.run_results and saved.run_results["model_file"] is None
+          and os.path.basename(saved.file) == modes.MODEL_FILE):
+        print(f"train.py: warning: the run {saved.run_dir} saved no model when it ended (its results say "
+              f"model_file null): {saved.file} is from an earlier, interrupted part of it", file=sys.stderr, flush=True)
     values = modes.with_run_settings(dict(config), saved)
     values["validation_split"] = 0.0  # Every example is used: nothing is held out.
     config = Config(values, config.sources, config.warnings)

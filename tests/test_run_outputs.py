@@ -206,3 +206,14 @@ def test_saving_the_model_clears_what_a_kill_while_saving_left_and_writes_a_load
     path = save_final_model(model, RunPaths(str(tmp_path), "run"))
     assert os.listdir(run_dir) == ["model.keras"] and path == str(run_dir / "model.keras")
     assert keras.saving.load_model(path).count_params() == model.count_params()
+
+
+def test_a_test_score_that_overflowed_is_recorded_and_printed_as_text():
+    from kerasrun.runner import results
+    from kerasrun.runner.fit import summary
+    from kerasrun.runner.run_paths import RunPaths
+
+    record = results.make_record(RunPaths("logs", "run"), "completed", 0, {"loss": [0.5]}, [1], None, {}, 1.0,
+                                 products={"test": {"loss": float("inf"), "accuracy": 0.5}, "test_weights": "last"})
+    assert record["test"] == {"loss": "inf", "accuracy": 0.5}  # JSON has no infinity
+    assert "Test loss: inf  accuracy: 0.5" in summary(record, 1.0).splitlines()
