@@ -488,18 +488,19 @@ def _validate(values, sources, options, flag_files=()):
     _check_paths_apart(checker)
 
 
-# The files of a run directory that the runner writes whole and reads back (resume, --mode evaluate, --config).
-_RUN_OWN_FILES = ("config.yaml", "results.json", "evaluation.json", "model.keras", "best.keras")
+# The files of a run directory that the runner writes whole and reads back (resume, --mode evaluate, --config);
+# best.keras and a checkpoint end in .keras, NAME.evaluation.json in the evaluation file's name.
+_RUN_OWN_FILES = (modes.RUN_CONFIG, modes.RUN_RESULTS, modes.EVALUATION_FILE)
 
 
 def _check_not_a_runs_own_file(checker, name):
     """Refuses appending lines to a file of a run directory, which would leave it unreadable."""
     path = checker.values[name]
     directory = os.path.dirname(path) or "."
-    own = os.path.basename(path) in _RUN_OWN_FILES or path.endswith((".evaluation.json", ".keras"))
-    if own and os.path.isfile(os.path.join(directory, "config.yaml")) and any(
+    own = os.path.basename(path) in _RUN_OWN_FILES or path.endswith((f".{modes.EVALUATION_FILE}", ".keras"))
+    if own and os.path.isfile(os.path.join(directory, modes.RUN_CONFIG)) and any(
             os.path.exists(os.path.join(directory, other))
-            for other in ("results.json", "model.keras", files.LOCK_FILE)):
+            for other in (modes.RUN_RESULTS, modes.MODEL_FILE, files.LOCK_FILE)):
         checker.fail(name, f"is a file of the run directory {directory}, which lines appended to it would leave "
                            "unreadable; name a file of your own, such as runs.jsonl")
 

@@ -8,11 +8,15 @@ written under an exclusive lock, in one write, and flushed to disk.
 import fcntl
 import json
 import os
+import re
 import uuid
 
 import yaml
 
 LOCK_FILE = ".running"
+# A file (or folder) being written is named TEMPORARY_PREFIX + a random id + "-" + its final name.
+TEMPORARY_PREFIX = ".tmp-"
+_TEMPORARY = re.compile(re.escape(TEMPORARY_PREFIX) + r"[0-9a-f]{32}-(.+)")
 
 
 def write_atomically(path, text):
@@ -37,8 +41,7 @@ def replace_atomically(path, write):
     name (Keras picks the format of a model file by its ending); it is
     removed if `write` fails, and renamed over `path` once it succeeds.
     """
-    directory = os.path.dirname(path) or "."
-    temporary = os.path.join(directory, f".tmp-{uuid.uuid4().hex}-{os.path.basename(path)}")
+    temporary = temporary_path(path)
     try:
         write(temporary)
         os.replace(temporary, path)
@@ -46,6 +49,21 @@ def replace_atomically(path, write):
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def temporary_path(path):
+    """Returns a new name, in the same directory, to write `path`'s content under before renaming it into place.
+
+    It ends with the target's name (Keras picks the format of a model file by its ending).
+    """
+    directory = os.path.dirname(path) or "."
+    return os.path.join(directory, f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}-{os.path.basename(path)}")
+
+
+def temporary_target(name):
+    """Returns the final name a temporary file's `name` stands for, or None if it is no temporary file's."""
+    found = _TEMPORARY.fullmatch(name)
+    return found.group(1) if found else None
 
 
 def append_line(path, line):

@@ -90,16 +90,7 @@ def read_other(path, context, kinds, label_columns):
         UsageError: as `read` does for its rows, and for a cell its
             column's kind cannot hold.
     """
-    def read_rows(reader):
-        header = header_of(reader)
-        label_indices = label_indices_of(header, label_columns, context)
-        rows, raw_labels = [], []
-        for _, _, labels, cells in data_rows(reader, header, label_indices, context):
-            raw_labels.append(labels)
-            rows.append(cells)
-        return feature_columns(header, label_indices), rows, raw_labels
-
-    header, rows, raw_labels = with_reader(path, context, read_rows)
+    header, rows, raw_labels = with_reader(path, context, lambda reader: _read_rows(reader, label_columns, context))
     return tabular.convert(header, rows, kinds, context), labels_array(raw_labels)
 
 

@@ -32,6 +32,11 @@ def _activation(help_text):
     return Arg("activation", Choice(*ACTIVATIONS), "relu", help_text)
 
 
+def _dropout_before_output(default):
+    return Arg("dropout", Float(), default, "Dropout rate before the output layer (0: no Dropout layer).",
+               fraction_below_one)
+
+
 def _l2(what):
     return Arg("l2", Float(), 0.0, f"L2 penalty on the kernels of the {what} (0: none).", _non_negative)
 
@@ -63,8 +68,7 @@ CNN = OptionGroup(
         Arg("filters", Ints(), (32, 64), "Filters of each convolution block, comma-separated (one block each).",
             all_positive),
         Arg("kernel_size", Int(), 3, "Height and width of the convolution kernels.", at_least(1)),
-        Arg("dropout", Float(), 0.25, "Dropout rate before the output layer (0: no Dropout layer).",
-            fraction_below_one),
+        _dropout_before_output(0.25),
         _activation("Activation of the convolutions."),
         Arg("normalization", Choice(*NORMALIZATIONS), "none",
             "Normalisation between each convolution and its activation: none, batch or layer."),
@@ -81,8 +85,7 @@ RESNET = OptionGroup(
         Arg("filters", Ints(), (16, 32, 64), "Filters of each stage, comma-separated (one stage each).",
             all_positive),
         Arg("blocks", Int(), 2, "Residual blocks per stage (two 3x3 convolutions each).", at_least(1)),
-        Arg("dropout", Float(), 0.0, "Dropout rate before the output layer (0: no Dropout layer).",
-            fraction_below_one),
+        _dropout_before_output(0.0),
         _activation("Activation in the stem and the residual blocks."),
         Arg("normalization", Choice(*NORMALIZATIONS), "batch",
             "Normalisation after each convolution: batch, layer or none (convolutions then have a bias)."),

@@ -9,8 +9,8 @@ outcome and its model.
 import os
 import shutil
 import sys
-import uuid
 
+from kerasrun.core import files
 from kerasrun.core.errors import first_line, shortened, wants_traceback
 
 EXPORT_DIR = "export"
@@ -57,7 +57,7 @@ def write_export(model, name, directory):
     """Exports `model` in format `name` into `directory`, replacing it in one rename; returns the artifact's path."""
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
-    temporary = os.path.join(parent, f".tmp-{uuid.uuid4().hex}-{name}")
+    temporary = files.temporary_path(os.path.join(parent, name))
     file_name = _FILES[name]
     try:
         os.mkdir(temporary)

@@ -10,6 +10,7 @@ import sys
 
 from kerasrun import datasets
 from kerasrun.callbacks.model_checkpoint import BEST_MODEL_FILE
+from kerasrun.core import files
 from kerasrun.core.errors import first_line, wants_traceback
 from kerasrun.datasets.arrays import part_size
 from kerasrun.runner.run_paths import MODEL_FILE
@@ -86,7 +87,7 @@ def save_final_model(model, paths):
     path = paths.path(MODEL_FILE)
     # What a kill while an earlier part of this run saved left behind; the run directory is this process's (locked).
     for name in os.listdir(paths.dir):
-        if name.startswith(".tmp-") and name.endswith(f"-{MODEL_FILE}"):
+        if files.temporary_target(name) == MODEL_FILE:
             os.unlink(paths.path(name))
     save_model(model, path)
     print(f"Saved the trained model to {path}", flush=True)

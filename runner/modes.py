@@ -94,14 +94,14 @@ def evaluate(config, saved):
         print(f"would write {_evaluation_target(config, saved)}")
         return 0
     model = _compiled_model(config, saved, data)
-    from kerasrun.runner.fit import resolve_verbosity
+    from kerasrun.runner.fit import format_logs, resolve_verbosity
 
     batches = _concatenated([datasets.make_test_dataset(dataclasses.replace(data, test=part),
                                                         batch_size=config.batch_size) for part in parts])
     scores = model.evaluate(batches, verbose=resolve_verbosity(config.verbose), return_dict=True)
     # NaN and infinity are no JSON: written as text, as results.json writes them.
     scores = {name: float(value) if math.isfinite(value) else str(float(value)) for name, value in scores.items()}
-    print("Evaluation: " + "  ".join(f"{name}: {float(value):.6g}" for name, value in scores.items()), flush=True)
+    print(f"Evaluation: {format_logs(scores)}", flush=True)
     record = {"model": saved.file, "run_dir": saved.run_dir, "dataset": config.dataset, "split": split,
               "examples": count, "loss": config.loss, "metrics_compiled": list(config.metrics), "metrics": scores}
     if config.results_file:

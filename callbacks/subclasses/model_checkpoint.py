@@ -1,7 +1,6 @@
 """Keras's ModelCheckpoint, writing each file whole, keeping only the newest few, and the best model apart."""
 
 import os
-import re
 import shutil
 import sys
 import time
@@ -12,10 +11,6 @@ import numpy as np
 from kerasrun.callbacks.model_checkpoint import template_pattern
 from kerasrun.core import files
 
-# How files.replace_atomically names the file it writes before renaming it into place: the
-# prefix, a random hex id, and the target's name (group 1).
-_TEMPORARY_PREFIX = ".tmp-"
-_TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{32}-(.+)")
 # File times come from a coarser clock than time.time(): a file written just after training
 # started may carry a time a little before it. Files this much older still count as the run's own.
 _CLOCK_SLACK_S = 1.0
@@ -105,7 +100,7 @@ class ModelCheckpoint(keras.callbacks.ModelCheckpoint):
         """Yields (path, modification time) of the files in `directory` whose name the template could produce."""
         best = os.path.abspath(self.best_model_path) if self.best_model_path else None
         for entry in _entries(directory):
-            if (entry.name.startswith(_TEMPORARY_PREFIX) or not self._pattern.fullmatch(entry.name)
+            if (entry.name.startswith(files.TEMPORARY_PREFIX) or not self._pattern.fullmatch(entry.name)
                     or os.path.abspath(entry.path) == best):
                 continue
             try:
@@ -121,8 +116,8 @@ class ModelCheckpoint(keras.callbacks.ModelCheckpoint):
             targets.append((os.path.dirname(self.best_model_path), lambda name: name == best_name))
         for directory, is_target in targets:
             for entry in _entries(directory):
-                target = _TEMPORARY.fullmatch(entry.name)
-                if target is not None and is_target(target.group(1)):
+                target = files.temporary_target(entry.name)
+                if target is not None and is_target(target):
                     _remove(entry.path)
 
     def _is_checkpoint_name(self, name):
