@@ -83,9 +83,10 @@ def evaluate(config, saved):
         return 0
     if source.kind == "csv" and saved.named:  # Refuses a missing number as predict does: the model holds no mean.
         unlabelled.CsvFeatures(source.argument, _table_kinds(saved), context).count()
-    data = as_run_encoded(load_data(config), saved, context)
-    if not data.table:
+    data = load_data(config)
+    if not data.table:  # Examples the model cannot take say so before their labels are looked at.
         modes.check_example_shape(saved, tuple(data.input_shape), context)
+    data = as_run_encoded(data, saved, context)
     parts, split = examples_of(data)
     count = sum(part_size(part) for part in parts)
     print(_model_line(config, saved), flush=True)  # Once the data is known to fit: a refusal is the only line.
