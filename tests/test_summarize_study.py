@@ -49,8 +49,8 @@ def add(study, state, learning_rate, batch_size, value=None, status=None, epochs
 
 
 TRIALS = [
-    dict(state=TrialState.COMPLETE, learning_rate=0.01, batch_size="16", value=0.90, status="completed", epochs=5,
-         steps={0: 0.8, 4: 0.9}, test={"accuracy": 0.88, "loss": 0.3}),
+    dict(state=TrialState.COMPLETE, learning_rate=0.0123456789, batch_size="16", value=0.90, status="completed",
+         epochs=5, steps={0: 0.8, 4: 0.9}, test={"accuracy": 0.88, "loss": 0.3}),
     dict(state=TrialState.COMPLETE, learning_rate=0.001, batch_size="64", value=0.95, status="early_stopped",
          epochs=3, test={"accuracy": 0.93, "loss": 0.2}),
     dict(state=TrialState.PRUNED, learning_rate=0.05, batch_size="16", status="pruned", epochs=3,
@@ -93,7 +93,7 @@ def test_the_table_ranks_complete_trials_then_shows_the_others_in_trial_order(tm
     assert [row[:6] + row[7:] for row in rows] == [
         ["1", "1", "run-1", "early_stopped", "3", "0.95", "0.93", "0.001", "64"],
         ["2", "5", "run-5", "completed", "5", "0.92", "-", "0.003", "16"],
-        ["3", "0", "run-0", "completed", "5", "0.9", "0.88", "0.01", "16"],
+        ["3", "0", "run-0", "completed", "5", "0.9", "0.88", "0.01235", "16"],  # A sampled float, to 4 digits.
         ["-", "2", "run-2", "pruned", "3", "0.6", "-", "0.05", "16"],  # Its best epoch before it was pruned.
         ["-", "3", "run-3", "failed", "0", "-", "-", "0.02", "64"],
         ["-", "6", "run-6", "running", "0", "-", "-", "0.0005", "64"],  # No status reported yet: the trial's state.
