@@ -16,7 +16,27 @@ malformed line (a sweep killed while writing) is skipped with a warning.
 A run written twice (interrupted, then resumed in its own directory) counts
 once, by its latest record.
 
-Exit status: 0, or 2 when the file is missing, holds no usable record, or an
+A sweep's Optuna study is read instead of results files with --storage
+(and --study, needed only when the storage holds more than one):
+
+    python scripts/summarize.py --storage sqlite:///sweep.db
+    python scripts/summarize.py --storage postgresql://me@db.example/sweeps --study lr-search
+    python scripts/summarize.py --storage sqlite:///sweep.db --plot history,importance --plot_dir plots
+
+A study's table ranks its complete trials by their value, the study's
+objective (its column is named after the metric the sweep optimized, the best
+epoch's value), in the study's direction; pruned, failed, running and waiting
+trials follow in trial order, a pruned one with its best epoch before it was
+stopped. It adds the trial's number, and shows the parameters that differ
+between trials. A failed trial that Optuna retried shows as its retry only.
+--plot history|importance|parallel|slice (repeated, or comma-separated)
+writes Optuna's matplotlib plots of the study to --plot_dir (default: here)
+as <study>-<kind>.png and prints their paths instead of the table; a plot
+that cannot be drawn (importance needs two complete trials and a parameter
+that varies) is refused.
+
+Exit status: 0, or 2 when the file is missing, holds no usable record, the
+storage cannot be read or holds no such study, a plot cannot be drawn, or an
 option is wrong.
 """
 
@@ -28,6 +48,7 @@ import math
 import os
 import runpy
 import sys
+import time
 
 runpy.run_path(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "__init__.py"))
 
@@ -37,6 +58,9 @@ from kerasrun.core.losses_metrics import direction  # noqa: E402
 
 _FIXED_COLUMNS = ("rank", "run_name", "status", "epochs_completed")
 _MISSING = "-"
+# --plot's kinds and the function of optuna.visualization.matplotlib drawing each.
+_PLOTS = {"history": "plot_optimization_history", "importance": "plot_param_importances",
+          "parallel": "plot_parallel_coordinate", "slice": "plot_slice"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,9 +72,19 @@ def build_parser():
     """Returns the argument parser."""
     parser = _Parser(prog="summarize.py", description=__doc__, allow_abbrev=False,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results_files", nargs="+", metavar="RESULTS_FILE",
+    parser.add_argument("results_files", nargs="*", metavar="RESULTS_FILE",
                         help="JSON-lines file(s) written by train.py --results_file, or runs' results.json "
                              "(tensorboard_logs/*/results.json).")
+    parser.add_argument("--storage", default=None, metavar="URL",
+                        help="Read an Optuna study instead of results files: its storage's database URL "
+                             "(sqlite:///sweep.db, postgresql://user@host/database).")
+    parser.add_argument("--study", default=None, metavar="NAME",
+                        help="The study to read from --storage. Default: its only study.")
+    parser.add_argument("--plot", action="append", default=None, metavar="KIND,...",
+                        help=f"With --storage: write these plots of the study ({', '.join(_PLOTS)}) as PNG files "
+                             f"instead of printing the table. Repeatable.")
+    parser.add_argument("--plot_dir", default=None, metavar="DIR",
+                        help="Where --plot writes <study>-<kind>.png. Default: the current directory.")
     parser.add_argument("--metric", default="auto",
                         help="A key of the records' `final` logs, or `best` for best.value; auto is val_accuracy "
                              "when the records log it (classification), else best (a regression ranks by its "
@@ -325,10 +359,14 @@ def _text(value, float_format=None):
     return str(value)
 
 
-def format_table(header, rows, metric_column):
-    """Returns the rows as an aligned plain-text table, numbers right-aligned."""
+def format_table(header, rows, metric_column, float_formats=None):
+    """Returns the rows as an aligned plain-text table, numbers right-aligned.
+
+    Args:
+        float_formats: The format of other columns' floats, by column index.
+    """
     # Five digits tell close runs apart; tenths of a second are enough for wall time.
-    float_formats = {metric_column: ".5g", header.index("wall_time_s"): ".1f",
+    float_formats = {**(float_formats or {}), metric_column: ".5g", header.index("wall_time_s"): ".1f",
                      **{column: ".5g" for column, name in enumerate(header) if name.startswith("test_")}}
     cells = [[_text(value, float_formats.get(column)) for column, value in enumerate(row)] for row in rows]
     numeric = [all(isinstance(row[column], (int, float)) and not isinstance(row[column], bool)
@@ -359,6 +397,312 @@ def format_json(header, rows):
     return json.dumps([dict(zip(header, row)) for row in rows], indent=2) + "\n"
 
 
+# ---------------------------------------------------------------- an Optuna study (--storage)
+
+# How long summarize.py keeps trying to reach a database server that does not answer.
+_CONNECT_SECONDS = 5
+
+
+def check_study_options(options):
+    """Checks --storage, --study, --plot and --plot_dir against each other and the results files.
+
+    Returns:
+        The plot kinds asked for, in order, without repeats.
+
+    Raises:
+        UsageError: Naming the option that does not fit.
+    """
+    if options.storage is not None and options.results_files:
+        raise UsageError(f"--storage: reads a study instead of results files; give either "
+                         f"{' '.join(options.results_files)} or --storage, not both")
+    if options.storage is None:
+        for name in ("study", "plot", "plot_dir"):
+            if getattr(options, name) is not None:
+                raise UsageError(f"--{name}: needs --storage (plots and studies are read from an Optuna study's "
+                                 f"storage; a results file has none)")
+        if not options.results_files:
+            raise UsageError("give a results file (RESULTS_FILE), or an Optuna study's --storage URL")
+        return []
+    if options.storage.strip() == "":
+        raise UsageError("--storage: empty; give a database URL such as sqlite:///sweep.db")
+    kinds = []
+    for text in options.plot or []:
+        for kind in (part.strip() for part in text.split(",")):
+            if kind not in _PLOTS:
+                raise UsageError(f"--plot={text}: unknown plot {kind!r}; choose from {', '.join(_PLOTS)}")
+            if kind not in kinds:
+                kinds.append(kind)
+    if options.plot_dir is not None and not kinds:
+        raise UsageError("--plot_dir: only with --plot")
+    return kinds
+
+
+def _shown_url(url):
+    """The URL as messages show it: its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _first_line(error):
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def open_storage(url):
+    """Returns the Optuna storage at `url`, having checked it is a reachable database holding Optuna's tables.
+
+    Nothing is written: a missing SQLite file is refused, not created, and
+    neither are Optuna's tables in an empty database.
+
+    Raises:
+        UsageError: Naming --storage: a malformed URL, a database driver that
+            is not installed, a server that does not answer within a few
+            seconds, or a database without studies.
+    """
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise UsageError(f"--storage={url}: not a database URL; give one such as sqlite:///sweep.db or "
+                         f"postgresql://user@host/database") from None
+    shown = _shown_url(url)
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
+        if parsed.database in (None, "", ":memory:"):
+            raise UsageError(f"--storage={shown}: an in-memory database holds no study; name the file, "
+                             f"sqlite:///sweep.db")
+        if not os.path.isfile(parsed.database):
+            raise UsageError(f"--storage={shown}: no such file {parsed.database}")
+    engine_kwargs = {}
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg2":
+        engine_kwargs = {"connect_args": {"connect_timeout": 2}}  # Seconds, for a host that does not answer.
+    try:
+        engine = sqlalchemy.create_engine(parsed, **engine_kwargs)
+    except (sqlalchemy.exc.NoSuchModuleError, sqlalchemy.exc.ArgumentError) as error:
+        raise UsageError(f"--storage={shown}: {_first_line(error)}") from None
+    except ImportError as error:
+        raise UsageError(f"--storage={shown}: its database driver is not installed ({error.name or error}); "
+                         f"pip install it (psycopg2-binary for postgresql)") from None
+    deadline = time.monotonic() + _CONNECT_SECONDS
+    try:
+        while True:
+            try:
+                tables = sqlalchemy.inspect(engine).get_table_names()
+                break
+            except sqlalchemy.exc.OperationalError as error:
+                if sqlite or time.monotonic() > deadline:  # A file that cannot be read does not get better.
+                    raise UsageError(f"--storage={shown}: cannot read it: {_first_line(error)}") from None
+                time.sleep(0.5)
+            except sqlalchemy.exc.SQLAlchemyError as error:
+                raise UsageError(f"--storage={shown}: cannot read it: {_first_line(error)}") from None
+    finally:
+        engine.dispose()
+    if "studies" not in tables:
+        raise UsageError(f"--storage={shown}: holds no Optuna study (no studies table)")
+    import optuna
+
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=True)
+    except (RuntimeError, sqlalchemy.exc.SQLAlchemyError) as error:  # RuntimeError: an older Optuna's schema.
+        raise UsageError(f"--storage={shown}: {_first_line(error)}") from None
+
+
+def load_study(storage, url, name):
+    """Returns the study called `name` in `storage`, or its only study when `name` is None.
+
+    Raises:
+        UsageError: No such study (listing those there are), a storage holding
+            several and none named, or a study of several objectives.
+    """
+    import optuna
+
+    names = sorted(optuna.study.get_all_study_names(storage))
+    if not names:
+        raise UsageError(f"--storage={_shown_url(url)}: holds no study")
+    if name is None:
+        if len(names) > 1:
+            raise UsageError(f"--study: the storage holds {len(names)} studies; name one: {', '.join(names)}")
+        name = names[0]
+    elif name not in names:
+        raise UsageError(f"--study={name}: no such study; the storage holds: {', '.join(names)}")
+    study = optuna.load_study(study_name=name, storage=storage)
+    if len(study.directions) > 1:
+        raise UsageError(f"--study={name}: has {len(study.directions)} objectives; summarize.py ranks a study "
+                         f"of one")
+    return study
+
+
+def study_conventions(study):
+    """Returns the study's objective: (metric name, "max" or "min", search), from what sweep.py stored in it.
+
+    A study that sweep.py did not make (no `kerasrun` user attribute) ranks by
+    `value` in its own direction.
+    """
+    import optuna
+
+    attrs = study.user_attrs.get("kerasrun")
+    attrs = attrs if isinstance(attrs, dict) else {}
+    metric = attrs.get("metric") if isinstance(attrs.get("metric"), str) and attrs.get("metric") else "value"
+    mode = "max" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "min"
+    return metric, mode, attrs.get("search") if isinstance(attrs.get("search"), str) else None
+
+
+def trial_objective(trial, mode):
+    """The trial's objective: its value, or for a pruned trial its best epoch before it was stopped."""
+    import optuna
+
+    if trial.state == optuna.trial.TrialState.PRUNED:
+        values = [value for value in trial.intermediate_values.values() if _rankable(value)]
+        if values:
+            return max(values) if mode == "max" else min(values)
+    return trial.value
+
+
+def trial_record(trial, mode):
+    """Returns a trial as a results record: what train.py reported (the trial's user attributes) and its params."""
+    attrs = trial.user_attrs
+    wall = None
+    if trial.datetime_start and trial.datetime_complete:
+        wall = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    return {"trial": trial.number, "state": trial.state.name,
+            "run_name": attrs.get("run_name"), "run_dir": attrs.get("run_dir"),
+            "status": attrs.get("status") if isinstance(attrs.get("status"), str) else trial.state.name.lower(),
+            "epochs_completed": attrs.get("epochs_completed"),
+            "final": attrs.get("final") if isinstance(attrs.get("final"), dict) else {},
+            "test": attrs.get("test") if isinstance(attrs.get("test"), dict) else None,
+            "hparams": dict(trial.params), "objective": trial_objective(trial, mode), "wall_time_s": wall}
+
+
+def shown_trials(trials):
+    """Returns the trials to show: all but the failed ones that Optuna retried (their retry stands for them)."""
+    retried = {trial.system_attrs.get("failed_trial") for trial in trials}
+    return [trial for trial in trials if trial.number not in retried]
+
+
+def rank_trials(records, mode):
+    """Returns (rank, record) pairs: complete trials by objective, then the others in trial order (rank None)."""
+    complete = [record for record in records if record["state"] == "COMPLETE" and _rankable(record["objective"])]
+    complete.sort(key=lambda record: record["objective"], reverse=mode == "max")  # Ties keep trial order.
+    others = [record for record in records if not any(record is chosen for chosen in complete)]
+    return [*enumerate(complete, 1), *((None, record) for record in others)]
+
+
+def summarize_study(options, top, plots):
+    """Returns the summary (or, with plots, the paths written) of the study --storage and --study name."""
+    storage = open_storage(options.storage)
+    study = load_study(storage, options.storage, options.study)
+    metric, mode, search = study_conventions(study)
+    if options.metric not in ("auto", metric):
+        raise UsageError(f"--metric={options.metric}: a study ranks by its objective, {metric}; "
+                         f"--columns {options.metric} shows another metric beside it")
+    if options.mode not in ("auto", mode):
+        raise UsageError(f"--mode={options.mode}: the study ranks in its own direction, {mode}")
+    trials = study.get_trials(deepcopy=False)
+    if plots:
+        return write_plots(study, plots, metric, options.plot_dir or os.curdir)
+    shown = shown_trials(trials)
+    records = [trial_record(trial, mode) for trial in shown]
+    test = paired_test_column(records, metric)
+    columns = ([*([test] if test else []), *differing_hparams(records)]
+               if options.columns is None else chosen_columns(records, options.columns))
+    header = ["rank", "trial", "run_name", "status", "epochs_completed", metric, "wall_time_s", *columns]
+    rows = [[place, record["trial"], record["run_name"], record["status"], record["epochs_completed"],
+             record["objective"], record["wall_time_s"],
+             *(_hparams(record).get(name, _logs(record).get(name)) for name in columns)]
+            for place, record in rank_trials(records, mode)[:top]]
+    if options.format == "csv":
+        return format_csv(header, rows)
+    if options.format == "json":
+        return format_json(header, rows)
+    better = "lower" if mode == "min" else "higher"
+    retried = len(trials) - len(shown)
+    title = (f"study {study.study_name}{f' ({search} search)' if search else ''}: {len(shown)} trial(s)"
+             f"{f' ({retried} failed and retried, shown as their retry)' if retried else ''}, "
+             f"ranked by {metric} ({better} is better)\n")
+    # A sampled parameter has all a float's digits (0.0028050683208821867); four tell trials apart.
+    sampled = {column: ".4g" for column, name in enumerate(header) if name in _hparams_union(records)}
+    return title + format_table(header, rows, header.index(metric), sampled)
+
+
+def _hparams_union(records):
+    return {name for record in records for name in _hparams(record)}
+
+
+def _plot_problem(kind, study):
+    """Returns why `kind` cannot be drawn for the study, or None."""
+    import optuna
+
+    complete = [trial for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if _rankable(trial.value)]
+    if not complete:
+        return "the study has no complete trial yet"
+    if kind == "history":
+        return None
+    shared = set(complete[0].params).intersection(*(trial.params for trial in complete))
+    if not shared:
+        return "the complete trials share no parameter"
+    if kind != "importance":
+        return None
+    if len(complete) < 2:
+        return f"needs at least 2 complete trials; the study has {len(complete)}"
+    if not any(len({json.dumps(trial.params[name], sort_keys=True, default=str) for trial in complete}) > 1
+               for name in shared):
+        return f"needs a parameter that varies between the complete trials ({', '.join(sorted(shared))} do not)"
+    return None
+
+
+def write_plots(study, kinds, metric, directory):
+    """Draws each of `kinds` with optuna.visualization.matplotlib into DIRECTORY/<study>-<kind>.png.
+
+    Returns:
+        The paths written, one a line.
+
+    Raises:
+        UsageError: A plot that cannot be drawn for this study (before any is
+            written), or a --plot_dir that cannot be made.
+    """
+    for kind in kinds:
+        problem = _plot_problem(kind, study)
+        if problem:
+            raise UsageError(f"--plot {kind}: cannot draw it: {problem}")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--plot_dir={directory}: {error.strerror.lower()}") from None
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # Files only: no window, no display needed.
+    import matplotlib.pyplot as pyplot
+    import numpy
+    import optuna
+    from optuna.visualization import matplotlib as plots
+
+    safe_name = "".join(char if char.isalnum() or char in "._-" else "_" for char in study.study_name)
+    paths = []
+    for kind in kinds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            try:
+                axes = getattr(plots, _PLOTS[kind])(study, target_name=metric)
+            except (ValueError, RuntimeError) as error:
+                raise UsageError(f"--plot {kind}: cannot draw it: {_first_line(error)}") from None
+        figure = numpy.ravel(axes)[0].figure  # plot_slice gives one Axes per parameter.
+        path = os.path.join(directory, f"{safe_name}-{kind}.png")
+        try:
+            figure.savefig(path, dpi=100, bbox_inches="tight")
+        except OSError as error:
+            raise UsageError(f"--plot_dir={directory}: {path}: {error.strerror.lower()}") from None
+        finally:
+            pyplot.close(figure)
+        paths.append(path)
+    return "".join(f"{path}\n" for path in paths)
+
+
 def _warn(message):
     print(f"summarize.py: warning: {message}", file=sys.stderr)
 
@@ -381,6 +725,9 @@ def summarize(argv):
     """
     options = build_parser().parse_args(argv)
     top = None if options.top is None else _positive("top", options.top)
+    plots = check_study_options(options)
+    if options.storage is not None:
+        return summarize_study(options, top, plots)
     records = []
     for path in options.results_files:
         records.extend(read_records(path))

@@ -1,12 +1,17 @@
 """Shared test helpers: running train.py as a user would."""
 
 import contextlib
+import glob
 import json
 import os
+import re
 import runpy
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -72,6 +77,107 @@ def tensorboard_server(logdir):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _free_loopback_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _postgres_binaries():
+    """Returns the newest /usr/lib/postgresql/<version>/bin (Debian's layout), failing the test if there is none."""
+    found = [path for path in glob.glob("/usr/lib/postgresql/*/bin") if os.path.exists(os.path.join(path, "postgres"))]
+    if not found:
+        pytest.fail("PostgreSQL's server is not installed (no /usr/lib/postgresql/*/bin/postgres): "
+                    "apt-get install postgresql, as .ci/run does")
+    return max(found, key=lambda path: [int(part) for part in re.findall(r"\d+", os.path.basename(os.path.dirname(path)))])
+
+
+@contextlib.contextmanager
+def postgres(database="sweeps", timeout=60):
+    """Runs a real PostgreSQL server on a free 127.0.0.1 port in a temporary directory, stopped and removed after.
+
+    The server trusts every local and loopback connection, and its superuser is `postgres`. As root it runs
+    as the `postgres` user (the server refuses root), in a directory under /tmp that user owns.
+
+    Yields:
+        The SQLAlchemy URL of `database`, created empty:
+        postgresql+psycopg2://postgres@127.0.0.1:PORT/sweeps.
+    """
+    import psycopg2
+
+    binaries = _postgres_binaries()
+    directory = tempfile.mkdtemp(prefix="kerasrun-postgres-", dir="/tmp")  # pytest's tmp_path is root's alone.
+    as_user = {}
+    if os.geteuid() == 0:
+        import pwd
+
+        account = pwd.getpwnam("postgres")
+        os.chown(directory, account.pw_uid, account.pw_gid)
+        as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    data, log_path = os.path.join(directory, "data"), os.path.join(directory, "server.log")
+    server = None
+
+    def log():
+        with contextlib.suppress(OSError), open(log_path, encoding="utf-8", errors="replace") as stream:
+            return stream.read()[-4000:]
+        return ""
+
+    try:
+        initdb = subprocess.run(
+            [os.path.join(binaries, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+             "--no-sync", "--no-instructions"],
+            cwd=directory, capture_output=True, text=True, timeout=120, **as_user)
+        if initdb.returncode:
+            pytest.fail(f"initdb failed (exit {initdb.returncode}):\n{initdb.stdout}{initdb.stderr}")
+        port = _free_loopback_port()
+        with open(log_path, "w") as log_stream:
+            # fsync off: a test's database need not survive a crash of the machine.
+            server = subprocess.Popen(
+                [os.path.join(binaries, "postgres"), "-D", data, "-k", directory, "-h", "127.0.0.1",
+                 "-p", str(port), "-c", "fsync=off", "-c", "synchronous_commit=off"],
+                cwd=directory, stdout=log_stream, stderr=subprocess.STDOUT, **as_user)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                                              connect_timeout=2)
+                break
+            except psycopg2.OperationalError as error:
+                if server.poll() is not None:
+                    pytest.fail(f"PostgreSQL exited with status {server.returncode} before accepting "
+                                f"connections; its log:\n{log()}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"PostgreSQL accepted no connection on 127.0.0.1:{port} within {timeout}s "
+                                f"({str(error).strip()}); its log:\n{log()}")
+                time.sleep(0.2)
+        try:
+            connection.autocommit = True  # CREATE DATABASE runs outside a transaction.
+            with connection.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            connection.close()
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{database}"
+    finally:
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGINT)  # Fast shutdown: disconnects clients, rolls back their work.
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The SQLAlchemy URL of a database on a real PostgreSQL server shared by the session's tests.
+
+    postgresql+psycopg2://postgres@127.0.0.1:PORT/sweeps; tests sharing it use study names of their own.
+    """
+    with postgres() as url:
+        yield url
 
 
 def write_images(root, counts, size=(10, 12)):
