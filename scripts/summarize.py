@@ -55,6 +55,7 @@ runpy.run_path(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 from kerasrun.cli.config import bookkeeping_flags  # noqa: E402
 from kerasrun.core.errors import USAGE_EXIT_CODE, UsageError  # noqa: E402
 from kerasrun.core.losses_metrics import direction  # noqa: E402
+from kerasrun.core.study import shown_url  # noqa: E402
 
 _FIXED_COLUMNS = ("rank", "run_name", "status", "epochs_completed")
 _MISSING = "-"
@@ -437,13 +438,6 @@ def check_study_options(options):
     return kinds
 
 
-def _shown_url(url):
-    """The URL as messages show it: its password hidden."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def _first_line(error):
     text = str(getattr(error, "orig", None) or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -468,7 +462,7 @@ def open_storage(url):
     except sqlalchemy.exc.ArgumentError:
         raise UsageError(f"--storage={url}: not a database URL; give one such as sqlite:///sweep.db or "
                          f"postgresql://user@host/database") from None
-    shown = _shown_url(url)
+    shown = shown_url(url)
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite:
         if parsed.database in (None, "", ":memory:"):
@@ -477,7 +471,7 @@ def open_storage(url):
         if not os.path.isfile(parsed.database):
             raise UsageError(f"--storage={shown}: no such file {parsed.database}")
     engine_kwargs = {}
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg2":
+    if parsed.get_backend_name() == "postgresql":
         engine_kwargs = {"connect_args": {"connect_timeout": 2}}  # Seconds, for a host that does not answer.
     try:
         engine = sqlalchemy.create_engine(parsed, **engine_kwargs)
@@ -485,7 +479,7 @@ def open_storage(url):
         raise UsageError(f"--storage={shown}: {_first_line(error)}") from None
     except ImportError as error:
         raise UsageError(f"--storage={shown}: its database driver is not installed ({error.name or error}); "
-                         f"pip install it (psycopg2-binary for postgresql)") from None
+                         f"pip install it (psycopg[binary] for postgresql)") from None
     deadline = time.monotonic() + _CONNECT_SECONDS
     try:
         while True:
@@ -521,7 +515,7 @@ def load_study(storage, url, name):
 
     names = sorted(optuna.study.get_all_study_names(storage))
     if not names:
-        raise UsageError(f"--storage={_shown_url(url)}: holds no study")
+        raise UsageError(f"--storage={shown_url(url)}: holds no study")
     if name is None:
         if len(names) > 1:
             raise UsageError(f"--study: the storage holds {len(names)} studies; name one: {', '.join(names)}")

@@ -103,9 +103,9 @@ def postgres(database="sweeps", timeout=60):
 
     Yields:
         The SQLAlchemy URL of `database`, created empty:
-        postgresql+psycopg2://postgres@127.0.0.1:PORT/sweeps.
+        postgresql://postgres@127.0.0.1:PORT/sweeps.
     """
-    import psycopg2
+    import psycopg
 
     binaries = _postgres_binaries()
     directory = tempfile.mkdtemp(prefix="kerasrun-postgres-", dir="/tmp")  # pytest's tmp_path is root's alone.
@@ -141,10 +141,10 @@ def postgres(database="sweeps", timeout=60):
         deadline = time.monotonic() + timeout
         while True:
             try:
-                connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                connection = psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
                                               connect_timeout=2)
                 break
-            except psycopg2.OperationalError as error:
+            except psycopg.OperationalError as error:
                 if server.poll() is not None:
                     pytest.fail(f"PostgreSQL exited with status {server.returncode} before accepting "
                                 f"connections; its log:\n{log()}")
@@ -158,7 +158,7 @@ def postgres(database="sweeps", timeout=60):
                 cursor.execute(f'CREATE DATABASE "{database}"')
         finally:
             connection.close()
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{database}"
+        yield f"postgresql://postgres@127.0.0.1:{port}/{database}"
     finally:
         if server is not None and server.poll() is None:
             server.send_signal(signal.SIGINT)  # Fast shutdown: disconnects clients, rolls back their work.
@@ -174,7 +174,7 @@ def postgres(database="sweeps", timeout=60):
 def postgres_server():
     """The SQLAlchemy URL of a database on a real PostgreSQL server shared by the session's tests.
 
-    postgresql+psycopg2://postgres@127.0.0.1:PORT/sweeps; tests sharing it use study names of their own.
+    postgresql://postgres@127.0.0.1:PORT/sweeps; tests sharing it use study names of their own.
     """
     with postgres() as url:
         yield url

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import optuna
-import psycopg2
+import psycopg
 import pytest
 
 from conftest import postgres
@@ -20,7 +20,7 @@ study.optimize(lambda trial: trial.suggest_float("x", -1, 1) ** 2, n_trials=3)
 
 
 def test_two_processes_share_a_study(postgres_server):
-    assert postgres_server.startswith("postgresql+psycopg2://postgres@127.0.0.1:")
+    assert postgres_server.startswith("postgresql://postgres@127.0.0.1:")
     optuna.create_study(study_name="shared", storage=postgres_server)
     workers = [subprocess.Popen([sys.executable, "-c", _WORKER, postgres_server, "shared"],
                                 stderr=subprocess.PIPE, text=True)
@@ -36,12 +36,12 @@ def test_two_processes_share_a_study(postgres_server):
 def test_the_server_is_stopped_and_its_directory_removed():
     with postgres(database="other") as url:
         port = int(url.rsplit(":", 1)[1].split("/")[0])
-        connection = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="other")
+        connection = psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="other")
         with connection, connection.cursor() as cursor:
             cursor.execute("SHOW data_directory")
             data = cursor.fetchone()[0]
         connection.close()
         assert os.path.isdir(data)
     assert not os.path.exists(os.path.dirname(data))
-    with pytest.raises(psycopg2.OperationalError):
-        psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="other", connect_timeout=2)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="other", connect_timeout=2)
