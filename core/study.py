@@ -68,6 +68,8 @@ def open_storage(url, flag):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Heartbeats and the retry of stopped trials are marked experimental; they are what we rely on, knowingly.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # The heartbeat is recorded by train.py's callback, not by Study.optimize, which we do not use.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     # SQLite shares one file between the sweep and its trials: wait for its lock rather than fail.
     engine = {"connect_args": {"timeout": 60}} if parsed.get_backend_name() == "sqlite" else {"pool_pre_ping": True}
     last = None

@@ -1,35 +1,45 @@
-"""Runs train.py once for every combination of flag values: a grid sweep.
+"""Runs train.py once per trial of a hyperparameter search on Optuna: a grid, random or TPE search.
 
     python scripts/sweep.py --grid learning_rate=0.1,0.01,0.001 --grid batch_size=16,32 \\
         --parallel 2 -- --epochs 5 --early_stopping True
+    python scripts/sweep.py --search tpe --trials 20 --metric val_accuracy --pruner median \\
+        --space learning_rate=loguniform:1e-4:1e-1 --space batch_size=choice:16,32,64 -- --epochs 10
 
-Each `--grid name=v1,v2,...` adds a dimension; every combination is one run of
-`train.py --name=v ... <the flags after --> --results_file FILE`, so all the
-runs append their results to one file (rank them with scripts/summarize.py).
-Combinations are numbered from 0 in a fixed order, the first --grid varying
-slowest. A value holding a comma is written with a backslash: `\\,`.
+What to search, one entry per train.py flag:
+    --grid NAME=V1,V2,...            values as typed (a comma inside a value is written `\\,`)
+    --space NAME=choice:V1,V2,...    the same
+    --space NAME=uniform:LOW:HIGH    a range; loguniform:LOW:HIGH samples it on a log scale
+    --space NAME=int:LOW:HIGH[:log]  whole numbers
+    --space_file space.yaml          the same as a YAML mapping (a list of values is a choice)
+Every name and value is checked against train.py's own flags before any trial starts.
 
-On a cluster, one job-array task per combination runs the same sweep:
+Each trial is an ordinary run of `train.py <the flags after --> --NAME=VALUE ...`: its own
+directory (named PREFIX-<trial>), results.json, a line in --results_file and TensorBoard's
+HParams tab. The study (Optuna's record of the trials) lives in --storage: by default an
+SQLite file, sweep.db, next to the results file; a PostgreSQL URL lets the same command, started
+on many machines (or as the tasks of a job array), share one study: each process asks the study
+for its next trial, and --trials bounds their total.
 
-    sbatch --array=0-$(($(python scripts/sweep.py --grid ... --count) - 1)) job.sh
-    # job.sh: python scripts/sweep.py --grid ... --index $SLURM_ARRAY_TASK_ID -- ...
+The objective is --metric's best value over a trial's epochs (by default the quantity the run
+ranks its epochs by: early stopping's or the checkpoint's monitor, else val_loss), in the
+direction the runner gives it. With --pruner, each trial reports the metric after every epoch
+and stops when the study says it is doing worse than the others: it ends like an early stop,
+with status `pruned` and exit status 4, and keeps its run directory.
 
-Values go to train.py exactly as typed, spaces and all; no shell sees them.
-Each run prints a line when it starts and when it ends. With --parallel N > 1
-a run's own output goes to sweep_logs/<index>.log instead of the terminal.
+Rerunning the same command resumes the sweep: finished trials are kept and counted; a trial that
+was interrupted (Ctrl-C, SIGTERM, kill -9 of its run) is queued again and resumes its run from
+its backup with --backup_and_restore True (else runs again). Ctrl-C (or SIGTERM) is passed on to
+the running trials, which stop after their current step and write their results.
 
-Ctrl-C (or SIGTERM) is passed on to the running runs, which stop after their
-current step and write their results; the sweep starts no more and waits.
+With --parallel N > 1 a trial's own output goes to sweep_logs/<trial>.log instead of the terminal.
 
-Exit status: 0 when every run exited 0, 1 when any failed (each failed run is
-listed), 2 for a usage error, 130 after Ctrl-C and 143 after SIGTERM.
+Exit status: 0 when every trial this process ran completed, stopped early or was pruned; 1 when
+any failed (each is listed); 2 for a usage error; 130 after Ctrl-C and 143 after SIGTERM.
 """
 
 import argparse
 import collections
-import difflib
 import itertools
-import json
 import os
 import re
 import shlex
@@ -44,22 +54,31 @@ TRAIN = os.path.join(REPO, "train.py")
 runpy.run_path(os.path.join(REPO, "__init__.py"))
 
 from kerasrun.callbacks.builder import enabled_families  # noqa: E402
-from kerasrun.cli.config import all_options, check_further, resolve  # noqa: E402
-from kerasrun.runner.run_paths import RunPaths  # noqa: E402
+from kerasrun.callbacks.monitor import compiled_direction  # noqa: E402
+from kerasrun.cli import search_space  # noqa: E402
+from kerasrun.cli.config import Checker, all_options, check_further, resolve  # noqa: E402
+from kerasrun.core import study as studies  # noqa: E402
 from kerasrun.core.errors import (  # noqa: E402
     RUN_FAILED_EXIT_CODE, SIGNALLED_EXIT_CODES, USAGE_EXIT_CODE, UsageError,
 )
+from kerasrun.runner.fit import results_monitor  # noqa: E402
+from kerasrun.runner.run_paths import RunPaths  # noqa: E402
 
 LOGS_DIR = "sweep_logs"
-# How often finished runs are noticed; short next to any training run.
+PRUNED_EXIT_CODE = 4  # TODO: from core.errors once the optuna family lands
+STORAGE_FILE = "sweep.db"
+SEARCHES = ("grid", "random", "tpe")
+# How often finished trials are noticed; short next to any training run.
 POLL_SECONDS = 0.05
-_FLAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# How often a sweep with a free slot asks the study again when it had nothing to give
+# (the others' trials may end, or come back to the queue).
+ASK_AGAIN_SECONDS = 1.0
 _OPTION = re.compile(r"-{1,2}([A-Za-z0-9_]+)(=|\Z)")
-# A comma preceded by a backslash belongs to the value (`--grid dataset_image_size=32\,32,64\,64`).
-_VALUE_SEPARATOR = re.compile(r"(?<!\\),")
 # The runs live in their own process group (see _start), so a hang-up of the
 # terminal reaches only the sweep; it stops them gracefully as SIGTERM would.
 _FORWARDED = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM, signal.SIGHUP: signal.SIGTERM}
+# The flags of train.py's `optuna` callback family, which the sweep gives every trial.
+STUDY_FLAG_PREFIX = "optuna"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,12 +87,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 class Run:
-    """One combination of the grid.
+    """One combination of a grid.
 
     Args:
-        index: Its 0-based number in the sweep (what --index selects).
-        flags: (name, value) pairs, one per --grid dimension.
-        command: The argv that runs it.
+        index: Its 0-based number in the grid (what --index selects).
+        flags: (name, value) pairs, one per dimension.
+        command: The argv that runs it, without the flags that tie it to the study.
     """
 
     def __init__(self, index, flags, command):
@@ -82,31 +101,68 @@ class Run:
         self.command = command
 
     def describe(self):
-        """Returns the run's grid values as `name=value ...`, quoted like a shell would need."""
-        return " ".join(shlex.quote(f"{name}={value}") for name, value in self.flags)
+        """Returns the run's values as `name=value ...`, quoted like a shell would need."""
+        return describe(self.flags)
+
+
+def describe(flags):
+    """Returns (name, value) pairs as `name=value ...`, quoted like a shell would need."""
+    return " ".join(shlex.quote(f"{name}={value}") for name, value in flags)
 
 
 def build_parser():
     """Returns the argument parser (train.py's own flags come after `--` and never reach it)."""
     parser = _Parser(
         prog="sweep.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False, usage="%(prog)s --grid NAME=V1,V2,... [--grid ...] [options] [-- TRAIN_FLAGS ...]",
+        allow_abbrev=False,
+        usage="%(prog)s (--grid NAME=V1,... | --space NAME=DIST:... | --space_file F) ... [options] [-- TRAIN_FLAGS]",
     )
     parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
                         help="A flag of train.py and the values to try; repeat for more dimensions.")
+    parser.add_argument("--space", action="append", default=[], metavar="NAME=DIST:...",
+                        help="A flag of train.py and its range: choice:V1,V2,..., uniform:LOW:HIGH, "
+                             "loguniform:LOW:HIGH or int:LOW:HIGH[:log]; repeat for more.")
+    parser.add_argument("--space_file", default=None, metavar="FILE",
+                        help="A YAML file of the same: {flag: spec, or a list of values}.")
+    parser.add_argument("--search", default=None, choices=SEARCHES,
+                        help="Optuna's GridSampler, RandomSampler or TPESampler. Default: grid when every "
+                             "dimension lists its values, else tpe.")
+    parser.add_argument("--trials", default=None, metavar="N",
+                        help="How many trials the study runs in all (finished ones count; a rerun adds the "
+                             "rest). Default for a grid: every combination; required otherwise.")
+    parser.add_argument("--metric", default=None, metavar="NAME",
+                        help="The logged quantity to optimize, its best epoch per trial (val_accuracy, ...). "
+                             "Default: the quantity each run ranks its epochs by (early stopping's monitor, "
+                             "else the checkpoint's, else val_loss).")
+    parser.add_argument("--pruner", default="none", choices=studies.PRUNERS,
+                        help="Stop trials doing worse than the others after an epoch: Optuna's MedianPruner "
+                             "or HyperbandPruner. Default: none.")
+    parser.add_argument("--pruner_startup_trials", default="5", metavar="N",
+                        help="median: trials that run to the end before any is pruned. Default: 5.")
+    parser.add_argument("--pruner_warmup_epochs", default="0", metavar="N",
+                        help="Epochs a trial runs before it may be pruned (hyperband: its minimum). Default: 0.")
+    parser.add_argument("--seed", default=None, metavar="N",
+                        help="Seed of the sampler: the same seed gives the same sequence of trials "
+                             "(one process, --parallel 1). train.py's own --seed goes after --.")
+    parser.add_argument("--storage", default=None, metavar="URL",
+                        help=f"The study's database: sqlite:///PATH, postgresql://USER@HOST:PORT/DB, ... "
+                             f"Default: {STORAGE_FILE} next to --results_file.")
+    parser.add_argument("--study", default=None, metavar="NAME",
+                        help="The study's name in the storage; the same name resumes it. "
+                             "Default: the results file's name without its extension.")
     parser.add_argument("--parallel", default="1", metavar="N",
-                        help="Runs at once; with more than 1, each run's output goes to "
-                             f"{LOGS_DIR}/<index>.log. Default: 1.")
+                        help="Trials at once in this process; with more than 1, each trial's output goes to "
+                             f"{LOGS_DIR}/<trial>.log. Default: 1.")
     parser.add_argument("--results_file", default="sweep.jsonl", metavar="PATH",
                         help="Passed to every run, which appends its results to it. Default: sweep.jsonl.")
     parser.add_argument("--name_prefix", default=None, metavar="P",
-                        help="Name each run P-<index> (--run_name). Default: train.py names them.")
+                        help="Each trial's run is named P-<trial>. Default: the study's name.")
     parser.add_argument("--index", default=None, metavar="I",
-                        help="Run only combination I (0-based), e.g. $SLURM_ARRAY_TASK_ID.")
+                        help="Run only combination I (0-based) of a grid, e.g. $SLURM_ARRAY_TASK_ID.")
     parser.add_argument("--count", action="store_true",
-                        help="Print the number of combinations and exit.")
+                        help="Print the number of combinations of a grid (of trials of a search) and exit.")
     parser.add_argument("--dry_run", action="store_true",
-                        help="Print the command of every run and exit without running any.")
+                        help="Print what would run and exit without running or storing anything.")
     # A stand-in for train.py (tests use a tiny fake); split like a shell would.
     parser.add_argument("--train_command", default=None, help=argparse.SUPPRESS)
     return parser
@@ -120,72 +176,44 @@ def split_passthrough(argv):
     return argv, []
 
 
-def parse_grid(specs):
-    """Returns the grid as a list of (flag name, [values]), in the order given.
-
-    Args:
-        specs: The --grid arguments, each `name=v1,v2,...`.
-
-    Raises:
-        UsageError: A spec without `=`, a name that is not a flag name, a
-            name given twice, or an empty or repeated value.
-    """
-    if not specs:
-        raise UsageError("--grid is required: give at least one --grid NAME=V1,V2,...")
-    grid, seen = [], set()
-    for spec in specs:
-        name, equals, listed = spec.partition("=")
-        if not equals:
-            raise UsageError(f"--grid={spec}: expected NAME=V1,V2,... (a train.py flag, '=', its values)")
-        if not _FLAG_NAME.match(name):
-            raise UsageError(f"--grid={spec}: {name!r} is not a flag name (write it without dashes)")
-        if name in seen:
-            raise UsageError(f"--grid={spec}: {name} is already a dimension; list all its values in one --grid")
-        seen.add(name)
-        grid.append((name, _split_values(spec, listed)))
-    return grid
+def read_dimensions(options):
+    """Returns the search space's Dimensions from --grid, --space and --space_file, in that order."""
+    dimensions = [search_space.parse_grid_entry(spec) for spec in options.grid]
+    dimensions += [search_space.parse_space_entry(spec) for spec in options.space]
+    if options.space_file is not None:
+        dimensions += search_space.read_space_file(options.space_file)
+    if not dimensions:
+        raise UsageError("give what to sweep: --grid NAME=V1,V2,..., --space NAME=DISTRIBUTION:... "
+                         "or --space_file FILE")
+    return search_space.combine(dimensions)
 
 
-def _split_values(spec, listed):
-    if not listed:
-        raise UsageError(f"--grid={spec}: no values after '='")
-    values = [value.replace("\\,", ",") for value in _VALUE_SEPARATOR.split(listed)]
-    for position, value in enumerate(values, 1):
-        if not value:
-            raise UsageError(f"--grid={spec}: value {position} is empty")
-        if value in values[:position - 1]:
-            raise UsageError(f"--grid={spec}: value {value!r} is listed twice")
-    return values
-
-
-def sweeps_own_flags(name_prefix):
-    """Returns {train.py flag: the sweep option that sets it} for the flags the sweep gives every run."""
-    owners = {"results_file": "sweep.py's own --results_file (before --)"}
-    if name_prefix is not None:
-        owners["run_name"] = "--name_prefix"
+def sweeps_own_flags():
+    """Returns {train.py flag: the sweep option that sets it} for the flags the sweep gives every trial."""
+    owners = {"results_file": "sweep.py's own --results_file (before --)",
+              "run_name": "--name_prefix (each trial's run is named PREFIX-<trial>)"}
+    for name in all_options():
+        if name == STUDY_FLAG_PREFIX or name.startswith(STUDY_FLAG_PREFIX + "_"):
+            owners[name] = "the study (it ties each trial's run to it)"
     return owners
 
 
-def check_passthrough(passthrough, grid, name_prefix):
-    """Refuses train.py flags after `--`, and grid dimensions, that the sweep sets itself.
+def check_passthrough(passthrough, dimensions):
+    """Refuses train.py flags after `--`, and dimensions, that the sweep sets itself.
 
     absl lets the last of two values win, so such a flag would silently undo
-    the grid or scatter the results; better to say so before anything runs.
-
-    Args:
-        passthrough: The flags after `--`.
-        grid: What `parse_grid` returned.
-        name_prefix: --name_prefix, or None.
+    the search or scatter the results; better to say so before anything runs.
 
     Raises:
         UsageError: Naming the flag and the sweep option that sets it.
     """
-    owners = sweeps_own_flags(name_prefix)
-    for name, values in grid:
-        if name in owners:
-            raise UsageError(f"--grid={name}={','.join(values)}: the sweep sets --{name} itself, "
-                             f"through {owners[name]}")
-    owners.update({name: f"--grid {name}=..." for name, _ in grid})
+    owners = sweeps_own_flags()
+    for dimension in dimensions:
+        if dimension.name in owners:
+            raise UsageError(f"{dimension.label}: the sweep sets --{dimension.name} itself, "
+                             f"through {owners[dimension.name]}")
+    owners.update({dimension.name: dimension.label.partition("=")[0] + f" {dimension.name}=..."
+                   for dimension in dimensions})
     for word in passthrough:
         match = _OPTION.match(word)
         if not match:
@@ -197,19 +225,11 @@ def check_passthrough(passthrough, grid, name_prefix):
             raise UsageError(f"{word} after --: the sweep sets --{name} itself, through {owners[name]}")
 
 
-def build_runs(grid, train_command, passthrough, results_file, name_prefix):
-    """Returns one Run per combination, the first grid dimension varying slowest.
-
-    Args:
-        grid: What `parse_grid` returned.
-        train_command: The argv that starts train.py.
-        passthrough: train.py flags shared by every run.
-        results_file: The file every run appends its results to.
-        name_prefix: Runs are named `<name_prefix>-<index>`; None lets train.py name them.
-    """
-    names = [name for name, _ in grid]
+def build_runs(dimensions, train_command, passthrough, results_file, name_prefix=None):
+    """Returns one Run per combination of a grid, the first dimension varying slowest."""
+    names = [dimension.name for dimension in dimensions]
     runs = []
-    for index, values in enumerate(itertools.product(*(values for _, values in grid))):
+    for index, values in enumerate(itertools.product(*(dimension.values for dimension in dimensions))):
         flags = list(zip(names, values))
         # The shared flags first: what the sweep sets for each run comes last, and wins.
         command = [*train_command, *passthrough, *(f"--{name}={value}" for name, value in flags)]
@@ -220,61 +240,67 @@ def build_runs(grid, train_command, passthrough, results_file, name_prefix):
     return runs
 
 
-def check_train_flags(grid, runs, command_length, results_file):
-    """Checks the grid's names and every run's train.py flags as train.py itself does, before any run starts.
+def probe_runs(dimensions, train_command, passthrough, results_file):
+    """Returns Runs that stand for a search space with ranges: each dimension at each of its probes, others at their first."""
+    first = [(dimension.name, dimension.probes()[0]) for dimension in dimensions]
+    runs = [first]
+    for position, dimension in enumerate(dimensions):
+        for value in dimension.probes()[1:]:
+            runs.append([*first[:position], (dimension.name, value), *first[position + 1:]])
+    return [Run(index, flags, [*train_command, *passthrough, *(f"--{name}={value}" for name, value in flags),
+                               f"--results_file={results_file}"])
+            for index, flags in enumerate(runs)]
+
+
+def check_train_flags(dimensions, runs, command_length, results_file, probed):
+    """Checks the dimensions and every run's train.py flags as train.py itself does, before any trial starts.
 
     Each run must also get the values the sweep gives it: a flag after `--`
     given without its value would take the next word as its own.
 
     Args:
-        grid: What `parse_grid` returned.
-        runs: The Runs of the grid.
+        dimensions: The search space.
+        runs: Every combination of a grid, or the `probe_runs` of a space with ranges.
         command_length: How many words of each run's command start train.py.
         results_file: The file every run appends its results to.
+        probed: Whether `runs` are probes (errors then name the dimension, not a run).
+
+    Returns:
+        The runs' resolved configs.
 
     Raises:
-        UsageError: Naming a --grid name train.py does not have, or the first
-            run whose flags train.py would refuse, and why.
+        UsageError: Naming a name train.py does not have, or the first run
+            whose flags train.py would refuse, and why.
     """
     options = all_options()
-    for name, values in grid:
-        _check_grid_dimension(name, values, options)
-    configs = [_checked_run(run, command_length, results_file, options) for run in runs]
+    for dimension in dimensions:
+        search_space.check_against_flags(dimension, options)
+    labels = {dimension.name: dimension.label for dimension in dimensions}
+    configs = []
+    for run in runs:
+        try:
+            configs.append(_checked_run(run, command_length, results_file, options))
+        except UsageError as error:
+            if not probed:
+                raise UsageError(f"run {run.index} ({run.describe()}): {error}") from None
+            named = [name for name, _ in run.flags if f"--{name}=" in str(error)]
+            if not named:  # A flag after --, the same in every trial.
+                raise
+            raise UsageError(f"{labels[named[0]]}: train.py refuses {error}") from None
     for flag, value in shared_outputs(configs):
         raise UsageError(f"--{flag}={value}: every run would write there, over the others' files; leave it "
-                         "out (each run then writes into its own directory) or make it a --grid dimension")
-
-
-def _check_grid_dimension(name, values, options):
-    """Refuses a grid name train.py does not have, and two values it reads as one (1 and 01)."""
-    if name not in options:
-        close = difflib.get_close_matches(name, options, n=1)
-        raise UsageError(f"--grid={name}={','.join(values)}: train.py has no flag --{name}"
-                         + (f"; did you mean {close[0]}?" if close else ""))
-    seen = {}
-    for value in values:
-        try:
-            parsed = options[name].kind.from_text(value)
-            # A --model_args mapping is compared by its content, whatever the order of its names.
-            same = seen.setdefault(json.dumps(parsed, sort_keys=True) if isinstance(parsed, dict) else parsed, value)
-        except ValueError:
-            continue  # The run with that value says what is wrong with it.
-        if same != value:
-            raise UsageError(f"--grid={name}={','.join(values)}: {value!r} is {same!r} again, as train.py reads them")
+                         "out (each run then writes into its own directory) or make it a dimension")
+    return configs
 
 
 def _checked_run(run, command_length, results_file, options):
     """Returns the run's config as train.py resolves it, refused unless it has the values the sweep gives it."""
-    try:
-        config = resolve(["train.py", *run.command[command_length:]])
-        check_further(config)
-    except UsageError as error:
-        raise UsageError(f"run {run.index} ({run.describe()}): {error}") from None
+    config = resolve(["train.py", *run.command[command_length:]])
+    check_further(config)
     for name, value in [*run.flags, ("results_file", results_file)]:
         if config[name] != options[name].kind.from_text(value):
-            raise UsageError(f"run {run.index} ({run.describe()}): train.py would take --{name} to be "
-                             f"{options[name].kind.format(config[name])!r}, not {value!r}: a flag after -- "
-                             "takes it (one given without its value?)")
+            raise UsageError(f"train.py would take --{name} to be {options[name].kind.format(config[name])!r}, "
+                             f"not {value!r}: a flag after -- takes it (one given without its value?)")
     return config
 
 
@@ -304,6 +330,42 @@ def _in_two_runs(family, values, name):
     return [family.with_run_paths(values, RunPaths("logs", run))[name] for run in ("a", "b")]
 
 
+class _MetricChecker(Checker):
+    """Train.py's check of a monitored quantity, naming sweep.py's --metric."""
+
+    def fail(self, name, message):
+        raise UsageError(f"--metric={self.values['metric']}: {message}")
+
+
+def objective(metric, config):
+    """Returns (the quantity each trial reports, "maximize" or "minimize", its name), by the runner's rule.
+
+    The quantity is "" where each run decides it (val_loss, or loss without validation data).
+
+    Args:
+        metric: --metric, or None for the quantity each run ranks its epochs by.
+        config: A trial's resolved config.
+
+    Raises:
+        UsageError: A metric training will not log, or whose direction Keras cannot tell.
+    """
+    if metric is None:
+        # The runner's rule (runner/fit.py); with validation data the fallback is val_loss, without it loss: both fall.
+        monitor, mode = results_monitor(config, {"val_loss": []})
+        return monitor if (config.early_stopping or config.model_checkpoint) else "", _direction(mode), monitor
+    checker = _MetricChecker({**config, "metric": metric}, config.sources, all_options())
+    checker.check_log_key("metric", metric)
+    mode = compiled_direction(metric, checker.metric_names)
+    if mode is None:
+        raise UsageError(f"--metric={metric}: Keras cannot tell whether it should fall or rise; "
+                         "optimize a loss or a compiled metric")
+    return metric, _direction(mode), metric
+
+
+def _direction(mode):
+    return "maximize" if mode == "max" else "minimize"
+
+
 def _int_option(name, text, minimum):
     try:
         value = int(text)
@@ -314,8 +376,49 @@ def _int_option(name, text, minimum):
     return value
 
 
+class Plan:
+    """A sweep as its options describe it, checked: what to search, how, where the study lives."""
+
+    def __init__(self, options, dimensions, passthrough, train_command):
+        self.options = options
+        self.dimensions = dimensions
+        self.passthrough = passthrough
+        self.train_command = train_command
+        self.search = options.search
+        self.trials = options.trials
+        self.results_file = options.results_file
+        self.study_name = options.study
+        self.storage = options.storage
+        self.name_prefix = options.name_prefix
+        self.monitor, self.direction, self.shown_metric = "", "minimize", "score"
+        self.grid = []  # Every combination, when every dimension lists its values.
+        self.backup = False  # Whether the runs keep a backup (--backup_and_restore), to resume from.
+
+    def resumes(self):
+        """Whether a trial queued again resumes its run (from its backup) rather than starting over."""
+        return self.backup
+
+    def is_grid(self):
+        return self.search == "grid"
+
+    def definition(self):
+        """Returns what a rerun must share with the study's first run to resume it (kept in the study)."""
+        return {
+            "search": self.search,
+            "space": {dimension.name: dimension.spec() for dimension in self.dimensions},
+            "metric": self.monitor or None,
+            "direction": self.direction,
+            "pruner": {"kind": self.options.pruner, "startup_trials": self.options.pruner_startup_trials,
+                       "warmup_epochs": self.options.pruner_warmup_epochs},
+            "train_flags": list(self.passthrough),
+        }
+
+    def metric_name(self):
+        return self.shown_metric
+
+
 def parse_args(argv):
-    """Returns (options, runs) from the sweep's argv (without the program name).
+    """Returns the checked Plan of the sweep's argv (without the program name).
 
     Raises:
         UsageError: For every mistake, naming the option and its value.
@@ -325,29 +428,298 @@ def parse_args(argv):
     if unknown:
         raise UsageError(f"unknown option {unknown[0]}: train.py's own flags go after --, "
                          f"as in: sweep.py --grid ... -- {unknown[0]}")
-    grid = parse_grid(options.grid)
+    dimensions = read_dimensions(options)
     options.parallel = _int_option("parallel", options.parallel, 1)
+    options.pruner_startup_trials = _int_option("pruner_startup_trials", options.pruner_startup_trials, 0)
+    options.pruner_warmup_epochs = _int_option("pruner_warmup_epochs", options.pruner_warmup_epochs, 0)
+    if options.seed is not None:
+        options.seed = _int_option("seed", options.seed, 0)
     if not options.results_file:
         raise UsageError("--results_file='': give the file every run appends its results to")
-    if options.name_prefix is not None and not options.name_prefix:
-        raise UsageError("--name_prefix='': give a prefix, or leave the option out to let train.py name runs")
-    check_passthrough(passthrough, grid, options.name_prefix)
+    for name in ("name_prefix", "study", "storage"):
+        if getattr(options, name) is not None and not getattr(options, name):
+            raise UsageError(f"--{name}='': give a value, or leave the option out for its default")
+    check_passthrough(passthrough, dimensions)
     if options.train_command is None:
         train_command = [sys.executable, TRAIN]
     else:
         train_command = shlex.split(options.train_command)
         if not train_command:
             raise UsageError("--train_command='': give the command that runs train.py")
-    runs = build_runs(grid, train_command, passthrough, options.results_file, options.name_prefix)
-    if options.train_command is None:  # The tests' stand-in for train.py has flags of its own.
-        check_train_flags(grid, runs, len(train_command), options.results_file)
+    plan = Plan(options, dimensions, passthrough, train_command)
+    _choose_search(plan)
+    if plan.study_name is None:
+        plan.study_name = os.path.splitext(os.path.basename(plan.results_file))[0] or "sweep"
+    if plan.name_prefix is None:
+        plan.name_prefix = plan.study_name
+    if plan.storage is None:
+        folder = os.path.dirname(os.path.abspath(plan.results_file))
+        plan.storage = "sqlite:///" + os.path.join(folder, STORAGE_FILE)
+    if plan.is_grid():
+        plan.grid = build_runs(dimensions, train_command, passthrough, plan.results_file)
+    _choose_trials(plan)
     if options.index is not None:
+        if not plan.is_grid():
+            raise UsageError(f"--index={options.index}: selects a combination of a grid; a {plan.search} search "
+                             "shares its trials between processes by itself (start the same command in each)")
         index = _int_option("index", options.index, 0)
-        if index >= len(runs):
-            raise UsageError(f"--index={options.index}: the grid has {len(runs)} combination(s), "
-                             f"numbered 0 to {len(runs) - 1}")
+        if index >= len(plan.grid):
+            raise UsageError(f"--index={options.index}: the grid has {len(plan.grid)} combination(s), "
+                             f"numbered 0 to {len(plan.grid) - 1}")
         options.index = index
-    return options, runs
+    if options.train_command is None:  # The tests' stand-in for train.py has flags of its own.
+        probed = not plan.is_grid()
+        runs = probe_runs(dimensions, train_command, passthrough, plan.results_file) if probed else plan.grid
+        configs = check_train_flags(dimensions, runs, len(train_command), plan.results_file, probed)
+        plan.monitor, plan.direction, plan.shown_metric = objective(options.metric, configs[0])
+        plan.backup = configs[0].backup_and_restore
+    elif options.metric is not None:
+        plan.monitor, plan.direction = options.metric, "maximize"  # The stand-in reports a score.
+        plan.shown_metric = options.metric
+    return plan
+
+
+def _choose_search(plan):
+    lists = all(dimension.is_list() for dimension in plan.dimensions)
+    if plan.search is None:
+        plan.search = "grid" if lists else "tpe"
+        plan.chosen = ("grid: every dimension lists its values" if lists
+                       else "tpe: the space has ranges (--search random samples them at random)")
+    else:
+        plan.chosen = None
+    if plan.search == "grid" and not lists:
+        ranged = next(dimension for dimension in plan.dimensions if not dimension.is_list())
+        raise UsageError(f"--search=grid: {ranged.label} is a range; a grid needs its values listed "
+                         f"(--grid {ranged.name}=V1,V2,... or choice:)")
+
+
+def _choose_trials(plan):
+    if plan.is_grid():
+        combinations = len(plan.grid)
+        if plan.trials is None:
+            plan.trials = combinations
+            return
+        plan.trials = _int_option("trials", plan.trials, 1)
+        if plan.trials > combinations:
+            raise UsageError(f"--trials={plan.trials}: the grid has only {combinations} combination(s)")
+        return
+    if plan.trials is None:
+        raise UsageError(f"--trials is required with --search {plan.search}: a search of ranges has no "
+                         "natural end; give how many trials to run in all")
+    plan.trials = _int_option("trials", plan.trials, 1)
+
+
+class SharedStudy:
+    """The sweep's Optuna study: created on the first run of a sweep, resumed by the same command after.
+
+    Args:
+        plan: The checked Plan.
+
+    Raises:
+        UsageError: The storage cannot be opened, or the study was started by another sweep.
+    """
+
+    def __init__(self, plan):
+        import optuna
+
+        self.plan = plan
+        self.storage = studies.open_storage(plan.storage, "storage")
+        self.distributions = {dimension.name: _distribution(dimension) for dimension in plan.dimensions}
+        pruner = studies.make_pruner(plan.options.pruner, plan.options.pruner_startup_trials,
+                                     plan.options.pruner_warmup_epochs)
+        existing = self._existing_definition()
+        self.resumed = existing is not None
+        if existing is not None and existing != plan.definition():
+            raise UsageError(_different_sweep(plan, existing))
+        try:
+            self.study = optuna.create_study(
+                study_name=plan.study_name, storage=self.storage, sampler=_sampler(plan), pruner=pruner,
+                direction=plan.direction, load_if_exists=True)
+        except ValueError as error:  # The study's directions were set otherwise by someone else.
+            raise UsageError(f"--study={plan.study_name}: {error}") from None
+        if existing is None:
+            if self.study.get_trials(deepcopy=False):
+                raise UsageError(f"--study={plan.study_name}: the study in {studies.shown_url(plan.storage)} holds "
+                                 "trials of something other than a sweep.py sweep; give another --study")
+            self.study.set_user_attr(studies.SWEEP_ATTR, plan.definition())
+            if plan.is_grid() and plan.options.index is None:
+                # Queued in the order the grid lists them (the first dimension slowest), so trial i is
+                # combination i; GridSampler would draw them in a shuffled order.
+                for run in plan.grid:
+                    self.study.enqueue_trial(dict(run.flags), skip_if_exists=True)
+        self.study_id = self.storage.get_study_id_from_name(plan.study_name)
+
+    def _existing_definition(self):
+        import optuna
+
+        try:
+            study_id = self.storage.get_study_id_from_name(self.plan.study_name)
+        except KeyError:
+            return None
+        try:
+            return self.storage.get_study_user_attrs(study_id).get(studies.SWEEP_ATTR)
+        except optuna.exceptions.StorageInternalError:
+            return None
+
+    def trials(self):
+        return self.storage.get_all_trials(self.study_id, deepcopy=False)
+
+    def tally(self):
+        """Returns (finished trials, running ones), after failing those whose process died unseen."""
+        import optuna
+
+        optuna.storages.fail_stale_trials(self.study)
+        trials = self.trials()
+        running = sum(1 for trial in trials if trial.state == optuna.trial.TrialState.RUNNING)
+        return sum(1 for trial in trials if studies.counts(trial)), running
+
+    def next_trial(self):
+        """Returns the next trial to run, as (number, params, the number of the trial it retries or its own), or None.
+
+        A trial queued again (interrupted before) comes first. None when the
+        finished and running trials reach --trials. Two processes asking at
+        once may both get one beyond it; the later one gives its trial back.
+        """
+        import optuna
+
+        finished, running = self.tally()
+        if finished + running >= self.plan.trials:
+            return None
+        trial = self.study.ask(self.distributions)
+        ahead = sum(1 for other in self.trials() if studies.counts(other) or (
+            other.state == optuna.trial.TrialState.RUNNING and other.number < trial.number))
+        if ahead >= self.plan.trials:
+            trial.set_user_attr(studies.STATUS_ATTR, studies.SURPLUS)
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return None
+        return self._started(trial.number)
+
+    def trial_of_combination(self, run):
+        """Claims the trial of grid combination `run` (--index): returns (Trial, None), or (None, why) when it has one."""
+        import optuna
+
+        params = dict(run.flags)
+        for trial in self.trials():
+            if trial.params != params:
+                continue
+            if trial.state == optuna.trial.TrialState.WAITING and self.storage.set_trial_state_values(
+                    studies.trial_id(self.storage, self.plan.study_name, trial.number),
+                    state=optuna.trial.TrialState.RUNNING):
+                return self._started(trial.number), None
+            if studies.counts(trial) or trial.state == optuna.trial.TrialState.RUNNING:
+                state = "finished" if studies.counts(trial) else "running"
+                return None, f"combination {run.index} ({run.describe()}) is {state} as trial {trial.number}"
+        template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, params=params,
+                                             distributions=self.distributions)
+        trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        return self._started(self.storage.get_trial_number_from_id(trial_id)), None
+
+    def _started(self, number):
+        trial_id = studies.trial_id(self.storage, self.plan.study_name, number)
+        frozen = self.storage.get_trial(trial_id)
+        original = studies.original_number(frozen)
+        self.storage.set_trial_user_attr(trial_id, studies.RUN_NAME_ATTR, f"{self.plan.name_prefix}-{original}")
+        self.storage.set_trial_user_attr(trial_id, studies.STATUS_ATTR, "running")
+        return Trial(number, trial_id, [(name, _flag_text(frozen.params[name])) for name in self.distributions],
+                     original)
+
+    def settle(self, trial, exit_code, last_line):
+        """Records a trial whose run ended without reporting its end (killed, interrupted, failed early).
+
+        Returns:
+            The trial's state after: its FrozenTrial, and the number of the
+            trial queued in its place (None when none is).
+        """
+        import optuna
+
+        frozen = self.storage.get_trial(trial.trial_id)
+        if frozen.state != optuna.trial.TrialState.RUNNING:
+            return frozen, None
+        stopped = exit_code is not None and (exit_code < 0 or exit_code in SIGNALLED_EXIT_CODES)
+        status = studies.INTERRUPTED if stopped else "failed"
+        self.storage.set_trial_user_attr(trial.trial_id, studies.STATUS_ATTR, status)
+        if not stopped:
+            self.storage.set_trial_user_attr(trial.trial_id, "message", last_line or (
+                f"the run exited {exit_code} without ending its trial in the study"))
+        if not self.storage.set_trial_state_values(trial.trial_id, state=optuna.trial.TrialState.FAIL):
+            return self.storage.get_trial(trial.trial_id), None
+        if not stopped:
+            return self.storage.get_trial(trial.trial_id), None
+        before = {other.number for other in self.trials()}
+        studies.requeue_callback()(self.study, self.storage.get_trial(trial.trial_id))
+        queued = sorted({other.number for other in self.trials()} - before)
+        return self.storage.get_trial(trial.trial_id), (queued[0] if queued else None)
+
+    def study_flags(self, trial):
+        """Returns the train.py flags that tie a trial's run to the study."""
+        options = self.plan.options
+        return [f"--run_name={self.plan.name_prefix}-{trial.original}", f"--results_file={self.plan.results_file}",
+                "--optuna=True", f"--optuna_storage={self.plan.storage}", f"--optuna_study={self.plan.study_name}",
+                f"--optuna_trial={trial.number}", f"--optuna_monitor={self.plan.monitor}",
+                f"--optuna_pruner={options.pruner}",
+                f"--optuna_pruner_startup_trials={options.pruner_startup_trials}",
+                f"--optuna_pruner_warmup_epochs={options.pruner_warmup_epochs}"]
+
+
+class Trial:
+    """A trial this process runs: its number, storage id, flags and the trial whose run it continues."""
+
+    def __init__(self, number, trial_id, flags, original):
+        self.number = number
+        self.trial_id = trial_id
+        self.flags = flags
+        self.original = original
+
+    def describe(self):
+        return describe(self.flags)
+
+
+def _distribution(dimension):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if dimension.distribution == "choice":
+        return CategoricalDistribution(list(dimension.values))
+    if dimension.distribution == "int":
+        return IntDistribution(int(dimension.low), int(dimension.high), log=dimension.log)
+    return FloatDistribution(dimension.low, dimension.high, log=dimension.log)
+
+
+def _sampler(plan):
+    import optuna
+
+    seed = plan.options.seed
+    if plan.search == "grid":
+        return optuna.samplers.GridSampler({dimension.name: list(dimension.values) for dimension in plan.dimensions},
+                                           seed=seed)
+    if plan.search == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _flag_text(value):
+    """Returns a sampled value as train.py's flag takes it: a listed value as typed, a number in full."""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _different_sweep(plan, existing):
+    ours = plan.definition()
+    differing = [key for key in ours if ours[key] != existing.get(key)]
+    what = {"search": "--search", "space": "search space", "metric": "--metric", "direction": "metric's direction",
+            "pruner": "pruner", "train_flags": "train.py flags after --"}
+    key = differing[0] if differing else "search"
+    return (f"--study={plan.study_name}: the study in {studies.shown_url(plan.storage)} was started by another sweep "
+            f"(its {what.get(key, key)} was {_shown(existing.get(key))}, here {_shown(ours.get(key))}); rerun "
+            "that command to resume it, or give another --study")
+
+
+def _shown(value):
+    if isinstance(value, dict):
+        return " ".join(f"{name}={item}" for name, item in value.items()) or "{}"
+    if isinstance(value, list):
+        return shlex.join(value) or "none"
+    return str(value)
 
 
 class _SignalRelay:
@@ -396,34 +768,38 @@ class _SignalRelay:
 
 
 class _Started:
-    """A run in progress: its Run, process, start time and log file (None when it streams to the terminal)."""
+    """A trial in progress: its Trial, process, start time and log file (None when it streams to the terminal)."""
 
-    def __init__(self, run, process, started, log_path):
-        self.run = run
+    def __init__(self, trial, process, started, log_path):
+        self.trial = trial
         self.process = process
         self.started = started
         self.log_path = log_path
 
 
 class Outcome:
-    """How a run ended.
+    """How a trial's run ended.
 
     Args:
-        run: The Run.
+        trial: The Trial.
         exit_code: Its exit status (negative: killed by that signal); None if it never started.
         seconds: How long it ran.
+        frozen: The trial as the study holds it after (Optuna's FrozenTrial).
         log_path: Where its output went, or None.
         reason: Why it could not start, or None.
+        queued: The number of the trial queued in its place, or None.
     """
 
-    def __init__(self, run, exit_code, seconds, log_path=None, reason=None):
-        self.run = run
+    def __init__(self, trial, exit_code, seconds, frozen, log_path=None, reason=None, queued=None):
+        self.trial = trial
         self.exit_code = exit_code
         self.seconds = seconds
+        self.frozen = frozen
         self.log_path = log_path
         self.reason = reason
+        self.queued = queued
 
-    def status(self):
+    def exit_status(self):
         """Returns the exit status in words: `exit 0`, `killed by SIGKILL`, `not started: ...`."""
         if self.exit_code is None:
             return f"not started: {self.reason}"
@@ -431,86 +807,124 @@ class Outcome:
             return f"killed by {signal.Signals(-self.exit_code).name}"
         return f"exit {self.exit_code}"
 
-    def interrupted(self):
-        """Returns whether the run exited as train.py does after SIGINT or SIGTERM."""
-        return self.exit_code in SIGNALLED_EXIT_CODES
+    def status(self):
+        """Returns the run's status as the study records it (completed, pruned, interrupted, failed, ...)."""
+        return self.frozen.user_attrs.get(studies.STATUS_ATTR) or self.frozen.state.name.lower()
+
+    def failed(self):
+        return self.status() in studies.FINAL_FAILURES
 
 
 def _say(message, stream=None):
     print(f"sweep.py: {message}", file=stream or sys.stdout, flush=True)
 
 
-def _start(run, total, to_log):
-    """Starts a run and returns its _Started.
+def _start(trial, command, to_log):
+    """Starts a trial's run and returns its _Started.
 
     Raises:
         OSError: The command or its log file could not be opened.
     """
-    log_path = os.path.join(LOGS_DIR, f"{run.index}.log") if to_log else None
+    log_path = os.path.join(LOGS_DIR, f"{trial.number}.log") if to_log else None
     log = open(log_path, "w", encoding="utf-8") if log_path else None
     try:
         # Its own process group: a Ctrl-C typed in the terminal reaches only the
         # sweep, which passes it on once. Reaching train.py twice would make it
         # stop at once instead of after the current step.
-        process = subprocess.Popen(run.command, stdin=subprocess.DEVNULL, stdout=log,
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT if log else None, process_group=0)
     finally:
         if log:
             log.close()  # The run holds its own copy.
-    _say(f"run {run.index} ({run.index + 1}/{total}) started: {run.describe()}"
-         + (f" (output: {log_path})" if log_path else ""))
-    return _Started(run, process, time.monotonic(), log_path)
+    again = f" (trial {trial.original} again, in its run)" if trial.original != trial.number else ""
+    _say(f"trial {trial.number} started{again}: {trial.describe()}" + (f" (output: {log_path})" if log_path else ""))
+    return _Started(trial, process, time.monotonic(), log_path)
 
 
-def _not_started(run, total, error):
-    outcome = Outcome(run, None, 0.0, reason=f"{error.filename or run.command[0]}: {error.strerror}")
-    _say(f"run {run.index} ({run.index + 1}/{total}) {outcome.status()}: {run.describe()}")
+def _not_started(shared, trial, error):
+    reason = f"{error.filename or 'the command'}: {error.strerror}"
+    frozen, _ = shared.settle(trial, None, f"not started: {reason}")
+    outcome = Outcome(trial, None, 0.0, frozen, reason=reason)
+    _say(f"trial {trial.number} {outcome.exit_status()}: {trial.describe()}", stream=sys.stderr)
     return outcome
 
 
-def _finish(started, total):
-    run = started.run
-    outcome = Outcome(run, started.process.returncode, time.monotonic() - started.started, started.log_path)
-    status = outcome.status() + (" (interrupted)" if outcome.interrupted() else "")
-    _say(f"run {run.index} ({run.index + 1}/{total}) ended, {status}, "
-         f"{outcome.seconds:.1f} s: {run.describe()}")
+def _finish(shared, started):
+    trial = started.trial
+    code = started.process.returncode
+    frozen, queued = shared.settle(trial, code, _last_line(started.log_path) if started.log_path else "")
+    outcome = Outcome(trial, code, time.monotonic() - started.started, frozen, started.log_path, queued=queued)
+    status = outcome.status()
+    if frozen.value is not None:
+        status += f", {shared.plan.metric_name()} {frozen.value:.6g}"
+    elif status == "pruned":
+        status += f" after epoch {frozen.user_attrs.get('epochs_completed', '?')}"
+    if queued is not None:
+        status += f"; queued again as trial {queued}" + (
+            ", which resumes its run" if shared.plan.resumes() else ", which runs it again")
+    _say(f"trial {trial.number} ended ({outcome.exit_status()}): {status}, {outcome.seconds:.1f} s: "
+         f"{trial.describe()}")
     return outcome
 
 
-def execute(runs, total, parallel):
-    """Runs `runs`, up to `parallel` at once, and returns (outcomes, relay).
+def execute(shared, plan, only=None):
+    """Runs trials until the study has --trials finished ones (or only `only`); returns (outcomes, relay).
 
-    Args:
-        runs: The Runs to start, in order.
-        total: The number of combinations in the whole grid (for progress lines).
-        parallel: How many may run at once; with more than one, each run's
-            output goes to its log file, since interleaved output is unreadable.
+    Up to --parallel trials run at once; with more than one, each trial's
+    output goes to its log file, since interleaved output is unreadable.
     """
+    parallel = plan.options.parallel
     to_log = parallel > 1
     if to_log:
         os.makedirs(LOGS_DIR, exist_ok=True)
-    waiting, running, outcomes = collections.deque(runs), {}, []
+    running, outcomes = {}, []
+    queue = collections.deque([only] if only is not None else [])
     relay = _SignalRelay()
     relay.install()
+    ask_at, waited = 0.0, False
     try:
-        while waiting or running:
+        while True:
             relay.forward([started.process for started in running.values()])
-            while waiting and len(running) < parallel and relay.first is None:
-                run = waiting.popleft()
-                try:
-                    running[run.index] = _start(run, total, to_log)
-                except OSError as error:
-                    outcomes.append(_not_started(run, total, error))
-            for index, started in list(running.items()):
+            for number, started in list(running.items()):
                 if started.process.poll() is not None:
-                    outcomes.append(_finish(started, total))
-                    del running[index]
-            if relay.first is not None and not running:
-                break
+                    outcomes.append(_finish(shared, started))
+                    del running[number]
+            if relay.first is not None:
+                if not running:
+                    break
+            elif only is not None:
+                if queue:
+                    _launch(shared, queue.popleft(), running, outcomes, to_log)
+                elif not running:
+                    break
+            elif time.monotonic() >= ask_at:
+                while len(running) < parallel:
+                    trial = shared.next_trial()
+                    if trial is None:
+                        ask_at = time.monotonic() + ASK_AGAIN_SECONDS
+                        break
+                    _launch(shared, trial, running, outcomes, to_log)
+                if not running:
+                    finished, elsewhere = shared.tally()
+                    if finished >= plan.trials or not elsewhere:
+                        break
+                    if not waited:
+                        _say(f"waiting for {elsewhere} trial(s) running in other processes (a trial of theirs "
+                             "that stops comes back to the queue)")
+                        waited = True
             time.sleep(POLL_SECONDS)
     finally:
         relay.restore()
     return outcomes, relay
+
+
+def _launch(shared, trial, running, outcomes, to_log):
+    command = [*shared.plan.train_command, *shared.plan.passthrough,
+               *(f"--{name}={value}" for name, value in trial.flags), *shared.study_flags(trial)]
+    try:
+        running[trial.number] = _start(trial, command, to_log)
+    except OSError as error:
+        outcomes.append(_not_started(shared, trial, error))
 
 
 def _last_line(path):
@@ -523,48 +937,85 @@ def _last_line(path):
     return lines[-1] if lines else ""
 
 
-def report(outcomes, planned, relay, results_file):
-    """Prints what became of the runs and returns the sweep's exit status."""
-    failed = [outcome for outcome in outcomes if outcome.exit_code != 0]
-    for outcome in sorted(failed, key=lambda outcome: outcome.run.index):
-        verb = "was interrupted" if outcome.interrupted() else "failed"
-        line = f"run {outcome.run.index} {verb} ({outcome.status()}): {outcome.run.describe()}"
+def report(shared, plan, outcomes, relay):
+    """Prints what became of the trials and the study, and returns the sweep's exit status."""
+    failed = [outcome for outcome in outcomes if outcome.failed()]
+    for outcome in sorted(failed, key=lambda outcome: outcome.trial.number):
+        line = f"trial {outcome.trial.number} failed ({outcome.exit_status()}): {outcome.trial.describe()}"
+        why = (_last_line(outcome.log_path) if outcome.log_path else "") or outcome.frozen.user_attrs.get("message")
+        if why and outcome.exit_code is not None:
+            line += f" -- {why}"
         if outcome.log_path:
-            last = _last_line(outcome.log_path)
-            line += f" -- {last} (log: {outcome.log_path})" if last else f" (log: {outcome.log_path})"
+            line += f" (log: {outcome.log_path})"
         _say(line, stream=sys.stderr)
+    summary = f"python scripts/summarize.py --storage {shlex.quote(studies.shown_url(plan.storage))} " \
+              f"--study {shlex.quote(plan.study_name)}"
     if relay.first is not None:
-        _say(f"stopped by {signal.Signals(relay.first).name}: {len(outcomes)} of {planned} run(s) started, "
-             f"{planned - len(outcomes)} not started", stream=sys.stderr)
-        return relay.exit_code()
-    if os.path.exists(results_file):
-        _say(f"{len(outcomes) - len(failed)} of {planned} run(s) succeeded; results in {results_file} "
-             f"(rank them: python scripts/summarize.py {shlex.quote(results_file)})")
-    else:
-        _say(f"{len(outcomes) - len(failed)} of {planned} run(s) succeeded; no run wrote {results_file}")
+        queued = sum(1 for outcome in outcomes if outcome.queued is not None)
+        _say(f"stopped by {signal.Signals(relay.first).name}: {queued} trial(s) interrupted and queued again; "
+             "rerun the same command to resume the sweep", stream=sys.stderr)
+        return 128 + relay.first
+    trials = shared.trials()
+    finished = [trial for trial in trials if studies.counts(trial)]
+    states = collections.Counter(trial.state.name.lower() for trial in finished)
+    _say(f"{len(finished)} of {plan.trials} trial(s) finished in study {plan.study_name!r} "
+         f"({states['complete']} complete, {states['pruned']} pruned, {states['fail']} failed)")
+    complete = [trial for trial in finished if trial.value is not None]
+    if complete:
+        pick = max if plan.direction == "maximize" else min
+        best = pick(complete, key=lambda trial: trial.value)
+        flags = describe((name, _flag_text(best.params[name])) for name in best.params)
+        where = best.user_attrs.get(studies.RUN_DIR_ATTR)
+        _say(f"best: trial {best.number}, {plan.metric_name()} {best.value:.6g}: {flags}"
+             + (f" (run: {where})" if where else ""))
+    if os.path.exists(plan.results_file):
+        _say(f"results in {plan.results_file}; rank the trials: {summary}")
     return RUN_FAILED_EXIT_CODE if failed else 0
+
+
+def print_plan(plan):
+    """--dry_run: prints each combination's command (a grid), or the search and the command it varies."""
+    if plan.is_grid():
+        index = plan.options.index
+        for run in plan.grid if index is None else [plan.grid[index]]:
+            print(shlex.join(run.command))
+        return
+    for dimension in plan.dimensions:
+        print(f"{dimension.name}: {dimension.spec()}")
+    print(f"{plan.search} search, {plan.trials} trial(s), objective: {plan.metric_name()} "
+          f"({plan.direction}), pruner: {plan.options.pruner}")
+    print(shlex.join([*plan.train_command, *plan.passthrough, *(f"--{d.name}=..." for d in plan.dimensions),
+                      f"--results_file={plan.results_file}"]))
 
 
 def main(argv):
     """Runs the sweep described by `argv` (without the program name); returns the exit status."""
     try:
-        options, runs = parse_args(argv)
+        plan = parse_args(argv)
+        if plan.options.count:
+            print(len(plan.grid) if plan.is_grid() else plan.trials)
+            return 0
+        if plan.options.dry_run:
+            print_plan(plan)
+            return 0
+        shared = SharedStudy(plan)
     except UsageError as error:
         print(f"sweep.py: error: {error}", file=sys.stderr)
         return USAGE_EXIT_CODE
-    if options.count:
-        print(len(runs))
-        return 0
-    selected = runs if options.index is None else [runs[options.index]]
-    if options.dry_run:
-        for run in selected:
-            print(shlex.join(run.command))
-        return 0
-    if options.index is None and os.path.exists(options.results_file):
-        # Array tasks share the file by design; a whole sweep adding to an old one may be a surprise.
-        _say(f"appending to the existing {options.results_file}")
-    outcomes, relay = execute(selected, len(runs), options.parallel)
-    return report(outcomes, len(selected), relay, options.results_file)
+    if plan.chosen:
+        _say(f"search: {plan.chosen}")
+    if shared.resumed:
+        finished, running = shared.tally()
+        _say(f"resuming study {plan.study_name!r} in {studies.shown_url(plan.storage)}: {finished} of "
+             f"{plan.trials} trial(s) finished, {running} running")
+    only = None
+    if plan.options.index is not None:
+        only, why = shared.trial_of_combination(plan.grid[plan.options.index])
+        if only is None:
+            _say(why)
+            return 0
+    outcomes, relay = execute(shared, plan, only)
+    return report(shared, plan, outcomes, relay)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ runs the real train.py.
 import importlib.util
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -25,7 +26,7 @@ SUMMARIZE = os.path.join(REPO, "scripts", "summarize.py")
 # hparams) to --results_file and exits with --code. --sleep keeps it running; a
 # SIGINT is noted in sigint-<tag> and makes it write an interrupted record and exit 130.
 FAKE_TRAIN = r'''
-import json, signal, sys, time
+import json, os, signal, sys, time
 
 flags = dict(word[2:].split("=", 1) for word in sys.argv[1:] if word.startswith("--") and "=" in word)
 tag = flags.get("tag", "run")
@@ -48,7 +49,7 @@ def write(status, code):
 
 signal.signal(signal.SIGINT, on_sigint)
 open(f"ready-{tag}", "w").close()
-deadline = started + float(flags.get("sleep", "0"))
+deadline = started + float(os.environ.get("FAKE_SLEEP", flags.get("sleep", "0")))
 while time.time() < deadline and not interrupted:
     time.sleep(0.01)
 if interrupted:
@@ -58,6 +59,15 @@ if interrupted:
 print(f"fake train.py output of {tag}")
 code = int(flags.get("code", "0"))
 write("completed" if code == 0 else "failed", code)
+if "optuna_storage" in flags:  # Ends its trial as train.py's optuna callback family does.
+    import optuna
+    study = optuna.load_study(study_name=flags["optuna_study"], storage=flags["optuna_storage"])
+    trial = next(trial for trial in study.get_trials() if trial.number == int(flags["optuna_trial"]))
+    study._storage.set_trial_user_attr(trial._trial_id, "status", "completed" if code == 0 else "failed")
+    if code == 0:
+        study.tell(trial.number, float(flags.get("score", "0")))
+    else:
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 sys.exit(code)
 '''
 
@@ -97,7 +107,7 @@ def records(path):
 
 
 def test_grid_expands_in_order_first_dimension_slowest():
-    _, runs = sweep_module.parse_args(["--grid", "learning_rate=0.1,0.01,0.001", "--grid", "batch_size=16,32"])
+    runs = sweep_module.parse_args(["--grid", "learning_rate=0.1,0.01,0.001", "--grid", "batch_size=16,32"]).grid
     assert [run.flags for run in runs] == [
         [("learning_rate", lr), ("batch_size", bs)]
         for lr in ("0.1", "0.01", "0.001") for bs in ("16", "32")
@@ -108,13 +118,13 @@ def test_grid_expands_in_order_first_dimension_slowest():
 
 
 def test_passthrough_flags_name_prefix_and_escaped_commas_reach_the_command():
-    _, runs = sweep_module.parse_args([
+    runs = sweep_module.parse_args([
         "--grid", r"dataset_image_size=32\,32,64\,64", "--name_prefix", "lr", "--results_file", "r.jsonl",
         "--", "--epochs", "3", "--early_stopping",
-    ])
+    ]).grid
     assert [run.flags[0][1] for run in runs] == ["32,32", "64,64"]
     assert runs[1].command[2:] == ["--epochs", "3", "--early_stopping", "--dataset_image_size=64,64",
-                                   "--run_name=lr-1", "--results_file=r.jsonl"]
+                                   "--results_file=r.jsonl"]
 
 
 def test_count_prints_the_number_of_combinations(sweep, tmp_path):
@@ -141,7 +151,11 @@ def test_index_runs_only_that_combination(sweep, tmp_path):
     assert result.returncode == 0, result.stderr
     (record,) = records(tmp_path / "sweep.jsonl")
     assert (record["hparams"]["tag"], record["hparams"]["code"]) == ("b", "0")
-    assert "run 2 (3/4) started: tag=b code=0" in result.stdout
+    assert "trial 0 started: tag=b code=0" in result.stdout
+    again = sweep("--grid", "tag=a,b", "--grid", "code=0,1", "--index", "2")  # A task of the array run twice.
+    assert again.returncode == 0, again.stderr
+    assert "combination 2 (tag=b code=0) is finished as trial 0" in again.stdout
+    assert len(records(tmp_path / "sweep.jsonl")) == 1
 
     dry = sweep("--grid", "tag=a,b", "--grid", "code=0,1", "--index", "1", "--dry_run")
     assert shlex.split(dry.stdout)[2:4] == ["--tag=a", "--code=1"]
@@ -156,13 +170,14 @@ def test_sequential_runs_stream_their_output_and_append_intact_records(sweep, tm
     assert result.stdout.count("fake train.py output of") == 3  # Streamed, not logged.
     assert not (tmp_path / "sweep_logs").exists() and not (tmp_path / "pwned").exists()
     written = records(tmp_path / "sweep.jsonl")
-    assert [record["hparams"]["tag"] for record in written] == ["a", "b c", "d;$(touch pwned)"]
+    assert sorted(record["hparams"]["tag"] for record in written) == ["a", "b c", "d;$(touch pwned)"]
     assert [record["run_name"] for record in written] == ["P-0", "P-1", "P-2"]
     assert all(record["hparams"]["epochs"] == "2" for record in written)
-    assert "3 of 3 run(s) succeeded" in result.stdout
+    assert all(record["hparams"]["optuna_trial"] == record["run_name"][2:] for record in written)
+    assert "3 of 3 trial(s) finished in study 'sweep' (3 complete, 0 pruned, 0 failed)" in result.stdout
     for index in range(3):
-        assert f"run {index} ({index + 1}/3) started" in result.stdout
-        assert f"run {index} ({index + 1}/3) ended, exit 0" in result.stdout
+        assert f"trial {index} started: " in result.stdout
+        assert f"trial {index} ended (exit 0): completed, score 0, " in result.stdout
 
 
 def test_parallel_runs_at_most_n_at_once_and_log_each_run(sweep, tmp_path):
@@ -175,9 +190,9 @@ def test_parallel_runs_at_most_n_at_once_and_log_each_run(sweep, tmp_path):
     running = [sum(step for _, step in moments[:end]) for end in range(1, len(moments) + 1)]
     assert max(running) == 2
     assert "fake train.py output" not in result.stdout
-    for index, tag in enumerate("abcd"):
-        log = (tmp_path / "sweep_logs" / f"{index}.log").read_text()
-        assert f"fake train.py output of {tag}" in log
+    logs = [(tmp_path / "sweep_logs" / f"{index}.log").read_text() for index in range(4)]
+    assert sorted(log.strip()[-1] for log in logs) == ["a", "b", "c", "d"]
+    assert all(log.startswith("fake train.py output of ") for log in logs)
 
 
 def test_failed_runs_make_exit_status_1_and_are_named(sweep, tmp_path):
@@ -186,20 +201,22 @@ def test_failed_runs_make_exit_status_1_and_are_named(sweep, tmp_path):
     assert len(records(tmp_path / "sweep.jsonl")) == 4  # The failures did not stop the others.
     failed = [line for line in result.stderr.splitlines() if "failed" in line]
     assert len(failed) == 2
-    assert failed[0].startswith("sweep.py: run 2 failed (exit 3): code=3 tag=x")
-    assert "log: sweep_logs/2.log" in failed[0]
-    assert failed[1].startswith("sweep.py: run 3 failed (exit 3): code=3 tag=y")
+    assert sorted(line.split(": ", 2)[2][:12] for line in failed) == ["code=3 tag=x", "code=3 tag=y"]
+    assert all(re.match(r"sweep.py: trial \d failed \(exit 3\): code=3 tag=. -- fake train.py output of . "
+                        r"\(log: sweep_logs/\d.log\)$", line) for line in failed), failed
+    assert "4 of 4 trial(s) finished in study 'sweep' (2 complete, 0 pruned, 2 failed)" in result.stdout
 
 
 def test_a_command_that_cannot_start_is_a_failed_run(tmp_path):
     result = subprocess.run([sys.executable, SWEEP, "--train_command", str(tmp_path / "missing"), "--grid", "a=1"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert "run 0 failed (not started: " in result.stderr
+    assert "trial 0 not started: " in result.stderr and "missing: No such file or directory" in result.stderr
+    assert "1 of 1 trial(s) finished in study 'sweep' (0 complete, 0 pruned, 1 failed)" in result.stdout
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], "--grid is required"),
+    ([], "give what to sweep: --grid NAME=V1,V2,..., --space NAME=DISTRIBUTION:... or --space_file FILE"),
     (["--grid", "learning_rate"], "--grid=learning_rate: expected NAME=V1,V2,..."),
     (["--grid", "learning_rate="], "--grid=learning_rate=: no values"),
     (["--grid", "learning_rate=0.1,,0.2"], "--grid=learning_rate=0.1,,0.2: value 2 is empty"),
@@ -238,10 +255,10 @@ def test_usage_errors_are_one_line_naming_the_option_and_exit_2(sweep, tmp_path,
     # One file or folder for all runs: they would overwrite (a backup: restore and delete) one another's.
     (["--grid", "epochs=1,2", "--", "--csv_logger", "True", "--csv_logger_filename", "log.csv"],
      "--csv_logger_filename=log.csv: every run would write there, over the others' files; leave it out (each "
-     "run then writes into its own directory) or make it a --grid dimension"),
+     "run then writes into its own directory) or make it a dimension"),
     (["--grid", "epochs=1,2", "--", "--backup_and_restore", "True", "--backup_and_restore_backup_dir=/tmp/b"],
      "--backup_and_restore_backup_dir=/tmp/b: every run would write there, over the others' files; leave it out "
-     "(each run then writes into its own directory) or make it a --grid dimension"),
+     "(each run then writes into its own directory) or make it a dimension"),
     (["--grid", "early_stopping=True,true"], "--grid=early_stopping=True,true: 'true' is 'True' again, as train.py reads them"),
     # A train.py flag given without its value would take the next word, the grid's flag: no run would get it.
     (["--grid", "epochs=1,2", "--", "--dataset_label_column"],
@@ -266,12 +283,14 @@ def test_plug_ins_named_by_the_grid_are_imported_and_checked_before_any_run_star
     assert sorted(os.listdir(tmp_path)) == ["nets.py"]
 
 
-def test_the_results_file_is_named_only_when_a_run_wrote_it(tmp_path):
-    command = shlex.join([sys.executable, "-c", "pass"])  # exits 0 and writes nothing
+def test_a_run_that_ends_without_ending_its_trial_is_a_failed_trial(tmp_path):
+    command = shlex.join([sys.executable, "-c", "pass"])  # exits 0, reports nothing to the study
     result = subprocess.run([sys.executable, SWEEP, "--train_command", command, "--grid", "a=1"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0
-    assert result.stdout.splitlines()[-1] == "sweep.py: 1 of 1 run(s) succeeded; no run wrote sweep.jsonl"
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "sweep.py: trial 0 failed (exit 0): a=1 -- the run exited 0 without ending its trial in the study"]
+    assert "results in" not in result.stdout  # No run wrote sweep.jsonl.
 
 
 def signal_two_running_runs(tmp_path, send):
@@ -316,15 +335,34 @@ def test_sigint_is_passed_on_once_to_the_running_runs(tmp_path, send):
         ("a", "interrupted"), ("b", "interrupted")]
     assert not (tmp_path / "ready-c").exists()
     assert "SIGINT received: passed on to 2 running run(s)" in stderr
-    assert "2 of 3 run(s) started, 1 not started" in stderr
+    assert "stopped by SIGINT: 2 trial(s) interrupted and queued again; rerun the same command" in stderr
+    assert "trial 0 ended (exit 130): interrupted; queued again as trial 3, which runs it again" in stdout
+
+    # The same command again: the interrupted trials run first, in the runs they started (their names), then c.
+    again = subprocess.run(
+        [sys.executable, SWEEP, "--train_command", shlex.join([sys.executable, str(tmp_path / "fake_train.py")]),
+         "--grid", "tag=a,b,c", "--parallel", "2", "--", "--sleep=0"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "was started by another sweep (its train.py flags after -- was --sleep=30, " \
+        "here --sleep=0)" in again.stderr
+    again = subprocess.run(
+        [sys.executable, SWEEP, "--train_command", shlex.join([sys.executable, str(tmp_path / "fake_train.py")]),
+         "--grid", "tag=a,b,c", "--parallel", "2", "--", "--sleep=30"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env={**os.environ, "FAKE_SLEEP": "0"})
+    assert again.returncode == 0, again.stderr
+    assert "resuming study 'sweep' in sqlite:///" in again.stdout and "0 of 3 trial(s) finished, 0 running" in again.stdout
+    completed = [record for record in records(tmp_path / "sweep.jsonl") if record["status"] == "completed"]
+    assert sorted((record["hparams"]["tag"], record["run_name"]) for record in completed) == [
+        ("a", "sweep-0"), ("b", "sweep-1"), ("c", "sweep-2")]
+    assert "3 of 3 trial(s) finished in study 'sweep' (3 complete, 0 pruned, 0 failed)" in again.stdout
 
 
 def test_sigterm_is_passed_on_and_exits_143(tmp_path):
     # The fake run has no SIGTERM handler, so it dies of it (train.py would write its results).
     status, stdout, stderr = signal_two_running_runs(tmp_path, lambda sweeping: sweeping.terminate())
     assert status == 143, stderr
-    assert "run 0 (1/3) ended, killed by SIGTERM" in stdout
-    assert "run 1 (2/3) ended, killed by SIGTERM" in stdout
+    assert "trial 0 ended (killed by SIGTERM): interrupted; queued again as trial" in stdout
+    assert "trial 1 ended (killed by SIGTERM): interrupted; queued again as trial" in stdout
     assert "stopped by SIGTERM" in stderr
 
 
