@@ -14,7 +14,7 @@ import sys
 
 from kerasrun import datasets, keras_fixes, models
 from kerasrun.callbacks.builder import build_callbacks, family_of
-from kerasrun.callbacks.monitor import compiled_direction
+from kerasrun.callbacks.monitor import ranked_monitor
 from kerasrun.cli.config import Config, changed_flags, saved_config, worker_overrides
 from kerasrun.core import files
 from kerasrun.datasets import tabular
@@ -414,20 +414,8 @@ def record_outcome(config, paths, outcome, model=None, data=None):
 
 
 def results_monitor(config, history):
-    """Returns (quantity, min or max) that `best` in the results ranks epochs by.
-
-    The quantity early stopping (or else the checkpoint) watches, so that
-    `best` names the epoch those callbacks chose; otherwise val_loss, or loss.
-    """
-    for group in ("early_stopping", "model_checkpoint"):
-        if config[group]:
-            monitor, mode = config[f"{group}_monitor"], config[f"{group}_mode"]
-            break
-    else:
-        monitor, mode = ("val_loss" if "val_loss" in history else "loss"), "min"
-    if mode == "auto":  # Validation refused an auto that Keras cannot decide.
-        mode = compiled_direction(monitor)
-    return monitor, mode
+    """Returns (quantity, min or max) that `best` in the results ranks epochs by (callbacks/monitor.py ranked_monitor)."""
+    return ranked_monitor(config, history)
 
 
 def resolve_verbosity(verbose):
