@@ -58,8 +58,10 @@ def main(argv):
             from kerasrun.runner.run_paths import planned_run
 
             run_config.check_further(config)
+            run_config.check_external(config)
             sys.stdout.write(dry_run_text(config, planned_run(config), dry_run_lines(config)))
             return 0
+        run_config.check_external(config)  # A database a family reports to: the slowest check, the last.
         from kerasrun.runner import fit
 
         return fit.run(config)

@@ -20,6 +20,8 @@ ORDER = (
     "reduce_lr",
     "terminate_on_nan",
     "early_stopping",
+    # A trial's pruner stops the run like early stopping, on the same epoch's logs.
+    "optuna",
     # EMA weights are swapped in before anything saves the model.
     "swap_ema_weights",
     "model_checkpoint",

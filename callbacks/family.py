@@ -22,15 +22,19 @@ def default_in_run_dir(arg_name, *parts):
 class CallbackFamily(OptionGroup):
     """A flag group that builds one Keras callback.
 
-    `args` are the Keras class's own arguments, one flag each; `settings`
-    are further options of the group that the runner uses itself.
+    `args` are the Keras class's own arguments, one flag each (for a family
+    whose class is only ours, that class's); `settings` are further options
+    of the group that the runner uses itself.
 
     Args:
         keras_class: Name of the class in `keras.callbacks`; its arguments
-            and defaults are the group's flags.
+            and defaults are the group's flags. Empty for a family whose
+            class is only ours (`subclass`, a `keras.callbacks.Callback`).
         subclass: Optional `module:Class` of our own subclass of the Keras
-            class, built in its place where the Keras class needs a fix. Its
-            module may import Keras: it is loaded only to build callbacks.
+            class, built in its place where the Keras class needs a fix; or,
+            without `keras_class`, our own class, whose arguments are `args`.
+            Its module may import Keras (not what only the family's use
+            needs): it is loaded to build callbacks and to tell them apart.
         subclass_args: Options our subclass takes as keyword arguments
             beyond those of the Keras class.
         run_kwargs: Optional `run_kwargs(values, run)` returning further
@@ -40,6 +44,11 @@ class CallbackFamily(OptionGroup):
         check: Optional `check(family, values, checker)` for rules that
             involve several options or the rest of the config; raises
             UsageError through `checker.fail`.
+        external_check: Optional `external_check(family, values, checker)`
+            for what only a service outside the process can confirm (a
+            database): run once by train.py (a run, and --dry_run) after
+            every other check has passed, not by `resolve`, so that a
+            sweep can check its flags before that service holds anything.
         in_run_dir: Optional `in_run_dir(values, run)` returning the values
             with the paths left unset put inside the run's directory (`run`,
             its RunPaths). It loads nothing, so --dry_run shows its paths too.
@@ -68,6 +77,7 @@ class CallbackFamily(OptionGroup):
     run_kwargs: Optional[Callable] = None
     settings: Tuple[Arg, ...] = ()
     check: Optional[Callable] = None
+    external_check: Optional[Callable] = None
     in_run_dir: Optional[Callable] = None
     adapt: Optional[Callable] = None
     logged_keys: Tuple[str, ...] = ()
@@ -86,7 +96,7 @@ class CallbackFamily(OptionGroup):
         return self.args + self.subclass_args
 
     def keras_kwargs(self, values, run, config):
-        """Returns the keyword arguments for the Keras class."""
+        """Returns the keyword arguments for the Keras class (or, without one, of our class's `args`)."""
         adapted = self.with_run_paths(values, run)
         adapted = self.adapt(adapted, run, config) if self.adapt else adapted
         return {arg.name: adapted[arg.name] for arg in self.args}

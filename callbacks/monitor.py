@@ -45,6 +45,29 @@ def check_monitor_and_direction(family, values, checker):
     check_monitor_direction(family, values, checker)
 
 
+def ranked_monitor(config, logged):
+    """Returns (quantity, min or max) a run's results rank its epochs by.
+
+    The quantity early stopping (or else the checkpoint) watches, so that the
+    best epoch is the one those callbacks chose; otherwise val_loss when it is
+    logged, else loss. runner/fit.py ranks the results by it, and the optuna
+    family reports it to the study unless told another.
+
+    Args:
+        config: The resolved config (a mapping of flag names to values).
+        logged: The keys logged (a history or an epoch's logs).
+    """
+    for group in ("early_stopping", "model_checkpoint"):
+        if config[group]:
+            monitor, mode = config[f"{group}_monitor"], config[f"{group}_mode"]
+            break
+    else:
+        monitor, mode = ("val_loss" if "val_loss" in logged else "loss"), "min"
+    if mode == "auto":  # Validation refused an auto that Keras cannot decide.
+        mode = compiled_direction(monitor)
+    return monitor, mode
+
+
 def compiled_direction(monitor, metrics=None):
     """Returns "min" or "max" for `monitor` as Keras's mode auto decides it with the metrics logged as
     `metrics` compiled (None: any catalogued metric), or None."""

@@ -309,6 +309,24 @@ def check_further(config):
                                  "not a function or class")
 
 
+def check_external(config):
+    """Runs the enabled families' checks of a service outside the process (the optuna family's database).
+
+    For train.py, before a training run or --dry_run, once every other check
+    has passed; `resolve` does not, so that a sweep checks its flags before
+    its study holds the trials they will name.
+
+    Raises:
+        UsageError: naming the flag, and what the service said.
+    """
+    if config.mode != "train":
+        return
+    checker = Checker(dict(config), config.sources, all_options(), has_validation=False)
+    for family in families():
+        if config[family.name] and family.external_check is not None:
+            family.external_check(family, family.values(config), checker)
+
+
 def ignored_options(values, typed):
     """Says which options typed on the command line have no effect: their group is off (naming its
     switch), or they apply to another kind of dataset or model (their Arg's `applies`).

@@ -26,6 +26,8 @@ class UsageError(Exception):
 
 RUN_FAILED_EXIT_CODE = 1
 NAN_EXIT_CODE = 3
+# Stopped by the pruner of the Optuna study the run reports to (the optuna family): a finish, told apart.
+PRUNED_EXIT_CODE = 4
 INTERRUPTED_EXIT_CODE = 130
 # A run stopped by a signal exits 128 + its number, as shells report it: 130 for SIGINT, 143 for SIGTERM.
 SIGNALLED_EXIT_CODES = (130, 143)

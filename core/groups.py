@@ -21,6 +21,9 @@ class OptionGroup:
             switch): the paths the user chose, each falling back to the
             worker's scratch directory, and anything reported, which the
             chief alone reports.
+        switch_bookkeeping: If True the switch (`--<name>`) is bookkeeping
+            (see Arg): turning the group on or off changes where a run
+            reports, not what it trains.
     """
 
     name: str
@@ -29,6 +32,7 @@ class OptionGroup:
     args: Tuple[Arg, ...]
     switchable: bool = False
     worker_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    switch_bookkeeping: bool = False
 
     def flag_name(self, arg_name):
         """Returns the full flag name of one of the group's options."""
@@ -47,7 +51,7 @@ class OptionGroup:
 
     def enable_arg(self):
         """Returns the Arg of the flag that switches the group on."""
-        return Arg(self.name, Bool(), False, f"Enable {self.title}.")
+        return Arg(self.name, Bool(), False, f"Enable {self.title}.", bookkeeping=self.switch_bookkeeping)
 
     def worker_values(self):
         """Returns {flag name: value} for the group's `worker_overrides`."""

@@ -91,6 +91,12 @@ def open_storage(url, flag):
     raise UsageError(f"--{flag}={shown_url(url)}: cannot be opened{tries}: {_reason(last)}")
 
 
+def close_storage(storage):
+    """Closes the connections an RDBStorage holds (a check that opened it is done with it)."""
+    storage.remove_session()
+    storage.engine.dispose()
+
+
 def _reason(error):
     """The driver's own line of a SQLAlchemy error (which wraps it in lines of its own)."""
     original = getattr(error, "orig", None)

@@ -16,8 +16,9 @@ from kerasrun.datasets.arrays import part_size
 from kerasrun.runner.run_paths import MODEL_FILE
 
 # Outcomes after which the model is worth keeping, and those after which it is evaluated on the test split.
-SAVED_AFTER = ("completed", "early_stopped", "interrupted")
-EVALUATED_AFTER = ("completed", "early_stopped")
+# A run the study's pruner stopped (pruned) ends as an early stop does.
+SAVED_AFTER = ("completed", "early_stopped", "pruned", "interrupted")
+EVALUATED_AFTER = ("completed", "early_stopped", "pruned")
 
 
 def leave_behind(config, model, pipelines, paths, distribution, status, stop, early_stopping=None):

@@ -14,7 +14,7 @@ import sys
 
 from kerasrun import datasets, keras_fixes, models
 from kerasrun.callbacks.builder import build_callbacks, family_of
-from kerasrun.callbacks.monitor import compiled_direction
+from kerasrun.callbacks.monitor import ranked_monitor
 from kerasrun.cli.config import Config, changed_flags, saved_config, worker_overrides
 from kerasrun.core import files
 from kerasrun.datasets import tabular
@@ -22,7 +22,7 @@ from kerasrun.core.errors import PluginError, UsageError, first_line, one_line, 
 from kerasrun.core.plugins import where_in_users_code
 from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
-from kerasrun.runner import results
+from kerasrun.runner import results, trial
 from kerasrun.runner.compiling import checked_loss, make_loss, make_metrics, make_optimizer
 from kerasrun.runner.data_check import checked_data, data_lines, scales_targets
 from kerasrun.runner.dispatch import combined
@@ -39,8 +39,10 @@ SECOND_CTRL_C = "stopped at once by a second Ctrl-C"
 # and the class weights fit applies (runner/class_weights.py; None for none).
 Pipelines = collections.namedtuple("Pipelines", "train validation epoch data class_weight", defaults=(None,))
 # How training ended: the status results.json records, the exit status, a line for stderr or None,
-# the finished epochs, and what the run left behind (runner/final.py).
-Outcome = collections.namedtuple("Outcome", "status exit_code message epoch_log products", defaults=(None,))
+# the finished epochs, what the run left behind (runner/final.py), and the optuna family's callback
+# (the Optuna trial it reports to, told the outcome by runner/trial.py), or None.
+Outcome = collections.namedtuple("Outcome", "status exit_code message epoch_log products trial",
+                                 defaults=(None, None))
 
 
 def run(config):
@@ -51,7 +53,8 @@ def run(config):
 
     Returns:
         The process exit status: 0 finished (also by early stopping), 1
-        failed, 3 stopped by a NaN loss, 130/143 interrupted by SIGINT/SIGTERM.
+        failed, 3 stopped by a NaN loss, 4 pruned by the Optuna study it
+        reports to, 130/143 interrupted by SIGINT/SIGTERM.
 
     Raises:
         UsageError: when the data or the model named in the config turns out
@@ -141,8 +144,9 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
         callbacks = build_callbacks(config, paths, resumed=resumed)
     except PluginError as error:  # A --callbacks class raised when constructed.
         return failed_outcome(f"error: {error}", epoch_log)
+    reporter = next((c for c in callbacks if getattr(family_of(c), "name", None) == "optuna"), None)
     if stop.received:  # While the callbacks were made (a slow --callbacks class, say).
-        return Outcome("interrupted", stop.exit_code(), stop.reason(), epoch_log)
+        return Outcome("interrupted", stop.exit_code(), stop.reason(), epoch_log, trial=reporter)
     assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log)
     status, message = fit(model, pipelines, config, assembled, epoch_log)
     if message == SECOND_CTRL_C and not stop.forced:  # No signal: the user's own code raised it.
@@ -158,16 +162,19 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
         # Workers stop after their own step; the ones a step behind then
         # lose the others in the middle of theirs.
         status, message = "interrupted", "stopped: the other workers left after the signal"
+    if status in ("completed", "early_stopped") and reporter is not None and reporter.pruned_epoch is not None:
+        # Also when early stopping stopped the same epoch: the study's decision is the news.
+        status, message = "pruned", f"stopped: {reporter.pruned_line}"
     exit_code = stop.exit_code() if status == "interrupted" and stop.received else results.EXIT_CODES[status]
     early_stopping = next((c for c in callbacks if getattr(family_of(c), "name", None) == "early_stopping"), None)
     products = leave_behind(config, model, pipelines, paths, distribution, status, stop, early_stopping)
-    if stop.received and status in ("completed", "early_stopped"):  # A signal once training had ended.
+    if stop.received and status in ("completed", "early_stopped", "pruned"):  # A signal once training had ended.
         status, exit_code = "interrupted", stop.exit_code()
         message = f"{stop.reason()} during {products['stopped'] or 'what follows training'}, after training finished"
         if products["model_file"]:
             message += (f"; the model is saved, and python train.py --mode evaluate --model {shlex.quote(paths.dir)} "
                         f"--dataset {shlex.quote(config.dataset)} scores it")
-    return Outcome(status, exit_code, message, epoch_log, products)
+    return Outcome(status, exit_code, message, epoch_log, products, reporter)
 
 
 def failed_outcome(message, epoch_log):
@@ -391,6 +398,10 @@ def close_logs(callbacks):
 def record_outcome(config, paths, outcome, model=None, data=None):
     """Writes results.json (and the --results_file line) and the HParams summary; prints the summary.
 
+    With --optuna True the run's trial is then told how the run ended
+    (runner/trial.py): once, whatever the outcome, failures before training
+    included; what fails there is a warning, never the run's outcome.
+
     Returns:
         The outcome as recorded: failed, when the results line cannot be written.
     """
@@ -410,24 +421,13 @@ def record_outcome(config, paths, outcome, model=None, data=None):
     write_hparams(paths.dir, experiment_identity(hparams), record["final"], record["epochs_completed"],
                   test_metrics=record["test"])
     print(summary(record, seconds))
+    trial.tell(config, record, history, epochs, outcome.trial)
     return outcome._replace(status=record["status"], exit_code=record["exit_code"], message=record["message"])
 
 
 def results_monitor(config, history):
-    """Returns (quantity, min or max) that `best` in the results ranks epochs by.
-
-    The quantity early stopping (or else the checkpoint) watches, so that
-    `best` names the epoch those callbacks chose; otherwise val_loss, or loss.
-    """
-    for group in ("early_stopping", "model_checkpoint"):
-        if config[group]:
-            monitor, mode = config[f"{group}_monitor"], config[f"{group}_mode"]
-            break
-    else:
-        monitor, mode = ("val_loss" if "val_loss" in history else "loss"), "min"
-    if mode == "auto":  # Validation refused an auto that Keras cannot decide.
-        mode = compiled_direction(monitor)
-    return monitor, mode
+    """Returns (quantity, min or max) that `best` in the results ranks epochs by (callbacks/monitor.py ranked_monitor)."""
+    return ranked_monitor(config, history)
 
 
 def resolve_verbosity(verbose):

@@ -6,13 +6,13 @@ import math
 import yaml
 
 from kerasrun.core import files
-from kerasrun.core.errors import INTERRUPTED_EXIT_CODE, NAN_EXIT_CODE, RUN_FAILED_EXIT_CODE
+from kerasrun.core.errors import INTERRUPTED_EXIT_CODE, NAN_EXIT_CODE, PRUNED_EXIT_CODE, RUN_FAILED_EXIT_CODE
 from kerasrun.runner.run_paths import CONFIG_FILE, RESULTS_FILE
 
 # Exit status per outcome (SIGTERM's 143 comes from the signal); the README documents them.
 EXIT_CODES = {
     "completed": 0, "early_stopped": 0, "failed": RUN_FAILED_EXIT_CODE, "nan": NAN_EXIT_CODE,
-    "interrupted": INTERRUPTED_EXIT_CODE,
+    "interrupted": INTERRUPTED_EXIT_CODE, "pruned": PRUNED_EXIT_CODE,
 }
 
 
@@ -46,7 +46,7 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
 
     Args:
         paths: The run's RunPaths.
-        status: completed, early_stopped, nan, interrupted or failed.
+        status: completed, early_stopped, pruned, nan, interrupted or failed.
         exit_code: The process's exit status.
         history: key -> per-epoch values ({} when no epoch finished).
         epochs: The 1-based numbers of the epochs in `history`.

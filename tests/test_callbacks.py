@@ -11,7 +11,7 @@ from kerasrun.cli.config import resolve, worker_overrides
 from kerasrun.runner.run_paths import RunPaths
 
 RUNNING_ORDER = (
-    "learning_rate_scheduler", "reduce_lr", "terminate_on_nan", "early_stopping", "swap_ema_weights",
+    "learning_rate_scheduler", "reduce_lr", "terminate_on_nan", "early_stopping", "optuna", "swap_ema_weights",
     "model_checkpoint", "backup_and_restore", "csv_logger", "tensorboard", "remote_monitor",
     "lambda_callback",
 )
@@ -20,10 +20,14 @@ RUN_DEFAULTS = {
     ("model_checkpoint", "filepath"), ("tensorboard", "log_dir"), ("csv_logger", "filename"),
     ("backup_and_restore", "backup_dir"), ("learning_rate_scheduler", "schedule"),
 }
+# Families whose class is only ours: Keras has none for what they do.
+OWN_CLASS_FAMILIES = {"optuna"}
 
 
 def keras_parameters(family):
-    signature = inspect.signature(getattr(keras.callbacks, family.keras_class))
+    """The parameters of the class whose arguments are the family's `args`: Keras's, or ours where Keras has none."""
+    built = getattr(keras.callbacks, family.keras_class) if family.keras_class else callback_class(family)
+    signature = inspect.signature(built)
     return {
         name: parameter.default
         for name, parameter in signature.parameters.items()
@@ -33,7 +37,8 @@ def keras_parameters(family):
 
 def test_every_keras_callback_is_a_family_in_running_order():
     assert [family.name for family in families()] == list(RUNNING_ORDER)
-    offered = {family.keras_class for family in families()}
+    assert {family.name for family in families() if not family.keras_class} == OWN_CLASS_FAMILIES
+    offered = {family.keras_class for family in families() if family.keras_class}
     # ProgbarLogger is --verbose; History and the base classes are not user-facing;
     # OrbaxCheckpoint needs the orbax-checkpoint package, which we do not depend on.
     not_flag_groups = {"Callback", "CallbackList", "History", "ProgbarLogger", "MonitorCallback",
@@ -49,14 +54,20 @@ def test_every_keras_argument_is_a_flag_and_defaults_reach_keras_unchanged(famil
     config = resolve(["train.py"])
     passed = family.keras_kwargs(family.values(config), RunPaths(str(tmp_path), "run"), config)
     for name, keras_default in parameters.items():
-        if (family.name, name) not in RUN_DEFAULTS:
+        if (family.name, name) in RUN_DEFAULTS:
+            continue
+        if keras_default is inspect.Parameter.empty:  # Our class's required ones: the family's check requires them.
+            assert family.name in OWN_CLASS_FAMILIES, f"--{family.flag_name(name)}"
+        else:
             assert passed[name] == keras_default, f"--{family.flag_name(name)}"
 
 
 @pytest.mark.parametrize("family", families(), ids=lambda family: family.name)
 def test_each_family_builds_the_keras_class_or_our_subclass_of_it(family):
-    # Our subclasses take the Keras class's arguments and pass the runner's isinstance checks.
-    assert issubclass(callback_class(family), getattr(keras.callbacks, family.keras_class))
+    # Our subclasses take the Keras class's arguments and pass the runner's isinstance checks;
+    # a family that Keras has no class for builds a callback of ours.
+    assert issubclass(callback_class(family), getattr(keras.callbacks, family.keras_class or "Callback"))
+    assert bool(family.keras_class) or family.subclass
 
 
 def test_groups_are_off_by_default():
