@@ -54,18 +54,16 @@ TRAIN = os.path.join(REPO, "train.py")
 runpy.run_path(os.path.join(REPO, "__init__.py"))
 
 from kerasrun.callbacks.builder import enabled_families  # noqa: E402
-from kerasrun.callbacks.monitor import compiled_direction  # noqa: E402
+from kerasrun.callbacks.monitor import compiled_direction, ranked_monitor  # noqa: E402
 from kerasrun.cli import search_space  # noqa: E402
 from kerasrun.cli.config import Checker, all_options, check_further, resolve  # noqa: E402
 from kerasrun.core import study as studies  # noqa: E402
 from kerasrun.core.errors import (  # noqa: E402
     RUN_FAILED_EXIT_CODE, SIGNALLED_EXIT_CODES, USAGE_EXIT_CODE, UsageError,
 )
-from kerasrun.runner.fit import results_monitor  # noqa: E402
 from kerasrun.runner.run_paths import RunPaths  # noqa: E402
 
 LOGS_DIR = "sweep_logs"
-PRUNED_EXIT_CODE = 4  # TODO: from core.errors once the optuna family lands
 STORAGE_FILE = "sweep.db"
 SEARCHES = ("grid", "random", "tpe")
 # How often finished trials are noticed; short next to any training run.
@@ -350,8 +348,8 @@ def objective(metric, config):
         UsageError: A metric training will not log, or whose direction Keras cannot tell.
     """
     if metric is None:
-        # The runner's rule (runner/fit.py); with validation data the fallback is val_loss, without it loss: both fall.
-        monitor, mode = results_monitor(config, {"val_loss": []})
+        # The runner's rule; with validation data the fallback is val_loss, without it loss: both fall.
+        monitor, mode = ranked_monitor(config, {"val_loss"})
         return monitor if (config.early_stopping or config.model_checkpoint) else "", _direction(mode), monitor
     checker = _MetricChecker({**config, "metric": metric}, config.sources, all_options())
     checker.check_log_key("metric", metric)
@@ -621,7 +619,8 @@ class SharedStudy:
         self.storage.set_trial_user_attr(trial_id, studies.RUN_NAME_ATTR, f"{self.plan.name_prefix}-{original}")
         self.storage.set_trial_user_attr(trial_id, studies.STATUS_ATTR, "running")
         return Trial(number, trial_id, [(name, _flag_text(frozen.params[name])) for name in self.distributions],
-                     original)
+                     original, [dimension.name for dimension in self.plan.dimensions
+                                if dimension.distribution in ("uniform", "loguniform")])
 
     def settle(self, trial, exit_code, last_line):
         """Records a trial whose run ended without reporting its end (killed, interrupted, failed early).
@@ -657,21 +656,26 @@ class SharedStudy:
                 "--optuna=True", f"--optuna_storage={self.plan.storage}", f"--optuna_study={self.plan.study_name}",
                 f"--optuna_trial={trial.number}", f"--optuna_monitor={self.plan.monitor}",
                 f"--optuna_pruner={options.pruner}",
-                f"--optuna_pruner_startup_trials={options.pruner_startup_trials}",
-                f"--optuna_pruner_warmup_epochs={options.pruner_warmup_epochs}"]
+                # Each only where the pruner takes it (train.py notes an option that has no effect).
+                *([f"--optuna_pruner_startup_trials={options.pruner_startup_trials}"]
+                  if options.pruner == "median" else []),
+                *([f"--optuna_pruner_warmup_epochs={options.pruner_warmup_epochs}"]
+                  if options.pruner != "none" else [])]
 
 
 class Trial:
     """A trial this process runs: its number, storage id, flags and the trial whose run it continues."""
 
-    def __init__(self, number, trial_id, flags, original):
+    def __init__(self, number, trial_id, flags, original, sampled=()):
+        self.sampled = frozenset(sampled)  # The names of the flags whose values were drawn from a range.
         self.number = number
         self.trial_id = trial_id
         self.flags = flags
         self.original = original
 
     def describe(self):
-        return describe(self.flags)
+        """Returns the trial's values as `name=value ...`, a sampled number to 4 significant digits."""
+        return describe((name, f"{float(value):.4g}" if name in self.sampled else value) for name, value in self.flags)
 
 
 def _distribution(dimension):
@@ -855,10 +859,10 @@ def _finish(shared, started):
     frozen, queued = shared.settle(trial, code, _last_line(started.log_path) if started.log_path else "")
     outcome = Outcome(trial, code, time.monotonic() - started.started, frozen, started.log_path, queued=queued)
     status = outcome.status()
+    if status == "pruned":
+        status += f" after epoch {frozen.user_attrs.get('epochs_completed', '?')}"
     if frozen.value is not None:
         status += f", {shared.plan.metric_name()} {frozen.value:.6g}"
-    elif status == "pruned":
-        status += f" after epoch {frozen.user_attrs.get('epochs_completed', '?')}"
     if queued is not None:
         status += f"; queued again as trial {queued}" + (
             ", which resumes its run" if shared.plan.resumes() else ", which runs it again")
@@ -948,7 +952,10 @@ def report(shared, plan, outcomes, relay):
         if outcome.log_path:
             line += f" (log: {outcome.log_path})"
         _say(line, stream=sys.stderr)
-    summary = f"python scripts/summarize.py --storage {shlex.quote(studies.shown_url(plan.storage))} " \
+    script = os.path.join(REPO, "scripts", "summarize.py")
+    if not os.path.relpath(script).startswith(".."):
+        script = os.path.relpath(script)
+    summary = f"python {shlex.quote(script)} --storage {shlex.quote(studies.shown_url(plan.storage))} " \
               f"--study {shlex.quote(plan.study_name)}"
     if relay.first is not None:
         queued = sum(1 for outcome in outcomes if outcome.queued is not None)
@@ -964,7 +971,8 @@ def report(shared, plan, outcomes, relay):
     if complete:
         pick = max if plan.direction == "maximize" else min
         best = pick(complete, key=lambda trial: trial.value)
-        flags = describe((name, _flag_text(best.params[name])) for name in best.params)
+        flags = describe((name, f"{value:.4g}" if isinstance(value, float) else value)
+                         for name, value in best.params.items())
         where = best.user_attrs.get(studies.RUN_DIR_ATTR)
         _say(f"best: trial {best.number}, {plan.metric_name()} {best.value:.6g}: {flags}"
              + (f" (run: {where})" if where else ""))
