@@ -43,11 +43,18 @@ def interrupt(tmp_path, name, signum, epoch, *extra):
     return process.returncode
 
 
-@pytest.mark.parametrize("signum, exit_code", [(signal.SIGKILL, -9), (signal.SIGTERM, 143), (signal.SIGINT, 130)],
-                         ids=["kill-9", "sigterm", "sigint"])
-def test_a_resumed_run_ends_on_the_uninterrupted_runs_metrics(tmp_path, signum, exit_code):
-    run(tmp_path, "whole")
-    expected = results(tmp_path, "whole")
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The results of the run every interrupted one is compared with, trained once for the module."""
+    folder = tmp_path_factory.mktemp("whole")
+    run(folder, "whole")
+    return results(folder, "whole")
+
+
+# SIGINT stops a run as SIGTERM does (runner/interrupts.py); tests/test_runs.py resumes after each.
+@pytest.mark.parametrize("signum, exit_code", [(signal.SIGKILL, -9), (signal.SIGTERM, 143)], ids=["kill-9", "sigterm"])
+def test_a_resumed_run_ends_on_the_uninterrupted_runs_metrics(tmp_path, uninterrupted, signum, exit_code):
+    expected = uninterrupted
     assert expected["epochs_completed"] == 6
 
     assert interrupt(tmp_path, "cut", signum, epoch=4) == exit_code

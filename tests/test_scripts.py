@@ -588,27 +588,6 @@ def test_summarize_runs_as_a_script(tmp_path):
 
 # ---------------------------------------------------------------- end to end
 
-# END-TO-END: the real train.py, two runs at once, then the summary of their results.
-def test_sweep_of_the_real_train_py_then_summarize(tmp_path):
-    result = subprocess.run(
-        [sys.executable, SWEEP, "--grid", "learning_rate=0.01,0.001", "--parallel", "2",
-         "--", "--epochs", "1", "--verbose", "0"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    written = records(tmp_path / "sweep.jsonl")
-    assert sorted(item["hparams"]["learning_rate"] for item in written) == [0.001, 0.01]
-    assert {item["status"] for item in written} == {"completed"}
-
-    summary = subprocess.run([sys.executable, SUMMARIZE, "sweep.jsonl"], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=60)
-    assert (summary.returncode, summary.stderr) == (0, "")
-    header, rows = table(summary.stdout)
-    assert header[4] == "val_accuracy" and header[-1] == "learning_rate"
-    assert [row[0] for row in rows] == ["1", "2"]
-    assert float(rows[0][4]) >= float(rows[1][4])
-
-
 def test_runs_results_json_files_are_read_as_well_as_results_lines(capsys, tmp_path):
     paths = []
     for item in RECORDS:
