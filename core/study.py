@@ -7,6 +7,7 @@ the pruner here, so that they agree. Optuna is imported only when a study is
 used.
 """
 
+import re
 import time
 import warnings
 
@@ -20,7 +21,10 @@ STATUS_ATTR = "status"
 # A running trial's process records a heartbeat this often; one silent for
 # GRACE_SECONDS has died (a machine lost, a kill -9 of everything) and is queued again.
 HEARTBEAT_SECONDS = 5
-GRACE_SECONDS = 30
+# Above SQLite's wait for its lock (60 s): a trial whose process waits on the database is not taken for dead.
+GRACE_SECONDS = 120
+# A trial stopped more often than this (a run the machine kills each time, out of memory) fails for good.
+MAX_RETRIES = 3
 # train.py's statuses that end a trial for good as FAIL; it counts as finished.
 FINAL_FAILURES = ("nan", "failed")
 # What the sweep writes on a FAIL trial that does not count: one stopped and
@@ -31,6 +35,7 @@ PRUNERS = ("median", "hyperband", "none")
 # Connecting to a database server is retried this many times, this far apart, before giving up.
 CONNECT_ATTEMPTS = 3
 CONNECT_PAUSE_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 def shown_url(url):
@@ -39,16 +44,26 @@ def shown_url(url):
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # Not a URL at all: shown as typed, it holds no password field.
-        return url
+    except Exception:  # Not a URL SQLAlchemy reads: whatever looks like `user:password@` is hidden all the same.
+        return _PASSWORD.sub(r"\1***@", url)
 
 
-def open_storage(url, flag):
+def has_password(url):
+    """Whether a storage URL holds a password (one that printing it in full would show)."""
+    return shown_url(url) != url
+
+
+_PASSWORD = re.compile(r"([^:/@\s]+:)[^@\s]*@")
+
+
+def open_storage(url, flag, resumes=True):
     """Returns Optuna's RDBStorage on `url`, with heartbeats, retrying a server that does not answer.
 
     Args:
         url: A database URL Optuna takes: sqlite:///path, postgresql://user@host/db, ...
         flag: The option that gave it (`storage`, `optuna_storage`), for errors.
+        resumes: Whether a trial queued again resumes its run (from a backup), and so
+            keeps the epochs the stopped one reported (see `requeue_callback`).
 
     Raises:
         UsageError: The URL is malformed, names a driver that is not
@@ -71,24 +86,27 @@ def open_storage(url, flag):
     # The heartbeat is recorded by train.py's callback, not by Study.optimize, which we do not use.
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     # SQLite shares one file between the sweep and its trials: wait for its lock rather than fail.
-    engine = {"connect_args": {"timeout": 60}} if parsed.get_backend_name() == "sqlite" else {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        engine = {"connect_args": {"timeout": 60}}
+    elif parsed.get_backend_name() == "postgresql":  # Seconds to connect to a host that does not answer.
+        engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_SECONDS}}
+    else:
+        engine = {"pool_pre_ping": True}
     last = None
     for attempt in range(CONNECT_ATTEMPTS):
         try:
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=requeue_callback())
+                heartbeat_stale_trial_callback=requeue_callback(resumes))
         except ImportError as error:  # The URL's driver (psycopg2, pymysql, ...) is not installed.
             raise UsageError(f"--{flag}={shown_url(url)}: its database driver is not installed "
                              f"({first_line(error)})") from None
         except Exception as error:  # SQLAlchemy's and the drivers' errors are many types.
-            last = error
-            if parsed.get_backend_name() == "sqlite":
-                break  # A file: trying again changes nothing.
+            last = error  # A server down, or two processes creating the tables of a new file at once.
             if attempt + 1 < CONNECT_ATTEMPTS:
                 time.sleep(CONNECT_PAUSE_SECONDS * (attempt + 1))
-    tries = "" if parsed.get_backend_name() == "sqlite" else f" after {CONNECT_ATTEMPTS} attempts"
-    raise UsageError(f"--{flag}={shown_url(url)}: cannot be opened{tries}: {_reason(last)}")
+    raise UsageError(f"--{flag}={shown_url(url)}: cannot be opened after {CONNECT_ATTEMPTS} attempts: "
+                     f"{reason(last)}")
 
 
 def close_storage(storage):
@@ -97,22 +115,36 @@ def close_storage(storage):
     storage.engine.dispose()
 
 
-def _reason(error):
+def reason(error):
     """The driver's own line of a SQLAlchemy error (which wraps it in lines of its own)."""
     original = getattr(error, "orig", None)
     return first_line(original if original is not None else error)
 
 
-def requeue_callback():
-    """Returns what queues a stopped trial again, with its parameters and reported epochs.
+def requeue_callback(resumes=True):
+    """Returns what queues a stopped trial again, with its parameters, at most MAX_RETRIES times.
 
     Optuna's own callback for trials whose heartbeat stopped: the copy waits
     in the study (the next `ask` takes it) and remembers the first trial's
-    number (`original_number`), which names the run it resumes.
+    number (`original_number`), which names the run it resumes. The epochs
+    the stopped trial reported go with it only when its run resumes from
+    its backup (`resumes`); a run that starts over reports its own.
     """
     import optuna
 
-    return optuna.storages.RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)
+    return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES,
+                                                             inherit_intermediate_values=resumes)
+
+
+def retries(trial):
+    """Returns how many times the trial's parameters were stopped and queued again before it (a FrozenTrial)."""
+    return len(retry_history(trial))
+
+
+def retry_history(trial):
+    """Returns the numbers of the stopped trials a FrozenTrial retries, the first one first."""
+    first = trial.system_attrs.get("failed_trial")
+    return trial.system_attrs.get("retry_history") or ([] if first is None else [first])
 
 
 def original_number(trial):

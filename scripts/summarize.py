@@ -55,7 +55,7 @@ runpy.run_path(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 from kerasrun.cli.config import bookkeeping_flags  # noqa: E402
 from kerasrun.core.errors import USAGE_EXIT_CODE, UsageError  # noqa: E402
 from kerasrun.core.losses_metrics import direction  # noqa: E402
-from kerasrun.core.study import shown_url  # noqa: E402
+from kerasrun.core.study import SWEEP_ATTR, reason, retry_history, shown_url  # noqa: E402
 
 _FIXED_COLUMNS = ("rank", "run_name", "status", "epochs_completed")
 _MISSING = "-"
@@ -438,11 +438,6 @@ def check_study_options(options):
     return kinds
 
 
-def _first_line(error):
-    text = str(getattr(error, "orig", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def open_storage(url):
     """Returns the Optuna storage at `url`, having checked it is a reachable database holding Optuna's tables.
 
@@ -476,7 +471,7 @@ def open_storage(url):
     try:
         engine = sqlalchemy.create_engine(parsed, **engine_kwargs)
     except (sqlalchemy.exc.NoSuchModuleError, sqlalchemy.exc.ArgumentError) as error:
-        raise UsageError(f"--storage={shown}: {_first_line(error)}") from None
+        raise UsageError(f"--storage={shown}: {reason(error)}") from None
     except ImportError as error:
         raise UsageError(f"--storage={shown}: its database driver is not installed ({error.name or error}); "
                          f"pip install it (psycopg[binary] for postgresql)") from None
@@ -488,10 +483,10 @@ def open_storage(url):
                 break
             except sqlalchemy.exc.OperationalError as error:
                 if sqlite or time.monotonic() > deadline:  # A file that cannot be read does not get better.
-                    raise UsageError(f"--storage={shown}: cannot read it: {_first_line(error)}") from None
+                    raise UsageError(f"--storage={shown}: cannot read it: {reason(error)}") from None
                 time.sleep(0.5)
             except sqlalchemy.exc.SQLAlchemyError as error:
-                raise UsageError(f"--storage={shown}: cannot read it: {_first_line(error)}") from None
+                raise UsageError(f"--storage={shown}: cannot read it: {reason(error)}") from None
     finally:
         engine.dispose()
     if "studies" not in tables:
@@ -501,7 +496,7 @@ def open_storage(url):
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=True)
     except (RuntimeError, sqlalchemy.exc.SQLAlchemyError) as error:  # RuntimeError: an older Optuna's schema.
-        raise UsageError(f"--storage={shown}: {_first_line(error)}") from None
+        raise UsageError(f"--storage={shown}: {reason(error)}") from None
 
 
 def load_study(storage, url, name):
@@ -537,7 +532,7 @@ def study_conventions(study):
     """
     import optuna
 
-    attrs = study.user_attrs.get("kerasrun")
+    attrs = study.user_attrs.get(SWEEP_ATTR)
     attrs = attrs if isinstance(attrs, dict) else {}
     metric = attrs.get("metric") if isinstance(attrs.get("metric"), str) and attrs.get("metric") else "value"
     mode = "max" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "min"
@@ -572,7 +567,7 @@ def trial_record(trial, mode):
 
 def shown_trials(trials):
     """Returns the trials to show: all but the failed ones that Optuna retried (their retry stands for them)."""
-    retried = {trial.system_attrs.get("failed_trial") for trial in trials}
+    retried = {number for trial in trials for number in retry_history(trial)}
     return [trial for trial in trials if trial.number not in retried]
 
 
@@ -684,7 +679,7 @@ def write_plots(study, kinds, metric, directory):
             try:
                 axes = getattr(plots, _PLOTS[kind])(study, target_name=metric)
             except (ValueError, RuntimeError) as error:
-                raise UsageError(f"--plot {kind}: cannot draw it: {_first_line(error)}") from None
+                raise UsageError(f"--plot {kind}: cannot draw it: {reason(error)}") from None
         figure = numpy.ravel(axes)[0].figure  # plot_slice gives one Axes per parameter.
         path = os.path.join(directory, f"{safe_name}-{kind}.png")
         try:

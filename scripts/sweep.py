@@ -39,6 +39,8 @@ any failed (each is listed); 2 for a usage error; 130 after Ctrl-C and 143 after
 
 import argparse
 import collections
+import contextlib
+import fcntl
 import itertools
 import os
 import re
@@ -48,6 +50,7 @@ import subprocess
 import runpy
 import sys
 import time
+import zlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "train.py")
@@ -71,6 +74,8 @@ POLL_SECONDS = 0.05
 # How often a sweep with a free slot asks the study again when it had nothing to give
 # (the others' trials may end, or come back to the queue).
 ASK_AGAIN_SECONDS = 1.0
+# A run killed by one of these was stopped (a terminal, a scheduler, kill -9): it is queued again.
+_STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL)
 _OPTION = re.compile(r"-{1,2}([A-Za-z0-9_]+)(=|\Z)")
 # The runs live in their own process group (see _start), so a hang-up of the
 # terminal reaches only the sweep; it stops them gracefully as SIGTERM would.
@@ -521,31 +526,55 @@ class SharedStudy:
         import optuna
 
         self.plan = plan
-        self.storage = studies.open_storage(plan.storage, "storage")
+        self.storage = studies.open_storage(plan.storage, "storage", plan.resumes())
         self.distributions = {dimension.name: _distribution(dimension) for dimension in plan.dimensions}
         pruner = studies.make_pruner(plan.options.pruner, plan.options.pruner_startup_trials,
                                      plan.options.pruner_warmup_epochs)
-        existing = self._existing_definition()
-        self.resumed = existing is not None
-        if existing is not None and existing != plan.definition():
-            raise UsageError(_different_sweep(plan, existing))
-        try:
-            self.study = optuna.create_study(
-                study_name=plan.study_name, storage=self.storage, sampler=_sampler(plan), pruner=pruner,
-                direction=plan.direction, load_if_exists=True)
-        except ValueError as error:  # The study's directions were set otherwise by someone else.
-            raise UsageError(f"--study={plan.study_name}: {error}") from None
-        if existing is None:
-            if self.study.get_trials(deepcopy=False):
-                raise UsageError(f"--study={plan.study_name}: the study in {studies.shown_url(plan.storage)} holds "
-                                 "trials of something other than a sweep.py sweep; give another --study")
-            self.study.set_user_attr(studies.SWEEP_ATTR, plan.definition())
-            if plan.is_grid() and plan.options.index is None:
-                # Queued in the order the grid lists them (the first dimension slowest), so trial i is
-                # combination i; GridSampler would draw them in a shuffled order.
-                for run in plan.grid:
-                    self.study.enqueue_trial(dict(run.flags), skip_if_exists=True)
+        with self._creating():  # Two processes starting one new study: one creates it, the other resumes it.
+            existing = self._existing_definition()
+            self.resumed = existing is not None
+            if existing is not None and existing != plan.definition():
+                raise UsageError(_different_sweep(plan, existing))
+            try:
+                self.study = optuna.create_study(
+                    study_name=plan.study_name, storage=self.storage, sampler=_sampler(plan), pruner=pruner,
+                    direction=plan.direction, load_if_exists=True)
+            except ValueError as error:  # The study's directions were set otherwise by someone else.
+                raise UsageError(f"--study={plan.study_name}: {error}") from None
+            if existing is None:
+                if self.study.get_trials(deepcopy=False):
+                    raise UsageError(f"--study={plan.study_name}: the study in {studies.shown_url(plan.storage)} "
+                                     "holds trials of something other than a sweep.py sweep; give another --study")
+                self.study.set_user_attr(studies.SWEEP_ATTR, plan.definition())
+                if plan.is_grid() and plan.options.index is None:
+                    # Queued in the order the grid lists them (the first dimension slowest), so trial i is
+                    # combination i; GridSampler would draw them in a shuffled order.
+                    for run in plan.grid:
+                        self.study.enqueue_trial(dict(run.flags))
         self.study_id = self.storage.get_study_id_from_name(plan.study_name)
+
+    @contextlib.contextmanager
+    def _creating(self):
+        """Holds a lock on the study's creation: a lock on the SQLite file, or PostgreSQL's advisory lock."""
+        from sqlalchemy import text
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.plan.storage)
+        if url.get_backend_name() == "sqlite" and url.database:
+            # flock, which SQLite's own (fcntl) locks of the same file do not see.
+            with open(url.database, "a") as stream:
+                fcntl.flock(stream, fcntl.LOCK_EX)
+                yield
+        elif url.get_backend_name() == "postgresql":
+            key = zlib.crc32(f"kerasrun sweep {self.plan.study_name}".encode()) - 2 ** 31  # A signed bigint.
+            with self.storage.engine.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                try:
+                    yield
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        else:
+            yield
 
     def _existing_definition(self):
         import optuna
@@ -587,8 +616,11 @@ class SharedStudy:
         ahead = sum(1 for other in self.trials() if studies.counts(other) or (
             other.state == optuna.trial.TrialState.RUNNING and other.number < trial.number))
         if ahead >= self.plan.trials:
-            trial.set_user_attr(studies.STATUS_ATTR, studies.SURPLUS)
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            # Given back through the storage: telling the study would run the sampler's end-of-trial hook
+            # (GridSampler's stops an optimize loop there is none of).
+            trial_id = studies.trial_id(self.storage, self.plan.study_name, trial.number)
+            self.storage.set_trial_user_attr(trial_id, studies.STATUS_ATTR, studies.SURPLUS)
+            self.storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
             return None
         return self._started(trial.number)
 
@@ -600,10 +632,11 @@ class SharedStudy:
         for trial in self.trials():
             if trial.params != params:
                 continue
-            if trial.state == optuna.trial.TrialState.WAITING and self.storage.set_trial_state_values(
-                    studies.trial_id(self.storage, self.plan.study_name, trial.number),
-                    state=optuna.trial.TrialState.RUNNING):
-                return self._started(trial.number), None
+            if trial.state == optuna.trial.TrialState.WAITING:
+                trial_id = studies.trial_id(self.storage, self.plan.study_name, trial.number)
+                if self.storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.RUNNING):
+                    return self._started(trial.number), None
+                trial = self.storage.get_trial(trial_id)  # Another process claimed it a moment ago.
             if studies.counts(trial) or trial.state == optuna.trial.TrialState.RUNNING:
                 state = "finished" if studies.counts(trial) else "running"
                 return None, f"combination {run.index} ({run.describe()}) is {state} as trial {trial.number}"
@@ -618,12 +651,25 @@ class SharedStudy:
         original = studies.original_number(frozen)
         self.storage.set_trial_user_attr(trial_id, studies.RUN_NAME_ATTR, f"{self.plan.name_prefix}-{original}")
         self.storage.set_trial_user_attr(trial_id, studies.STATUS_ATTR, "running")
+        # From now on the trial is alive while its heartbeat is: this sweep's while it waits for the run,
+        # the run's own (which goes on should this sweep die).
+        self.storage.record_heartbeat(trial_id)
         return Trial(number, trial_id, [(name, _flag_text(frozen.params[name])) for name in self.distributions],
                      original, [dimension.name for dimension in self.plan.dimensions
                                 if dimension.distribution in ("uniform", "loguniform")])
 
+    def beat(self, trials):
+        """Records the heartbeat of the trials this process runs."""
+        for trial in trials:
+            self.storage.record_heartbeat(trial.trial_id)
+
     def settle(self, trial, exit_code, last_line):
-        """Records a trial whose run ended without reporting its end (killed, interrupted, failed early).
+        """Records a trial whose run ended without reporting its end (stopped, killed, failed early).
+
+        A run stopped by a signal (SIGINT, SIGTERM, SIGHUP or SIGKILL; 130 or
+        143 from train.py) is queued again, at most core/study.py MAX_RETRIES
+        times; one that crashed (SIGSEGV, SIGABRT, ...) or exited otherwise
+        without ending its trial fails for good.
 
         Returns:
             The trial's state after: its FrozenTrial, and the number of the
@@ -634,20 +680,23 @@ class SharedStudy:
         frozen = self.storage.get_trial(trial.trial_id)
         if frozen.state != optuna.trial.TrialState.RUNNING:
             return frozen, None
-        stopped = exit_code is not None and (exit_code < 0 or exit_code in SIGNALLED_EXIT_CODES)
-        status = studies.INTERRUPTED if stopped else "failed"
-        self.storage.set_trial_user_attr(trial.trial_id, studies.STATUS_ATTR, status)
-        if not stopped:
-            self.storage.set_trial_user_attr(trial.trial_id, "message", last_line or (
-                f"the run exited {exit_code} without ending its trial in the study"))
-        if not self.storage.set_trial_state_values(trial.trial_id, state=optuna.trial.TrialState.FAIL):
+        stopped = exit_code in SIGNALLED_EXIT_CODES or (exit_code is not None and -exit_code in _STOPPING_SIGNALS)
+        again = stopped and studies.retries(frozen) < studies.MAX_RETRIES
+        if again:
+            message = None
+        elif stopped:
+            message = f"stopped {studies.retries(frozen) + 1} times ({_exit_words(exit_code)} the last); not queued again"
+        else:
+            message = last_line or f"the run ended ({_exit_words(exit_code)}) without ending its trial in the study"
+        self.storage.set_trial_user_attr(trial.trial_id, studies.STATUS_ATTR, studies.INTERRUPTED if again else "failed")
+        if message:
+            self.storage.set_trial_user_attr(trial.trial_id, "message", message)
+        if not self.storage.set_trial_state_values(trial.trial_id, state=optuna.trial.TrialState.FAIL) or not again:
             return self.storage.get_trial(trial.trial_id), None
-        if not stopped:
-            return self.storage.get_trial(trial.trial_id), None
-        before = {other.number for other in self.trials()}
-        studies.requeue_callback()(self.study, self.storage.get_trial(trial.trial_id))
-        queued = sorted({other.number for other in self.trials()} - before)
-        return self.storage.get_trial(trial.trial_id), (queued[0] if queued else None)
+        failed = self.storage.get_trial(trial.trial_id)
+        studies.requeue_callback(self.plan.resumes())(self.study, failed)
+        queued = [other.number for other in self.trials() if trial.number in studies.retry_history(other)]
+        return failed, (queued[0] if queued else None)
 
     def study_flags(self, trial):
         """Returns the train.py flags that tie a trial's run to the study."""
@@ -676,6 +725,12 @@ class Trial:
     def describe(self):
         """Returns the trial's values as `name=value ...`, a sampled number to 4 significant digits."""
         return describe((name, f"{float(value):.4g}" if name in self.sampled else value) for name, value in self.flags)
+
+
+def _exit_words(exit_code):
+    if exit_code is None:
+        return "not started"
+    return f"killed by {signal.Signals(-exit_code).name}" if exit_code < 0 else f"exit {exit_code}"
 
 
 def _distribution(dimension):
@@ -805,11 +860,7 @@ class Outcome:
 
     def exit_status(self):
         """Returns the exit status in words: `exit 0`, `killed by SIGKILL`, `not started: ...`."""
-        if self.exit_code is None:
-            return f"not started: {self.reason}"
-        if self.exit_code < 0:
-            return f"killed by {signal.Signals(-self.exit_code).name}"
-        return f"exit {self.exit_code}"
+        return f"not started: {self.reason}" if self.exit_code is None else _exit_words(self.exit_code)
 
     def status(self):
         """Returns the run's status as the study records it (completed, pruned, interrupted, failed, ...)."""
@@ -885,10 +936,13 @@ def execute(shared, plan, only=None):
     queue = collections.deque([only] if only is not None else [])
     relay = _SignalRelay()
     relay.install()
-    ask_at, waited = 0.0, False
+    ask_at, beat_at, waited = 0.0, 0.0, False
     try:
         while True:
             relay.forward([started.process for started in running.values()])
+            if time.monotonic() >= beat_at:  # Our trials are alive while we wait for them.
+                shared.beat([started.trial for started in running.values()])
+                beat_at = time.monotonic() + studies.HEARTBEAT_SECONDS
             for number, started in list(running.items()):
                 if started.process.poll() is not None:
                     outcomes.append(_finish(shared, started))
@@ -910,9 +964,11 @@ def execute(shared, plan, only=None):
                     _launch(shared, trial, running, outcomes, to_log)
                 if not running:
                     finished, elsewhere = shared.tally()
-                    if finished >= plan.trials or not elsewhere:
+                    if finished >= plan.trials:
                         break
-                    if not waited:
+                    if not elsewhere:  # One ended or came back to the queue since we asked: ask again.
+                        ask_at = 0.0
+                    elif not waited:
                         _say(f"waiting for {elsewhere} trial(s) running in other processes (a trial of theirs "
                              "that stops comes back to the queue)")
                         waited = True
@@ -955,8 +1011,9 @@ def report(shared, plan, outcomes, relay):
     script = os.path.join(REPO, "scripts", "summarize.py")
     if not os.path.relpath(script).startswith(".."):
         script = os.path.relpath(script)
-    summary = f"python {shlex.quote(script)} --storage {shlex.quote(studies.shown_url(plan.storage))} " \
-              f"--study {shlex.quote(plan.study_name)}"
+    # A password is not printed: the command then names where the URL goes.
+    url = "'<the --storage URL>'" if studies.has_password(plan.storage) else shlex.quote(plan.storage)
+    summary = f"python {shlex.quote(script)} --storage {url} --study {shlex.quote(plan.study_name)}"
     if relay.first is not None:
         queued = sum(1 for outcome in outcomes if outcome.queued is not None)
         _say(f"stopped by {signal.Signals(relay.first).name}: {queued} trial(s) interrupted and queued again; "
@@ -967,7 +1024,7 @@ def report(shared, plan, outcomes, relay):
     states = collections.Counter(trial.state.name.lower() for trial in finished)
     _say(f"{len(finished)} of {plan.trials} trial(s) finished in study {plan.study_name!r} "
          f"({states['complete']} complete, {states['pruned']} pruned, {states['fail']} failed)")
-    complete = [trial for trial in finished if trial.value is not None]
+    complete = [trial for trial in finished if trial.state.name == "COMPLETE"]  # A pruned one has a value too.
     if complete:
         pick = max if plan.direction == "maximize" else min
         best = pick(complete, key=lambda trial: trial.value)

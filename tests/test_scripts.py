@@ -23,8 +23,9 @@ SWEEP = os.path.join(REPO, "scripts", "sweep.py")
 SUMMARIZE = os.path.join(REPO, "scripts", "summarize.py")
 
 # Stands in for train.py: takes --name=value flags, appends a record (its flags as
-# hparams) to --results_file and exits with --code. --sleep keeps it running; a
-# SIGINT is noted in sigint-<tag> and makes it write an interrupted record and exit 130.
+# hparams) to --results_file, ends its Optuna trial as train.py does (value --score)
+# and exits with --code. --sleep keeps it running; a SIGINT is noted in sigint-<tag>
+# and makes it write an interrupted record and exit 130; --die=SIGNAL kills it.
 FAKE_TRAIN = r'''
 import json, os, signal, sys, time
 
@@ -49,6 +50,8 @@ def write(status, code):
 
 signal.signal(signal.SIGINT, on_sigint)
 open(f"ready-{tag}", "w").close()
+if flags.get("die", "none") != "none":  # --die=SIGSEGV: the run crashes; --die=SIGKILL: the machine kills it.
+    os.kill(os.getpid(), getattr(signal, flags["die"]))
 deadline = started + float(os.environ.get("FAKE_SLEEP", flags.get("sleep", "0")))
 while time.time() < deadline and not interrupted:
     time.sleep(0.01)
@@ -289,7 +292,7 @@ def test_a_run_that_ends_without_ending_its_trial_is_a_failed_trial(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "sweep.py: trial 0 failed (exit 0): a=1 -- the run exited 0 without ending its trial in the study"]
+        "sweep.py: trial 0 failed (exit 0): a=1 -- the run ended (exit 0) without ending its trial in the study"]
     assert "results in" not in result.stdout  # No run wrote sweep.jsonl.
 
 

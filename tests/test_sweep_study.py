@@ -264,3 +264,41 @@ def test_a_rerun_with_another_search_is_refused_naming_the_study(tmp_path, fake)
     assert result.returncode == 2
     assert result.stderr.startswith("sweep.py: error: --study=sweep: the study in sqlite:///")
     assert "was started by another sweep (its train.py flags after -- was none, here --x=1)" in result.stderr
+
+
+def test_a_crash_fails_for_good_and_a_run_killed_again_and_again_is_queued_only_so_often(tmp_path, fake):
+    result = subprocess.run(
+        [sys.executable, SWEEP, "--train_command", fake, "--grid", "die=SIGSEGV,SIGKILL,none", "--results_file", "r.jsonl"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    trials = load(f"sqlite:///{tmp_path / 'sweep.db'}", "r").get_trials()
+    by_die = {}
+    for trial in trials:
+        by_die.setdefault(trial.params["die"], []).append(trial)
+    # A crash is the run's own failure: once, counted, not queued again.
+    (crashed,) = by_die["SIGSEGV"]
+    assert (crashed.state.name, crashed.user_attrs["status"]) == ("FAIL", "failed")
+    assert crashed.user_attrs["message"] == "the run ended (killed by SIGSEGV) without ending its trial in the study"
+    # kill -9 is a stop: queued again, three times, then it fails for good.
+    killed = by_die["SIGKILL"]
+    assert [trial.user_attrs["status"] for trial in killed] == ["interrupted"] * 3 + ["failed"]
+    assert killed[-1].user_attrs["message"] == "stopped 4 times (killed by SIGKILL the last); not queued again"
+    assert {trial.user_attrs["run_name"] for trial in killed} == {f"r-{killed[0].number}"}
+    assert [trial.state.name for trial in by_die["none"]] == ["COMPLETE"]
+    assert "3 of 3 trial(s) finished in study 'r' (1 complete, 0 pruned, 2 failed)" in result.stdout
+
+
+def test_two_sweeps_creating_one_study_at_once_run_each_combination_once(tmp_path, fake):
+    command = [sys.executable, SWEEP, "--train_command", fake, "--grid", "tag=a,b,c,d", "--grid", "score=1,2",
+               "--", "--sleep=0.2"]
+    sweeps = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    outputs = [sweep.communicate(timeout=120) for sweep in sweeps]
+    assert [sweep.returncode for sweep in sweeps] == [0, 0], outputs
+    trials = load(f"sqlite:///{tmp_path / 'sweep.db'}", "sweep").get_trials()
+    assert [trial.state.name for trial in trials] == ["COMPLETE"] * 8
+    # Queued once, in the listed order, and shared between the two.
+    assert [(trial.params["tag"], trial.params["score"]) for trial in trials] == [
+        (tag, score) for tag in "abcd" for score in "12"]
+    numbers = started_numbers(*(out for out, _ in outputs))
+    assert sorted(numbers) == list(range(8))

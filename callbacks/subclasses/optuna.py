@@ -62,7 +62,7 @@ class OptunaTrial(keras.callbacks.Callback):
         self.storage = self.trial_id = self._trial = None
         self._reported = set()
         self._stop = self._heartbeat = None
-        self._warned = False
+        self._warned = set()
 
     def on_train_begin(self, logs=None):
         self.pruned_epoch = self.pruned_line = None
@@ -111,7 +111,7 @@ class OptunaTrial(keras.callbacks.Callback):
         logs = logs or {}
         monitor = self.reported_monitor(logs)
         if monitor not in logs:
-            self._warn(f"{monitor} is not logged, so nothing is reported to trial {self.trial_number}")
+            self._warn(f"{monitor} is not logged, so nothing is reported to trial {self.trial_number}", "unlogged")
             return
         value = float(logs[monitor])
         if not math.isfinite(value):
@@ -138,13 +138,14 @@ class OptunaTrial(keras.callbacks.Callback):
             self._heartbeat.join(_CLOSE_SECONDS)
             self._stop = self._heartbeat = None
 
-    def _warn(self, what):
-        """Prints the first warning about the study on stderr; the others would only repeat it."""
-        if self._warned:
+    def _warn(self, what, kind="storage"):
+        """Prints the first warning of each kind on stderr; the others would only repeat it."""
+        if kind in self._warned:
             return
-        self._warned = True
-        print(f"train.py: warning: {what}; training goes on, not pruned while the study cannot be reached",
-              file=sys.stderr, flush=True)
+        self._warned.add(kind)
+        consequence = ("not pruned while the study cannot be reached" if kind == "storage"
+                       else "it cannot be pruned")
+        print(f"train.py: warning: {what}; training goes on, {consequence}", file=sys.stderr, flush=True)
 
 
 def _reason(error):
