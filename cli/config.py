@@ -394,18 +394,7 @@ def read_config_file(path, options):
         UsageError: naming the file (and key) for a missing or malformed file,
             a document that is not a mapping, an unknown key or a wrong type.
     """
-    try:
-        with open(path, encoding="utf-8") as stream:
-            document = yaml.load(stream, Loader=_UniqueKeyLoader)
-    except OSError as error:
-        raise UsageError(f"--config={path}: cannot read the file ({error.strerror})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"--config={path}: not a text file (it is not UTF-8)") from None
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise UsageError(f"{path}: not valid YAML{at}: {problem}") from None
+    document = load_yaml(path, "config")
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -429,6 +418,26 @@ def read_config_file(path, options):
 # Shows a refused YAML value in a message: a few items, a short text (aliases can nest a list a billion deep).
 _YAML_VALUE = reprlib.Repr()
 _YAML_VALUE.maxlevel, _YAML_VALUE.maxlist, _YAML_VALUE.maxdict, _YAML_VALUE.maxstring = 2, 4, 4, 80
+
+
+def load_yaml(path, option):
+    """Returns the YAML document in `path` (named by --`option`), refusing a key given twice.
+
+    Raises:
+        UsageError: The file cannot be read, or is not YAML (with the line and column of the problem).
+    """
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return yaml.load(stream, Loader=_UniqueKeyLoader)
+    except OSError as error:
+        raise UsageError(f"--{option}={path}: cannot read the file ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--{option}={path}: not a text file (it is not UTF-8)") from None
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UsageError(f"{path}: not valid YAML{at}: {problem}") from None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -17,8 +17,7 @@ import json
 import re
 from typing import Optional, Tuple
 
-import yaml
-
+from kerasrun.cli.config import load_yaml
 from kerasrun.core.errors import UsageError
 from kerasrun.core.options import Float, Int
 
@@ -133,7 +132,8 @@ def split_values(label, listed):
     """Returns the comma-separated values of a list (`\\,` is a comma inside a value), refusing empty and repeated ones."""
     if not listed:
         raise UsageError(f"{label}: no values after '{'=' if label.startswith('--grid') else ':'}'")
-    values = [value.replace("\\,", ",") for value in _VALUE_SEPARATOR.split(listed)]
+    # Spaces around a value are taken for the list's layout (`choice:adam, sgd`); inside one they stay.
+    values = [value.replace("\\,", ",").strip() for value in _VALUE_SEPARATOR.split(listed)]
     for position, value in enumerate(values, 1):
         if not value:
             raise UsageError(f"{label}: value {position} is empty")
@@ -145,13 +145,7 @@ def split_values(label, listed):
 def read_space_file(path):
     """Returns the Dimensions of a YAML space file: {flag: spec string, or a list of values}."""
     label = f"--space_file={path}"
-    try:
-        with open(path, encoding="utf-8") as stream:
-            content = yaml.safe_load(stream)
-    except OSError as error:
-        raise UsageError(f"{label}: cannot be read: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise UsageError(f"{label}: not valid YAML: {str(error).splitlines()[0]}") from None
+    content = load_yaml(path, "space_file")
     if not isinstance(content, dict) or not content:
         raise UsageError(f"{label}: expected a mapping of train.py flags to their ranges "
                          "(learning_rate: loguniform:1e-4:1e-1, batch_size: [16, 32])")

@@ -7,6 +7,7 @@ the pruner here, so that they agree. Optuna is imported only when a study is
 used.
 """
 
+import os
 import re
 import time
 import warnings
@@ -71,13 +72,19 @@ def open_storage(url, flag, resumes=True):
             CONNECT_ATTEMPTS tries.
     """
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise UsageError(f"--{flag}={url}: not a database URL; give one such as sqlite:///sweep.db or "
+        raise UsageError(f"--{flag}={shown_url(url)}: not a database URL; give one such as sqlite:///sweep.db or "
                          "postgresql://user@host:5432/db") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        folder = os.path.dirname(os.path.abspath(parsed.database))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--{flag}={url}: the folder {folder} does not exist")
+    if parsed.get_backend_name() == "postgres":
+        raise UsageError(f"--{flag}={shown_url(url)}: write postgresql://, the name SQLAlchemy knows")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -98,6 +105,9 @@ def open_storage(url, flag, resumes=True):
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                 heartbeat_stale_trial_callback=requeue_callback(resumes))
+        except NoSuchModuleError:
+            raise UsageError(f"--{flag}={shown_url(url)}: SQLAlchemy has no database called "
+                             f"{parsed.get_backend_name()!r}; use sqlite:///, postgresql://, mysql://, ...") from None
         except ImportError as error:  # The URL's driver (psycopg2, pymysql, ...) is not installed.
             raise UsageError(f"--{flag}={shown_url(url)}: its database driver is not installed "
                              f"({first_line(error)})") from None

@@ -49,6 +49,7 @@ import signal
 import subprocess
 import runpy
 import sys
+import threading
 import time
 import zlib
 
@@ -59,7 +60,7 @@ runpy.run_path(os.path.join(REPO, "__init__.py"))
 from kerasrun.callbacks.builder import enabled_families  # noqa: E402
 from kerasrun.callbacks.monitor import compiled_direction, ranked_monitor  # noqa: E402
 from kerasrun.cli import search_space  # noqa: E402
-from kerasrun.cli.config import Checker, all_options, check_further, resolve  # noqa: E402
+from kerasrun.cli.config import Checker, all_options, changed_flags, check_further, resolve  # noqa: E402
 from kerasrun.core import study as studies  # noqa: E402
 from kerasrun.core.errors import (  # noqa: E402
     RUN_FAILED_EXIT_CODE, SIGNALLED_EXIT_CODES, USAGE_EXIT_CODE, UsageError,
@@ -68,6 +69,8 @@ from kerasrun.runner.run_paths import RunPaths  # noqa: E402
 
 LOGS_DIR = "sweep_logs"
 STORAGE_FILE = "sweep.db"
+# The study's count of sweep processes that have run on it (each gets a seed of its own).
+PROCESSES_ATTR = "sweep_processes"
 SEARCHES = ("grid", "random", "tpe")
 # How often finished trials are noticed; short next to any training run.
 POLL_SECONDS = 0.05
@@ -396,6 +399,7 @@ class Plan:
         self.monitor, self.direction, self.shown_metric = "", "minimize", "score"
         self.grid = []  # Every combination, when every dimension lists its values.
         self.backup = False  # Whether the runs keep a backup (--backup_and_restore), to resume from.
+        self.train_flags = None  # train.py's flags after --, as it reads them: {flag: value}.
 
     def resumes(self):
         """Whether a trial queued again resumes its run (from its backup) rather than starting over."""
@@ -405,15 +409,24 @@ class Plan:
         return self.search == "grid"
 
     def definition(self):
-        """Returns what a rerun must share with the study's first run to resume it (kept in the study)."""
+        """Returns what a rerun must share with the study's first run to resume it (kept in the study).
+
+        Each part as it acts: train.py's flags as it reads them (`--epochs 1` is
+        `--epochs=1`; a secret flag is left out), the metric by name, the
+        pruner's options only where the pruner takes them.
+        """
+        pruner = {"kind": self.options.pruner}
+        if self.options.pruner == "median":
+            pruner["startup_trials"] = self.options.pruner_startup_trials
+        if self.options.pruner != "none":
+            pruner["warmup_epochs"] = self.options.pruner_warmup_epochs
         return {
             "search": self.search,
             "space": {dimension.name: dimension.spec() for dimension in self.dimensions},
-            "metric": self.monitor or None,
+            "metric": self.shown_metric,
             "direction": self.direction,
-            "pruner": {"kind": self.options.pruner, "startup_trials": self.options.pruner_startup_trials,
-                       "warmup_epochs": self.options.pruner_warmup_epochs},
-            "train_flags": list(self.passthrough),
+            "pruner": pruner,
+            "train_flags": self.train_flags if self.train_flags is not None else list(self.passthrough),
         }
 
     def metric_name(self):
@@ -455,9 +468,13 @@ def parse_args(argv):
         plan.study_name = os.path.splitext(os.path.basename(plan.results_file))[0] or "sweep"
     if plan.name_prefix is None:
         plan.name_prefix = plan.study_name
+    _check_run_names(plan)
     if plan.storage is None:
         folder = os.path.dirname(os.path.abspath(plan.results_file))
         plan.storage = "sqlite:///" + os.path.join(folder, STORAGE_FILE)
+    elif re.fullmatch(r"sqlite(\+\w+)?://(/(:memory:)?)?", plan.storage):
+        raise UsageError(f"--storage={plan.storage}: an in-memory database ends with the sweep and its trials' "
+                         "runs cannot reach it; name a file, sqlite:///sweep.db")
     if plan.is_grid():
         plan.grid = build_runs(dimensions, train_command, passthrough, plan.results_file)
     _choose_trials(plan)
@@ -476,10 +493,22 @@ def parse_args(argv):
         configs = check_train_flags(dimensions, runs, len(train_command), plan.results_file, probed)
         plan.monitor, plan.direction, plan.shown_metric = objective(options.metric, configs[0])
         plan.backup = configs[0].backup_and_restore
+        varied = {dimension.name for dimension in dimensions} | set(sweeps_own_flags())
+        plan.train_flags = {name: value for name, value in changed_flags(configs[0]).items() if name not in varied}
     elif options.metric is not None:
         plan.monitor, plan.direction = options.metric, "maximize"  # The stand-in reports a score.
         plan.shown_metric = options.metric
     return plan
+
+
+def _check_run_names(plan):
+    """Refuses a --name_prefix (or --study, its default) that train.py would refuse in a run's name."""
+    try:
+        resolve(["train.py", f"--run_name={plan.name_prefix}-0"])
+    except UsageError as error:
+        option = "name_prefix" if plan.options.name_prefix is not None else "study"
+        raise UsageError(f"--{option}={getattr(plan.options, option) or plan.study_name}: names each trial's run "
+                         f"{plan.name_prefix}-<trial>, which train.py refuses: {error}") from None
 
 
 def _choose_search(plan):
@@ -541,12 +570,18 @@ class SharedStudy:
                     direction=plan.direction, load_if_exists=True)
             except ValueError as error:  # The study's directions were set otherwise by someone else.
                 raise UsageError(f"--study={plan.study_name}: {error}") from None
+            # Each process's sampler draws from its own seed (--seed, +1 for the study's second process, ...):
+            # the same seed again would draw the trials the first process drew.
+            self.process = self.study.user_attrs.get(PROCESSES_ATTR, 0)
+            self.study.set_user_attr(PROCESSES_ATTR, self.process + 1)
+            if plan.options.seed is not None:
+                self.study.sampler = _sampler(plan, plan.options.seed + self.process)
             if existing is None:
                 if self.study.get_trials(deepcopy=False):
                     raise UsageError(f"--study={plan.study_name}: the study in {studies.shown_url(plan.storage)} "
                                      "holds trials of something other than a sweep.py sweep; give another --study")
                 self.study.set_user_attr(studies.SWEEP_ATTR, plan.definition())
-                if plan.is_grid() and plan.options.index is None:
+                if plan.is_grid():
                     # Queued in the order the grid lists them (the first dimension slowest), so trial i is
                     # combination i; GridSampler would draw them in a shuffled order.
                     for run in plan.grid:
@@ -630,7 +665,8 @@ class SharedStudy:
 
         params = dict(run.flags)
         for trial in self.trials():
-            if trial.params != params:
+            # A queued trial holds its values as the ones it is to take (Optuna's fixed_params).
+            if (trial.params or trial.system_attrs.get("fixed_params")) != params:
                 continue
             if trial.state == optuna.trial.TrialState.WAITING:
                 trial_id = studies.trial_id(self.storage, self.plan.study_name, trial.number)
@@ -646,8 +682,13 @@ class SharedStudy:
         return self._started(self.storage.get_trial_number_from_id(trial_id)), None
 
     def _started(self, number):
+        import optuna
+
         trial_id = studies.trial_id(self.storage, self.plan.study_name, number)
         frozen = self.storage.get_trial(trial_id)
+        if len(frozen.params) < len(self.distributions):  # A queued one claimed by --index: its values set now.
+            _take_values(optuna.trial.Trial(self.study, trial_id), self.distributions)
+            frozen = self.storage.get_trial(trial_id)
         original = studies.original_number(frozen)
         self.storage.set_trial_user_attr(trial_id, studies.RUN_NAME_ATTR, f"{self.plan.name_prefix}-{original}")
         self.storage.set_trial_user_attr(trial_id, studies.STATUS_ATTR, "running")
@@ -727,6 +768,19 @@ class Trial:
         return describe((name, f"{float(value):.4g}" if name in self.sampled else value) for name, value in self.flags)
 
 
+def _take_values(trial, distributions):
+    """Has a trial take a value for each distribution, as `Study.ask` would (a queued trial takes its own)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    for name, distribution in distributions.items():
+        if isinstance(distribution, CategoricalDistribution):
+            trial.suggest_categorical(name, distribution.choices)
+        elif isinstance(distribution, IntDistribution):
+            trial.suggest_int(name, distribution.low, distribution.high, log=distribution.log)
+        else:
+            trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log)
+
+
 def _exit_words(exit_code):
     if exit_code is None:
         return "not started"
@@ -743,10 +797,9 @@ def _distribution(dimension):
     return FloatDistribution(dimension.low, dimension.high, log=dimension.log)
 
 
-def _sampler(plan):
+def _sampler(plan, seed=None):
     import optuna
 
-    seed = plan.options.seed
     if plan.search == "grid":
         return optuna.samplers.GridSampler({dimension.name: list(dimension.values) for dimension in plan.dimensions},
                                            seed=seed)
@@ -834,6 +887,8 @@ class _Started:
         self.process = process
         self.started = started
         self.log_path = log_path
+        self.relay = None  # The thread copying its stderr to ours, when it has no log file.
+        self.last_line = ""
 
 
 class Outcome:
@@ -857,6 +912,7 @@ class Outcome:
         self.log_path = log_path
         self.reason = reason
         self.queued = queued
+        self.last_line = ""  # The run's last line of output (usually its one-line error).
 
     def exit_status(self):
         """Returns the exit status in words: `exit 0`, `killed by SIGKILL`, `not started: ...`."""
@@ -874,7 +930,7 @@ def _say(message, stream=None):
     print(f"sweep.py: {message}", file=stream or sys.stdout, flush=True)
 
 
-def _start(trial, command, to_log):
+def _start(trial, command, to_log, resumes):
     """Starts a trial's run and returns its _Started.
 
     Raises:
@@ -887,13 +943,29 @@ def _start(trial, command, to_log):
         # sweep, which passes it on once. Reaching train.py twice would make it
         # stop at once instead of after the current step.
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT if log else None, process_group=0)
+                                   stderr=subprocess.STDOUT if log else subprocess.PIPE, process_group=0)
     finally:
         if log:
             log.close()  # The run holds its own copy.
-    again = f" (trial {trial.original} again, in its run)" if trial.original != trial.number else ""
+    started = _Started(trial, process, time.monotonic(), log_path)
+    if not log:  # Its errors go to the terminal as they come; the last line is kept for the sweep's report.
+        started.relay = threading.Thread(target=_relay_stderr, args=(process.stderr, started), daemon=True)
+        started.relay.start()
+    again = ""
+    if trial.original != trial.number:
+        again = f" (trial {trial.original} again, " + ("resuming its run)" if resumes else "from the start)")
     _say(f"trial {trial.number} started{again}: {trial.describe()}" + (f" (output: {log_path})" if log_path else ""))
-    return _Started(trial, process, time.monotonic(), log_path)
+    return started
+
+
+def _relay_stderr(stream, started):
+    """Copies a run's stderr to ours line by line, keeping its last non-empty line in `started.last_line`."""
+    for line in stream:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        if line.strip():
+            started.last_line = line.strip()
+    stream.close()
 
 
 def _not_started(shared, trial, error):
@@ -907,8 +979,12 @@ def _not_started(shared, trial, error):
 def _finish(shared, started):
     trial = started.trial
     code = started.process.returncode
-    frozen, queued = shared.settle(trial, code, _last_line(started.log_path) if started.log_path else "")
+    if started.relay is not None:
+        started.relay.join(5)  # The rest of its stderr, up to its end.
+    last = _last_line(started.log_path) if started.log_path else started.last_line
+    frozen, queued = shared.settle(trial, code, last)
     outcome = Outcome(trial, code, time.monotonic() - started.started, frozen, started.log_path, queued=queued)
+    outcome.last_line = last
     status = outcome.status()
     if status == "pruned":
         status += f" after epoch {frozen.user_attrs.get('epochs_completed', '?')}"
@@ -969,8 +1045,8 @@ def execute(shared, plan, only=None):
                     if not elsewhere:  # One ended or came back to the queue since we asked: ask again.
                         ask_at = 0.0
                     elif not waited:
-                        _say(f"waiting for {elsewhere} trial(s) running in other processes (a trial of theirs "
-                             "that stops comes back to the queue)")
+                        _say(f"waiting for {elsewhere} trial(s) running in other processes (one whose heartbeat "
+                             f"stops for {studies.GRACE_SECONDS} s is queued again, for this one to run)")
                         waited = True
             time.sleep(POLL_SECONDS)
     finally:
@@ -982,7 +1058,7 @@ def _launch(shared, trial, running, outcomes, to_log):
     command = [*shared.plan.train_command, *shared.plan.passthrough,
                *(f"--{name}={value}" for name, value in trial.flags), *shared.study_flags(trial)]
     try:
-        running[trial.number] = _start(trial, command, to_log)
+        running[trial.number] = _start(trial, command, to_log, shared.plan.resumes())
     except OSError as error:
         outcomes.append(_not_started(shared, trial, error))
 
@@ -1002,7 +1078,7 @@ def report(shared, plan, outcomes, relay):
     failed = [outcome for outcome in outcomes if outcome.failed()]
     for outcome in sorted(failed, key=lambda outcome: outcome.trial.number):
         line = f"trial {outcome.trial.number} failed ({outcome.exit_status()}): {outcome.trial.describe()}"
-        why = (_last_line(outcome.log_path) if outcome.log_path else "") or outcome.frozen.user_attrs.get("message")
+        why = outcome.last_line or outcome.frozen.user_attrs.get("message")
         if why and outcome.exit_code is not None:
             line += f" -- {why}"
         if outcome.log_path:
@@ -1071,8 +1147,12 @@ def main(argv):
         _say(f"search: {plan.chosen}")
     if shared.resumed:
         finished, running = shared.tally()
+        beyond = " (no more to run)" if finished >= plan.trials else ""
         _say(f"resuming study {plan.study_name!r} in {studies.shown_url(plan.storage)}: {finished} of "
-             f"{plan.trials} trial(s) finished, {running} running")
+             f"{plan.trials} trial(s) finished{beyond}, {running} running")
+    if plan.options.seed is not None and shared.process and not plan.is_grid():
+        _say(f"--seed {plan.options.seed}: the study's sweep process {shared.process + 1} draws from seed "
+             f"{plan.options.seed + shared.process}, so as not to repeat the trials its first process drew")
     only = None
     if plan.options.index is not None:
         only, why = shared.trial_of_combination(plan.grid[plan.options.index])

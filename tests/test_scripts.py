@@ -154,10 +154,10 @@ def test_index_runs_only_that_combination(sweep, tmp_path):
     assert result.returncode == 0, result.stderr
     (record,) = records(tmp_path / "sweep.jsonl")
     assert (record["hparams"]["tag"], record["hparams"]["code"]) == ("b", "0")
-    assert "trial 0 started: tag=b code=0" in result.stdout
+    assert "trial 2 started: tag=b code=0" in result.stdout  # Trial i is combination i.
     again = sweep("--grid", "tag=a,b", "--grid", "code=0,1", "--index", "2")  # A task of the array run twice.
     assert again.returncode == 0, again.stderr
-    assert "combination 2 (tag=b code=0) is finished as trial 0" in again.stdout
+    assert "combination 2 (tag=b code=0) is finished as trial 2" in again.stdout
     assert len(records(tmp_path / "sweep.jsonl")) == 1
 
     dry = sweep("--grid", "tag=a,b", "--grid", "code=0,1", "--index", "1", "--dry_run")

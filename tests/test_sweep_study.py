@@ -230,7 +230,7 @@ def test_the_seed_repeats_the_sequence_of_trials(tmp_path, fake):
      "--storage=postgresql://u@127.0.0.1:1/db: cannot be opened after 3 attempts: connection failed"),
     (["--space", "mlp_units=int:32:512", "--trials", "2", "--storage", "nonsense"],
      "--storage=nonsense: not a database URL"),
-    (["--space_file", "missing.yaml", "--trials", "2"], "--space_file=missing.yaml: cannot be read"),
+    (["--space_file", "missing.yaml", "--trials", "2"], "--space_file=missing.yaml: cannot read the file"),
 ])
 def test_a_bad_search_is_refused_before_any_trial_naming_the_entry(tmp_path, args, message):
     result = subprocess.run([sys.executable, SWEEP, *args], cwd=tmp_path, capture_output=True, text=True,

@@ -120,7 +120,8 @@ class OptunaTrial(keras.callbacks.Callback):
             if epoch not in self._reported:
                 self._trial.report(value, step=epoch)
                 self._reported.add(epoch)
-            prune = self._trial.should_prune()
+            # After the last epoch there is nothing left to save: the run completes, with its value.
+            prune = epoch + 1 < (self.params or {}).get("epochs", epoch + 2) and self._trial.should_prune()
         except Exception as error:  # A database down: training goes on.
             self._warn(f"cannot report epoch {epoch + 1} to trial {self.trial_number}: {_reason(error)}")
             return
