@@ -19,6 +19,9 @@ SWEEP_ATTR = "kerasrun"
 RUN_NAME_ATTR = "run_name"
 RUN_DIR_ATTR = "run_dir"
 STATUS_ATTR = "status"
+# On a failed trial's copy queued by sweep.py --retry_failed: the failed trial, and the first of its line.
+RETRIES_ATTR = "retries"
+RETRY_OF_ATTR = "retry_of"
 # A running trial's process records a heartbeat this often; one silent for
 # GRACE_SECONDS has died (a machine lost, a kill -9 of everything) and is queued again.
 HEARTBEAT_SECONDS = 5
@@ -152,14 +155,20 @@ def retries(trial):
 
 
 def retry_history(trial):
-    """Returns the numbers of the stopped trials a FrozenTrial retries, the first one first."""
+    """Returns the numbers of the trials a FrozenTrial stands in for (stopped, or failed and queued again)."""
     first = trial.system_attrs.get("failed_trial")
-    return trial.system_attrs.get("retry_history") or ([] if first is None else [first])
+    history = trial.system_attrs.get("retry_history") or ([] if first is None else [first])
+    return history + ([trial.user_attrs[RETRIES_ATTR]] if RETRIES_ATTR in trial.user_attrs else [])
+
+
+def superseded(trials):
+    """Returns the numbers of the trials another trial stands in for: they count no more."""
+    return {number for trial in trials for number in retry_history(trial)}
 
 
 def original_number(trial):
     """Returns the number of the trial that `trial` (a FrozenTrial) retries, or its own."""
-    first = trial.system_attrs.get("failed_trial")
+    first = trial.system_attrs.get("failed_trial", trial.user_attrs.get(RETRY_OF_ATTR))
     return trial.number if first is None else first
 
 

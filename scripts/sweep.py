@@ -156,6 +156,9 @@ def build_parser():
     parser.add_argument("--study", default=None, metavar="NAME",
                         help="The study's name in the storage; the same name resumes it. "
                              "Default: the results file's name without its extension.")
+    parser.add_argument("--retry_failed", action="store_true",
+                        help="Queue the study's failed trials again (once what failed them is fixed): they no "
+                             "longer count, and their copies run first.")
     parser.add_argument("--parallel", default="1", metavar="N",
                         help="Trials at once in this process; with more than 1, each trial's output goes to "
                              f"{LOGS_DIR}/<trial>.log. Default: 1.")
@@ -633,7 +636,7 @@ class SharedStudy:
         optuna.storages.fail_stale_trials(self.study)
         trials = self.trials()
         running = sum(1 for trial in trials if trial.state == optuna.trial.TrialState.RUNNING)
-        return sum(1 for trial in trials if studies.counts(trial)), running
+        return len(self.finished(trials)), running
 
     def next_trial(self):
         """Returns the next trial to run, as (number, params, the number of the trial it retries or its own), or None.
@@ -648,7 +651,8 @@ class SharedStudy:
         if finished + running >= self.plan.trials:
             return None
         trial = self.study.ask(self.distributions)
-        ahead = sum(1 for other in self.trials() if studies.counts(other) or (
+        trials = self.trials()
+        ahead = len(self.finished(trials)) + sum(1 for other in trials if (
             other.state == optuna.trial.TrialState.RUNNING and other.number < trial.number))
         if ahead >= self.plan.trials:
             # Given back through the storage: telling the study would run the sampler's end-of-trial hook
@@ -664,9 +668,11 @@ class SharedStudy:
         import optuna
 
         params = dict(run.flags)
-        for trial in self.trials():
+        trials = self.trials()
+        gone = studies.superseded(trials)
+        for trial in trials:
             # A queued trial holds its values as the ones it is to take (Optuna's fixed_params).
-            if (trial.params or trial.system_attrs.get("fixed_params")) != params:
+            if (trial.params or trial.system_attrs.get("fixed_params")) != params or trial.number in gone:
                 continue
             if trial.state == optuna.trial.TrialState.WAITING:
                 trial_id = studies.trial_id(self.storage, self.plan.study_name, trial.number)
@@ -698,6 +704,23 @@ class SharedStudy:
         return Trial(number, trial_id, [(name, _flag_text(frozen.params[name])) for name in self.distributions],
                      original, [dimension.name for dimension in self.plan.dimensions
                                 if dimension.distribution in ("uniform", "loguniform")])
+
+    def retry_failed(self):
+        """Queues every trial that failed for good again (--retry_failed); returns how many."""
+        trials = self.trials()
+        gone = studies.superseded(trials)
+        failed = [trial for trial in trials if studies.counts(trial) and trial.state.name == "FAIL"
+                  and trial.number not in gone]
+        for trial in failed:
+            # Its copy waits in the queue, under the same run's name, and stands in for it: it counts no more.
+            self.study.enqueue_trial(trial.params, user_attrs={studies.RETRIES_ATTR: trial.number,
+                                                               studies.RETRY_OF_ATTR: studies.original_number(trial)})
+        return len(failed)
+
+    def finished(self, trials):
+        """Returns the trials that count towards --trials: ended on their own, and not stood in for."""
+        gone = studies.superseded(trials)
+        return [trial for trial in trials if studies.counts(trial) and trial.number not in gone]
 
     def beat(self, trials):
         """Records the heartbeat of the trials this process runs."""
@@ -1090,13 +1113,15 @@ def report(shared, plan, outcomes, relay):
     # A password is not printed: the command then names where the URL goes.
     url = "'<the --storage URL>'" if studies.has_password(plan.storage) else shlex.quote(plan.storage)
     summary = f"python {shlex.quote(script)} --storage {url} --study {shlex.quote(plan.study_name)}"
+    if failed:
+        _say("a failed trial counts as finished; once what failed it is fixed, the same command with "
+             "--retry_failed runs it again", stream=sys.stderr)
     if relay.first is not None:
         queued = sum(1 for outcome in outcomes if outcome.queued is not None)
         _say(f"stopped by {signal.Signals(relay.first).name}: {queued} trial(s) interrupted and queued again; "
              "rerun the same command to resume the sweep", stream=sys.stderr)
         return 128 + relay.first
-    trials = shared.trials()
-    finished = [trial for trial in trials if studies.counts(trial)]
+    finished = shared.finished(shared.trials())
     states = collections.Counter(trial.state.name.lower() for trial in finished)
     _say(f"{len(finished)} of {plan.trials} trial(s) finished in study {plan.study_name!r} "
          f"({states['complete']} complete, {states['pruned']} pruned, {states['fail']} failed)")
@@ -1150,6 +1175,10 @@ def main(argv):
         beyond = " (no more to run)" if finished >= plan.trials else ""
         _say(f"resuming study {plan.study_name!r} in {studies.shown_url(plan.storage)}: {finished} of "
              f"{plan.trials} trial(s) finished{beyond}, {running} running")
+    if plan.options.retry_failed:
+        queued = shared.retry_failed()
+        _say(f"--retry_failed: {queued} failed trial(s) queued again" if queued else
+             "--retry_failed: the study has no failed trial")
     if plan.options.seed is not None and shared.process and not plan.is_grid():
         _say(f"--seed {plan.options.seed}: the study's sweep process {shared.process + 1} draws from seed "
              f"{plan.options.seed + shared.process}, so as not to repeat the trials its first process drew")

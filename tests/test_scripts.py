@@ -60,7 +60,7 @@ if interrupted:
     write("interrupted", 130)
     sys.exit(130)
 print(f"fake train.py output of {tag}")
-code = int(flags.get("code", "0"))
+code = int(os.environ.get("FAKE_CODE", flags.get("code", "0")))
 write("completed" if code == 0 else "failed", code)
 if "optuna_storage" in flags:  # Ends its trial as train.py's optuna callback family does.
     import optuna
@@ -202,7 +202,7 @@ def test_failed_runs_make_exit_status_1_and_are_named(sweep, tmp_path):
     result = sweep("--grid", "code=0,3", "--grid", "tag=x,y", "--parallel", "2")
     assert result.returncode == 1
     assert len(records(tmp_path / "sweep.jsonl")) == 4  # The failures did not stop the others.
-    failed = [line for line in result.stderr.splitlines() if "failed" in line]
+    failed = [line for line in result.stderr.splitlines() if line.startswith("sweep.py: trial") and "failed" in line]
     assert len(failed) == 2
     assert sorted(line.split(": ", 2)[2][:12] for line in failed) == ["code=3 tag=x", "code=3 tag=y"]
     assert all(re.match(r"sweep.py: trial \d failed \(exit 3\): code=3 tag=. -- fake train.py output of . "
@@ -292,7 +292,9 @@ def test_a_run_that_ends_without_ending_its_trial_is_a_failed_trial(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "sweep.py: trial 0 failed (exit 0): a=1 -- the run ended (exit 0) without ending its trial in the study"]
+        "sweep.py: trial 0 failed (exit 0): a=1 -- the run ended (exit 0) without ending its trial in the study",
+        "sweep.py: a failed trial counts as finished; once what failed it is fixed, the same command with "
+        "--retry_failed runs it again"]
     assert "results in" not in result.stdout  # No run wrote sweep.jsonl.
 
 

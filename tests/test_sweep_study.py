@@ -29,8 +29,12 @@ def load(url, name):
 
 
 def counted(trials):
-    return [trial for trial in trials if trial.state.name in ("COMPLETE", "PRUNED")
-            or (trial.state.name == "FAIL" and trial.user_attrs.get("status") in ("nan", "failed"))]
+    """The trials that count towards --trials: ended on their own (a failure too), and no other stands in for."""
+    gone = {number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
+    gone |= {trial.user_attrs["retries"] for trial in trials if "retries" in trial.user_attrs}
+    return [trial for trial in trials if trial.number not in gone and (
+        trial.state.name in ("COMPLETE", "PRUNED")
+        or (trial.state.name == "FAIL" and trial.user_attrs.get("status") in ("nan", "failed")))]
 
 
 def started_numbers(*outputs):
@@ -202,6 +206,34 @@ def test_the_seed_repeats_the_sequence_of_trials(tmp_path, fake):
         drawn.append([(trial.params["score"], trial.params["tag"])
                       for trial in load(f"sqlite:///{tmp_path / folder / 'sweep.db'}", "sweep").get_trials()])
     assert drawn[0] == drawn[1] and len(set(drawn[0])) == 3
+    # Extended, or run by a second process, the study draws on from another seed: no trial is drawn again.
+    more = subprocess.run(
+        [sys.executable, SWEEP, "--train_command", fake, "--search", "random", "--trials", "6", "--seed", "7",
+         "--space", "score=uniform:0:1", "--space", "tag=choice:a,b,c"],
+        cwd=tmp_path / "one", capture_output=True, text=True, timeout=60)
+    assert more.returncode == 0, more.stderr
+    assert "--seed 7: the study's sweep process 2 draws from seed 8" in more.stdout
+    scores = [trial.params["score"] for trial in load(f"sqlite:///{tmp_path / 'one' / 'sweep.db'}", "sweep").get_trials()]
+    assert len(scores) == 6 and len(set(scores)) == 6
+
+
+def test_failed_trials_count_until_retry_failed_queues_them_again(tmp_path, fake):
+    command = [sys.executable, SWEEP, "--train_command", fake, "--grid", "code=0,3", "--grid", "tag=x,y"]
+    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 1
+    assert "the same command with --retry_failed runs it again" in first.stderr
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and " started" not in again.stdout  # Finished, failures included.
+    fixed = subprocess.run([*command, "--retry_failed"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "FAKE_CODE": "0"})
+    assert fixed.returncode == 0, fixed.stderr
+    assert "--retry_failed: 2 failed trial(s) queued again" in fixed.stdout
+    trials = load(f"sqlite:///{tmp_path / 'sweep.db'}", "sweep").get_trials()
+    assert [trial.state.name for trial in counted(trials)] == ["COMPLETE"] * 4
+    # Each copy runs under its failed trial's run name.
+    copies = trials[4:]
+    assert [trial.user_attrs["run_name"] for trial in copies] == ["sweep-2", "sweep-3"]
+    assert "4 of 4 trial(s) finished in study 'sweep' (4 complete, 0 pruned, 0 failed)" in fixed.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -231,6 +263,13 @@ def test_the_seed_repeats_the_sequence_of_trials(tmp_path, fake):
     (["--space", "mlp_units=int:32:512", "--trials", "2", "--storage", "nonsense"],
      "--storage=nonsense: not a database URL"),
     (["--space_file", "missing.yaml", "--trials", "2"], "--space_file=missing.yaml: cannot read the file"),
+    (["--grid", "mlp_units=16", "--study", "a/b"], "--study=a/b: names each trial's run a/b-<trial>, which "
+                                                  "train.py refuses: --run_name=a/b-0: must be a plain directory name"),
+    (["--grid", "mlp_units=16", "--storage", "sqlite://"], "--storage=sqlite://: an in-memory database ends with"),
+    (["--grid", "mlp_units=16", "--storage", "postgres://u:pw@h/db"],
+     "--storage=postgres://u:***@h/db: write postgresql://, the name SQLAlchemy knows"),
+    (["--grid", "mlp_units=16", "--storage", "sqlite:////no/such/folder/s.db"],
+     "--storage=sqlite:////no/such/folder/s.db: the folder /no/such/folder does not exist"),
 ])
 def test_a_bad_search_is_refused_before_any_trial_naming_the_entry(tmp_path, args, message):
     result = subprocess.run([sys.executable, SWEEP, *args], cwd=tmp_path, capture_output=True, text=True,
