@@ -27,9 +27,12 @@ and stops when the study says it is doing worse than the others: it ends like an
 with status `pruned` and exit status 4, and keeps its run directory.
 
 Rerunning the same command resumes the sweep: finished trials are kept and counted; a trial that
-was interrupted (Ctrl-C, SIGTERM, kill -9 of its run) is queued again and resumes its run from
-its backup with --backup_and_restore True (else runs again). Ctrl-C (or SIGTERM) is passed on to
-the running trials, which stop after their current step and write their results.
+was interrupted (Ctrl-C, SIGTERM, kill -9 of its run) is queued again, up to three times, and
+resumes its run from its backup with --backup_and_restore True (else runs again). A failed trial
+counts as finished; --retry_failed runs the failed ones again once their cause is fixed. Ctrl-C
+(or SIGTERM) is passed on to the running trials, which stop after their current step and write
+their results. With --seed, each process on a study draws from a seed of its own (the seed plus
+the number of processes before it), so a rerun or a second machine does not repeat its trials.
 
 With --parallel N > 1 a trial's own output goes to sweep_logs/<trial>.log instead of the terminal.
 
