@@ -13,10 +13,11 @@ is not given and Debian's server binaries are there, as the tests start it):
   sweep's wall time less its start-up and the time its trials' processes ran
   (each trial here is a stand-in that only opens the study and ends its
   trial, as train.py does at its end).
-- What the study costs inside train.py: opening the storage and loading the
-  trial when the run starts, and reporting each epoch's value (with a
-  median pruner's decision) and recording a heartbeat, as the `optuna`
-  callback family does, timed in this process over many calls.
+- What the study costs inside train.py: importing Optuna (in a fresh
+  process), opening the storage and loading the trial when the run starts,
+  and reporting each epoch's value (with a median pruner's decision) and
+  recording a heartbeat, as the `optuna` callback family does, timed in this
+  process over many calls.
 """
 
 import argparse
@@ -117,6 +118,13 @@ def time_in_run(url, epochs=200):
             "heartbeat_s": statistics.median(heartbeat)}
 
 
+def time_import(repeats=5):
+    """The median seconds a fresh process takes to import Optuna (and SQLAlchemy), which a trial's train.py pays."""
+    code = "import time; started = time.perf_counter(); import optuna; print(time.perf_counter() - started)"
+    return statistics.median(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                  check=True).stdout) for _ in range(repeats))
+
+
 @contextlib.contextmanager
 def postgres_url(given):
     if given:
@@ -144,13 +152,17 @@ def main(argv):
         storages = {"sqlite": f"sqlite:///{os.path.join(folder, 'sweep.db')}", **({"postgresql": pg} if pg else {})}
         for kind, url in storages.items():
             figures[kind] = {**time_sweep(url, options.trials, folder), **time_in_run(url)}
+    figures["import_optuna_s"] = time_import()
     print("| storage | sweep start-up | sweep per trial | stand-in trial process | open study in train.py "
           "| report + prune per epoch | heartbeat |")
     print("|---|---|---|---|---|---|---|")
     for kind, values in figures.items():
+        if not isinstance(values, dict):
+            continue
         print(f"| {kind} | {values['startup_s']:.2f} s | {values['per_trial_s'] * 1000:.0f} ms "
               f"| {values['trial_process_s']:.2f} s | {values['open_s'] * 1000:.0f} ms "
               f"| {values['report_and_prune_s'] * 1000:.1f} ms | {values['heartbeat_s'] * 1000:.1f} ms |")
+    print(f"Importing Optuna in a trial's train.py: {figures['import_optuna_s']:.2f} s")
     if options.json:
         with open(options.json, "w") as stream:
             json.dump(figures, stream, indent=2)
