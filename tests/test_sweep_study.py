@@ -352,3 +352,31 @@ def test_two_sweeps_creating_one_study_at_once_run_each_combination_once(tmp_pat
         (tag, score) for tag in "abcd" for score in "12"]
     numbers = started_numbers(*(out for out, _ in outputs))
     assert sorted(numbers) == list(range(8))
+
+
+@pytest.mark.parametrize("pruner, passed, absent", [
+    ("hyperband", ["--optuna_pruner=hyperband", "--optuna_pruner_warmup_epochs=1"], "--optuna_pruner_startup_trials"),
+    ("median", ["--optuna_pruner=median", "--optuna_pruner_startup_trials=2", "--optuna_pruner_warmup_epochs=1"],
+     None),
+    ("none", ["--optuna_pruner=none"], "--optuna_pruner_warmup_epochs"),
+])
+def test_each_trial_gets_the_study_and_the_options_of_its_pruner(tmp_path, fake, pruner, passed, absent):
+    result = subprocess.run(
+        [sys.executable, SWEEP, "--train_command", fake, "--grid", "score=1", "--pruner", pruner,
+         "--pruner_startup_trials", "2", "--pruner_warmup_epochs", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (record,) = [json.loads(line) for line in (tmp_path / "sweep.jsonl").read_text().splitlines()]
+    argv = record["argv"]
+    assert argv[-len(passed) - 5:-len(passed)] == [
+        "--optuna=True", f"--optuna_storage=sqlite:///{tmp_path / 'sweep.db'}", "--optuna_study=sweep",
+        "--optuna_trial=0", "--optuna_monitor="]
+    assert argv[-len(passed):] == passed
+    assert absent is None or not any(word.startswith(absent) for word in argv)
+    import optuna
+
+    from kerasrun.core.study import make_pruner
+
+    built = {"hyperband": optuna.pruners.HyperbandPruner, "median": optuna.pruners.MedianPruner,
+             "none": optuna.pruners.NopPruner}[pruner]
+    assert isinstance(make_pruner(pruner, 2, 1), built)
