@@ -75,8 +75,8 @@ def train_pids(study_name):
     return pids
 
 
-# END-TO-END: a TPE search of 8 trials with a median pruner; SIGTERM to the sweep halfway, the same command again,
-# kill -9 of one of its trials (resumed from its backup), then the study's plots.
+# END-TO-END: a TPE search of 8 trials with a median pruner; kill -9 of one trial's train.py (queued again, it
+# resumes its run from its backup), SIGTERM to the sweep halfway, the same command again, then the study's plots.
 def test_a_tpe_search_prunes_resumes_after_a_kill_and_finishes_exactly_its_trials(tmp_path):
     command = [
         sys.executable, SWEEP, "--search", "tpe", "--trials", "8", "--seed", "4", "--parallel", "2",
@@ -85,13 +85,28 @@ def test_a_tpe_search_prunes_resumes_after_a_kill_and_finishes_exactly_its_trial
         # seed 4 the first three trials learn (TPE draws its first ten at random, from the seed), so a
         # poor one is always compared with trials that learnt.
         "--space", "learning_rate=choice:0.005,1e-7", "--space", "mlp_units=int:16:64:log",
-        "--", "--epochs", "3", "--verbose", "0", "--backup_and_restore", "True", "--seed", "1",
+        "--", "--epochs", "3", "--verbose", "2", "--backup_and_restore", "True", "--seed", "1",
     ]
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
+
+    def a_trial_in_its_second_epoch():
+        """(pid, run name) of a trial's train.py that has begun epoch 2, so its backup of epoch 1 is written."""
+        for pid in train_pids("sweep"):
+            with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                words = stream.read().decode().split("\0")
+            number = next(word.split("=", 1)[1] for word in words if word.startswith("--optuna_trial="))
+            log = tmp_path / "sweep_logs" / f"{number}.log"
+            if log.exists() and "Epoch 2/3" in log.read_text():
+                return pid, next(word.split("=", 1)[1] for word in words if word.startswith("--run_name="))
+        return None
+
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: (tmp_path / "sweep.db").exists() and finished_count(url, "sweep") >= 3,
-                 "three finished trials", first)
+        # The first trials learn for three epochs: one of them is caught in its second.
+        wait_for(lambda: a_trial_in_its_second_epoch() is not None, "a trial in its second epoch", first)
+        victim, victim_run = a_trial_in_its_second_epoch()
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: finished_count(url, "sweep") >= 3, "three finished trials", first)
         first.send_signal(signal.SIGTERM)
         out1, err1 = first.communicate(timeout=120)
     finally:
@@ -99,25 +114,12 @@ def test_a_tpe_search_prunes_resumes_after_a_kill_and_finishes_exactly_its_trial
             first.kill()
     assert first.returncode == 143, out1 + err1
     assert "stopped by SIGTERM" in err1
+    assert "(killed by SIGKILL): interrupted; queued again as trial" in out1
     finished_before = len(counted(load(url, "sweep").get_trials()))
     assert 3 <= finished_before < 8
 
     second = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # kill -9 one trial's train.py once its run has a backup (an epoch done): it comes back and resumes it.
-        def a_trial_with_a_backup():
-            for pid in train_pids("sweep"):
-                with open(f"/proc/{pid}/cmdline", "rb") as stream:
-                    words = stream.read().decode().split("\0")
-                name = next(word.split("=", 1)[1] for word in words if word.startswith("--run_name="))
-                backup = tmp_path / "tensorboard_logs" / name / "backup"
-                if backup.is_dir() and os.listdir(backup):
-                    return pid, name
-            return None
-
-        wait_for(lambda: a_trial_with_a_backup() is not None, "a trial with a backup", second)
-        victim, victim_run = a_trial_with_a_backup()
-        os.kill(victim, signal.SIGKILL)
         out2, err2 = second.communicate(timeout=400)
     finally:
         if second.poll() is None:
@@ -134,11 +136,13 @@ def test_a_tpe_search_prunes_resumes_after_a_kill_and_finishes_exactly_its_trial
     run_names = [trial.user_attrs["run_name"] for trial in done]
     assert len(run_names) == len(set(run_names))
     # The killed trial was queued again and its retry continued the same run directory from its backup.
-    assert "killed by SIGKILL): interrupted; queued again as trial" in out2
     (resumed,) = [trial for trial in done if trial.user_attrs["run_name"] == victim_run]
     assert resumed.system_attrs.get("failed_trial") is not None
     results = json.loads((tmp_path / "tensorboard_logs" / victim_run / "results.json").read_text())
     assert results["run_dir"].endswith(victim_run) and results["status"] in ("completed", "pruned")
+    assert not (tmp_path / "tensorboard_logs" / f"{victim_run}-2").exists()
+    logs = "".join(log.read_text() for log in (tmp_path / "sweep_logs").iterdir())
+    assert f"Resuming the interrupted run in tensorboard_logs/{victim_run}" in logs
     # Pruned: the bad learning rate stopped early, recorded as such by the run and by the study.
     pruned = [trial for trial in done if trial.state.name == "PRUNED"]
     poor = [trial for trial in done if trial.params["learning_rate"] == "1e-7"]
