@@ -406,6 +406,7 @@ class Plan:
         self.grid = []  # Every combination, when every dimension lists its values.
         self.backup = False  # Whether the runs keep a backup (--backup_and_restore), to resume from.
         self.train_flags = None  # train.py's flags after --, as it reads them: {flag: value}.
+        self.chosen = None  # The search the sweep chose for the user, and why (None: --search given).
 
     def resumes(self):
         """Whether a trial queued again resumes its run (from its backup) rather than starting over."""
@@ -523,8 +524,6 @@ def _choose_search(plan):
         plan.search = "grid" if lists else "tpe"
         plan.chosen = ("grid: every dimension lists its values" if lists
                        else "tpe: the space has ranges (--search random samples them at random)")
-    else:
-        plan.chosen = None
     if plan.search == "grid" and not lists:
         ranged = next(dimension for dimension in plan.dimensions if not dimension.is_list())
         raise UsageError(f"--search=grid: {ranged.label} is a range; a grid needs its values listed "
