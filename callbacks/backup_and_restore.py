@@ -1,6 +1,6 @@
 """BackupAndRestore: keep a backup of the training state to resume an interrupted run."""
 
-from kerasrun.callbacks.family import CallbackFamily, default_in_run_dir
+from kerasrun.callbacks.family import CallbackFamily, default_in_run_dir, saves_every
 from kerasrun.core.options import Arg, Bool, IntOrChoice, Str
 from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
 
@@ -33,4 +33,5 @@ FAMILY = CallbackFamily(
     in_run_dir=default_in_run_dir("backup_dir", BACKUP_DIR),
     worker_overrides={"backup_dir": None},
     idle_hooks=idle_batch_end_when_saving_each_epoch,
+    batch_needs=saves_every("--backup_and_restore_save_freq"),
 )

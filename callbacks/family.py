@@ -18,6 +18,16 @@ def default_in_run_dir(arg_name, *parts):
     return in_run_dir
 
 
+def saves_every(flag):
+    """Returns a family's `batch_needs` for a save_freq option: every N batches when it is a number."""
+
+    def batch_needs(values):
+        every = values["save_freq"]
+        return None if every == "epoch" else (every, f"{flag} saves every {every} batches")
+
+    return batch_needs
+
+
 @dataclasses.dataclass(frozen=True)
 class CallbackFamily(OptionGroup):
     """A flag group that builds one Keras callback.
@@ -69,6 +79,12 @@ class CallbackFamily(OptionGroup):
         idle_hooks: Optional `idle_hooks(callback)` returning the names of the
             built callback's hooks that have nothing to do under its
             settings; the runner does not call them (runner/dispatch.py).
+        batch_needs: Optional `batch_needs(values)` returning (every, why)
+            when the callback acts on batches under its options: it must see
+            every batch (`every` 1) or every `every`-th batch, counted over
+            the whole run; `why` says so in a few words. None when it acts
+            on epochs only. `--steps_per_execution auto` runs as many steps
+            per call as keeps those batches visible (callbacks/stepping.py).
     """
 
     keras_class: str = ""
@@ -86,6 +102,7 @@ class CallbackFamily(OptionGroup):
     resume_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     closes_on_interrupt: bool = False
     idle_hooks: Optional[Callable] = None
+    batch_needs: Optional[Callable] = None
     switchable: bool = True
 
     def all_args(self):

@@ -37,4 +37,6 @@ FAMILY = CallbackFamily(
     ),
     check=_check,
     adapt=_adapt,
+    batch_needs=lambda values: next(((1, f"--lambda_callback_{hook} runs on every batch")
+                                     for hook in _HOOKS if "batch" in hook and values[hook] is not None), None),
 )

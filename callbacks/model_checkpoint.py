@@ -4,7 +4,7 @@ import os
 import re
 import string
 
-from kerasrun.callbacks.family import CallbackFamily
+from kerasrun.callbacks.family import CallbackFamily, saves_every
 from kerasrun.callbacks.monitor import MODE, check_monitor_direction, monitor_arg
 from kerasrun.core.options import Arg, Bool, Float, Int, IntOrChoice, Str, at_least, optional, when
 from kerasrun.keras_fixes import idle_batch_end_when_saving_each_epoch
@@ -175,4 +175,5 @@ FAMILY = CallbackFamily(
     # best: save_best_only's; best_model_value: best.keras's; started: which files count for keep.
     resume_state=("best", "best_model_value", "started"),
     idle_hooks=idle_batch_end_when_saving_each_epoch,
+    batch_needs=saves_every("--model_checkpoint_save_freq"),
 )

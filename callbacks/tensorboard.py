@@ -42,6 +42,20 @@ def _adapt(values, run, config):
     return values
 
 
+def _batch_needs(values):
+    """TensorBoard's batch work: profiles count single batches, and summaries every update_freq batches."""
+    if values["profile_batch"] not in (0, (0, 0), [0, 0]):
+        return 1, "--tensorboard_profile_batch profiles single batches"
+    update = values["update_freq"]
+    if update == "epoch":
+        return None
+    if update == "batch" or update == 1:
+        return 1, "--tensorboard_update_freq writes every batch"
+    if values["write_steps_per_second"]:  # Keras times each call: its rate would be of calls, not of steps.
+        return 1, "--tensorboard_write_steps_per_second with --tensorboard_update_freq times every batch"
+    return update, f"--tensorboard_update_freq writes every {update} batches"
+
+
 FAMILY = CallbackFamily(
     name="tensorboard",
     title="TensorBoard",
@@ -73,4 +87,5 @@ FAMILY = CallbackFamily(
     in_run_dir=_in_run_dir,
     adapt=_adapt,
     closes_on_interrupt=True,
+    batch_needs=_batch_needs,
 )

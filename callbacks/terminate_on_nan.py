@@ -12,4 +12,5 @@ FAMILY = CallbackFamily(
         Arg("raise_error", Bool(), False,
             "Stop at once, skipping the other callbacks' end-of-training work (a backup is kept)."),
     ),
+    batch_needs=lambda values: (1, "--terminate_on_nan checks the loss of every batch"),
 )

@@ -96,9 +96,12 @@ TRAINING = OptionGroup(
         Arg("deterministic", Bool(), False,
             "Use TensorFlow's deterministic ops, so runs with the same --seed give identical metrics "
             "(slower)."),
-        Arg("steps_per_execution", Int(), 1,
-            "Training steps run per call into TensorFlow; more cuts Python overhead for small models "
-            "(callbacks then see batches in groups).", at_least(1)),
+        Arg("steps_per_execution", IntOrChoice("auto", minimum=1), "auto",
+            "Training steps run per call into the backend; more cuts the per-step overhead, which dominates "
+            "for small models (callbacks then see batches in groups). auto picks as many as helps while every "
+            "callback still sees each batch it acts on (1 with TerminateOnNaN, batch-level TensorBoard, "
+            "LambdaCallback batch hooks or a --callbacks class with batch hooks; a divisor of every save_freq "
+            "and update_freq); the run prints the number and why."),
         Arg("jit_compile", Choice("auto", "true", "false"), "auto",
             "Compile the train step with XLA: auto lets Keras decide."),
         Arg("mixed_precision", Choice("none", "mixed_float16", "mixed_bfloat16"), "none",

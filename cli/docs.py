@@ -50,6 +50,7 @@ def dry_run_text(config, run, data_lines=None):
     """
     import yaml
 
+    from kerasrun.callbacks import stepping
     from kerasrun.callbacks.builder import enabled_families
     from kerasrun.cli.config import saved_config
 
@@ -57,7 +58,8 @@ def dry_run_text(config, run, data_lines=None):
              yaml.safe_dump(saved_config(config), sort_keys=False, allow_unicode=True).rstrip(), "",
              *_model_lines(config)]
     if data_lines is None:
-        lines += ["# Data: loaded by the run (a download, image folder, plug-in loader or streamed file)", ""]
+        lines += ["# Data: loaded by the run (a download, image folder, plug-in loader or streamed file)",
+                  f"#   {stepping.choose(config, None, stepping.own_classes(config)).line}", ""]
     else:
         lines += ["# Data, loaded and checked as the run will:",
                   *(f"#   {line}" for text in data_lines for line in text.splitlines()), ""]

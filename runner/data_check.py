@@ -5,7 +5,10 @@ digits, .npz files, CSV files held in memory), so --dry_run can load them
 and refuse what the run would refuse, and print the lines the run would print.
 """
 
+import math
+
 from kerasrun import datasets, models
+from kerasrun.callbacks import stepping
 from kerasrun.cli.config import check_against_data, flag_label
 from kerasrun.core import losses_metrics
 from kerasrun.datasets import arrays, builtin, csv_stream, sources, tabular
@@ -74,7 +77,8 @@ def dry_run_lines(config):
     data, weights = checked_data(config)
     if models.builds_head(config.model):  # The model's output is the head's: its width is known before it is built.
         checked_loss(config, data, data.head.units)
-    return data_lines(config, data, weights)
+    steps_per_epoch = math.ceil(arrays.part_size(data.train) / config.batch_size)
+    return [*data_lines(config, data, weights), stepping.choose(config, steps_per_epoch, stepping.own_classes(config)).line]
 
 
 def splits_line(data):

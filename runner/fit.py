@@ -13,11 +13,12 @@ import shutil
 import sys
 
 from kerasrun import datasets, keras_fixes, models
+from kerasrun.callbacks import stepping
 from kerasrun.callbacks.builder import build_callbacks, family_of
 from kerasrun.callbacks.monitor import ranked_monitor
 from kerasrun.cli.config import Config, changed_flags, saved_config, worker_overrides
 from kerasrun.core import files
-from kerasrun.datasets import tabular
+from kerasrun.datasets import arrays, tabular
 from kerasrun.core.errors import PluginError, UsageError, first_line, one_line, wants_traceback
 from kerasrun.core.plugins import where_in_users_code
 from kerasrun.keras_fixes import multi_worker
@@ -145,6 +146,7 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
     except PluginError as error:  # A --callbacks class raised when constructed.
         return failed_outcome(f"error: {error}", epoch_log)
     reporter = next((c for c in callbacks if getattr(family_of(c), "name", None) == "optuna"), None)
+    set_steps_per_execution(config, model, pipelines.data, callbacks, distribution)
     if stop.received:  # While the callbacks were made (a slow --callbacks class, say).
         return Outcome("interrupted", stop.exit_code(), stop.reason(), epoch_log, trial=reporter)
     assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log)
@@ -175,6 +177,15 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
             message += (f"; the model is saved, and python train.py --mode evaluate --model {shlex.quote(paths.dir)} "
                         f"--dataset {shlex.quote(config.dataset)} scores it")
     return Outcome(status, exit_code, message, epoch_log, products, reporter)
+
+
+def set_steps_per_execution(config, model, data, callbacks, distribution):
+    """Sets the steps the model runs per call into the backend (callbacks/stepping.py), and says how many and why."""
+    steps_per_epoch = math.ceil(arrays.part_size(data.train) / config.batch_size)
+    choice = stepping.choose(config, steps_per_epoch, [c for c in callbacks if family_of(c) is None])
+    model.steps_per_execution = choice.steps  # Read when fit makes its train function, once per model.
+    if distribution.is_chief:
+        print(choice.line, flush=True)
 
 
 def failed_outcome(message, epoch_log):
@@ -269,7 +280,8 @@ def build_and_compile(config, data):
         optimizer=make_optimizer(config),
         loss=make_loss(loss, data.head, data.label_kind, outputs, config.label_smoothing),
         metrics=make_metrics(config.metrics, data.head, data.label_kind, outputs),
-        steps_per_execution=config.steps_per_execution,
+        # auto is chosen once the callbacks are built (set_steps_per_execution).
+        steps_per_execution=1 if config.steps_per_execution == "auto" else config.steps_per_execution,
         jit_compile={"auto": "auto", "true": True, "false": False}[config.jit_compile],
     )
     return model
