@@ -1,11 +1,13 @@
 """A hand-written Keras training script, as users write one: what benchmarks/bench.py compares train.py with.
 
-    python benchmarks/bare_keras.py [--repeat 20] [--batch_size 32] [--epochs 8]
+    python benchmarks/bare_keras.py [--repeat 20] [--batch_size 32] [--epochs 8] [--steps_per_execution 1]
+                                    [--backend tensorflow|jax]
 
 Loads the bundled digits with NumPy, scales them to [0, 1], adds a channel
 axis, repeats the training set --repeat times, builds train.py's default
 model (`mlp`, taken from the repository so that it is the same model),
-compiles it as train.py does by default and calls `model.fit` on the arrays.
+compiles it as train.py does by default (with the steps per execution given) and calls
+`model.fit` on the arrays, on the Keras backend given.
 With $EPOCH_TIMER_FILE set, the wall time of every epoch is written there
 (see epoch_timer.py); with $TIME_MARK_FILE set, the time the first step
 finished, and training stops there.
@@ -36,7 +38,7 @@ def load_digits(repeat=1):
     return (np.concatenate([x_train] * repeat), np.concatenate([y_train] * repeat)), (x_val, y_val)
 
 
-def build_model():
+def build_model(steps_per_execution=1):
     """Returns train.py's default model, compiled as train.py compiles it by default."""
     import keras
 
@@ -49,6 +51,7 @@ def build_model():
         optimizer=keras.optimizers.Adam(LEARNING_RATE),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
     )
     return model
 
@@ -58,9 +61,12 @@ def main():
     parser.add_argument("--repeat", type=int, default=1, help="times the training set is repeated")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--steps_per_execution", type=int, default=1)
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["KERAS_BACKEND"] = args.backend
     import keras
 
     sys.path.insert(0, HERE)
@@ -68,7 +74,7 @@ def main():
 
     keras.utils.set_random_seed(SEED)
     (x, y), (x_val, y_val) = load_digits(args.repeat)
-    model = build_model()
+    model = build_model(args.steps_per_execution)
     callbacks = [FirstStepTimer() if os.environ.get(TIME_MARK_FILE_ENV) else EpochTimer()]
     model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs,
               validation_data=(x_val, y_val), verbose=0, callbacks=callbacks)

@@ -6,15 +6,20 @@ Everything runs in fresh child processes on this machine, in one invocation,
 and is reported as ratios next to the issue's targets:
 
 - steady-state seconds per epoch of train.py and of benchmarks/bare_keras.py
-  (the same model, data, batch size and epochs; the bundled digits repeated
+  (the same model, data, batch size, epochs and steps per execution: those
+  train.py's --steps_per_execution auto picks; the bundled digits repeated
   to the size of MNIST), at batch size 32 and 256;
+- train.py's default (auto steps per execution) against one step per call;
+- train.py --backend jax against train.py on TensorFlow, and against
+  bare Keras on JAX;
 - the compute ceiling (benchmarks/ceiling.py): the same train step on one
-  cached batch in a tight compiled loop, priced per epoch, and train.py with
-  --steps_per_execution against it;
+  cached batch in a tight compiled loop, priced per epoch, and train.py
+  against it;
 - train.py with every epoch-level callback group on against none, and each
   callback's own time per epoch measured inside one run (callback_time.py);
 - start-up: --help, a usage error, --dry_run and the first finished training
-  step, against `python -c "import tensorflow"`;
+  step, against `python -c "import tensorflow"`; on JAX, the first step
+  against `python -c "import jax"`;
 - peak memory on the bundled digits and on two generated image folders, one
   ten times the other.
 
@@ -68,7 +73,6 @@ TIME_MARK_FILE_ENV = "TIME_MARK_FILE"
 
 WARM_UP_EPOCHS = 2
 SMALL_BATCH, LARGE_BATCH = 32, 256
-STEPS_PER_EXECUTION = 32  # For a row that shows what the runner's own speed flag gains.
 IMAGE_SIZE = 32
 IMAGE_CLASSES = 10
 
@@ -295,13 +299,26 @@ class Bench:
 # ---------------------------------------------------------------- epoch times
 
 
-def epoch_configurations(bench, npz_path):
+def auto_steps(training_examples, batch_size):
+    """Returns the steps per execution train.py's --steps_per_execution auto picks here (no batch callbacks)."""
+    import runpy
+
+    runpy.run_path(os.path.join(REPO, "__init__.py"))  # Registers the package `kerasrun`.
+    from kerasrun.callbacks.stepping import choose
+    from kerasrun.cli.config import resolve
+
+    return choose(resolve(["train.py"]), -(-training_examples // batch_size)).steps
+
+
+def epoch_configurations(bench, npz_path, training_examples):
     """Returns {name: command} of every run whose epochs are timed."""
     s = bench.settings
     epochs = f"--epochs={s['epochs']}"
 
     def bare(batch_size, *extra):
-        return [sys.executable, BARE, f"--repeat={s['repeat']}", f"--batch_size={batch_size}", epochs, *extra]
+        # With the steps per call train.py picks: what the script would do written with that setting.
+        return [sys.executable, BARE, f"--repeat={s['repeat']}", f"--batch_size={batch_size}", epochs,
+                f"--steps_per_execution={auto_steps(training_examples, batch_size)}", *extra]
 
     def train(batch_size, *extra):
         return bench.train_command(f"--dataset=npz:{npz_path}", f"--batch_size={batch_size}", epochs,
@@ -315,7 +332,9 @@ def epoch_configurations(bench, npz_path):
         "train_32_all_callbacks": train(SMALL_BATCH, *EVERY_CALLBACK),
         "bare_256": bare(LARGE_BATCH),
         "train_256": train(LARGE_BATCH),
-        "train_32_steps_per_execution": train(SMALL_BATCH, f"--steps_per_execution={STEPS_PER_EXECUTION}"),
+        "train_32_one_step": train(SMALL_BATCH, "--steps_per_execution=1"),
+        "train_32_jax": train(SMALL_BATCH, "--backend=jax"),
+        "bare_32_jax": bare(SMALL_BATCH, "--backend=jax"),
     }
 
 
@@ -328,23 +347,26 @@ COMPARISONS = (
     ("train_32_again", "train_32", "callback_rounds"),
     ("train_32_epoch_callbacks", "train_32", "callback_rounds"),
     ("train_32_all_callbacks", "train_32", "rounds"),
+    ("train_32", "train_32_one_step", "rounds"),
+    ("train_32_jax", "train_32", "rounds"),
+    ("train_32_jax", "bare_32_jax", "rounds"),
 )
 # Runs compared with the compute ceiling only: run alone, once per round.
-ALONE = ("train_32_steps_per_execution",)
+ALONE = ()
 
 
 def pair_name(value, reference):
     return f"{value} vs {reference}"
 
 
-def time_epochs(bench, npz_path):
+def time_epochs(bench, npz_path, training_examples):
     """Runs the timed configurations round after round.
 
     Returns {pair_name: {value: [record, ...], reference: [record, ...]}}
     for COMPARISONS, and {name: [record, ...]} for ALONE, one record (as
     Bench.interleaved_epochs returns) per round.
     """
-    runs = epoch_configurations(bench, npz_path)
+    runs = epoch_configurations(bench, npz_path, training_examples)
     epochs = {pair_name(value, reference): {value: [], reference: []} for value, reference, _ in COMPARISONS}
     epochs.update({name: [] for name in ALONE})
     most = max(bench.settings[rounds] for _, _, rounds in COMPARISONS)
@@ -422,6 +444,8 @@ def ceiling_epoch_seconds(bench, batch_size, train_examples, val_examples):
 
 IMPORT_TENSORFLOW = ("import json, os, time; import tensorflow; "
                      "json.dump({'time': time.time()}, open(os.environ['TIME_MARK_FILE'], 'w'))")
+IMPORT_JAX = ("import json, os, time; import jax; jax.devices(); "
+              "json.dump({'time': time.time()}, open(os.environ['TIME_MARK_FILE'], 'w'))")
 
 
 def time_start_up(bench):
@@ -441,11 +465,19 @@ def time_start_up(bench):
         seconds["import_tensorflow_done"].append(done)
         for name, (command, expect) in commands.items():
             seconds[name].append(bench.run(command, expect=expect)[0])
-    seconds["first_step_train"], seconds["first_step_bare"] = [], []
-    for _ in range(bench.settings["first_step_repeats"]):
-        seconds["first_step_train"].append(bench.seconds_to_mark(
-            bench.train_command("--epochs=1", f"--callbacks={FIRST_STEP_TIMER}"))[0])
-        seconds["first_step_bare"].append(bench.seconds_to_mark([python, BARE, "--epochs=1"])[0])
+    for backend in ("tensorflow", "jax"):
+        suffix = "" if backend == "tensorflow" else "_jax"
+        first_steps = {f"first_step_train{suffix}": bench.train_command(
+                           "--epochs=1", f"--callbacks={FIRST_STEP_TIMER}", f"--backend={backend}"),
+                       f"first_step_bare{suffix}": [python, BARE, "--epochs=1", f"--backend={backend}"]}
+        seconds.update({name: [] for name in first_steps})
+        if backend == "jax":
+            seconds["import_jax_done"] = []
+        for _ in range(bench.settings["first_step_repeats"]):
+            if backend == "jax":
+                seconds["import_jax_done"].append(bench.seconds_to_mark([python, "-c", IMPORT_JAX])[0])
+            for name, command in first_steps.items():
+                seconds[name].append(bench.seconds_to_mark(command)[0])
     return seconds
 
 
@@ -505,6 +537,9 @@ def measure_memory(bench):
 
 # The issue's targets: (operator, limit, as shown).
 SAME_SPEED_AS_BARE = ("<=", 1.00, "1.00")
+AUTO_STEPS_GAIN = ("<=", 0.45, "0.45")
+NEAR_CEILING = ("<=", 2.0, "2.0")
+JAX_GAIN = ("<=", 0.35, "0.35")
 CALLBACK_OVERHEAD = ("<=", 1.03, "1.03")
 THIRD_OF_IMPORT = ("<", 1 / 3, "1/3")
 STREAMED_MEMORY = ("<=", 1.2, "1.20")
@@ -532,12 +567,17 @@ def epoch_rows(epochs, ceilings):
         ceiling = ceilings[batch_size]["loop"]
         pair = epochs[pair_name(f"train_{batch_size}", f"bare_{batch_size}")]
         for name, label in ((f"train_{batch_size}", "train.py"), (f"bare_{batch_size}", "bare Keras")):
+            target = NEAR_CEILING if name == f"train_{SMALL_BATCH}" else None
             rows.append(row(f"epoch, batch {batch_size}: {label} / compute ceiling", steady(pair[name]),
-                            ceiling, "s"))
+                            ceiling, "s", target))
         rows.append(row(f"epoch, batch {batch_size}: one step per Python call / compute ceiling",
                         ceilings[batch_size]["per_call"], ceiling, "s", note="ceiling.py, per_call"))
-    rows.append(row(f"epoch, batch 32: train.py --steps_per_execution {STEPS_PER_EXECUTION} / compute ceiling",
-                    steady(epochs["train_32_steps_per_execution"]), ceilings[SMALL_BATCH]["loop"], "s"))
+    rows.append(epoch_row("epoch, batch 32: train.py (auto steps per execution) / train.py --steps_per_execution 1",
+                          epochs, "train_32", "train_32_one_step", AUTO_STEPS_GAIN))
+    rows.append(epoch_row("epoch, batch 32: train.py --backend jax / train.py (TensorFlow)", epochs, "train_32_jax",
+                          "train_32", JAX_GAIN, note="both with their defaults"))
+    rows.append(epoch_row("epoch, batch 32: train.py --backend jax / bare Keras on JAX", epochs, "train_32_jax",
+                          "bare_32_jax", SAME_SPEED_AS_BARE, note="the same steps per execution"))
     rows.append(epoch_row("epoch, batch 32: train.py / train.py (the same run twice: the noise)", epochs,
                           "train_32_again", "train_32"))
     rows.append(epoch_row("epoch, batch 32: epoch-level callback groups / none", epochs, "train_32_epoch_callbacks",
@@ -576,6 +616,11 @@ def start_up_rows(start_up):
                     note="both from launch; the reference without the interpreter's exit"))
     rows.append(row("start-up: first step, train.py / bare Keras", median["first_step_train"],
                     median["first_step_bare"], "s"))
+    rows.append(row("start-up: first step, train.py --backend jax / import jax done", median["first_step_train_jax"],
+                    median["import_jax_done"], "s",
+                    note="train.py on JAX still imports TensorFlow, for tf.data and TensorBoard"))
+    rows.append(row("start-up: first step, train.py --backend jax / bare Keras on JAX", median["first_step_train_jax"],
+                    median["first_step_bare_jax"], "s"))
     return rows
 
 
@@ -639,7 +684,7 @@ def measure(settings):
         npz_path = os.path.join(workdir, "digits_repeated.npz")
         np.savez(npz_path, x_train=x, y_train=y, x_val=x_val, y_val=y_val)
         progress(f"epoch times ({len(x)} training examples, {settings['epochs']} epochs)")
-        epochs = time_epochs(bench, npz_path)
+        epochs = time_epochs(bench, npz_path, len(x))
         progress("callbacks' own time, in one run")
         callback_time = time_callbacks(bench, npz_path)
         progress("compute ceiling")
