@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM stop training after the current step, so that nothing is lost.
+"""SIGINT and SIGTERM stop training after the steps under way (one call into the backend), so that nothing is lost.
 
 The first signal ends training after the step it is in; the epoch in
 progress is dropped (the backup of the last finished one stays, to resume
@@ -66,5 +66,5 @@ class GracefulStop:
             raise KeyboardInterrupt  # The second Ctrl-C: stop now.
         self.received = signum
         name = signal.Signals(signum).name
-        print(f"\ntrain.py: {name} received: stopping after the current step "
+        print(f"\ntrain.py: {name} received: stopping after the steps under way "
               f"(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)

@@ -74,7 +74,7 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
         "best": best,
         "hparams": hparams,
         "wall_time_s": round(wall_time, 3),
-        **(model or {"model": hparams.get("model"), "trainable_parameters": None}),
+        **(model or {"model": hparams.get("model"), "trainable_parameters": None, "steps_per_execution": None}),
         **(task or {}),
         "model_file": products.get("model_file"),
         "test": _json_numbers(products.get("test")),
@@ -93,13 +93,14 @@ def describe_task(data):
 
 
 def describe_model(name, model):
-    """Returns {"model": the --model value, "trainable_parameters": their count, or None if not built}."""
+    """Returns {"model": the --model value, "trainable_parameters": their count, or None if not built,
+    "steps_per_execution": the steps it ran per call into the backend (what auto chose), or None}."""
     if model is None:
-        return {"model": name, "trainable_parameters": None}
+        return {"model": name, "trainable_parameters": None, "steps_per_execution": None}
     import numpy as np
 
     count = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
-    return {"model": name, "trainable_parameters": count}
+    return {"model": name, "trainable_parameters": count, "steps_per_execution": model.steps_per_execution}
 
 
 def write_results(paths, record, results_file=None):

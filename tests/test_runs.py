@@ -294,6 +294,7 @@ def test_a_second_ctrl_c_that_tensorflow_turns_into_an_error_still_ends_as_inter
 
     monkeypatch.setattr(fit, "GracefulStop", SecondCtrlC)
     monkeypatch.setattr(fit, "fit", interrupted_twice)
+    monkeypatch.setattr(fit, "set_steps_per_execution", lambda *args: None)  # No model: nothing to set.
     outcome = fit.train(resolve(["train.py", "--csv_logger"]), None, fit.Pipelines(None, None, EpochCounter(), None),
                         RunPaths(str(tmp_path), "run"), False, types.SimpleNamespace(multi_worker=False), EpochLog())
     assert (outcome.status, outcome.exit_code, outcome.message) == ("interrupted", 130, fit.SECOND_CTRL_C)

@@ -50,7 +50,7 @@ def test_batch_frequencies_are_divided_with_the_epoch():
     assert chosen.steps == 3
     assert "--model_checkpoint_save_freq saves every 15 batches" in chosen.line
     assert "--tensorboard_update_freq writes every 30 batches" in chosen.line
-    assert choice("--backup_and_restore", "--backup_and_restore_save_freq=100", steps_per_epoch=2000).steps == 50
+    assert choice("--backup_and_restore", "--backup_and_restore_save_freq=100", steps_per_epoch=2000).steps == 25
     # Counted over the whole run: an epoch of 44 steps and saves every 10 leave nothing but 2.
     assert choice("--backup_and_restore", "--backup_and_restore_save_freq=10", steps_per_epoch=44).steps == 2
     assert choice("--backup_and_restore", "--backup_and_restore_save_freq=10", steps_per_epoch=43).steps == 1
@@ -87,7 +87,7 @@ def test_dry_run_says_what_auto_chooses(train, tmp_path):
         result.stdout)
     result = train("--dry_run", "--dataset=mnist")  # Its data is left to the run.
     assert result.returncode == 0, result.stderr
-    assert "#   steps per execution: auto, chosen once the data is loaded (at most 64)" in result.stdout
+    assert "#   steps per execution: auto, chosen once the data is loaded (at most 32)" in result.stdout
 
 
 def batch_scalars(run_dir):
@@ -145,3 +145,14 @@ def test_terminate_on_nan_still_stops_at_the_bad_batch(train, tmp_path):
         stops[steps] = re.findall(r"Batch (\d+): Invalid loss", result.stdout + result.stderr)
     assert stops["auto"] == stops["1"] and len(stops["1"]) == 1, stops
     assert int(stops["1"][0]) > 0  # Not the first batch: a call of several steps would have hidden where.
+
+
+def test_multi_worker_runs_take_one_step_per_call(monkeypatch):
+    from kerasrun.core.errors import UsageError
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, '
+                                    '"task": {"type": "worker", "index": 0}}')
+    chosen = choice("--distribution_strategy=multi_worker_mirrored", steps_per_epoch=1875)
+    assert chosen.steps == 1 and "fails under multi_worker_mirrored" in chosen.line
+    with pytest.raises(UsageError, match=r"^--steps_per_execution=4: must be 1 or auto with multi_worker_mirrored"):
+        resolve(["train.py", "--distribution_strategy=multi_worker_mirrored", "--steps_per_execution=4"])

@@ -111,7 +111,8 @@ def test_many_groups_act_in_one_run(train, tmp_path, hooks, http_collector):
     assert result.returncode == 0, result.stderr
 
     # --verbose 0: no per-epoch progress lines.
-    assert "Epoch" not in result.stdout and "step" not in result.stdout
+    assert "Epoch" not in result.stdout and "ms/step" not in result.stdout
+    assert "steps per execution: 1 (auto: --callbacks EmaProbe defines on_train_batch_end)" in result.stdout
 
     # CSVLogger: a header and one row per epoch, in the run's directory; the
     # scheduler's rates follow the formula epoch by epoch.
