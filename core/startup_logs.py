@@ -85,8 +85,16 @@ def held_back(fd=2):
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile() as held:
+    saved = held = None
+    try:
+        saved = os.dup(fd)  # First: were `fd` closed, the file would take its number.
+        held = tempfile.TemporaryFile()
+    except OSError:  # No stderr to hold back (closed), or no room for the file: the notices are shown.
+        if saved is not None:
+            os.close(saved)
+        yield
+        return
+    with held:
         os.dup2(held.fileno(), fd)
         try:
             yield
@@ -97,9 +105,10 @@ def held_back(fd=2):
             os.close(saved)
             held.seek(0)
             raw = held.read().splitlines(keepends=True)
-            for line, notice in zip(raw, notices([line.decode(errors="replace") for line in raw])):
-                if not notice:
-                    os.write(fd, line)
+            kept = b"".join(line for line, notice in zip(raw, notices([line.decode(errors="replace") for line in raw]))
+                            if not notice)
+            while kept:
+                kept = kept[os.write(fd, kept):]
 
 
 class _Finder(importlib.abc.MetaPathFinder):
@@ -132,7 +141,8 @@ class _Loader(importlib.abc.Loader):
         with held_back():
             self.loader.exec_module(module)
             if module.__name__ == "tensorflow":  # Devices now, so that cuInit's complaint falls in the window.
-                module.config.list_physical_devices()
+                with contextlib.suppress(Exception):  # A real failure comes again at the run's first use of them.
+                    module.config.list_physical_devices()
 
 
 _done = set()

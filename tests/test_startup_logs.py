@@ -104,3 +104,15 @@ def test_kerasrun_tf_logs_1_turns_it_off(monkeypatch):
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
     startup_logs.hold_back()
     assert not any(isinstance(finder, startup_logs._Finder) for finder in sys.meta_path)
+
+
+def test_a_closed_stderr_is_left_alone():
+    spare = os.dup(2)
+    os.close(2)
+    try:
+        with startup_logs.held_back():
+            imported = True
+    finally:
+        os.dup2(spare, 2)
+        os.close(spare)
+    assert imported
