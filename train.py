@@ -17,8 +17,12 @@ import sys
 _ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [os.getcwd()] + [entry for entry in sys.path if os.path.abspath(entry or ".") != _ROOT]
 runpy.run_path(os.path.join(_ROOT, "__init__.py"))
-# TensorFlow's C++ chatter hides our own output; set before any plug-in can import it.
+# TensorFlow's C++ chatter hides our own output; set before any plug-in can import it. Its start-up
+# notices ignore that level: the first import of TensorFlow (or JAX) keeps them back (KERASRUN_TF_LOGS=1 shows them).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from kerasrun.core import startup_logs  # noqa: E402
+
+startup_logs.hold_back()
 
 from kerasrun.core.errors import (  # noqa: E402
     INTERRUPTED_EXIT_CODE, RUN_FAILED_EXIT_CODE, USAGE_EXIT_CODE, RunError, UsageError, one_line, wants_traceback,

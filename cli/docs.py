@@ -19,6 +19,8 @@ def help_text(groups):
         "Trains a Keras model chosen by flags. Booleans accept True/False in any case.",
         "--config FILE.yaml sets any flag below by name; the command line overrides it.",
         "--flagfile FILE reads more flags from a file, one per line.",
+        "Environment: KERASRUN_TF_LOGS=1 shows TensorFlow's start-up logs (kept back by default);",
+        "KERASRUN_TRACEBACK=1 shows the traceback of an unexpected or a plug-in's error instead of one line.",
     ]
     for group in groups:
         heading = f"--{group.name} [True|False]: " if group.switchable else ""
