@@ -29,7 +29,7 @@ import math
 from kerasrun.callbacks.builder import enabled_families
 from kerasrun.core.keras_names import CALLBACK_HOOKS, LEGACY_HOOKS
 from kerasrun.core.plugins import load_plugin
-from kerasrun.keras_fixes.multi_worker import ONE_STEP_PER_CALL
+from kerasrun.keras_fixes import ONE_STEP_PER_CALL, ONE_STEP_STRATEGIES
 
 # The most steps per call auto picks, and the fewest calls an epoch it leaves (the progress bar's updates).
 LARGEST = 32
@@ -55,7 +55,7 @@ def choose(config, steps_per_epoch, own_callbacks=()):
     asked = config.steps_per_execution
     if asked != "auto":
         return Choice(asked, f"steps per execution: {asked} (--steps_per_execution)")
-    if config.distribution_strategy == "multi_worker_mirrored":
+    if config.distribution_strategy in ONE_STEP_STRATEGIES:
         return Choice(1, f"steps per execution: 1 (auto: {ONE_STEP_PER_CALL})")
     needs = [*(need for family in enabled_families(config) for need in _family_need(family, config)),
              *(need for callback in own_callbacks for need in _own_need(callback))]

@@ -5,7 +5,7 @@ import os
 import sys
 
 from kerasrun.core.errors import UsageError
-from kerasrun.keras_fixes.multi_worker import ONE_STEP_PER_CALL
+from kerasrun.keras_fixes import ONE_STEP_PER_CALL, ONE_STEP_STRATEGIES
 
 # Slurm sets this in every task of a job step that srun starts.
 SLURM_RANK = "SLURM_PROCID"
@@ -28,9 +28,9 @@ def check_distribution(checker, environ=os.environ):
         checker.fail("distribution_devices", f"applies to one_device and mirrored, not to {strategy}")
     if strategy == "one_device" and len(devices) > 1:
         checker.fail("distribution_devices", "one_device takes one device")
+    if strategy in ONE_STEP_STRATEGIES and values["steps_per_execution"] not in ("auto", 1):
+        checker.fail("steps_per_execution", f"must be 1 or auto with {strategy}: {ONE_STEP_PER_CALL}")
     if strategy == "multi_worker_mirrored":
-        if values["steps_per_execution"] not in ("auto", 1):
-            checker.fail("steps_per_execution", f"must be 1 or auto with multi_worker_mirrored: {ONE_STEP_PER_CALL}")
         if tf_config is None and SLURM_RANK not in environ:
             checker.fail("distribution_strategy",
                          "multi_worker_mirrored needs a cluster: set TF_CONFIG on every worker, "

@@ -8,6 +8,7 @@ Workarounds, each in its own module that says what it fixes and where it was fou
   tests/test_keras_fixes.py reproduces both.
 - multi_worker.py: Keras 3's `fit` under MultiWorkerMirroredStrategy, keras-team/keras#20585.
 - `idle_batch_end_when_saving_each_epoch` below: skipping the batch hook of Keras's savers.
+- `ONE_STEP_PER_CALL` below: one step per call under tf.distribute's mirrored strategies.
 - callbacks/subclasses/tensorboard.py: TensorBoard without the batch work that writes nothing
   (it reads and sets `TENSORBOARD_PRIVATE`).
 - callbacks/subclasses/backup_and_restore.py: BackupAndRestore writing each backup whole, by
@@ -41,6 +42,15 @@ CHECKPOINT_PRIVATE = ("_save_model", "_get_file_path", "_should_save_model")
 # The private members of keras.callbacks.TensorBoard our subclass reads, sets or calls.
 TENSORBOARD_PRIVATE = ("_should_write_train_graph", "_global_train_batch", "_should_trace", "_is_tracing",
                        "_stop_batch", "_write_keras_model_train_graph")
+
+
+# With several steps per call (steps_per_execution above 1), the multi-step loop of Keras's TensorFlow
+# train function fails under MirroredStrategy over several devices and under MultiWorkerMirroredStrategy
+# ("You must feed a value for placeholder tensor 'while/body/.../while/cond/Placeholder'"): runs under
+# those strategies take one step per call (callbacks/stepping.py's auto; cli/cluster.py refuses more).
+ONE_STEP_STRATEGIES = ("mirrored", "multi_worker_mirrored")
+ONE_STEP_PER_CALL = ("Keras 3.15's loop of several steps per call fails under tf.distribute's mirrored "
+                     "strategies (a TensorFlow placeholder error)")
 
 
 def check_keras():

@@ -17,12 +17,8 @@ when the strategy spans several workers:
    alone (axis None), the mean Keras means, and leaves every other
    reduction (predict's concatenation, a single worker) to Keras.
 
-A third failure is avoided rather than fixed: with several steps per call
-(`steps_per_execution` above 1) the multi-step loop of Keras's train
-function fails under the strategy ("You must feed a value for placeholder
-tensor 'while/body/.../while/cond/Placeholder_1'"), so a multi-worker run
-takes one step per call (`ONE_STEP_PER_CALL`: callbacks/stepping.py's auto
-and cli/cluster.py's check).
+A third failure, also under MirroredStrategy over several devices, is
+avoided rather than fixed: keras_fixes/__init__.py's `ONE_STEP_PER_CALL`.
 
 The two fixes reach into Keras's private modules, so `check_keras` refuses to go on
 when they are gone (keras_fixes.check_keras warns about another version);
@@ -33,9 +29,6 @@ from kerasrun.core.errors import RunError
 from kerasrun.keras_fixes import WRITTEN_FOR
 
 ISSUE = "https://github.com/keras-team/keras/issues/20585"
-# Why a multi-worker run takes one step per call (see above).
-ONE_STEP_PER_CALL = ("Keras 3.15's loop of several steps per call fails under multi_worker_mirrored "
-                     "(a TensorFlow placeholder error)")
 
 
 def check_keras():
