@@ -49,7 +49,7 @@ def main(argv):
         sys.stdout.write(help_text(run_config.all_groups()))
         return 0
     try:
-        config = run_config.resolve(argv)
+        config = run_config.resolve(argv, environ=os.environ)  # Sets KERAS_BACKEND before Keras is imported.
         for warning in config.warnings:
             print(f"train.py: warning: {warning}", file=sys.stderr)
         if config.mode != "train":  # A saved model on a dataset; it says itself what --dry_run would do.

@@ -17,6 +17,7 @@ import yaml
 from kerasrun import datasets, models
 from kerasrun.callbacks.builder import families
 from kerasrun.cli import core_options, flags as runner_flags, modes
+from kerasrun.cli.backend import check_backend
 from kerasrun.cli.class_weight_option import CLASS_WEIGHT, check_class_weight
 from kerasrun.cli.cluster import check_distribution
 from kerasrun.cli.optimizer_options import OPTIMIZER, check_optimizer
@@ -257,11 +258,14 @@ class Checker:
         self.fail(name, f"{key!r} will never be logged{why}; {logged}: {known}{hint}")
 
 
-def resolve(argv):
+def resolve(argv, environ=None):
     """Parses the command line and any --config file into a validated Config.
 
     Args:
         argv: The command line, program name first.
+        environ: The environment to set KERAS_BACKEND in, to the --backend value, before
+            validation imports any plug-in module (which may import Keras): train.py passes
+            os.environ. None (a sweep checking its trials' flags, tests) leaves the environment alone.
 
     Raises:
         UsageError: for any mistake, naming the flag or key and the value.
@@ -276,10 +280,46 @@ def resolve(argv):
             if not flag_values[name].present:
                 values[name] = value
                 sources[name] = values["config"]
-    _validate(values, sources, options, runner_flags.flag_files(argv))
     typed = {name for name in options if flag_values[name].present}
+    backend_warnings = [] if environ is None else use_backend(values["backend"], environ,
+                                                               flag_label(sources, "backend"),
+                                                               "backend" in typed or "backend" in sources)
+    _validate(values, sources, options, runner_flags.flag_files(argv))
     models.check_hparams_apply(values, typed, lambda name: flag_label(sources, name))
-    return Config(values, sources, ignored_options(values, typed))
+    return Config(values, sources, [*backend_warnings, *ignored_options(values, typed)])
+
+
+def use_backend(backend, environ, label="--backend", typed=True):
+    """Sets KERAS_BACKEND in `environ` to `backend` (--backend wins over the environment); returns warnings.
+
+    Keras reads KERAS_BACKEND once, when it is first imported, so this runs
+    before anything can import it. A KERAS_BACKEND of the user's that says
+    otherwise is overridden with a warning, so the backend recorded (config.yaml,
+    results.json, HParams) is always the one used.
+
+    Raises:
+        UsageError: when JAX is not installed, or Keras was imported already on another backend.
+    """
+    import importlib.util
+    import sys
+
+    if backend == "jax" and importlib.util.find_spec("jax") is None:
+        raise UsageError(f"{label}=jax: JAX is not installed; pip install 'jax[cpu]==0.10.2' "
+                         "(see requirements.txt), or use --backend tensorflow")
+    keras = sys.modules.get("keras")
+    if keras is not None and hasattr(keras, "backend") and keras.backend.backend() != backend:
+        raise UsageError(f"{label}={backend}: Keras was imported already, on {keras.backend.backend()}, "
+                         f"before the flags were read (a sitecustomize or PYTHONSTARTUP module?); "
+                         f"Keras cannot change its backend once imported")
+    warnings = []
+    theirs = environ.get("KERAS_BACKEND")
+    if theirs is not None and theirs != backend:
+        how = "" if typed else " (the default)"
+        warnings.append(f"KERAS_BACKEND={theirs} in the environment is overridden by {label}={backend}{how}; "
+                        f"the run trains on {backend}" + ("" if typed else f" (use --backend {theirs}, "
+                                                                             "if that is a backend it takes)"))
+    environ["KERAS_BACKEND"] = backend
+    return warnings
 
 
 def check_further(config):
@@ -505,6 +545,7 @@ def _validate(values, sources, options, flag_files=()):
         checker.check_writable_file("results_file", values["results_file"])
         _check_not_a_runs_own_file(checker, "results_file")
     check_distribution(checker)
+    check_backend(checker)
     check_optimizer(checker)
     check_class_weight(checker)
     if training:  # Evaluating or predicting runs no callbacks: their settings are only noted (ignored_options).

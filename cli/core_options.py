@@ -96,6 +96,10 @@ TRAINING = OptionGroup(
         Arg("deterministic", Bool(), False,
             "Use TensorFlow's deterministic ops, so runs with the same --seed give identical metrics "
             "(slower)."),
+        Arg("backend", Choice("tensorflow", "jax"), "tensorflow",
+            "Keras's backend: tensorflow or jax (set as KERAS_BACKEND before Keras is imported; it overrides a "
+            "KERAS_BACKEND in the environment, with a warning). On jax, what cannot work is refused before "
+            "training, naming what to use instead."),
         Arg("steps_per_execution", IntOrChoice("auto", minimum=1), "auto",
             "Training steps run per call into the backend; more cuts the per-step overhead, which dominates "
             "for small models (callbacks then see batches in groups). auto picks as many as helps while every "

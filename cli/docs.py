@@ -37,7 +37,8 @@ def _model_lines(config):
     """Returns --dry_run's lines on the model: what builds it, with which hyperparameters or arguments."""
     from kerasrun import models
 
-    return ["# Model, as a run would build it:",
+    return [f"# Backend: Keras on {config.backend} (KERAS_BACKEND={config.backend})", "",
+            "# Model, as a run would build it:",
             f"#   {models.describe(config.model, models.hparams_of(config, config.model), config.model_args)}", ""]
 
 

@@ -22,13 +22,15 @@ from kerasrun.datasets import (
 )
 from kerasrun.datasets.data import Data
 from kerasrun.datasets.image_source import CACHE_MODES, COLOR_MODES
-from kerasrun.datasets.pipeline import EpochCounter, make_test_dataset, make_tf_datasets
+from kerasrun.datasets.pipeline import (EpochCounter, left_out, make_numpy_datasets, make_test_dataset,
+                                        make_tf_datasets, numpy_test_batches, takes_numpy_batches)
 
 DEFAULT = builtin.DEFAULT
 
 __all__ = ["CACHE_MODES", "COLOR_MODES", "DEFAULT", "Data", "EpochCounter", "check_source", "load",
            "check_folder", "check_plugin", "check_splits", "explain_failure", "file_of", "is_plugin",
-           "make_test_dataset", "make_tf_datasets", "names", "provides_validation"]
+           "make_numpy_datasets", "make_test_dataset", "make_tf_datasets", "names", "provides_validation",
+           "left_out", "numpy_test_batches", "takes_numpy_batches"]
 
 
 def names():

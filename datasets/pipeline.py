@@ -1,4 +1,4 @@
-"""Turns a `Data` into batched, prefetched `tf.data` pipelines."""
+"""Turns a `Data` into batched pipelines: `tf.data` ones, or on JAX NumPy batches (`make_numpy_datasets`)."""
 
 
 class EpochCounter:
@@ -8,23 +8,37 @@ class EpochCounter:
     `on_epoch_begin`; the callback below sets the number there. A run that
     resumes at epoch e then sees the same order in epoch e as a run that got
     there without stopping, which tf.data's own reshuffling cannot give: its
-    order depends on how many passes this process has made.
+    order depends on how many passes this process has made. `number` is the
+    epoch as a Python int (NumPy batches read it); `variable`, made on first
+    use, the same as a TensorFlow variable (tf.data pipelines read it).
     """
 
     def __init__(self):
-        import tensorflow as tf
+        self.number = 0
+        self._variable = None
 
-        self.variable = tf.Variable(0, dtype=tf.int64, trainable=False)
+    @property
+    def variable(self):
+        if self._variable is None:
+            import tensorflow as tf
+
+            self._variable = tf.Variable(self.number, dtype=tf.int64, trainable=False)
+        return self._variable
+
+    def set(self, epoch):
+        self.number = epoch
+        if self._variable is not None:
+            self._variable.assign(epoch)
 
     def callback(self):
         """Returns the Keras callback that keeps the number up to date."""
         import keras
 
-        variable = self.variable
+        counter = self
 
         class SetEpoch(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                variable.assign(epoch)
+                counter.set(epoch)
 
         return SetEpoch()
 
@@ -184,3 +198,99 @@ def _epoch_order(count, seed, epoch_variable):
 
     keys = tf.random.stateless_uniform([count], seed=tf.stack([tf.constant(seed, tf.int64), epoch_variable]))
     return tf.argsort(keys, stable=True)
+
+
+def takes_numpy_batches(data):
+    """Whether `make_numpy_datasets` can feed `data`: every split in memory as arrays (not files read as it goes)."""
+    import numpy as np
+
+    parts = [part for part in (data.train, data.val) if part is not None]
+    return all(isinstance(part, tuple) and all(isinstance(array, np.ndarray)
+                                               for array in _flat(part)) for part in parts)
+
+
+def make_numpy_datasets(data, *, batch_size, seed, epoch, multiple=1):
+    """Returns `(train, validation)` as Keras PyDatasets of NumPy batches, for the JAX backend.
+
+    Keras's JAX trainer turns every tf.data batch into NumPy arrays; batches
+    cut from NumPy arrays need no conversion, and made the default MLP's epoch
+    of 60,000 examples at batch 32 about twice as fast (0.39 s against 0.8 to
+    1.4 s). The order is that of `make_tf_datasets`'s contract, by other means:
+    each epoch's order is drawn from (seed, epoch) alone (NumPy's generator,
+    so not the same order as on TensorFlow), the training arrays are gathered
+    into one copy in that order when it fits in free memory (else each batch
+    is gathered as it is needed), and validation batches are in order.
+    `data` must pass `takes_numpy_batches`. With `multiple` (the devices of
+    a data-parallel run, which each take an equal share of every batch), the
+    last, smaller batch of each pass is cut to a multiple of it: each epoch
+    then leaves out up to `multiple - 1` examples (`left_out` says how many).
+    """
+    from kerasrun.datasets import memory
+
+    whole = memory.fits_in_free_memory(sum(array.nbytes for array in _flat(data.train)))
+    train = _numpy_batches()(data.train, batch_size, seed, epoch, whole, multiple)
+    validation = numpy_test_batches(data.val, batch_size=batch_size, multiple=multiple)
+    return train, validation
+
+
+def numpy_test_batches(part, *, batch_size, multiple=1):
+    """Returns an (x, y) split's batches in order as a PyDataset (see `make_numpy_datasets`), or None for None."""
+    return None if part is None else _numpy_batches()(part, batch_size, None, None, False, multiple)
+
+
+def left_out(count, multiple):
+    """How many of `count` examples a pass leaves out when its last batch is cut to a multiple of `multiple`."""
+    return count % multiple
+
+
+def _flat(part):
+    """The arrays of an (x, y) pair, x being an array or a table {column: array}."""
+    x, y = part
+    return [*(x.values() if isinstance(x, dict) else [x]), y]
+
+
+def _take(part, rows):
+    """(x, y) at `rows` (a slice or an index array); a table's columns alike."""
+    x, y = part
+    return ({name: column[rows] for name, column in x.items()} if isinstance(x, dict) else x[rows]), y[rows]
+
+
+_NUMPY_BATCHES = []
+
+
+def _numpy_batches():
+    """The PyDataset class of NumPy batches (made on first use: Keras is imported only then)."""
+    if _NUMPY_BATCHES:
+        return _NUMPY_BATCHES[0]
+    import keras
+    import numpy as np
+
+    class NumpyBatches(keras.utils.PyDataset):
+        """Batches of in-memory arrays; with a seed, each epoch in the order drawn from (seed, epoch)."""
+
+        def __init__(self, part, batch_size, seed, epoch, whole, multiple=1):
+            super().__init__()  # One worker, in this thread: batches are slices, cheaper than any hand-over.
+            self.part, self.batch_size, self.seed, self.epoch, self.whole = part, batch_size, seed, epoch, whole
+            self.multiple = multiple
+            self.count = len(part[1]) - left_out(len(part[1]), multiple)
+            self.ordered = None  # (epoch number, the epoch's order or its gathered copy)
+
+        def __len__(self):
+            return -(-self.count // self.batch_size)
+
+        def _epoch_rows(self):
+            number = self.epoch.number if self.epoch is not None else 0
+            if self.ordered is None or self.ordered[0] != number:
+                rows = np.random.default_rng([self.seed, number]).permutation(len(self.part[1]))[:self.count]
+                self.ordered = (number, _take(self.part, rows) if self.whole else rows)
+            return self.ordered[1]
+
+        def __getitem__(self, index):
+            window = slice(index * self.batch_size, min((index + 1) * self.batch_size, self.count))
+            if self.seed is None:
+                return _take(self.part, window)
+            ordered = self._epoch_rows()
+            return _take(ordered, window) if self.whole else _take(self.part, ordered[window])
+
+    _NUMPY_BATCHES.append(NumpyBatches)
+    return NumpyBatches

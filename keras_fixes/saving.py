@@ -58,15 +58,20 @@ def scalar_cache_emptier():
     new rate; so does any user callback that hands TensorFlow a number. The
     cache only saves converting the same number again; emptying it at each
     epoch's end, as TensorFlow itself does when it resets its context, keeps
-    it to one epoch's numbers. Returns None without the (private) function.
+    it to one epoch's numbers. Returns None without the (private) function,
+    and on another backend than TensorFlow: JAX converts the callbacks'
+    numbers itself, and TensorFlow (there only for tf.data) converts none.
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return None
     try:
         from tensorflow.python import pywrap_tfe
 
         empty = pywrap_tfe.TFE_ClearScalarCache
     except (ImportError, AttributeError):
         return None
-    import keras
 
     class EmptyScalarCache(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

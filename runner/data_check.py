@@ -14,6 +14,7 @@ from kerasrun.core import losses_metrics
 from kerasrun.datasets import arrays, builtin, csv_stream, sources, tabular
 from kerasrun.runner.class_weights import balanced_line, class_weights
 from kerasrun.cli import export_options as export
+from kerasrun.cli.backend import check_table
 from kerasrun.runner.compiling import check_smoothing, check_trainable, checked_loss, smoothing_line
 
 
@@ -49,6 +50,7 @@ def checked_data(config):
     check_smoothing(config.loss, data.label_kind, config.label_smoothing)
     check_against_data(config, has_validation=data.val is not None, task=data.head.task)
     export.check_table(config.export, data.table, flag_label(config.sources, "export"))
+    check_table(config.backend, data.table, flag_label(config.sources, "backend"))
     return data, weights
 
 

@@ -1,4 +1,4 @@
-"""The tf.distribute strategy a run trains under, and which of its processes writes.
+"""The tf.distribute strategy a run trains under (on JAX: Keras's DataParallel), and which of its processes writes.
 
 Every worker of a multi-worker run executes the same command and the same
 callbacks (saving a model can take part in the workers' collective
@@ -29,12 +29,14 @@ class Distribution:
         strategy: A `tf.distribute.Strategy`, or None to train without one.
         is_chief: Whether this process writes the run's directory.
         task: How messages name this process ("worker 1"), or None alone.
+        jax_devices: On JAX, the number of devices Keras's DataParallel splits each batch between (0: none).
     """
 
-    def __init__(self, strategy=None, is_chief=True, task=None):
+    def __init__(self, strategy=None, is_chief=True, task=None, jax_devices=0):
         self.strategy = strategy
         self.is_chief = is_chief
         self.task = task
+        self.jax_devices = jax_devices  # Devices of Keras's DataParallel on JAX (0: none set).
 
     @property
     def multi_worker(self):
@@ -87,6 +89,8 @@ def make_distribution(config):
     name = config.distribution_strategy
     if name == "default":
         return Distribution()
+    if config.backend == "jax":  # cli/backend.py lets only mirrored through.
+        return jax_data_parallel(config.distribution_devices, config.batch_size)
     import tensorflow as tf
 
     if name == "one_device":
@@ -98,6 +102,52 @@ def make_distribution(config):
     if name == "tpu":
         return Distribution(tpu_strategy(config.distribution_tpu))
     return multi_worker(config)
+
+
+def jax_data_parallel(names, batch_size):
+    """Trains on JAX's local devices (`names`, or every GPU, else every CPU device) through Keras's DataParallel.
+
+    Keras's own distribution API, not tf.distribute: set for the whole process,
+    it replicates the variables and splits each batch between the devices.
+    JAX sees one CPU device unless XLA_FLAGS=--xla_force_host_platform_device_count=N
+    is set before it starts; CPU:1 without it is refused.
+
+    Raises:
+        UsageError: naming a device JAX does not have, or a batch size they cannot share evenly.
+    """
+    import jax
+    import keras
+
+    found = {"GPU": jax.devices("gpu") if _has_platform(jax, "gpu") else [], "CPU": jax.devices("cpu")}
+    if names:
+        devices = []
+        for name in names:
+            kind, _, number = name.upper().partition(":")
+            if int(number) >= len(found[kind]):
+                hint = (" (JAX splits the processor into N devices with XLA_FLAGS="
+                        "--xla_force_host_platform_device_count=N, set before the run)" if kind == "CPU" else "")
+                raise UsageError(f"--distribution_devices={name}: JAX sees {len(found[kind]) or 'no'} {kind} "
+                                 f"device{'' if len(found[kind]) == 1 else 's'}{hint}")
+            devices.append(found[kind][int(number)])
+    else:
+        if not found["GPU"]:
+            print("train.py: no GPU here; training on the CPU", file=sys.stderr)
+        devices = found["GPU"] or found["CPU"]
+    if batch_size % len(devices):
+        raise UsageError(f"--batch_size={batch_size}: data parallel on JAX splits each batch evenly between the "
+                         f"{len(devices)} devices; use a multiple of {len(devices)}")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(
+        devices=[f"{device.platform}:{device.id}" for device in devices]))
+    print(f"train.py: data parallel over {len(devices)} JAX device{'' if len(devices) == 1 else 's'} "
+          f"({', '.join(str(device) for device in devices)})", file=sys.stderr)
+    return Distribution(jax_devices=len(devices))
+
+
+def _has_platform(jax, platform):
+    try:
+        return bool(jax.devices(platform))
+    except RuntimeError:  # No backend of that kind installed.
+        return False
 
 
 def local_devices(names):

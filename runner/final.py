@@ -109,7 +109,7 @@ def evaluate_test(config, model, pipelines, paths, is_chief, stop, early_stoppin
     if config.evaluate_weights == "best":
         last = model.get_weights()
         described, weights = use_best_weights(config, model, paths, restored)
-    test = datasets.make_test_dataset(pipelines.data, batch_size=config.batch_size)
+    test = test_batches(config, pipelines)
     if is_chief:
         print(f"Evaluating {described} on the test split ({part_size(pipelines.data.test):,} examples)...", flush=True)
     try:
@@ -123,6 +123,14 @@ def evaluate_test(config, model, pipelines, paths, is_chief, stop, early_stoppin
         if last is not None:
             model.set_weights(last)
     return {name: float(value) for name, value in logs.items()}, weights
+
+
+def test_batches(config, pipelines):
+    """The test split's batches, as the training data's: NumPy batches when training took them (on JAX), else tf.data."""
+    multiple = getattr(pipelines.train, "multiple", None)  # NumpyBatches (datasets/pipeline.py) have one.
+    if multiple is not None:
+        return datasets.numpy_test_batches(pipelines.data.test, batch_size=config.batch_size, multiple=multiple)
+    return datasets.make_test_dataset(pipelines.data, batch_size=config.batch_size)
 
 
 def _stop_evaluating(stop):

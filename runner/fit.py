@@ -100,8 +100,22 @@ def prepare_data(config, distribution):
         print("\n".join(data_lines(config, data, weights)), flush=True)
     seed_everything(config)  # The model and the callbacks draw the same numbers, whatever the loader drew.
     epoch = datasets.EpochCounter()
-    train_data, validation_data = datasets.make_tf_datasets(
-        data, batch_size=config.batch_size, seed=config.seed, epoch=epoch)
+    devices = distribution.jax_devices
+    if devices and not datasets.takes_numpy_batches(data):
+        raise UsageError(f"--distribution_strategy=mirrored: on --backend jax it takes data held in memory (arrays, "
+                         f"cached images), not {config.dataset} read as training goes; use --backend tensorflow")
+    if config.backend == "jax" and datasets.takes_numpy_batches(data):  # JAX takes NumPy batches as they are.
+        train_data, validation_data = datasets.make_numpy_datasets(
+            data, batch_size=config.batch_size, seed=config.seed, epoch=epoch, multiple=max(devices, 1))
+        dropped = [f"{datasets.left_out(len(part[1]), devices)} {name}" for name, part in
+                   (("training", data.train), ("validation", data.val), ("test", data.test))
+                   if devices and part is not None and datasets.left_out(len(part[1]), devices)]
+        if dropped and distribution.is_chief:
+            print(f"data parallel over {devices} devices: the last batch of a pass is cut to a multiple of "
+                  f"{devices}, leaving out {', '.join(dropped)} example(s) (the training ones differ each epoch)")
+    else:  # Streamed files, tables of text: tf.data, which JAX's trainer turns into NumPy batch by batch.
+        train_data, validation_data = datasets.make_tf_datasets(
+            data, batch_size=config.batch_size, seed=config.seed, epoch=epoch)
     return data, Pipelines(train_data, validation_data, epoch, data, weights)
 
 
@@ -242,7 +256,14 @@ def assemble_callbacks(callbacks, epoch, stop, epoch_log):
 
 
 def seed_everything(config):
-    """Seeds Python, NumPy and TensorFlow; with --deterministic, makes TensorFlow's ops repeatable."""
+    """Seeds Python, NumPy, TensorFlow and (on JAX) Keras's JAX generator; with --deterministic, makes TensorFlow's
+    ops repeatable.
+
+    On JAX, XLA's CPU computations are repeatable as they are (the same
+    program on the same inputs gives the same bits), and every random number
+    comes from the seeded generators; --deterministic there still makes the
+    TensorFlow ops of a tf.data pipeline (streamed files) deterministic.
+    """
     import keras
     import tensorflow as tf
 
@@ -360,7 +381,7 @@ def fit(model, pipelines, config, callbacks, epoch_log):
             pipelines.train,
             validation_data=pipelines.validation,
             epochs=config.epochs,
-            shuffle=False,  # The tf.data pipeline shuffles with the seed.
+            shuffle=False,  # The pipeline shuffles with the seed.
             verbose=resolve_verbosity(config.verbose),
             callbacks=combined(callbacks),
             class_weight=pipelines.class_weight,
