@@ -215,6 +215,31 @@ MISTAKES = [
     (["--dataset=images:pictures", "--dataset_cache=none"],  # Found before training, even when streamed.
      "--dataset='images:pictures': cannot decode pictures/cat/broken.png: it is not a JPEG, PNG, GIF or BMP image"),
 ]
+# On JAX (each with --backend=jax): the mistakes found once Keras has loaded whose finding involves the backend (a
+# model built on it, its devices, its metrics' names), and what cannot work there (cli/backend.py). The others
+# are found before Keras loads, or in the data alone, the same on either backend (each of these costs a process
+# that imports TensorFlow and JAX, about 5 s).
+_ON_JAX = {
+    "--model=widths:wide": "--model='widths:wide': the model predicts 15 classes but the dataset has 10",
+    "--distribution_devices=GPU:99": "--distribution_devices=GPU:99: JAX sees no GPU device",
+    "--early_stopping_monitor=val_auc": "--early_stopping_monitor=val_auc: 'val_auc' will never be logged; logged: "
+                                        "accuracy, loss, val_accuracy, val_loss",
+    "--distribution_strategy=tpu": "--distribution_strategy=tpu: tpu does not run on --backend jax: use --backend tensorflow",
+}
+JAX_MISTAKES = [(args, _ON_JAX[args[-1]]) for args, _ in MISTAKES if args and args[-1] in _ON_JAX] + [
+    # What cannot work on JAX, refused before anything runs, naming what to use instead.
+    (["--tensorboard", "--tensorboard_profile_batch=2"],
+     "--tensorboard_profile_batch=2: Keras profiles training on --backend jax only on Python 3.12 or later"),
+    (["--export=litert"], "--export=litert: litert needs the model on TensorFlow"),
+    (["--export=onnx"], "--export=onnx: "),  # Its packages' absence, or jax2onnx: either way refused.
+    (["--distribution_strategy=one_device"], "--distribution_strategy=one_device: one_device does not run on"),
+    (["--dataset=csv:table.csv", "--dataset_categorical_columns=a"],
+     "--dataset_categorical_columns=a: a table's category columns"),
+    (["--dataset=csv:words.csv"], "--backend=jax: columns city: a table's category columns"),
+    (["--distribution_strategy=mirrored", "--distribution_devices=CPU:1"],
+     "--distribution_devices=CPU:1: JAX sees 1 CPU device"),
+]
+FILES["words.csv"] = "city,label\n" + "paris,0\nlyon,1\n" * 4
 
 
 @pytest.fixture
@@ -242,6 +267,11 @@ def test_a_mistake_is_refused_in_one_line(train, workdir, args, expected):
     assert expected in lines[0]
     assert "Traceback" not in result.stderr
     assert sorted(os.listdir(workdir)) == before  # nothing created, and the YAML payload never ran
+
+
+@pytest.mark.parametrize("args, expected", JAX_MISTAKES, ids=lambda value: " ".join(value) if isinstance(value, list) else None)
+def test_on_jax_a_mistake_is_refused_in_one_line(train, workdir, args, expected):
+    test_a_mistake_is_refused_in_one_line(train, workdir, ["--backend=jax", *args], expected)
 
 
 @pytest.mark.parametrize("value, expected", [

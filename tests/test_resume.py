@@ -70,6 +70,25 @@ def test_a_resumed_run_ends_on_the_uninterrupted_runs_metrics(tmp_path, uninterr
     assert [row.split(",")[0] for row in log[1:]] == ["0", "1", "2", "3", "4", "5"]
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_on_jax(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("whole-jax")
+    run(folder, "whole", "--backend=jax")
+    return results(folder, "whole")
+
+
+def test_on_jax_a_run_killed_with_kill_9_resumes_to_the_uninterrupted_runs_metrics(tmp_path, uninterrupted_on_jax):
+    # The same run on JAX (NumPy batches, JAX's Dropout generator): equally exact.
+    expected = uninterrupted_on_jax
+    assert expected["epochs_completed"] == 6 and expected["hparams"]["backend"] == "jax"
+    assert interrupt(tmp_path, "cut", signal.SIGKILL, 4, "--backend=jax") == -9
+    resumed = run(tmp_path, "cut", "--backend=jax")
+    assert "Resuming the interrupted run" in resumed.stdout and "Epoch 4/6" in resumed.stdout
+    record = results(tmp_path, "cut")
+    assert record["status"] == "completed" and record["epochs_completed"] == 6
+    assert record["final"] == expected["final"] and record["best"] == expected["best"]
+
+
 def test_a_resumed_run_on_a_streamed_image_folder_ends_on_the_uninterrupted_runs_metrics(tmp_path):
     write_images(tmp_path / "pictures", {"circle": 40, "square": 40, "star": 40}, size=(9, 9))
     images = ("--dataset=images:pictures", "--dataset_cache=none", "--dataset_image_size=8,8",

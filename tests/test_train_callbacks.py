@@ -93,10 +93,11 @@ def read_csv(path):
         return list(csv.DictReader(stream))
 
 
-def test_many_groups_act_in_one_run(train, tmp_path, hooks, http_collector):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_many_groups_act_in_one_run(train, tmp_path, hooks, http_collector, backend):
     root, posts = http_collector
     result = train(
-        "--epochs=4", "--verbose=0", "--learning_rate=0.01",
+        f"--backend={backend}", "--epochs=4", "--verbose=0", "--learning_rate=0.01",
         "--learning_rate_scheduler", "True", "--learning_rate_scheduler_schedule=step",
         "--learning_rate_scheduler_step_size=2", "--learning_rate_scheduler_factor=0.5",
         "--csv_logger", "True",
