@@ -1,0 +1,121 @@
+"""--backend jax, run as a user runs train.py: a few processes, each checking many things.
+
+The callbacks' end-to-end run (test_train_callbacks.py), resume after kill -9
+(test_resume.py) and the refusals (test_bad_input.py) run on JAX there too.
+"""
+
+import json
+import os
+import textwrap
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import run_train, write_images
+from test_train import own_lines
+
+PLUGINS = """
+import keras
+import numpy as np
+
+
+def load():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 6)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 1).astype("int64")
+    return (x[:240], y[:240]), (x[240:], y[240:])
+
+
+def build(input_shape, num_classes):
+    inputs = keras.Input(input_shape)
+    hidden = keras.layers.Dropout(0.2)(keras.layers.Dense(16, activation="relu")(inputs))
+    return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(hidden))
+"""
+
+RUN = ["--backend=jax", "--dataset=plugins:load", "--model=plugins:build", "--epochs=4", "--batch_size=16",
+       "--seed=3", "--deterministic=True", "--verbose=2", "--class_weight=balanced",
+       "--mixed_precision=mixed_bfloat16",
+       "--tensorboard=True", "--tensorboard_histogram_freq=1",
+       "--model_checkpoint=True", "--early_stopping=True", "--early_stopping_patience=3",
+       "--early_stopping_restore_best_weights=True", "--reduce_lr=True", "--reduce_lr_patience=1"]
+
+
+def results(workdir, name):
+    with open(workdir / "tensorboard_logs" / name / "results.json") as stream:
+        return json.load(stream)
+
+
+def tags(event_dir):
+    accumulator = EventAccumulator(str(event_dir), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return accumulator.Tags()["tensors"]
+
+
+@pytest.fixture(scope="module")
+def twice(tmp_path_factory):
+    """The same seeded run twice: once plain, once with KERAS_BACKEND=tensorflow in the environment."""
+    workdir = tmp_path_factory.mktemp("jax")
+    (workdir / "plugins.py").write_text(textwrap.dedent(PLUGINS))
+    first = run_train([*RUN, "--run_name=first"], cwd=workdir)
+    second = run_train([*RUN, "--run_name=second"], cwd=workdir, env={"KERAS_BACKEND": "tensorflow"})
+    return workdir, first, second
+
+
+def test_a_run_on_jax_uses_jax_and_every_callback_acts(twice):
+    workdir, first, _ = twice
+    assert first.returncode == 0, first.stderr[-3000:]
+    record = results(workdir, "first")
+    assert record["status"] == "completed" and record["epochs_completed"] == 4
+    assert record["hparams"]["backend"] == "jax"
+    assert "backend: jax" in (workdir / "tensorboard_logs" / "first" / "config.yaml").read_text()
+    run = workdir / "tensorboard_logs" / "first"
+    # TensorBoard: epoch scalars, weight histograms; HParams with the backend among them.
+    train_tags = tags(run / "train")
+    assert "epoch_loss" in train_tags and "epoch_learning_rate" in train_tags
+    assert any(tag.endswith("/histogram") for tag in train_tags), train_tags
+    assert "epoch_loss" in tags(run / "validation")
+    assert any(tag.startswith("final/") for tag in tags(run))
+    # ModelCheckpoint and best.keras; ReduceLROnPlateau and early stopping logged and restored.
+    assert sorted(os.listdir(run / "checkpoints")) == [f"epoch{n:02d}.keras" for n in (1, 2, 3, 4)]
+    assert (run / "best.keras").is_file() and (run / "model.keras").is_file()
+    assert "learning_rate" in record["final"]
+    # The runner's own lines on stderr: none but TensorFlow's start-up ones.
+    assert own_lines(first.stderr) == [], first.stderr
+
+
+def test_the_flag_wins_over_keras_backend_in_the_environment_and_seeded_runs_repeat(twice):
+    workdir, first, second = twice
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert own_lines(second.stderr) == [
+        "train.py: warning: KERAS_BACKEND=tensorflow in the environment is overridden by --backend=jax; "
+        "the run trains on jax"]
+    assert results(workdir, "second")["hparams"]["backend"] == "jax"
+    # --deterministic True on JAX: the same seed, the same numbers, to the last bit.
+    one, other = results(workdir, "first"), results(workdir, "second")
+    assert one["final"] == other["final"] and one["best"] == other["best"]
+
+
+def test_dry_run_shows_the_backend(tmp_path):
+    result = run_train(["--backend=jax", "--dry_run"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "backend: jax" in result.stdout and "# Backend: Keras on jax (KERAS_BACKEND=jax)" in result.stdout
+    assert not (tmp_path / "tensorboard_logs").exists()
+
+
+def test_data_parallel_on_two_jax_devices_with_cached_images_ema_and_a_test_split(tmp_path):
+    write_images(tmp_path / "pictures" / "train", {"circle": 21, "square": 20}, size=(9, 9))
+    write_images(tmp_path / "pictures" / "test", {"circle": 5, "square": 4}, size=(9, 9))
+    result = run_train(
+        ["--backend=jax", "--dataset=images:pictures", "--dataset_cache=memory", "--dataset_image_size=8,8",
+         "--validation_split=0.2", "--epochs=2", "--batch_size=8", "--distribution_strategy=mirrored",
+         "--swap_ema_weights=True", "--backup_and_restore=True", "--run_name=parallel"],
+        cwd=tmp_path, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "train.py: data parallel over 2 JAX devices (cpu:0, cpu:1)" in result.stderr
+    # 41 images: 33 training, 8 validation; 9 test. Each pass's last batch is cut to an even size.
+    assert "leaving out 1 training, 1 test example(s)" in result.stdout
+    record = results(tmp_path, "parallel")
+    assert record["status"] == "completed" and record["epochs_completed"] == 2
+    assert set(record["test"]) == {"accuracy", "loss"}
+    assert not (tmp_path / "tensorboard_logs" / "parallel" / "backup").exists()  # Removed once training completed.
