@@ -1,6 +1,6 @@
 """Does memory grow from epoch to epoch with every callback enabled?
 
-    python benchmarks/memory_growth.py [--epochs 300] [--groups tensorboard,backup_and_restore | none]
+    python benchmarks/memory_growth.py [--epochs 300] [--groups tensorboard,backup_and_restore | none] [--backend jax]
 
 Runs train.py on the bundled digits for many short epochs with every
 epoch-level callback group switched on (or only the groups named), records
@@ -63,10 +63,12 @@ def main():
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--groups", help="comma-separated callback groups to switch on (default: every one), "
                                          "or none")
+    parser.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
+                        help="train.py's --backend (default tensorflow)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         probe_file = os.path.join(workdir, "memory.jsonl")
-        command = [sys.executable, TRAIN, f"--epochs={args.epochs}", "--verbose=0",
+        command = [sys.executable, TRAIN, f"--backend={args.backend}", f"--epochs={args.epochs}", "--verbose=0",
                    f"--callbacks={HERE}/memory_probe.py:MemoryProbe", *chosen_flags(args.groups)]
         subprocess.run(command, cwd=workdir, check=True, env=dict(os.environ, MEMORY_PROBE_FILE=probe_file),
                        stdout=subprocess.DEVNULL)
@@ -74,6 +76,7 @@ def main():
             samples = [json.loads(line) for line in stream]
     steady = [(s["epoch"], s["rss_mib"]) for s in samples if s["epoch"] > WARM_UP_EPOCHS]
     report = {
+        "backend": args.backend,
         "groups": args.groups or "every one",
         "epochs": len(samples),
         "rss_mib_after_warm_up": steady[0][1],

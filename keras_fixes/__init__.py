@@ -16,6 +16,14 @@ Workarounds, each in its own module that says what it fixes and where it was fou
 - callbacks/subclasses/model_checkpoint.py: ModelCheckpoint writing each file whole, by renaming
   it into place (it overrides and calls `CHECKPOINT_PRIVATE`).
 
+Which backend each applies to (`--backend`, cli/backend.py): `cache_saving_skipsets` on both (the
+skipset lookup is Keras's own; on JAX it still saves building an Optimizer per save, though the
+memory it would cost is TensorFlow's kernel cache); `scalar_cache_emptier` on TensorFlow only (on
+JAX the callbacks' numbers go to JAX, and `scalar_cache_emptier` returns None); multi_worker.py
+on TensorFlow only (multi_worker_mirrored is refused on JAX); the TensorBoard, BackupAndRestore
+and ModelCheckpoint subclasses on both (TensorBoard writes through `tf.summary` on either backend,
+so its NumPy scalars matter on both).
+
 Texts and files of Keras's that the runner reads are named here too (`NAN_STOP_MESSAGE`,
 `BACKUP_METADATA_FILE`). All of it was written for Keras `WRITTEN_FOR`: `check_keras` warns
 when another Keras is installed, and tests/test_keras_fixes.py fails, so that each item is
