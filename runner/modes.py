@@ -281,10 +281,15 @@ def _inputs(config, saved, source, context):
     print(f"predicting {_split_words(split, count)}" + (" (in file order)" if any(
         isinstance(part, image_source.ImageFiles) for part in parts) else ""), flush=True)
 
+    import keras
+
+    # predict_on_batch on JAX takes NumPy arrays, not the tf.data pipeline's tensors (cheap: CPU memory either way).
+    as_arrays = keras.backend.backend() != "tensorflow"
+
     def batches():
         for part in parts:
             for x, _ in datasets.make_test_dataset(dataclasses.replace(data, test=part), batch_size=size):
-                yield x
+                yield keras.tree.map_structure(lambda tensor: tensor.numpy(), x) if as_arrays else x
 
     return count, batches
 

@@ -119,3 +119,14 @@ def test_data_parallel_on_two_jax_devices_with_cached_images_ema_and_a_test_spli
     assert record["status"] == "completed" and record["epochs_completed"] == 2
     assert set(record["test"]) == {"accuracy", "loss"}
     assert not (tmp_path / "tensorboard_logs" / "parallel" / "backup").exists()  # Removed once training completed.
+
+
+def test_predict_on_jax_with_a_jax_runs_model(twice):
+    workdir, first, _ = twice
+    assert first.returncode == 0
+    result = run_train(["--backend=jax", "--mode=predict", "--model=tensorboard_logs/first", "--dataset=plugins:load",
+                        "--predictions_file=predictions.npz"], cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(workdir / "predictions.npz") as saved:
+        assert saved["predictions"].shape == (300, 3) and saved["predicted"].shape == (300,)
+        assert np.allclose(saved["predictions"].sum(axis=1), 1, atol=1e-2)  # Softmax rows, computed in bfloat16.
