@@ -111,7 +111,8 @@ def evaluate_test(config, model, pipelines, paths, is_chief, stop, early_stoppin
         described, weights = use_best_weights(config, model, paths, restored)
     test = test_batches(config, pipelines)
     if is_chief:
-        print(f"Evaluating {described} on the test split ({part_size(pipelines.data.test):,} examples)...", flush=True)
+        examples = getattr(test, "count", None) or part_size(pipelines.data.test)  # Data parallel on JAX may cut some.
+        print(f"Evaluating {described} on the test split ({examples:,} examples)...", flush=True)
     try:
         logs = model.evaluate(test, verbose=0, return_dict=True, callbacks=[_stop_evaluating(stop)])
     except Exception as error:  # A streamed image that cannot be decoded: name it.

@@ -103,7 +103,8 @@ def prepare_data(config, distribution):
     devices = distribution.jax_devices
     if devices and not datasets.takes_numpy_batches(data):
         raise UsageError(f"--distribution_strategy=mirrored: on --backend jax it takes data held in memory (arrays, "
-                         f"cached images), not {config.dataset} read as training goes; use --backend tensorflow")
+                         f"cached images), not {config.dataset} read as training goes; use --dataset_cache memory "
+                         "if it fits, or --backend tensorflow")
     if config.backend == "jax" and datasets.takes_numpy_batches(data):  # JAX takes NumPy batches as they are.
         train_data, validation_data = datasets.make_numpy_datasets(
             data, batch_size=config.batch_size, seed=config.seed, epoch=epoch, multiple=max(devices, 1))

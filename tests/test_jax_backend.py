@@ -115,6 +115,7 @@ def test_data_parallel_on_two_jax_devices_with_cached_images_ema_and_a_test_spli
     assert "train.py: data parallel over 2 JAX devices (cpu:0, cpu:1)" in result.stderr
     # 41 images: 33 training, 8 validation; 9 test. Each pass's last batch is cut to an even size.
     assert "leaving out 1 training, 1 test example(s)" in result.stdout
+    assert "on the test split (8 examples)" in result.stdout
     record = results(tmp_path, "parallel")
     assert record["status"] == "completed" and record["epochs_completed"] == 2
     assert set(record["test"]) == {"accuracy", "loss"}

@@ -336,7 +336,7 @@ def test_an_unforeseen_error_is_one_line_and_a_claimed_run_directory_records_it(
         f"sys.path.insert(0, {REPO!r})\n"
         "import train\n"
         "from kerasrun.cli import config\n"
-        "def surprise(argv):\n"
+        "def surprise(argv, **options):\n"
         "    raise KeyError('where')\n"
         "config.resolve = surprise\n"
         "sys.exit(train.main(['train.py']))\n"
