@@ -95,7 +95,7 @@ TRAINING = OptionGroup(
             bookkeeping=True),
         Arg("deterministic", Bool(), False,
             "Use TensorFlow's deterministic ops, so runs with the same --seed give identical metrics "
-            "(slower)."),
+            "(slower); on --backend jax seeded runs repeat as they are, and it applies to tf.data's ops."),
         Arg("backend", Choice("tensorflow", "jax"), "tensorflow",
             "Keras's backend: tensorflow or jax (set as KERAS_BACKEND before Keras is imported; it overrides a "
             "KERAS_BACKEND in the environment, with a warning). On jax, what cannot work is refused before "

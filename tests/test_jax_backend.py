@@ -131,3 +131,36 @@ def test_predict_on_jax_with_a_jax_runs_model(twice):
     with np.load(workdir / "predictions.npz") as saved:
         assert saved["predictions"].shape == (300, 3) and saved["predicted"].shape == (300,)
         assert np.allclose(saved["predictions"].sum(axis=1), 1, atol=1e-2)  # Softmax rows, computed in bfloat16.
+
+
+def test_the_backend_is_set_before_validation_and_refused_when_it_cannot_be(monkeypatch):
+    import importlib.util
+    import sys
+
+    from kerasrun.cli import config
+    from kerasrun.cli.backend import check_backend
+    from kerasrun.core.errors import UsageError
+
+    environ = {"KERAS_BACKEND": "torch"}
+    assert config.use_backend("jax", environ, typed=False) == [
+        "KERAS_BACKEND=torch in the environment is overridden by --backend=jax (the default); the run trains on "
+        "jax (use --backend torch, if that is a backend it takes)"]
+    assert environ == {"KERAS_BACKEND": "jax"}
+    assert config.use_backend("jax", environ) == []  # Already so: nothing to say.
+    # This process imported Keras on TensorFlow: it cannot become JAX.
+    import keras  # noqa: F401
+
+    with pytest.raises(UsageError, match=r"--backend=jax: Keras was imported already, on tensorflow"):
+        config.use_backend("jax", {})
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real_find_spec(name, *a))
+    with pytest.raises(UsageError, match=r"--backend=jax: JAX is not installed; pip install 'jax\[cpu\]==0.10.2'"):
+        config.use_backend("jax", {})
+    assert "keras" in sys.modules
+
+    # Keras profiles JAX from Python 3.12 on: refused before, let through after.
+    profiled = {**dict(config.resolve(["train.py", "--backend=jax"])), "tensorboard": True,
+                "tensorboard_profile_batch": 2}
+    with pytest.raises(UsageError, match="--tensorboard_profile_batch=2: Keras profiles training on --backend jax"):
+        check_backend(config.Checker(profiled, {}, config.all_options(), has_validation=True), version=(3, 11, 7))
+    check_backend(config.Checker(profiled, {}, config.all_options(), has_validation=True), version=(3, 12, 0))
