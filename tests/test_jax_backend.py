@@ -141,6 +141,10 @@ def test_the_backend_is_set_before_validation_and_refused_when_it_cannot_be(monk
     from kerasrun.cli.backend import check_backend
     from kerasrun.core.errors import UsageError
 
+    import keras
+
+    # As in train.py, before anything imported Keras (another test of this process may have).
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
     environ = {"KERAS_BACKEND": "torch"}
     assert config.use_backend("jax", environ, typed=False) == [
         "KERAS_BACKEND=torch in the environment is overridden by --backend=jax (the default); the run trains on "
@@ -148,8 +152,7 @@ def test_the_backend_is_set_before_validation_and_refused_when_it_cannot_be(monk
     assert environ == {"KERAS_BACKEND": "jax"}
     assert config.use_backend("jax", environ) == []  # Already so: nothing to say.
     # This process imported Keras on TensorFlow: it cannot become JAX.
-    import keras  # noqa: F401
-
+    monkeypatch.setitem(sys.modules, "keras", keras)
     with pytest.raises(UsageError, match=r"--backend=jax: Keras was imported already, on tensorflow"):
         config.use_backend("jax", {})
     real_find_spec = importlib.util.find_spec

@@ -70,10 +70,14 @@ def test_a_resumed_run_ends_on_the_uninterrupted_runs_metrics(tmp_path, uninterr
     assert [row.split(",")[0] for row in log[1:]] == ["0", "1", "2", "3", "4", "5"]
 
 
+# On JAX an epoch of batches of 8 takes about 40 ms, less than the kill's wait into the epoch: batches of 2.
+ON_JAX = ("--backend=jax", "--batch_size=2")
+
+
 @pytest.fixture(scope="module")
 def uninterrupted_on_jax(tmp_path_factory):
     folder = tmp_path_factory.mktemp("whole-jax")
-    run(folder, "whole", "--backend=jax")
+    run(folder, "whole", *ON_JAX)
     return results(folder, "whole")
 
 
@@ -81,8 +85,8 @@ def test_on_jax_a_run_killed_with_kill_9_resumes_to_the_uninterrupted_runs_metri
     # The same run on JAX (NumPy batches, JAX's Dropout generator): equally exact.
     expected = uninterrupted_on_jax
     assert expected["epochs_completed"] == 6 and expected["hparams"]["backend"] == "jax"
-    assert interrupt(tmp_path, "cut", signal.SIGKILL, 4, "--backend=jax") == -9
-    resumed = run(tmp_path, "cut", "--backend=jax")
+    assert interrupt(tmp_path, "cut", signal.SIGKILL, 4, *ON_JAX) == -9
+    resumed = run(tmp_path, "cut", *ON_JAX)
     assert "Resuming the interrupted run" in resumed.stdout and "Epoch 4/6" in resumed.stdout
     record = results(tmp_path, "cut")
     assert record["status"] == "completed" and record["epochs_completed"] == 6
