@@ -55,7 +55,7 @@ def choose(config, steps_per_epoch, own_callbacks=()):
     asked = config.steps_per_execution
     if asked != "auto":
         return Choice(asked, f"steps per execution: {asked} (--steps_per_execution)")
-    if config.distribution_strategy in ONE_STEP_STRATEGIES:
+    if config.backend == "tensorflow" and config.distribution_strategy in ONE_STEP_STRATEGIES:
         return Choice(1, f"steps per execution: 1 (auto: {ONE_STEP_PER_CALL})")
     needs = [*(need for family in enabled_families(config) for need in _family_need(family, config)),
              *(need for callback in own_callbacks for need in _own_need(callback))]

@@ -28,8 +28,9 @@ def check_distribution(checker, environ=os.environ):
         checker.fail("distribution_devices", f"applies to one_device and mirrored, not to {strategy}")
     if strategy == "one_device" and len(devices) > 1:
         checker.fail("distribution_devices", "one_device takes one device")
-    if strategy in ONE_STEP_STRATEGIES and values["steps_per_execution"] not in ("auto", 1):
-        checker.fail("steps_per_execution", f"must be 1 or auto with {strategy}: {ONE_STEP_PER_CALL}")
+    if (values["backend"] == "tensorflow" and strategy in ONE_STEP_STRATEGIES
+            and values["steps_per_execution"] not in ("auto", 1)):
+        checker.fail("steps_per_execution", f"must be 1 or auto with {strategy} on TensorFlow: {ONE_STEP_PER_CALL}")
     if strategy == "multi_worker_mirrored":
         if tf_config is None and SLURM_RANK not in environ:
             checker.fail("distribution_strategy",

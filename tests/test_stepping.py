@@ -155,5 +155,5 @@ def test_multi_worker_runs_take_one_step_per_call(monkeypatch):
     chosen = choice("--distribution_strategy=multi_worker_mirrored", steps_per_epoch=1875)
     assert chosen.steps == 1 and "fails under tf.distribute's mirrored strategies" in chosen.line
     assert choice("--distribution_strategy=mirrored", steps_per_epoch=1875).steps == 1
-    with pytest.raises(UsageError, match=r"^--steps_per_execution=4: must be 1 or auto with multi_worker_mirrored"):
+    with pytest.raises(UsageError, match=r"^--steps_per_execution=4: must be 1 or auto with multi_worker_mirrored on TensorFlow"):
         resolve(["train.py", "--distribution_strategy=multi_worker_mirrored", "--steps_per_execution=4"])
