@@ -544,8 +544,8 @@ def _validate(values, sources, options, flag_files=()):
     if values["results_file"] is not None:
         checker.check_writable_file("results_file", values["results_file"])
         _check_not_a_runs_own_file(checker, "results_file")
+    check_backend(checker)  # First: a strategy JAX refuses needs no cluster explained.
     check_distribution(checker)
-    check_backend(checker)
     check_optimizer(checker)
     check_class_weight(checker)
     if training:  # Evaluating or predicting runs no callbacks: their settings are only noted (ignored_options).

@@ -95,7 +95,8 @@ TRAINING = OptionGroup(
             bookkeeping=True),
         Arg("deterministic", Bool(), False,
             "Use TensorFlow's deterministic ops, so runs with the same --seed give identical metrics "
-            "(slower); on --backend jax seeded runs repeat as they are, and it applies to tf.data's ops."),
+            "(slower); on --backend jax seeded runs on the CPU repeat as they are (XLA on a GPU needs "
+            "XLA_FLAGS=--xla_gpu_deterministic_ops=true), and it applies to tf.data's ops."),
         Arg("backend", Choice("tensorflow", "jax"), "tensorflow",
             "Keras's backend: tensorflow or jax (set as KERAS_BACKEND before Keras is imported; it overrides a "
             "KERAS_BACKEND in the environment, with a warning). On jax, what cannot work is refused before "

@@ -31,7 +31,7 @@ _PACKAGES = ("tensorflow", "jax")
 
 _ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 # An absl/glog line: severity, date, time, thread id, file:line] message.
-_LOG_LINE = re.compile(r"^[IWEF]\d{4} [\d:. ]+ +\d+ (?P<file>[\w./-]+\.cc):\d+\] (?P<message>.*)")
+_LOG_LINE = re.compile(r"^(?P<severity>[IWEF])\d{4} [\d:. ]+ +\d+ (?P<file>[\w./-]+\.cc):\d+\] (?P<message>.*)")
 # file name -> what its message starts with (None: any message of that file).
 _NOTICES = {
     "port.cc": "oneDNN custom operations are on",
@@ -65,7 +65,10 @@ def notices(lines):
         text = line.rstrip("\r\n")
         if match:
             base, message = os.path.basename(match["file"]), match["message"]
-            notice = ((base in _NOTICES and (_NOTICES[base] is None or message.startswith(_NOTICES[base])))
+            # A file's every message is a notice only at severities I and W: its errors and fatal lines stay.
+            any_message = _NOTICES.get(base, "") is None and match["severity"] in "IW"
+            notice = ((base in _NOTICES and (any_message or (_NOTICES[base] is not None
+                                                             and message.startswith(_NOTICES[base]))))
                       or (no_driver and base == _CUINIT[0] and message.startswith(_CUINIT[1])))
         else:
             notice = (text == _ABSL_PREAMBLE or (after_notice and text.startswith(_CONTINUATION))

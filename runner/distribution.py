@@ -104,6 +104,24 @@ def make_distribution(config):
     return multi_worker(config)
 
 
+def keep_tensorflow_off_the_gpu(backend):
+    """On JAX, hides the GPUs from TensorFlow, which the run still uses (tf.data, tf.summary) on the CPU.
+
+    By default TensorFlow takes nearly all of a GPU's memory when it first
+    touches it, and JAX three quarters: the second to start would run out.
+    Not tried on a GPU here (the machine has none); on a machine without one
+    it changes nothing.
+    """
+    if backend != "jax":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow's runtime started already (a plug-in ran an op): too late, and left as is.
+        pass
+
+
 def jax_data_parallel(names, batch_size):
     """Trains on JAX's local devices (`names`, or every GPU, else every CPU device) through Keras's DataParallel.
 

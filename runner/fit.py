@@ -27,7 +27,8 @@ from kerasrun.runner import results, trial
 from kerasrun.runner.compiling import checked_loss, make_loss, make_metrics, make_optimizer
 from kerasrun.runner.data_check import checked_data, data_lines, scales_targets
 from kerasrun.runner.dispatch import combined
-from kerasrun.runner.distribution import copy_chief_backup, make_distribution, scratch_run_dir
+from kerasrun.runner.distribution import (copy_chief_backup, keep_tensorflow_off_the_gpu, make_distribution,
+                                          scratch_run_dir)
 from kerasrun.runner.final import leave_behind
 from kerasrun.runner.hparams_log import write_hparams
 from kerasrun.runner.interrupts import GracefulStop, StopRequested
@@ -63,6 +64,7 @@ def run(config):
         RunError: when a download the run needs fails; nothing is written.
     """
     epoch_log = EpochLog()  # Its clock is the run's wall time, loading and building included.
+    keep_tensorflow_off_the_gpu(config.backend)
     distribution = make_distribution(config)  # Before TensorFlow runs anything: clusters are set up first.
     keras_fixes.check_keras()
     data = None
@@ -161,7 +163,8 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
     except PluginError as error:  # A --callbacks class raised when constructed.
         return failed_outcome(f"error: {error}", epoch_log)
     reporter = next((c for c in callbacks if getattr(family_of(c), "name", None) == "optuna"), None)
-    set_steps_per_execution(config, model, pipelines.data, callbacks, distribution)
+    set_steps_per_execution(config, model, pipelines, callbacks[len(callbacks) - len(config.callbacks):],
+                            distribution)
     if stop.received:  # While the callbacks were made (a slow --callbacks class, say).
         return Outcome("interrupted", stop.exit_code(), stop.reason(), epoch_log, trial=reporter)
     assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log)
@@ -194,10 +197,16 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
     return Outcome(status, exit_code, message, epoch_log, products, reporter)
 
 
-def set_steps_per_execution(config, model, data, callbacks, distribution):
-    """Sets the steps the model runs per call into the backend (callbacks/stepping.py), and says how many and why."""
-    steps_per_epoch = math.ceil(arrays.part_size(data.train) / config.batch_size)
-    choice = stepping.choose(config, steps_per_epoch, [c for c in callbacks if family_of(c) is None])
+def set_steps_per_execution(config, model, pipelines, own_callbacks, distribution):
+    """Sets the steps the model runs per call into the backend (callbacks/stepping.py), and says how many and why.
+
+    `own_callbacks` are the user's --callbacks, built (build_callbacks puts them last).
+    """
+    if hasattr(pipelines.train, "__getitem__"):  # NumPy batches on JAX: cut to the devices they are split between.
+        steps_per_epoch = len(pipelines.train)
+    else:
+        steps_per_epoch = math.ceil(arrays.part_size(pipelines.data.train) / config.batch_size)
+    choice = stepping.choose(config, steps_per_epoch, own_callbacks)
     model.steps_per_execution = choice.steps  # Read when fit makes its train function, once per model.
     if distribution.is_chief:
         print(choice.line, flush=True)

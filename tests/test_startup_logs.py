@@ -50,6 +50,13 @@ def test_cuinit_failure_is_kept_when_there_is_a_driver():
     assert startup_logs.notices([NOTICES[2], NOTICES[5]]) == [True, True]
 
 
+def test_an_error_or_fatal_line_of_a_notice_file_is_kept():
+    fatal = ("F0000 00:00:1796544154.812936   26889 cpu_feature_guard.cc:101] The TensorFlow library was compiled "
+             "to use AVX instructions, but these aren't available on your machine.")
+    info = fatal.replace("F0000", "I0000", 1)
+    assert startup_logs.notices([fatal, info]) == [False, True]
+
+
 @pytest.mark.parametrize("ending", ["exception", "ctrl_c", "sigterm"])
 def test_fd_2_is_restored_however_the_window_ends(capfd, ending):
     class Stopped(KeyboardInterrupt):

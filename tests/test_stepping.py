@@ -157,3 +157,28 @@ def test_multi_worker_runs_take_one_step_per_call(monkeypatch):
     assert choice("--distribution_strategy=mirrored", steps_per_epoch=1875).steps == 1
     with pytest.raises(UsageError, match=r"^--steps_per_execution=4: must be 1 or auto with multi_worker_mirrored on TensorFlow"):
         resolve(["train.py", "--distribution_strategy=multi_worker_mirrored", "--steps_per_execution=4"])
+
+
+def test_batch_summaries_asked_for_every_batch_get_every_batch(train, tmp_path):
+    result = train("--epochs=1", "--verbose=0", "--tensorboard", "--tensorboard_update_freq=batch", "--run_name=b")
+    assert result.returncode == 0, result.stderr
+    assert "steps per execution: 1 (auto: --tensorboard_update_freq writes every batch)" in result.stdout
+    scalars = batch_scalars(os.path.join(tmp_path, "tensorboard_logs", "b"))
+    assert [step for step, _ in scalars["batch_loss"]] == list(range(1, 46))  # 1,437 digits in batches of 32
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_backups_every_n_batches_land_on_their_batches_with_several_steps_per_call(tmp_path, steps):
+    """Two epochs of 45 steps, a backup every 15 batches, as fit calls the hooks with `steps` steps per call."""
+    from kerasrun.callbacks.subclasses.backup_and_restore import BackupAndRestore
+
+    backup = BackupAndRestore(str(tmp_path), save_freq=15)
+    saved = []
+    backup._save_model = lambda: saved.append((backup._current_epoch, backup._last_batch_seen))
+    for epoch in range(2):
+        backup.on_epoch_begin(epoch)
+        for begin in range(0, 45, steps):
+            backup.on_train_batch_end(begin + steps - 1)
+        backup._current_epoch = epoch + 1  # What Keras's on_epoch_end sets (it saves only with save_freq epoch).
+        backup._last_batch_seen = 0
+    assert saved == [(epoch, batch) for epoch in (0, 1) for batch in (14, 29, 44)]

@@ -23,10 +23,20 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     the old one or the new one; a second Ctrl-C lets it finish (the run then
     stops after the next step, its first Ctrl-C's stop, with the epoch recorded).
 
+    It also counts the first call of each epoch right under several steps
+    per call (`on_epoch_begin`), so that a backup every `save_freq` batches
+    is made at those batches.
+
     Arguments are those of `keras.callbacks.BackupAndRestore`. The private
     members of Keras's class this one uses are listed in keras_fixes/__init__.py
     (`BACKUP_PRIVATE`), where a test fails when Keras drops one.
     """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Keras counts the batches of a call as its last batch's number minus the last one seen, which it
+        # starts at 0 each epoch: a first call of N steps (ending at batch N - 1) would count N - 1. As if
+        # batch -1 had been seen, it counts N (and 1 with one step per call, as Keras does).
+        self._last_batch_seen = -1
 
     def _save_model(self):
         with uninterruptible():
