@@ -315,9 +315,10 @@ def use_backend(backend, environ, label="--backend", typed=True):
     theirs = environ.get("KERAS_BACKEND")
     if theirs is not None and theirs != backend:
         how = "" if typed else " (the default)"
+        hint = f" (--backend {theirs} trains on it)" if not typed and theirs in ("tensorflow", "jax") else (
+            "" if typed or theirs in ("tensorflow", "jax") else " (--backend takes tensorflow or jax)")
         warnings.append(f"KERAS_BACKEND={theirs} in the environment is overridden by {label}={backend}{how}; "
-                        f"the run trains on {backend}" + ("" if typed else f" (use --backend {theirs}, "
-                                                                             "if that is a backend it takes)"))
+                        f"the run trains on {backend}{hint}")
     environ["KERAS_BACKEND"] = backend
     return warnings
 

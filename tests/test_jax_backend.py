@@ -148,7 +148,10 @@ def test_the_backend_is_set_before_validation_and_refused_when_it_cannot_be(monk
     environ = {"KERAS_BACKEND": "torch"}
     assert config.use_backend("jax", environ, typed=False) == [
         "KERAS_BACKEND=torch in the environment is overridden by --backend=jax (the default); the run trains on "
-        "jax (use --backend torch, if that is a backend it takes)"]
+        "jax (--backend takes tensorflow or jax)"]
+    assert config.use_backend("tensorflow", {"KERAS_BACKEND": "jax"}, typed=False) == [
+        "KERAS_BACKEND=jax in the environment is overridden by --backend=tensorflow (the default); the run trains "
+        "on tensorflow (--backend jax trains on it)"]
     assert environ == {"KERAS_BACKEND": "jax"}
     assert config.use_backend("jax", environ) == []  # Already so: nothing to say.
     # This process imported Keras on TensorFlow: it cannot become JAX.
