@@ -80,7 +80,8 @@ def dry_run_lines(config):
     if models.builds_head(config.model):  # The model's output is the head's: its width is known before it is built.
         checked_loss(config, data, data.head.units)
     steps_per_epoch = math.ceil(arrays.part_size(data.train) / config.batch_size)
-    return [*data_lines(config, data, weights), stepping.choose(config, steps_per_epoch, stepping.own_classes(config)).line]
+    steps_line = stepping.choose(config, steps_per_epoch, stepping.own_classes(config)).line
+    return [*data_lines(config, data, weights), steps_line]
 
 
 def splits_line(data):
