@@ -11,6 +11,7 @@ import importlib
 import pkgutil
 
 from kerasrun import callbacks
+from kerasrun.core.keras_names import LEGACY_HOOKS
 from kerasrun.core.plugins import call_plugin, load_plugin
 
 ORDER = (
@@ -82,6 +83,21 @@ def family_of(callback):
 @functools.cache
 def _families_by_class():
     return {callback_class(family): family for family in families()}
+
+
+def defines(callback, hook):
+    """Whether `hook` of `callback` (a built callback, or its class) can do anything: not the empty default
+    of keras.callbacks.Callback.
+
+    A hook set on an instance (LambdaCallback does) counts as defined. Keras's
+    default of a hook with a legacy name calls that one, so a callback that
+    defines only the legacy hook defines the hook too.
+    """
+    import keras
+
+    names = (hook, LEGACY_HOOKS[hook]) if hook in LEGACY_HOOKS else (hook,)
+    return any(getattr(own, "__func__", own) is not getattr(keras.callbacks.Callback, name)
+               for name in names for own in (getattr(callback, name, None),) if own is not None)
 
 
 def callback_class(family):

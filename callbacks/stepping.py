@@ -26,8 +26,8 @@ import collections
 import functools
 import math
 
-from kerasrun.callbacks.builder import enabled_families
-from kerasrun.core.keras_names import CALLBACK_HOOKS, LEGACY_HOOKS
+from kerasrun.callbacks.builder import defines, enabled_families
+from kerasrun.core.keras_names import CALLBACK_HOOKS
 from kerasrun.core.plugins import load_plugin
 from kerasrun.keras_fixes import ONE_STEP_PER_CALL, ONE_STEP_STRATEGIES
 
@@ -36,7 +36,8 @@ LARGEST = 32
 CALLS_PER_EPOCH = 10
 
 # Hooks Keras calls once per call into the backend: in training, validation and prediction.
-BATCH_HOOKS = tuple(hook for hook in (*CALLBACK_HOOKS, *LEGACY_HOOKS.values()) if "batch" in hook)
+# (builder.defines counts the legacy names too.)
+BATCH_HOOKS = tuple(hook for hook in CALLBACK_HOOKS if "batch" in hook)
 
 # The steps per call a run uses and why: `steps` (an int), `line` (what the run prints).
 Choice = collections.namedtuple("Choice", "steps line")
@@ -94,16 +95,7 @@ def _family_need(family, config):
 
 def _own_need(callback):
     """The need of a user's callback (a class, or an instance): every batch, when it defines a batch hook."""
-    hook = next((hook for hook in BATCH_HOOKS if _defines(callback, hook)), None)
+    hook = next((hook for hook in BATCH_HOOKS if defines(callback, hook)), None)
     name = callback.__name__ if isinstance(callback, type) else type(callback).__name__
     return () if hook is None else ((1, f"--callbacks {name} defines {hook}"),)
 
-
-def _defines(callback, hook):
-    """Whether `callback` (class or instance) has its own `hook`, not keras.callbacks.Callback's empty one."""
-    import keras
-
-    own = getattr(callback, hook, None)
-    if own is None:
-        return False
-    return getattr(own, "__func__", own) is not getattr(keras.callbacks.Callback, hook)

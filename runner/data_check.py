@@ -79,9 +79,13 @@ def dry_run_lines(config):
     data, weights = checked_data(config)
     if models.builds_head(config.model):  # The model's output is the head's: its width is known before it is built.
         checked_loss(config, data, data.head.units)
-    steps_per_epoch = math.ceil(arrays.part_size(data.train) / config.batch_size)
-    steps_line = stepping.choose(config, steps_per_epoch, stepping.own_classes(config)).line
+    steps_line = stepping.choose(config, steps_per_epoch(config, data), stepping.own_classes(config)).line
     return [*data_lines(config, data, weights), steps_line]
+
+
+def steps_per_epoch(config, data):
+    """The training steps of an epoch of `data` (a Data) in batches of --batch_size."""
+    return math.ceil(arrays.part_size(data.train) / config.batch_size)
 
 
 def splits_line(data):

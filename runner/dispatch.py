@@ -18,7 +18,7 @@ begins.
 
 import functools
 
-from kerasrun.callbacks.builder import family_of
+from kerasrun.callbacks.builder import defines, family_of
 from kerasrun.core.keras_names import CALLBACK_HOOKS, LEGACY_HOOKS
 
 # Every hook Keras's CallbackList calls, the legacy names included.
@@ -38,19 +38,6 @@ def combined(callbacks):
     kept = [callback for callback in callbacks if isinstance(callback, own_kinds)]
     others = [callback for callback in callbacks if not isinstance(callback, own_kinds)]
     return [_combined_class()(others), *kept] if others else kept
-
-
-def defines(callback, hook):
-    """Whether `hook` of `callback` can do anything: not keras.callbacks.Callback's empty default.
-
-    A hook set on the instance (LambdaCallback does) counts as defined.
-    """
-    import keras
-
-    # Keras's default of a hook with a legacy name calls that: a callback defining only it needs the call.
-    names = (hook, LEGACY_HOOKS[hook]) if hook in LEGACY_HOOKS else (hook,)
-    return any(getattr(getattr(callback, name), "__func__", None) is not getattr(keras.callbacks.Callback, name)
-               for name in names)
 
 
 def idle_hooks(callback):

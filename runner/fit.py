@@ -18,14 +18,14 @@ from kerasrun.callbacks.builder import build_callbacks, family_of
 from kerasrun.callbacks.monitor import ranked_monitor
 from kerasrun.cli.config import Config, changed_flags, saved_config, worker_overrides
 from kerasrun.core import files
-from kerasrun.datasets import arrays, tabular
+from kerasrun.datasets import tabular
 from kerasrun.core.errors import PluginError, UsageError, first_line, one_line, wants_traceback
 from kerasrun.core.plugins import where_in_users_code
 from kerasrun.keras_fixes import multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results, trial
 from kerasrun.runner.compiling import checked_loss, make_loss, make_metrics, make_optimizer
-from kerasrun.runner.data_check import checked_data, data_lines, scales_targets
+from kerasrun.runner.data_check import checked_data, data_lines, scales_targets, steps_per_epoch
 from kerasrun.runner.dispatch import combined
 from kerasrun.runner.distribution import (copy_chief_backup, keep_tensorflow_off_the_gpu, make_distribution,
                                           scratch_run_dir)
@@ -202,11 +202,9 @@ def set_steps_per_execution(config, model, pipelines, own_callbacks, distributio
 
     `own_callbacks` are the user's --callbacks, built (build_callbacks puts them last).
     """
-    if hasattr(pipelines.train, "__getitem__"):  # NumPy batches on JAX: cut to the devices they are split between.
-        steps_per_epoch = len(pipelines.train)
-    else:
-        steps_per_epoch = math.ceil(arrays.part_size(pipelines.data.train) / config.batch_size)
-    choice = stepping.choose(config, steps_per_epoch, own_callbacks)
+    numpy_batches = hasattr(pipelines.train, "__getitem__")  # On JAX: cut to the devices they are split between.
+    steps = len(pipelines.train) if numpy_batches else steps_per_epoch(config, pipelines.data)
+    choice = stepping.choose(config, steps, own_callbacks)
     model.steps_per_execution = choice.steps  # Read when fit makes its train function, once per model.
     if distribution.is_chief:
         print(choice.line, flush=True)
