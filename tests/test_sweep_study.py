@@ -171,11 +171,15 @@ def test_a_tpe_search_prunes_resumes_after_a_kill_and_finishes_exactly_its_trial
     assert third.returncode == 0 and " started" not in third.stdout, third.stdout
     assert len(counted(load(url, "sweep").get_trials())) == 8
 
+    # Which good trials the median pruner stops depends on the order the two workers report in, so the
+    # importance plot (it needs two complete trials) is drawn only when there are two; test_summarize_study
+    # draws it on a fixed study.
+    kinds = ("importance", "history") if len(complete) >= 2 else ("history",)
     plots = subprocess.run([sys.executable, SUMMARIZE, "--storage", url, "--study", "sweep", "--plot",
-                            "importance,history", "--plot_dir", str(tmp_path / "plots")],
+                            ",".join(kinds), "--plot_dir", str(tmp_path / "plots")],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert plots.returncode == 0, plots.stderr
-    for kind in ("importance", "history"):
+    for kind in kinds:
         image = (tmp_path / "plots" / f"sweep-{kind}.png").read_bytes()
         assert image.startswith(b"\x89PNG") and len(image) > 5000
 
