@@ -44,6 +44,10 @@ def check_backend(checker, version=sys.version_info):
                      f"Keras profiles training on --backend jax only on Python 3.12 or later (this is "
                      f"{version[0]}.{version[1]}), else it writes no profile; leave it 0, or profile with "
                      "--backend tensorflow")
+    for threads in ("intra_op_threads", "inter_op_threads"):
+        if values[threads]:
+            checker.fail(threads, "sets TensorFlow's thread pools, and on --backend jax the steps run in XLA, "
+                                  "which it does not set; leave it 0, or use --backend tensorflow")
     if values["mode"] == "train":
         if "litert" in values["export"]:
             checker.fail("export", "litert needs the model on TensorFlow (Keras's LiteRT export refuses JAX); "

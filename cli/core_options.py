@@ -35,6 +35,10 @@ def _seed_range(value):
     return None if 0 <= value < 2**32 else "must be at least 0 and below 2**32"
 
 
+def _thread_count(value):
+    return None if value >= 0 else "must be 0 (TensorFlow's choice: one per core) or more"
+
+
 def _run_name(value):
     if value is None:
         return None
@@ -109,6 +113,13 @@ TRAINING = OptionGroup(
             "and update_freq); the run prints the number and why."),
         Arg("jit_compile", Choice("auto", "true", "false"), "auto",
             "Compile the train step with XLA: auto lets Keras decide."),
+        Arg("intra_op_threads", Int(), 0,
+            "Threads TensorFlow may split one op between; 0 lets TensorFlow choose (one per core). On few "
+            "cores a small model trains faster with 1 (see the README's Speed); large ops want more. "
+            "TensorFlow only: on --backend jax XLA runs the steps.", _thread_count),
+        Arg("inter_op_threads", Int(), 0,
+            "Threads TensorFlow may run independent ops on at once; 0 lets TensorFlow choose (one per core). "
+            "TensorFlow only, as --intra_op_threads.", _thread_count),
         Arg("mixed_precision", Choice("none", "mixed_float16", "mixed_bfloat16"), "none",
             "Compute in 16-bit floats with 32-bit weights (mixed_float16 for GPUs, mixed_bfloat16 for "
             "TPUs and recent CPUs)."),

@@ -122,6 +122,21 @@ def keep_tensorflow_off_the_gpu(backend):
         pass
 
 
+def set_thread_pools(config):
+    """Sizes TensorFlow's thread pools as --intra_op_threads and --inter_op_threads say (0: TensorFlow's choice).
+
+    Before TensorFlow runs anything: once its runtime has started they are fixed.
+    """
+    if not (config.intra_op_threads or config.inter_op_threads):
+        return
+    import tensorflow as tf
+
+    if config.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(config.intra_op_threads)
+    if config.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(config.inter_op_threads)
+
+
 def jax_data_parallel(names, batch_size):
     """Trains on JAX's local devices (`names`, or every GPU, else every CPU device) through Keras's DataParallel.
 

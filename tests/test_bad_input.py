@@ -54,6 +54,7 @@ MISTAKES = [
     (["--validation_split=-0.1"], "--validation_split=-0.1: must be at least 0 and below 1"),
     (["--reduce_lr", "--reduce_lr_factor=1"], "--reduce_lr_factor=1.0: must be above 0 and below 1.0"),
     (["--seed=-1"], "--seed=-1: must be at least 0"),
+    (["--inter_op_threads=-2"], "--inter_op_threads=-2: must be 0 (TensorFlow's choice: one per core) or more"),
     (["--verbose=5"], "--verbose=5: must be 0 (silent)"),
     # Enums and names.
     (["--optimizer=adamax2"], "--optimizer=adamax2: must be one of"),
@@ -233,6 +234,7 @@ JAX_MISTAKES = [(args, _ON_JAX[args[-1]]) for args, _ in MISTAKES if args and ar
     (["--export=litert"], "--export=litert: litert needs the model on TensorFlow"),
     (["--export=onnx"], "--export=onnx: "),  # Its packages' absence, or jax2onnx: either way refused.
     (["--distribution_strategy=one_device"], "--distribution_strategy=one_device: one_device does not run on"),
+    (["--intra_op_threads=1"], "--intra_op_threads=1: sets TensorFlow's thread pools, and on --backend jax"),
     (["--dataset=csv:table.csv", "--dataset_categorical_columns=a"],
      "--dataset_categorical_columns=a: a table's category columns"),
     (["--dataset=csv:words.csv"], "--backend=jax: columns city: a table's category columns"),

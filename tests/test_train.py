@@ -65,17 +65,37 @@ def test_default_run_trains_on_bundled_digits(train, tmp_path):
     assert "cuInit" not in result.stderr and "cuda drivers" not in result.stderr
 
 
+# A --callbacks class that writes the sizes of TensorFlow's thread pools as training begins.
+THREAD_POOLS = """
+import json
+import keras
+import tensorflow as tf
+
+class ThreadPools(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        with open("thread_pools.json", "w") as stream:
+            json.dump([tf.config.threading.get_intra_op_parallelism_threads(),
+                       tf.config.threading.get_inter_op_parallelism_threads()], stream)
+"""
+
+
 def test_performance_flags_train_end_to_end(train, tmp_path):
+    (tmp_path / "pools.py").write_text(THREAD_POOLS)
     result = train("--epochs", "2", "--verbose", "2", "--steps_per_execution", "4", "--jit_compile", "true",
-                   "--mixed_precision", "mixed_bfloat16", "--model_checkpoint")
+                   "--mixed_precision", "mixed_bfloat16", "--model_checkpoint", "--intra_op_threads", "1",
+                   "--inter_op_threads", "3", "--callbacks", "pools.py:ThreadPools")
     assert result.returncode == 0, result.stderr
     assert "Epoch 2/2" in result.stdout and final_metric(result.stdout, "val_accuracy") > 0.5
     directory = run_dir(tmp_path)
     with open(os.path.join(directory, "results.json")) as stream:
         results = json.load(stream)
     assert results["status"] == "completed" and results["epochs_completed"] == 2
-    assert {key: results["hparams"][key] for key in ("steps_per_execution", "jit_compile", "mixed_precision")} == {
-        "steps_per_execution": 4, "jit_compile": "true", "mixed_precision": "mixed_bfloat16"}
+    keys = ("steps_per_execution", "jit_compile", "mixed_precision", "intra_op_threads", "inter_op_threads")
+    assert {key: results["hparams"][key] for key in keys} == {
+        "steps_per_execution": 4, "jit_compile": "true", "mixed_precision": "mixed_bfloat16",
+        "intra_op_threads": 1, "inter_op_threads": 3}
+    # TensorFlow trained with the thread pools asked for.
+    assert json.loads((tmp_path / "thread_pools.json").read_text()) == [1, 3]
     # The model trained, and was saved, computing in bfloat16 with float32 weights.
     import keras
 
