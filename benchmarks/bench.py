@@ -10,8 +10,10 @@ and is reported as ratios next to the issue's targets:
   train.py's --steps_per_execution auto picks; the bundled digits repeated
   to the size of MNIST), at batch size 32 and 256;
 - train.py's default (auto steps per execution) against one step per call;
-- train.py --backend jax against train.py on TensorFlow, and against
-  bare Keras on JAX;
+- train.py --backend jax against train.py on TensorFlow (its default, and
+  one step per call), and against bare Keras on JAX;
+- train.py --intra_op_threads 1 against its default (TensorFlow's thread
+  pool of one thread per core), and against the ceiling;
 - the compute ceiling (benchmarks/ceiling.py): the same train step on one
   cached batch in a tight compiled loop, priced per epoch, and train.py
   against it;
@@ -333,6 +335,7 @@ def epoch_configurations(bench, npz_path, training_examples):
         "bare_256": bare(LARGE_BATCH),
         "train_256": train(LARGE_BATCH),
         "train_32_one_step": train(SMALL_BATCH, "--steps_per_execution=1"),
+        "train_32_one_thread": train(SMALL_BATCH, "--intra_op_threads=1"),
         "train_32_jax": train(SMALL_BATCH, "--backend=jax"),
         "bare_32_jax": bare(SMALL_BATCH, "--backend=jax"),
     }
@@ -350,6 +353,8 @@ COMPARISONS = (
     ("train_32", "train_32_one_step", "rounds"),
     ("train_32_jax", "train_32", "rounds"),
     ("train_32_jax", "bare_32_jax", "rounds"),
+    ("train_32_jax", "train_32_one_step", "rounds"),
+    ("train_32_one_thread", "train_32", "rounds"),
 )
 # Runs compared with the compute ceiling only: run alone, once per round.
 ALONE = ()
@@ -576,8 +581,16 @@ def epoch_rows(epochs, ceilings):
                           epochs, "train_32", "train_32_one_step", AUTO_STEPS_GAIN))
     rows.append(epoch_row("epoch, batch 32: train.py --backend jax / train.py (TensorFlow)", epochs, "train_32_jax",
                           "train_32", JAX_GAIN, note="both with their defaults"))
+    rows.append(epoch_row("epoch, batch 32: train.py --backend jax / train.py --steps_per_execution 1", epochs,
+                          "train_32_jax", "train_32_one_step",
+                          note="TensorFlow's default when the target above was set"))
     rows.append(epoch_row("epoch, batch 32: train.py --backend jax / bare Keras on JAX", epochs, "train_32_jax",
                           "bare_32_jax", SAME_SPEED_AS_BARE, note="the same steps per execution"))
+    one_thread = epochs[pair_name("train_32_one_thread", "train_32")]
+    rows.append(epoch_row("epoch, batch 32: train.py --intra_op_threads 1 / train.py", epochs, "train_32_one_thread",
+                          "train_32", note="ops not split between the cores"))
+    rows.append(row("epoch, batch 32: train.py --intra_op_threads 1 / compute ceiling",
+                    steady(one_thread["train_32_one_thread"]), ceilings[SMALL_BATCH]["loop"], "s"))
     rows.append(epoch_row("epoch, batch 32: train.py / train.py (the same run twice: the noise)", epochs,
                           "train_32_again", "train_32"))
     rows.append(epoch_row("epoch, batch 32: epoch-level callback groups / none", epochs, "train_32_epoch_callbacks",
