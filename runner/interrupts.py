@@ -44,13 +44,19 @@ class GracefulStop:
         ending the cut-short epoch like a finished one: no callback logs,
         checkpoints or backs it up, and BackupAndRestore does not delete its
         backup (its `on_train_end` never runs), which the next run resumes from.
+
+        It looks before each call into the backend rather than after one, which
+        stops at the same place (a signal during an epoch's last call lets that
+        epoch end, with its records and backup: its work is done), and leaves
+        the run's callbacks without a batch-end hook, so that Keras can queue
+        the next call on JAX while one still runs (runner/dispatch.py).
         """
         import keras
 
         stopper = self
 
         class StopOnSignal(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
+            def on_train_batch_begin(self, batch, logs=None):
                 if stopper.received is not None:
                     raise StopRequested()
 

@@ -164,3 +164,28 @@ def test_which_hooks_are_idle():
     # TensorBoard before it has the model: its graph is still to be written after the first batch.
     assert idle_hooks(TensorBoard("logs")) == {"on_test_batch_begin"}
     assert idle_hooks(TensorBoard("logs", update_freq="batch")) == set()
+
+
+def test_keras_runs_the_batch_end_hooks_on_its_own_thread_only_when_none_has_work(tmp_path, monkeypatch):
+    from keras.src import backend
+
+    from kerasrun.runner.interrupts import GracefulStop
+
+    class AfterEachBatch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    def asynchronous(callbacks):
+        """Whether Keras's CallbackList runs the train batch-end hooks on its thread."""
+        return keras.callbacks.CallbackList(combined(callbacks))._async_train
+
+    # Keras does so on the backends it calls thread-safe: JAX's, not TensorFlow's (these tests run on).
+    monkeypatch.setattr(backend, "IS_THREAD_SAFE", True)
+
+    # The run's own callbacks and the savers saving once an epoch: nothing to wait for after a step.
+    quiet = [GracefulStop().callback(), ModelCheckpoint(str(tmp_path / "m.keras")),
+             BackupAndRestore(str(tmp_path / "backup")), Named("epochs", [])]
+    assert combined(quiet)[0].async_safe and asynchronous(quiet)
+    # A batch-end hook with work (a user's, a checkpoint every 2 batches) keeps them in line.
+    assert not asynchronous([*quiet, AfterEachBatch()])
+    assert not asynchronous([ModelCheckpoint(str(tmp_path / "b.keras"), save_freq=2)])
