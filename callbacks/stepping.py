@@ -98,4 +98,3 @@ def _own_need(callback):
     hook = next((hook for hook in BATCH_HOOKS if defines(callback, hook)), None)
     name = callback.__name__ if isinstance(callback, type) else type(callback).__name__
     return () if hook is None else ((1, f"--callbacks {name} defines {hook}"),)
-

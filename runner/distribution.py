@@ -104,29 +104,24 @@ def make_distribution(config):
     return multi_worker(config)
 
 
-def keep_tensorflow_off_the_gpu(backend):
-    """On JAX, hides the GPUs from TensorFlow, which the run still uses (tf.data, tf.summary) on the CPU.
+def configure_tensorflow(config):
+    """Sets up TensorFlow before it runs anything (afterwards both settings are fixed).
 
-    By default TensorFlow takes nearly all of a GPU's memory when it first
-    touches it, and JAX three quarters: the second to start would run out.
-    Not tried on a GPU here (the machine has none); on a machine without one
-    it changes nothing.
+    On JAX it hides the GPUs from TensorFlow, which the run still uses (tf.data,
+    tf.summary) on the CPU: by default TensorFlow takes nearly all of a GPU's
+    memory when it first touches it, and JAX three quarters, so the second to
+    start would run out (not tried on a GPU here; without one it changes
+    nothing). On TensorFlow it sizes the thread pools as --intra_op_threads and
+    --inter_op_threads say (0: TensorFlow's choice; both are refused on JAX).
     """
-    if backend != "jax":
+    if config.backend == "jax":
+        import tensorflow as tf
+
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:  # TensorFlow's runtime started already (a plug-in ran an op): too late, and left as is.
+            pass
         return
-    import tensorflow as tf
-
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # TensorFlow's runtime started already (a plug-in ran an op): too late, and left as is.
-        pass
-
-
-def set_thread_pools(config):
-    """Sizes TensorFlow's thread pools as --intra_op_threads and --inter_op_threads say (0: TensorFlow's choice).
-
-    Before TensorFlow runs anything: once its runtime has started they are fixed.
-    """
     if not (config.intra_op_threads or config.inter_op_threads):
         return
     import tensorflow as tf

@@ -27,8 +27,8 @@ from kerasrun.runner import results, trial
 from kerasrun.runner.compiling import checked_loss, make_loss, make_metrics, make_optimizer
 from kerasrun.runner.data_check import checked_data, data_lines, scales_targets, steps_per_epoch
 from kerasrun.runner.dispatch import combined
-from kerasrun.runner.distribution import (copy_chief_backup, keep_tensorflow_off_the_gpu, make_distribution,
-                                          scratch_run_dir, set_thread_pools)
+from kerasrun.runner.distribution import (configure_tensorflow, copy_chief_backup, make_distribution,
+                                          scratch_run_dir)
 from kerasrun.runner.final import leave_behind
 from kerasrun.runner.hparams_log import write_hparams
 from kerasrun.runner.interrupts import GracefulStop, StopRequested
@@ -64,8 +64,7 @@ def run(config):
         RunError: when a download the run needs fails; nothing is written.
     """
     epoch_log = EpochLog()  # Its clock is the run's wall time, loading and building included.
-    keep_tensorflow_off_the_gpu(config.backend)
-    set_thread_pools(config)
+    configure_tensorflow(config)
     distribution = make_distribution(config)  # Before TensorFlow runs anything: clusters are set up first.
     keras_fixes.check_keras()
     data = None

@@ -2,7 +2,8 @@
 
 The first signal ends training after the step it is in; the epoch in
 progress is dropped (the backup of the last finished one stays, to resume
-from) and the results record the run as interrupted. A second Ctrl-C stops
+from; a signal during an epoch's last step lets that epoch end first) and
+the results record the run as interrupted. A second Ctrl-C stops
 at once.
 """
 

@@ -27,7 +27,7 @@ from kerasrun.core import files
 from kerasrun.core.errors import UsageError
 from kerasrun.datasets import image_source, sources, unlabelled
 from kerasrun.datasets.arrays import part_size
-from kerasrun.runner.distribution import keep_tensorflow_off_the_gpu, set_thread_pools
+from kerasrun.runner.distribution import configure_tensorflow
 
 
 def run(config):
@@ -47,8 +47,7 @@ def run(config):
     values = modes.with_run_settings(dict(config), saved)
     values["validation_split"] = 0.0  # Every example is used: nothing is held out.
     config = Config(values, config.sources, config.warnings)
-    keep_tensorflow_off_the_gpu(config.backend)
-    set_thread_pools(config)
+    configure_tensorflow(config)
     if config.mode == "evaluate":
         return evaluate(config, saved)
     return predict(config, saved)

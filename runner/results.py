@@ -74,7 +74,7 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
         "best": best,
         "hparams": hparams,
         "wall_time_s": round(wall_time, 3),
-        **(model or {"model": hparams.get("model"), "trainable_parameters": None, "steps_per_execution": None}),
+        **(model or describe_model(hparams.get("model"), None)),
         **(task or {}),
         "model_file": products.get("model_file"),
         "test": _json_numbers(products.get("test")),
