@@ -87,5 +87,7 @@ FAMILY = CallbackFamily(
     in_run_dir=_in_run_dir,
     adapt=_adapt,
     closes_on_interrupt=True,
+    # The batches counted so far, which number batch summaries: a resumed run goes on from them.
+    resume_state=("_global_train_batch", "_global_test_batch"),
     batch_needs=_batch_needs,
 )

@@ -15,6 +15,8 @@ Workarounds, each in its own module that says what it fixes and where it was fou
   renaming it into place (it overrides and reads `BACKUP_PRIVATE`).
 - callbacks/subclasses/model_checkpoint.py: ModelCheckpoint writing each file whole, by renaming
   it into place (it overrides and calls `CHECKPOINT_PRIVATE`).
+- mid_epoch.py: beginning an epoch of `fit` at a step, to resume inside the epoch a backup was
+  made in (it wraps `EpochIterator._enumerate_iterator` and calls `Trainer._symbolic_build`).
 
 Which backend each applies to (`--backend`, cli/backend.py): `cache_saving_skipsets` on both (the
 skipset lookup is Keras's own; on JAX it still saves building an Optimizer per save, though the
@@ -48,8 +50,11 @@ BACKUP_PRIVATE = ("_save_model", "_weights_path", "_training_metadata_path", "_p
 CHECKPOINT_PRIVATE = ("_save_model", "_get_file_path", "_should_save_model")
 
 # The private members of keras.callbacks.TensorBoard our subclass reads, sets or calls.
-TENSORBOARD_PRIVATE = ("_should_write_train_graph", "_global_train_batch", "_should_trace", "_is_tracing",
-                       "_stop_batch", "_write_keras_model_train_graph")
+TENSORBOARD_PRIVATE = ("_should_write_train_graph", "_global_train_batch", "_global_test_batch", "_should_trace",
+                       "_is_tracing", "_stop_batch", "_write_keras_model_train_graph")
+
+# The private members of Keras's trainer that keras_fixes/mid_epoch.py wraps or calls.
+MID_EPOCH_PRIVATE = ("_enumerate_iterator", "_num_batches", "_symbolic_build")
 
 
 # With several steps per call (steps_per_execution above 1), the multi-step loop of Keras's TensorFlow

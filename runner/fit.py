@@ -21,7 +21,7 @@ from kerasrun.core import files
 from kerasrun.datasets import tabular
 from kerasrun.core.errors import PluginError, UsageError, first_line, one_line, wants_traceback
 from kerasrun.core.plugins import where_in_users_code
-from kerasrun.keras_fixes import multi_worker
+from kerasrun.keras_fixes import mid_epoch, multi_worker
 from kerasrun.keras_fixes.saving import cache_saving_skipsets, scalar_cache_emptier
 from kerasrun.runner import results, trial
 from kerasrun.runner.compiling import checked_loss, make_loss, make_metrics, make_optimizer
@@ -32,7 +32,7 @@ from kerasrun.runner.distribution import (configure_tensorflow, copy_chief_backu
 from kerasrun.runner.final import leave_behind
 from kerasrun.runner.hparams_log import write_hparams
 from kerasrun.runner.interrupts import GracefulStop, StopRequested
-from kerasrun.runner.resume import EpochLog, callback_state_keeper
+from kerasrun.runner.resume import EpochLog, callback_state_keeper, resume_point
 from kerasrun.runner.run_paths import (RunPaths, backup_dir, claim_run_dir, default_run_name, experiment_identity,
                                        find_resumable)
 
@@ -75,7 +75,8 @@ def run(config):
     except PluginError as error:  # The user's loader or builder raised: a failed run, recorded as one.
         model = pipelines = None
         failed = failed_outcome(f"error: {error}", epoch_log)
-    with run_directory(config, distribution, resume=failed is None) as (config, paths, resumed):
+    steps = None if failed else epoch_steps(config, pipelines)
+    with run_directory(config, distribution, resume=failed is None, steps=steps) as (config, paths, resumed):
         try:
             outcome = failed or train(config, model, pipelines, paths, resumed, distribution, epoch_log)
         except (Exception, SystemExit) as error:  # Unforeseen: the run's directory still records how it ended.
@@ -134,14 +135,14 @@ def prepare_model(config, data, distribution, pipelines):
 
 
 @contextlib.contextmanager
-def run_directory(config, distribution, resume=True):
+def run_directory(config, distribution, resume=True, steps=None):
     """Yields (config, RunPaths, resumed) of the directory the run writes, held while the run lives.
 
     The chief claims a new directory or (if `resume`) resumes an interrupted
     run's, and holds its lock; the other workers of a multi-worker run write into a scratch
     directory, removed at the end, with the config they train with.
     """
-    paths, lock, resumed = open_run_dir(config, resume) if distribution.is_chief else (None, None, False)
+    paths, lock, resumed = open_run_dir(config, resume, steps) if distribution.is_chief else (None, None, False)
     scratch = None if distribution.is_chief else scratch_run_dir()
     try:
         if distribution.multi_worker:
@@ -163,10 +164,13 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
     except PluginError as error:  # A --callbacks class raised when constructed.
         return failed_outcome(f"error: {error}", epoch_log)
     reporter = next((c for c in callbacks if getattr(family_of(c), "name", None) == "optuna"), None)
+    resume_at = resume_point(backup_dir(config, paths)) if resumed and config.backup_and_restore else None
     set_steps_per_execution(config, model, pipelines, callbacks[len(callbacks) - len(config.callbacks):],
-                            distribution)
+                            distribution, resume_at)
     if stop.received:  # While the callbacks were made (a slow --callbacks class, say).
         return Outcome("interrupted", stop.exit_code(), stop.reason(), epoch_log, trial=reporter)
+    if resume_at and resume_at[1]:  # The epoch's running means are restored before its first step: make them.
+        mid_epoch.build_metrics(model, first_batch(pipelines.train))
     assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log)
     status, message = fit(model, pipelines, config, assembled, epoch_log)
     if message == SECOND_CTRL_C and not stop.forced:  # No signal: the user's own code raised it.
@@ -197,17 +201,34 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
     return Outcome(status, exit_code, message, epoch_log, products, reporter)
 
 
-def set_steps_per_execution(config, model, pipelines, own_callbacks, distribution):
+def set_steps_per_execution(config, model, pipelines, own_callbacks, distribution, resume_at=None):
     """Sets the steps the model runs per call into the backend (callbacks/stepping.py), and says how many and why.
 
     `own_callbacks` are the user's --callbacks, built (build_callbacks puts them last).
+    `resume_at` is where a resumed run's backup was made ((epoch, batches of
+    it done), or None): a resume inside an epoch must begin a call there.
     """
-    numpy_batches = hasattr(pipelines.train, "__getitem__")  # On JAX: cut to the devices they are split between.
-    steps = len(pipelines.train) if numpy_batches else steps_per_epoch(config, pipelines.data)
-    choice = stepping.choose(config, steps, own_callbacks)
-    model.steps_per_execution = choice.steps  # Read when fit makes its train function, once per model.
+    choice = stepping.choose(config, epoch_steps(config, pipelines), own_callbacks)
+    steps = choice.steps
+    line = choice.line
+    if resume_at and resume_at[1] % steps:
+        steps = math.gcd(steps, resume_at[1])
+        line = (f"steps per execution: {steps}, not {choice.steps}: the backup was made after batch {resume_at[1]} "
+                f"of its epoch, where a call must begin ({choice.line})")
+    model.steps_per_execution = steps  # Read when fit makes its train function, once per model.
     if distribution.is_chief:
-        print(choice.line, flush=True)
+        print(line, flush=True)
+
+
+def first_batch(train):
+    """Returns one batch of the training data: a tf.data dataset's, or (on JAX) a PyDataset's."""
+    return train[0] if hasattr(train, "__getitem__") else next(iter(train))
+
+
+def epoch_steps(config, pipelines):
+    """Returns the training steps of an epoch."""
+    numpy_batches = hasattr(pipelines.train, "__getitem__")  # On JAX: cut to the devices they are split between.
+    return len(pipelines.train) if numpy_batches else steps_per_epoch(config, pipelines.data)
 
 
 def failed_outcome(message, epoch_log):
@@ -259,7 +280,8 @@ def assemble_callbacks(callbacks, epoch, stop, epoch_log):
     """
     keeper = callback_state_keeper(callbacks, epoch_log)
     emptier = scalar_cache_emptier()
-    return [epoch.callback(), stop.callback(), *callbacks, *([emptier] if emptier else []), epoch_log.callback(),
+    stopper = stop.callback(epoch_log, before_stop=keeper.save_before_stop if keeper else None)
+    return [epoch.callback(), stopper, *callbacks, *([emptier] if emptier else []), epoch_log.callback(),
             *([keeper] if keeper else [])]
 
 
@@ -328,12 +350,13 @@ def model_head(config, data):
     return data.head
 
 
-def open_run_dir(config, resume=True):
+def open_run_dir(config, resume=True, steps=None):
     """Returns (RunPaths, lock, resumed) of the run's directory: an interrupted run to resume, or a new one.
 
     The lock is held while the run lives, so that no other process resumes it.
     A run that failed before training (`resume` False) gets a new directory,
-    leaving the interrupted run's for the run that follows the fix.
+    leaving the interrupted run's for the run that follows the fix. `steps`
+    (of an epoch, if known) goes into the line that says where a resume begins.
     """
     saved = saved_config(config)
     root = config.tensorboard_log_dir
@@ -341,7 +364,7 @@ def open_run_dir(config, resume=True):
         paths = find_resumable(root, experiment_identity(saved), config.run_name)
         lock = _try_lock(paths)
         if lock is not None:
-            print(f"Resuming the interrupted run in {paths.dir}")
+            print(f"Resuming the interrupted run in {paths.dir}{resume_line(backup_dir(config, paths), steps)}")
             return paths, lock, True
     if config.backup_and_restore and resume:  # A run that never trains leaves any backup alone.
         refuse_foreign_backup(config.backup_and_restore_backup_dir)
@@ -352,6 +375,15 @@ def open_run_dir(config, resume=True):
     lock = files.hold_lock(paths.path(files.LOCK_FILE))
     results.write_config(paths, {**saved, "run_name": paths.name})
     return paths, lock, False
+
+
+def resume_line(folder, steps=None):
+    """Says where the backup in `folder` resumes: ' at epoch 3' or ' at epoch 3, after batch 120 of 450'."""
+    point = resume_point(folder)
+    if point is None:
+        return ""
+    epoch, step = point
+    return f" at epoch {epoch + 1}" + (f", after batch {step}{f' of {steps}' if steps else ''}" if step else "")
 
 
 def refuse_foreign_backup(backup_dir):
@@ -457,6 +489,7 @@ def record_outcome(config, paths, outcome, model=None, data=None):
         model=results.describe_model(config.model, model),
         task=results.describe_task(data),
         products=outcome.products,
+        interruptions=epoch_log.interruptions,
     )
     record = results.write_results(paths, record, config.results_file)
     write_hparams(paths.dir, experiment_identity(hparams), record["final"], record["epochs_completed"],

@@ -1,10 +1,12 @@
 """SIGINT and SIGTERM stop training after the steps under way (one call into the backend), so that nothing is lost.
 
-The first signal ends training after the step it is in; the epoch in
-progress is dropped (the backup of the last finished one stays, to resume
-from; a signal during an epoch's last step lets that epoch end first) and
-the results record the run as interrupted. A second Ctrl-C stops
-at once.
+The first signal ends training after the step it is in (a signal during an
+epoch's last step lets that epoch end first). With --backup_and_restore, a
+backup is written at that step, whatever its save frequency, and the same
+command resumes there, inside the epoch (runner/resume.py); without, the
+epoch in progress is lost. The results record the run as interrupted, and
+where it stopped. A second Ctrl-C stops at once, unless a backup is being
+written: then it lets the backup finish. A second SIGTERM changes nothing.
 """
 
 import signal
@@ -38,8 +40,13 @@ class GracefulStop:
         """Returns 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
         return 128 + self.received
 
-    def callback(self):
+    def callback(self, epoch_log, before_stop=None):
         """Returns a Keras callback that ends `fit` with StopRequested once a signal has arrived.
+
+        It records where in `epoch_log.interruptions` (the epoch, the batches
+        of it done, the signal), then calls `before_stop(batch)` if given (the
+        keeper of state writes a backup there, runner/resume.py), so that the
+        same command resumes at that step.
 
         Raising, rather than setting `model.stop_training`, keeps Keras from
         ending the cut-short epoch like a finished one: no callback logs,
@@ -57,8 +64,17 @@ class GracefulStop:
         stopper = self
 
         class StopOnSignal(keras.callbacks.Callback):
+            epoch = 0
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+
             def on_train_batch_begin(self, batch, logs=None):
                 if stopper.received is not None:
+                    epoch_log.interruptions.append(
+                        {"epoch": self.epoch + 1, "batch": batch, "signal": signal.Signals(stopper.received).name})
+                    if before_stop is not None:
+                        before_stop(batch)
                     raise StopRequested()
 
         return StopOnSignal()

@@ -41,7 +41,7 @@ def best_epoch(history, epochs, monitor, mode):
 
 
 def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_time, message=None, model=None,
-                task=None, products=None):
+                task=None, products=None, interruptions=()):
     """Returns the results record as a dict.
 
     Args:
@@ -61,6 +61,10 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
         products: What runner/final.py `leave_behind` returned: the saved
             model's path, the test metrics and the weights they were
             measured with, exports, warnings. Defaults to None (none).
+        interruptions: Each stop the run resumed from or ended at, oldest
+            first: {"epoch" (1-based), "batch" (batches of it done),
+            "signal" (its name; None when no signal was seen, as with kill -9)}.
+            Defaults to () (none).
     """
     products = products or {}
     return {
@@ -74,6 +78,7 @@ def make_record(paths, status, exit_code, history, epochs, best, hparams, wall_t
         "best": best,
         "hparams": hparams,
         "wall_time_s": round(wall_time, 3),
+        "interruptions": list(interruptions),
         **(model or describe_model(hparams.get("model"), None)),
         **(task or {}),
         "model_file": products.get("model_file"),

@@ -170,6 +170,7 @@ def test_keras_runs_the_batch_end_hooks_on_its_own_thread_only_when_none_has_wor
     from keras.src import backend
 
     from kerasrun.runner.interrupts import GracefulStop
+    from kerasrun.runner.resume import EpochLog, callback_state_keeper
 
     class AfterEachBatch(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -182,9 +183,11 @@ def test_keras_runs_the_batch_end_hooks_on_its_own_thread_only_when_none_has_wor
     # Keras does so on the backends it calls thread-safe: JAX's, not TensorFlow's (these tests run on).
     monkeypatch.setattr(backend, "IS_THREAD_SAFE", True)
 
-    # The run's own callbacks and the savers saving once an epoch: nothing to wait for after a step.
-    quiet = [GracefulStop().callback(), ModelCheckpoint(str(tmp_path / "m.keras")),
-             BackupAndRestore(str(tmp_path / "backup")), Named("epochs", [])]
+    # The run's own callbacks and the savers saving once an epoch (the keeper of state with them): nothing to wait
+    # for after a step.
+    backup = BackupAndRestore(str(tmp_path / "backup"))
+    quiet = [GracefulStop().callback(EpochLog()), ModelCheckpoint(str(tmp_path / "m.keras")), backup,
+             Named("epochs", []), callback_state_keeper([backup], EpochLog())]
     assert combined(quiet)[0].async_safe and asynchronous(quiet)
     # A batch-end hook with work (a user's, a checkpoint every 2 batches) keeps them in line.
     assert not asynchronous([*quiet, AfterEachBatch()])

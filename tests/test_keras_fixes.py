@@ -153,3 +153,42 @@ def test_keras_savers_saving_each_epoch_do_nothing_at_batch_end_but_count(tmp_pa
     after = {key: value for key, value in vars(saver).items() if key != "_batches_seen_since_last_saving"}
     assert after == before and os.listdir(tmp_path) == []
     assert fixes.idle_batch_end_when_saving_each_epoch(saver) == ("on_train_batch_end",)
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 2])
+def test_an_epoch_armed_to_begin_at_a_step_trains_on_the_rest_of_its_batches_numbered_as_in_the_whole_epoch(
+        steps_per_execution):
+    from kerasrun import keras_fixes as fixes
+    from kerasrun.keras_fixes import mid_epoch
+
+    x, y = np.random.default_rng(0).random((10, 4)), np.arange(10) % 2
+    seen = []
+
+    class BeginAtFour(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 0:
+                mid_epoch.start_next_epoch_at(4)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(batch)
+
+    def model():  # No Dropout and a stateless optimizer: two models trained on the same batches end equal.
+        built = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+        built.compile("sgd", "sparse_categorical_crossentropy", steps_per_execution=steps_per_execution)
+        return built
+
+    resumed, rest = model(), model()
+    rest.set_weights(resumed.get_weights())
+    resumed.fit(x, y, batch_size=1, epochs=2, shuffle=False, verbose=0, callbacks=[BeginAtFour()],
+                validation_data=(x, y))
+    # The first epoch: batches 4 to 9, numbered so; the second, all ten (the validation pass was not cut).
+    assert seen == [*range(4, 10, steps_per_execution), *range(0, 10, steps_per_execution)]
+    rest.fit(x[4:], y[4:], batch_size=1, epochs=1, shuffle=False, verbose=0)
+    rest.fit(x, y, batch_size=1, epochs=1, shuffle=False, verbose=0)
+    for trained, expected in zip(resumed.get_weights(), rest.get_weights()):
+        np.testing.assert_allclose(trained, expected, rtol=1e-6)
+    from keras.src.trainers.epoch_iterator import EpochIterator
+
+    iterator = EpochIterator(x, y, batch_size=1)
+    owners = {"_enumerate_iterator": iterator, "_num_batches": iterator, "_symbolic_build": resumed}
+    assert [name for name in fixes.MID_EPOCH_PRIVATE if not hasattr(owners[name], name)] == []

@@ -1,6 +1,7 @@
 """A run killed at any moment and started again ends exactly where an uninterrupted run ends."""
 
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -43,6 +44,49 @@ def interrupt(tmp_path, name, signum, epoch, *extra):
     return process.returncode
 
 
+def kill_inside(tmp_path, name, epoch, step, *extra):
+    """Kills the run with kill -9 once its backup is at batch `step` or later of `epoch` (0-based).
+
+    The run is stopped (SIGSTOP) first, so that the backup it is killed
+    after can be read; returns its (epoch, batches done), where a resume
+    must continue.
+    """
+    process = subprocess.Popen([sys.executable, TRAIN, *RUN, *extra, f"--run_name={name}"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metadata = tmp_path / "tensorboard_logs" / name / "backup" / "training_metadata.json"
+    point = None
+    while process.poll() is None:
+        try:
+            saved = json.loads(metadata.read_text())
+        except (OSError, ValueError):
+            saved = {}
+        if (saved.get("epoch"), saved.get("step", 0) >= step) == (epoch, True) or saved.get("epoch", 0) > epoch:
+            process.send_signal(signal.SIGSTOP)
+            saved = json.loads(metadata.read_text())
+            point = saved["epoch"], saved["step"]
+            process.kill()
+            break
+        time.sleep(0.002)
+    process.communicate(timeout=120)
+    assert point is not None, "the run ended before it could be killed"
+    return point
+
+
+def tensorboard_epochs(run_dir, tag):
+    """The steps (epochs) of the scalar `tag` in a run's TensorBoard logs (train/ or validation/)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    part, name = tag.split("/")
+    events = EventAccumulator(str(run_dir / part), size_guidance={"tensors": 0})
+    events.Reload()
+    return [event.step for event in events.Tensors(name)]
+
+
+def csv_rows(run_dir):
+    lines = (run_dir / "training.csv").read_text().splitlines()
+    return [[float(value) for value in line.split(",")] for line in lines[1:]]
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The results of the run every interrupted one is compared with, trained once for the module."""
@@ -58,8 +102,16 @@ def test_a_resumed_run_ends_on_the_uninterrupted_runs_metrics(tmp_path, uninterr
     assert expected["epochs_completed"] == 6
 
     assert interrupt(tmp_path, "cut", signum, epoch=4) == exit_code
+    if signum == signal.SIGTERM:  # The run wrote a backup at the step it stopped at, and says where.
+        stopped = results(tmp_path, "cut")
+        assert stopped["status"] == "interrupted" and stopped["exit_code"] == 143
+        [where] = stopped["interruptions"]
+        assert where["epoch"] == 4 and 0 < where["batch"] < 180 and where["signal"] == "SIGTERM"
     resumed = run(tmp_path, "cut")
     assert "Resuming the interrupted run" in resumed.stdout
+    if signum == signal.SIGTERM:  # Inside the epoch it stopped in, with no save frequency asked for.
+        assert (f"Resuming the interrupted run in tensorboard_logs/cut at epoch 4, after batch {where['batch']} "
+                "of 180") in resumed.stdout
     assert "Epoch 1/6" not in resumed.stdout and "Epoch 4/6" in resumed.stdout
     record = results(tmp_path, "cut")
     assert record["status"] == "completed" and record["epochs_completed"] == 6
@@ -68,10 +120,51 @@ def test_a_resumed_run_ends_on_the_uninterrupted_runs_metrics(tmp_path, uninterr
     log = (tmp_path / "tensorboard_logs" / "cut" / "training.csv").read_text().splitlines()
     # The epoch cut short is in no log: each epoch appears once.
     assert [row.split(",")[0] for row in log[1:]] == ["0", "1", "2", "3", "4", "5"]
+    assert record["interruptions"] == ([where] if signum == signal.SIGTERM else [
+        {"epoch": 4, "batch": 0, "signal": None}])  # kill -9: from the backup of epoch 3's end
 
 
-# On JAX an epoch of batches of 8 takes about 40 ms, less than the kill's wait into the epoch: batches of 2.
-ON_JAX = ("--backend=jax", "--batch_size=2")
+# A backup every 10 of the epoch's 180 batches (batches of 8 of 1,437 digits), and TensorBoard's epoch scalars.
+EVERY_10 = ("--backup_and_restore_save_freq=10", "--tensorboard=True")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_every_10(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("whole-every-10")
+    run(folder, "whole", *EVERY_10)
+    return folder / "tensorboard_logs" / "whole"
+
+
+# Where in epoch 3 the run is killed: drawn from the seed, away from the epoch's edges.
+POSITIONS = sorted(random.Random(7).sample(range(10, 130, 10), 2))
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_a_run_killed_inside_an_epoch_resumes_at_its_last_backup_and_ends_on_the_uninterrupted_runs_metrics(
+        tmp_path, uninterrupted_every_10, position):
+    whole = uninterrupted_every_10
+    epoch, step = kill_inside(tmp_path, "cut", 2, position, *EVERY_10)
+    assert epoch == 2 and position <= step < 180
+    resumed = run(tmp_path, "cut", *EVERY_10)
+    assert f"Resuming the interrupted run in tensorboard_logs/cut at epoch 3, after batch {step} of 180" in resumed.stdout
+    assert "Epoch 2/6" not in resumed.stdout and "Epoch 3/6" in resumed.stdout
+    cut = tmp_path / "tensorboard_logs" / "cut"
+    expected, record = results(whole.parent.parent, "whole"), results(tmp_path, "cut")
+    assert record["status"] == "completed" and record["epochs_completed"] == 6
+    assert record["final"] == pytest.approx(expected["final"], rel=1e-6)
+    assert record["best"]["epoch"] == expected["best"]["epoch"]
+    assert record["interruptions"] == [{"epoch": 3, "batch": step, "signal": None}]
+    # Epoch 3's accuracy and loss are those of the whole epoch, not of its last part: Keras's means went on.
+    rows, expected_rows = csv_rows(cut), csv_rows(whole)
+    assert [row[0] for row in rows] == [0, 1, 2, 3, 4, 5]
+    for row, expected_row in zip(rows, expected_rows):
+        assert row == pytest.approx(expected_row, rel=1e-6)
+    for tag in ("train/epoch_loss", "validation/epoch_accuracy"):
+        assert tensorboard_epochs(cut, tag) == [0, 1, 2, 3, 4, 5]
+
+
+# On JAX, with a backup every 20 of the epoch's 360 batches of 4.
+ON_JAX = ("--backend=jax", "--batch_size=4", "--backup_and_restore_save_freq=20")
 
 
 @pytest.fixture(scope="module")
@@ -81,26 +174,30 @@ def uninterrupted_on_jax(tmp_path_factory):
     return results(folder, "whole")
 
 
-def test_on_jax_a_run_killed_with_kill_9_resumes_to_the_uninterrupted_runs_metrics(tmp_path, uninterrupted_on_jax):
-    # The same run on JAX (NumPy batches, JAX's Dropout generator): equally exact.
+def test_on_jax_a_run_killed_inside_an_epoch_resumes_to_the_uninterrupted_runs_metrics(tmp_path, uninterrupted_on_jax):
+    # The same run on JAX (NumPy batches, JAX's Dropout generator, Keras's state held apart from the model during
+    # an epoch): equally exact.
     expected = uninterrupted_on_jax
     assert expected["epochs_completed"] == 6 and expected["hparams"]["backend"] == "jax"
-    assert interrupt(tmp_path, "cut", signal.SIGKILL, 4, *ON_JAX) == -9
+    epoch, step = kill_inside(tmp_path, "cut", 3, 100, *ON_JAX)
+    assert epoch == 3 and step >= 100
     resumed = run(tmp_path, "cut", *ON_JAX)
-    assert "Resuming the interrupted run" in resumed.stdout and "Epoch 4/6" in resumed.stdout
+    assert f"in tensorboard_logs/cut at epoch 4, after batch {step} of 360" in resumed.stdout
+    assert "Epoch 4/6" in resumed.stdout
     record = results(tmp_path, "cut")
     assert record["status"] == "completed" and record["epochs_completed"] == 6
     assert record["final"] == expected["final"] and record["best"] == expected["best"]
 
 
-def test_a_resumed_run_on_a_streamed_image_folder_ends_on_the_uninterrupted_runs_metrics(tmp_path):
-    write_images(tmp_path / "pictures", {"circle": 40, "square": 40, "star": 40}, size=(9, 9))
+def test_a_run_on_a_streamed_image_folder_killed_inside_an_epoch_ends_on_the_uninterrupted_runs_metrics(tmp_path):
+    write_images(tmp_path / "pictures", {"circle": 80, "square": 80, "star": 80}, size=(9, 9))
     images = ("--dataset=images:pictures", "--dataset_cache=none", "--dataset_image_size=8,8",
-              "--validation_split=0.25", "--batch_size=4")
+              "--validation_split=0.25", "--batch_size=2", "--backup_and_restore_save_freq=5")
     run(tmp_path, "whole", *images)
-    assert interrupt(tmp_path, "cut", signal.SIGKILL, 3, *images) == -9
+    epoch, step = kill_inside(tmp_path, "cut", 2, 30, *images)
+    assert epoch == 2 and step >= 30
     resumed = run(tmp_path, "cut", *images)
-    assert "Resuming the interrupted run" in resumed.stdout and "Epoch 1/6" not in resumed.stdout
+    assert f"at epoch 3, after batch {step} of 90" in resumed.stdout and "Epoch 1/6" not in resumed.stdout
     expected, record = results(tmp_path, "whole"), results(tmp_path, "cut")
     assert record["epochs_completed"] == expected["epochs_completed"] == 6
     assert record["final"] == expected["final"] and record["best"] == expected["best"]
