@@ -24,7 +24,8 @@ FAMILY = CallbackFamily(
         Arg("backup_dir", Str(optional=True), None,
             "Where the backup is kept (default: backup/ in the run's directory)."),
         Arg("save_freq", IntOrChoice("epoch", minimum=1), "epoch",
-            "'epoch' backs up after every epoch; an integer N every N batches."),
+            "'epoch' backs up after every epoch; an integer N every N batches and after every epoch (a resume "
+            "continues inside the epoch). A signal's stop backs up at its step either way."),
         Arg("double_checkpoint", Bool(), False,
             "Keep the previous backup too, in case the newest one is damaged."),
         Arg("delete_checkpoint", Bool(), True, "Delete the backup when training finishes."),
@@ -32,6 +33,8 @@ FAMILY = CallbackFamily(
     check=_check,
     in_run_dir=default_in_run_dir("backup_dir", BACKUP_DIR),
     worker_overrides={"backup_dir": None},
+    # The batches counted towards the next backup every save_freq batches, so that a resumed run backs up at the same.
+    resume_state=("_batches_seen_since_last_saving",),
     idle_hooks=idle_batch_end_when_saving_each_epoch,
     batch_needs=saves_every("--backup_and_restore_save_freq"),
 )

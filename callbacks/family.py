@@ -74,6 +74,11 @@ class CallbackFamily(OptionGroup):
             every backup and restored when the run resumes.
         resume_overrides: {option name: value} for the callback of a resumed
             run (a log that goes on appending to the first part's file).
+        on_resume: Optional `on_resume(callback, epochs)` called when the run
+            resumes from a backup made after `epochs` finished epochs, once
+            the built callback's `on_train_begin` has run: it drops what the
+            callback wrote after that backup (a stop between an epoch's row and
+            its backup), so that the resumed run does not write it twice.
         closes_on_interrupt: Whether the callback's `on_train_end` must run
             when training is interrupted, to close the files it writes.
         idle_hooks: Optional `idle_hooks(callback)` returning the names of the
@@ -100,6 +105,7 @@ class CallbackFamily(OptionGroup):
     optimizer_options: Optional[Callable] = None
     resume_state: Tuple[str, ...] = ()
     resume_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    on_resume: Optional[Callable] = None
     closes_on_interrupt: bool = False
     idle_hooks: Optional[Callable] = None
     batch_needs: Optional[Callable] = None

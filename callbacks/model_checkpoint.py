@@ -172,8 +172,9 @@ FAMILY = CallbackFamily(
     check=_check,
     in_run_dir=_in_run_dir,
     worker_overrides={"filepath": None},
-    # best: save_best_only's; best_model_value: best.keras's; started: which files count for keep.
-    resume_state=("best", "best_model_value", "started"),
+    # best: save_best_only's; best_model_value: best.keras's; started: which files count for keep; the last two
+    # count batches towards a save every save_freq batches, so that a resumed run saves at the same batches.
+    resume_state=("best", "best_model_value", "started", "_last_batch_seen", "_batches_seen_since_last_saving"),
     idle_hooks=idle_batch_end_when_saving_each_epoch,
     batch_needs=saves_every("--model_checkpoint_save_freq"),
 )

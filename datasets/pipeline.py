@@ -11,11 +11,18 @@ class EpochCounter:
     order depends on how many passes this process has made. `number` is the
     epoch as a Python int (NumPy batches read it); `variable`, made on first
     use, the same as a TensorFlow variable (tf.data pipelines read it).
+
+    `skipped` is the number of the epoch's first batches that a resumed run
+    trained on before it stopped, which Keras's pass draws and drops
+    (keras_fixes/mid_epoch.py): a pipeline that reads images from disk gives
+    blank ones in their place instead of decoding them. It goes back to 0
+    as each epoch begins.
     """
 
     def __init__(self):
         self.number = 0
         self._variable = None
+        self._skipped = None
 
     @property
     def variable(self):
@@ -25,10 +32,25 @@ class EpochCounter:
             self._variable = tf.Variable(self.number, dtype=tf.int64, trainable=False)
         return self._variable
 
+    @property
+    def skipped(self):
+        """The batches of this epoch to draw and drop, as a TensorFlow variable (made on first use)."""
+        if self._skipped is None:
+            import tensorflow as tf
+
+            self._skipped = tf.Variable(0, dtype=tf.int64, trainable=False)
+        return self._skipped
+
     def set(self, epoch):
         self.number = epoch
         if self._variable is not None:
             self._variable.assign(epoch)
+        self.skip(0)
+
+    def skip(self, batches):
+        """Says that the current epoch's first `batches` batches will be drawn and dropped."""
+        if self._skipped is not None:
+            self._skipped.assign(batches)
 
     def callback(self):
         """Returns the Keras callback that keeps the number up to date."""
@@ -169,14 +191,26 @@ def _batched_files(files, batch_size, shuffle_seed, epoch):
     paths, labels = tf.constant(files.paths), tf.constant(files.labels)
     count = len(files)
     if shuffle_seed is not None and epoch is not None:
-        rows = per_epoch(
-            lambda: tf.data.Dataset.from_tensor_slices(_epoch_order(count, shuffle_seed, epoch.variable)), steps=count)
+        def one_pass():
+            # Each row with its place in the pass: those of the batches a resumed epoch drops are not read.
+            dropped = epoch.skipped * batch_size
+            return tf.data.Dataset.from_tensor_slices(
+                (tf.range(count, dtype=tf.int64) < dropped, _epoch_order(count, shuffle_seed, epoch.variable)))
+
+        rows = per_epoch(one_pass, steps=count)
+        blank = tf.zeros((*files.image_size, files.channels), tf.float32)
+
+        def example(dropped, row):
+            return tf.cond(dropped, lambda: blank, lambda: files.decode(paths[row])), labels[row]
     else:
         rows = _row_order(count, shuffle_seed)
+
+        def example(row):
+            return files.decode(paths[row]), labels[row]
     # map keeps the order of its input however many files it reads at once.
     return (
         rows
-        .map(lambda row: (files.decode(paths[row]), labels[row]), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(example, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )

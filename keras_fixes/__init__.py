@@ -44,10 +44,12 @@ BACKUP_METADATA_FILE = "training_metadata.json"
 
 # The private members of keras.callbacks.BackupAndRestore our subclass overrides, reads or calls.
 BACKUP_PRIVATE = ("_save_model", "_weights_path", "_training_metadata_path", "_prev_weights_path",
-                  "_prev_training_metadata_path", "_current_epoch", "_last_batch_seen")
+                  "_prev_training_metadata_path", "_current_epoch", "_last_batch_seen",
+                  "_batches_seen_since_last_saving")
 
 # The private members of keras.callbacks.ModelCheckpoint our subclass overrides or calls.
-CHECKPOINT_PRIVATE = ("_save_model", "_get_file_path", "_should_save_model")
+CHECKPOINT_PRIVATE = ("_save_model", "_get_file_path", "_should_save_model", "_last_batch_seen",
+                      "_batches_seen_since_last_saving")
 
 # The private members of keras.callbacks.TensorBoard our subclass reads, sets or calls.
 TENSORBOARD_PRIVATE = ("_should_write_train_graph", "_global_train_batch", "_global_test_batch", "_should_trace",

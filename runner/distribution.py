@@ -37,6 +37,7 @@ class Distribution:
         self.is_chief = is_chief
         self.task = task
         self.jax_devices = jax_devices  # Devices of Keras's DataParallel on JAX (0: none set).
+        self._agreement = None
 
     @property
     def multi_worker(self):
@@ -74,6 +75,50 @@ class Distribution:
 
         summed = share().numpy()
         return bytes(summed[1:summed[0] + 1].astype(np.uint8)).decode()
+
+    @property
+    def local_replicas(self):
+        """The replicas of the strategy on this worker (one per device)."""
+        return max(1, len(self.strategy.extended.worker_devices))
+
+    def agree_on_stop(self, received):
+        """Returns the signal that stops every worker at this step, or None (a collective operation: all must call it).
+
+        A signal reaches one worker of a cluster (a preempted machine); the
+        others must stop at the same step, or they would wait for it in the
+        next one. Every worker calls this before each step with the name of
+        the signal it received (or None); all get the same answer.
+        """
+        import numpy as np
+
+        if self._agreement is None:
+            self._agreement = _agreement(self)
+        votes = np.array([received == name for name in _STOP_SIGNALS], np.int32)
+        counts = self._agreement(votes).numpy()
+        return next((name for name, count in zip(_STOP_SIGNALS, counts) if count), None)
+
+
+# The signals a worker can be stopped by, in the order of precedence when workers got different ones.
+_STOP_SIGNALS = ("SIGTERM", "SIGINT")
+
+
+def _agreement(distribution):
+    """Returns the function `Distribution.agree_on_stop` runs: a sum over the workers of each one's vote."""
+    import tensorflow as tf
+
+    strategy = distribution.strategy
+
+    @tf.function  # Collectives run eagerly are slow, and TensorFlow warns about them.
+    def summed(votes):
+        def contribute():
+            # Each worker's vote counts once: only its first replica contributes it.
+            first = tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group % distribution.local_replicas,
+                             0)
+            return tf.where(first, votes, tf.zeros_like(votes))
+
+        return strategy.reduce("SUM", strategy.run(contribute), axis=None)
+
+    return summed
 
 
 def make_distribution(config):

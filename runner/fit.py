@@ -171,7 +171,8 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
         return Outcome("interrupted", stop.exit_code(), stop.reason(), epoch_log, trial=reporter)
     if resume_at and resume_at[1]:  # The epoch's running means are restored before its first step: make them.
         mid_epoch.build_metrics(model, first_batch(pipelines.train))
-    assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log)
+    agree = distribution.agree_on_stop if distribution.multi_worker else None
+    assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log, agree)
     status, message = fit(model, pipelines, config, assembled, epoch_log)
     if message == SECOND_CTRL_C and not stop.forced:  # No signal: the user's own code raised it.
         status, message = "failed", "error: training failed: KeyboardInterrupt raised by a callback or hook"
@@ -270,17 +271,19 @@ def share_run_dir(config, distribution, paths, resumed, scratch):
     return config, paths
 
 
-def assemble_callbacks(callbacks, epoch, stop, epoch_log):
+def assemble_callbacks(callbacks, epoch, stop, epoch_log, agree=None):
     """Returns the user's callbacks between the runner's own.
 
-    First the epoch counter (the data order) and the stop on a signal; then,
+    First the epoch counter (the data order) and the stop on a signal (with
+    `agree`, agreed among the workers of a cluster before each step); then,
     once the others have converted this epoch's numbers, the emptier of
     TensorFlow's cache of them; last the record of finished epochs and the
     keeper of state, which must see the others' work.
     """
-    keeper = callback_state_keeper(callbacks, epoch_log)
+    keeper = callback_state_keeper(callbacks, epoch_log, epoch)
     emptier = scalar_cache_emptier()
-    stopper = stop.callback(epoch_log, before_stop=keeper.save_before_stop if keeper else None)
+    stopper = stop.callback(epoch_log, before_stop=keeper.save_before_stop if keeper else None,
+                            agree=agree)
     return [epoch.callback(), stopper, *callbacks, *([emptier] if emptier else []), epoch_log.callback(),
             *([keeper] if keeper else [])]
 

@@ -25,6 +25,7 @@ class GracefulStop:
     def __init__(self):
         self.received = None
         self.forced = False  # a second Ctrl-C stopped training at once
+        self.elsewhere = False  # the signal reached another worker of the cluster, not this one
 
     def install(self):
         """Installs the handlers."""
@@ -34,19 +35,24 @@ class GracefulStop:
     def reason(self):
         """Returns the line that says which signal stopped the run, for stderr and the results' message."""
         name = signal.Signals(self.received).name
+        if self.elsewhere:
+            return f"stopped: another worker of the cluster received {name}"
         return f"stopped by {name}" + (" (Ctrl-C)" if self.received == signal.SIGINT else "")
 
     def exit_code(self):
         """Returns 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
         return 128 + self.received
 
-    def callback(self, epoch_log, before_stop=None):
+    def callback(self, epoch_log, before_stop=None, agree=None):
         """Returns a Keras callback that ends `fit` with StopRequested once a signal has arrived.
 
         It records where in `epoch_log.interruptions` (the epoch, the batches
         of it done, the signal), then calls `before_stop(batch)` if given (the
         keeper of state writes a backup there, runner/resume.py), so that the
-        same command resumes at that step.
+        same command resumes at that step. With `agree` (a worker of a
+        multi-worker run: runner/distribution.py `agree_on_stop`), the
+        workers agree before each step whether any was signalled, and all
+        stop at that step together, each writing its backup there.
 
         Raising, rather than setting `model.stop_training`, keeps Keras from
         ending the cut-short epoch like a finished one: no callback logs,
@@ -70,6 +76,8 @@ class GracefulStop:
                 self.epoch = epoch
 
             def on_train_batch_begin(self, batch, logs=None):
+                if agree is not None:
+                    stopper.agreed(agree(None if stopper.received is None else signal.Signals(stopper.received).name))
                 if stopper.received is not None:
                     epoch_log.interruptions.append(
                         {"epoch": self.epoch + 1, "batch": batch, "signal": signal.Signals(stopper.received).name})
@@ -78,6 +86,12 @@ class GracefulStop:
                     raise StopRequested()
 
         return StopOnSignal()
+
+    def agreed(self, name):
+        """Takes the signal the workers of a cluster agreed to stop on (None: none), if this one received none."""
+        if name is not None and self.received is None:
+            self.received = signal.Signals[name]
+            self.elsewhere = True
 
     def _handle(self, signum, frame):
         if self.received is not None and signum == signal.SIGINT:

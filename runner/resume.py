@@ -70,7 +70,7 @@ class EpochLog:
         self.started = time.monotonic()
 
 
-def callback_state_keeper(callbacks, epoch_log):
+def callback_state_keeper(callbacks, epoch_log, epoch_counter=None):
     """Returns a Keras callback that keeps the run's state with the backup, or None without one.
 
     It must run last: it restores the others' state once their own
@@ -80,7 +80,8 @@ def callback_state_keeper(callbacks, epoch_log):
     epoch holds where (the epoch, the batches of it done) and Keras's running
     means of the epoch's metrics so far; a resume continues the epoch from
     there (keras_fixes/mid_epoch.py), so that the epoch's metrics are those of
-    the whole epoch.
+    the whole epoch. `epoch_counter` (datasets.EpochCounter), if given, is
+    told how many of that epoch's batches are dropped.
     """
     import keras
 
@@ -90,7 +91,10 @@ def callback_state_keeper(callbacks, epoch_log):
     # Each callback with the attributes that hold its progress, as its family declares them.
     stateful = [(callback, family.resume_state) for callback in callbacks
                 if (family := family_of(callback)) is not None and family.resume_state]
-    return _keeper_class()(backups[0], stateful, epoch_log)
+    # Each callback that drops, on resume, what it wrote after the backup.
+    resumers = [(callback, family.on_resume) for callback in callbacks
+                if (family := family_of(callback)) is not None and family.on_resume]
+    return _keeper_class()(backups[0], stateful, epoch_log, epoch_counter, resumers)
 
 
 def resume_point(backup_dir):
@@ -114,9 +118,10 @@ def _keeper_class():
     class KeepState(keras.callbacks.Callback):
         """Saves the run's state with every backup and restores it on resume; see `callback_state_keeper`."""
 
-        def __init__(self, backup, stateful, epoch_log):
+        def __init__(self, backup, stateful, epoch_log, epoch_counter=None, resumers=()):
             super().__init__()
             self.backup, self.stateful, self.epoch_log = backup, stateful, epoch_log
+            self.epoch_counter, self.resumers = epoch_counter, resumers
             self.epoch = self.step = 0  # where training is: the epoch, and the batches of it done
             self.resuming = None  # the saved state of a backup made inside an epoch, until that epoch begins
 
@@ -139,6 +144,8 @@ def _keeper_class():
                     variable.assign(saved["seed_states"][variable.path])
             self.epoch_log.restore(saved["epoch_log"])
             _restore_best_weights(backup_dir, self.stateful)
+            for callback, drop_after in self.resumers:
+                drop_after(callback, point[0])
             self.epoch, self.step = point
             stops = self.epoch_log.interruptions
             if not stops or [stops[-1]["epoch"] - 1, stops[-1]["batch"]] != list(point):
@@ -154,7 +161,10 @@ def _keeper_class():
                 for variable, value in zip(self.model.metrics_variables, saved["metrics"]):
                     variable.assign(np.asarray(value, dtype=variable.dtype))
                 self.step = _position(saved)[1]
+                self.backup.resume_inside(self.step)
                 mid_epoch.start_next_epoch_at(self.step)
+                if self.epoch_counter is not None:
+                    self.epoch_counter.skip(self.step)
 
         def on_train_batch_end(self, batch, logs=None):
             if self.backup.due:

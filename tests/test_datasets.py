@@ -752,6 +752,21 @@ def test_streamed_images_are_ordered_by_seed_and_epoch_only(tmp_path):
     assert order_of([], 3, seed=5) != resumed
 
 
+def test_streamed_images_of_batches_a_resumed_epoch_drops_are_not_read(tmp_path):
+    root = write_images(tmp_path / "pictures", {"cat": 4, "dog": 4})
+    data = load(f"images:{root}", image_size=(3, 3), cache="none")
+    counter = datasets.EpochCounter()
+    train_ds, _ = datasets.make_tf_datasets(data, batch_size=3, seed=4, epoch=counter)
+    counter.set(2)
+    whole = collect(train_ds)[0]
+    counter.skip(2)  # a run resumed after two of the epoch's three batches: they are drawn and dropped
+    resumed = collect(train_ds)[0]
+    assert not resumed[:6].any() and whole[:6].any()  # blank, not decoded
+    np.testing.assert_array_equal(resumed[6:], whole[6:])
+    counter.set(3)  # the next epoch: every batch read again
+    assert collect(train_ds)[0][:6].any()
+
+
 def test_with_an_epoch_counter_each_epoch_order_depends_on_seed_and_epoch_only(numbered_data):
     def order_of(epochs_before, epoch, seed=4):
         counter = datasets.EpochCounter()

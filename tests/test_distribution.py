@@ -25,7 +25,7 @@ WRITERS = ["--backup_and_restore=True", "--model_checkpoint=True", "--tensorboar
            "--csv_logger=True", "--results_file=results.jsonl"]
 
 PROBE = '''
-import hashlib, json, os, time
+import hashlib, json, os, signal, time
 import keras, numpy as np
 
 def task_index():
@@ -38,6 +38,14 @@ class WeightsProbe(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         time.sleep(float(os.environ.get("PROBE_EPOCH_SLEEP", 0)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        # PROBE_SIGTERM_AT=worker:epoch:batch: that worker is sent SIGTERM there (its machine is preempted).
+        if os.environ.get("PROBE_SIGTERM_AT") == f"{task_index()}:{self.epoch}:{batch}":
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def on_train_end(self, logs=None):
         digest = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in self.model.weights)).hexdigest()
@@ -161,8 +169,8 @@ def test_a_restarted_cluster_resumes_and_ends_on_the_same_weights(two_workers, t
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and all(w.poll() is None for w in workers):
         dirs = run_dirs(tmp_path)
-        # The runner's state is saved last, after Keras's backup of the epoch.
-        metadata = dirs and read_json(dirs[0] / "backup" / "runner_state.json")
+        # The runner's state is saved with the backup, before the metadata that completes it.
+        metadata = dirs and read_json(dirs[0] / "backup" / "training_metadata.json")
         if metadata and metadata.get("epoch") == 1:
             break
         time.sleep(0.1)
@@ -181,6 +189,35 @@ def test_a_restarted_cluster_resumes_and_ends_on_the_same_weights(two_workers, t
     assert "Resuming the interrupted run" in resumed[0][1]
     assert "Epoch 1/3" not in resumed[0][1] and "Epoch 2/3" in resumed[0][1]
     assert run_dirs(tmp_path) == [run_dir]
+    finished = json.loads((run_dir / "results.json").read_text())
+    uninterrupted = json.loads(run_dirs(baseline)[0].joinpath("results.json").read_text())
+    assert finished["final"] == uninterrupted["final"]
+    for index in (0, 1):
+        assert (tmp_path / f"weights-{index}.txt").read_text() == (baseline / "weights-0.txt").read_text()
+
+
+def test_a_worker_stopped_by_sigterm_stops_the_cluster_at_one_step_and_the_rerun_resumes_all_there(two_workers,
+                                                                                                   tmp_path):
+    """A preempted machine: worker 1 gets SIGTERM inside epoch 2; every worker backs up at one step and exits 143."""
+    baseline, _ = two_workers
+    (tmp_path / "probe.py").write_text(PROBE)
+    args = [*COMMON, *WRITERS, *WORKER_FLAGS]
+    # Worker 1 is signalled after batch 7 of the second epoch: both stop before batch 8.
+    ports = free_ports(2)
+    workers = start_workers(tmp_path, args, [tf_config_env(ports, index) for index in (0, 1)],
+                            {"PROBE_SIGTERM_AT": "1:1:7"})
+    stopped = finish(workers)
+    assert [code for code, _, _ in stopped] == [143, 143], stopped[0][2][-2000:] + stopped[1][2][-2000:]
+    assert "another worker of the cluster received SIGTERM" in stopped[0][2]
+    (run_dir,) = run_dirs(tmp_path)
+    record = json.loads((run_dir / "results.json").read_text())
+    assert record["status"] == "interrupted"
+    assert record["interruptions"] == [{"epoch": 2, "batch": 8, "signal": "SIGTERM"}]
+
+    ports = free_ports(2)
+    resumed = finish(start_workers(tmp_path, args, [tf_config_env(ports, index) for index in (0, 1)]))
+    assert [code for code, _, _ in resumed] == [0, 0], resumed[0][2][-2000:] + resumed[1][2][-2000:]
+    assert "at epoch 2, after batch 8 of 23" in resumed[0][1]
     finished = json.loads((run_dir / "results.json").read_text())
     uninterrupted = json.loads(run_dirs(baseline)[0].joinpath("results.json").read_text())
     assert finished["final"] == uninterrupted["final"]

@@ -48,6 +48,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         # batch -1 had been seen, it counts N (and 1 with one step per call, as Keras does).
         self._last_batch_seen = -1
 
+    def resume_inside(self, step):
+        """Counts the batches of a call as in the whole epoch, when the epoch resumes after its first `step` batches."""
+        self._last_batch_seen = step - 1
+
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":
