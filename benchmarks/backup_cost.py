@@ -25,22 +25,24 @@ disk at each epoch's end). The benchmark checks that each epoch of a run
 with backups made steps / N of them and left the last on disk, that the
 runs without made none, and that each run used the steps per call expected.
 
-From each round, with the first `warm_up` epochs of each run dropped (the
-first traces the step) and the median of the rest:
+With the first `warm_up` epochs of each run dropped (the first traces the
+step), each run's epoch is the median of the rest; the figures below are
+computed in each round, from runs that ran side by side, and the table
+gives the median of the rounds' figures (its epoch columns, the median of
+the epochs pooled over the rounds, as bench.py's tables do):
 - seconds per backup: (epoch with the backup - epoch without, at the same
   steps per call) / backups per epoch. This counts what the backup costs
   outside the save too: Keras then runs the batch-end hooks in line with
   the steps instead of on a thread of its own. The same in CPU seconds (the
-  process's, all threads), which other processes on the machine disturb
-  far less than wall time: they take turns on the cores, but seldom make a
-  process do more work.
+  process's, all threads), which other work on the machine disturbs less
+  than wall time (it delays a process more than it makes it work more).
 - overhead at the same steps per call: that difference / the epoch without;
 - overhead against the default: epoch with the backup / the default run's
   epoch - 1, the slowdown a user sees (fewer steps per call included); also
   in CPU time.
-The table gives the median over the rounds, and the overhead's range; also
-the CPU time inside the save alone (BackupTimer's clock, pooled over the
-epochs), which no difference between runs blurs.
+The table also gives the range of the overhead against the default over
+the rounds, and the CPU time inside the save alone (BackupTimer's clock,
+the mean over the steady epochs), which no difference between runs blurs.
 
 The runs of a group start up together (importing TensorFlow, loading the
 data, building the model), each stopping itself as its training begins;
@@ -93,7 +95,7 @@ EVERY = (1, 10, 100)
 MODELS = {"mlp": ([], 500), "resnet": (["--model=resnet"], 100)}
 # epochs: of each run, `every_batch_epochs` for N = 1 (its epochs are several times longer);
 # warm_up: epochs dropped from the start of each run (the first traces and compiles the step).
-FULL = dict(rounds=3, epochs=5, every_batch_epochs=4, warm_up=2, quiet_wait_budget_s=30, reruns=0)
+FULL = dict(rounds=3, epochs=7, every_batch_epochs=4, warm_up=2, quiet_wait_budget_s=30, reruns=0)
 QUICK = dict(rounds=1, epochs=5, every_batch_epochs=3, warm_up=1, quiet_wait_budget_s=10, reruns=0,
              steps={"mlp": 100, "resnet": 100}, every=(10, 100), noise_run=False)
 
@@ -280,45 +282,47 @@ def measure_model(bench, model, settings):
             check(f"{model} {name}", record, runs[name][1], steps_per_epoch // n if n else 0, steps_per_epoch)
         rounds.append(records)
     warm_up = settings["warm_up"]
+
+    def pooled(name, clock="wall"):  # The median of a run's steady epochs over every round.
+        return statistics.median(seconds for records in rounds for seconds in records[name][clock][warm_up:])
+
+    def by_round(name, clock="wall"):
+        return [steady(records[name], warm_up, clock) for records in rounds]
+
     figures = {"model": model, "flags": model_flags, "batch_size": BATCH_SIZE, "steps_per_epoch": steps_per_epoch,
                "training_examples": steps_per_epoch * BATCH_SIZE, "default_steps_per_call": default,
-               "epochs": {name: settings[key] for name, (_, _, key) in runs.items()}, "every": {}}
-    defaults = [steady(records["default"], warm_up) for records in rounds]
-    figures["default_epoch_s"] = statistics.median(defaults)
+               "epochs": {name: settings[key] for name, (_, _, key) in runs.items()}, "warm_up": warm_up,
+               "every": {}}
+    figures["default_epoch_s"] = pooled("default")  # Epochs pooled over the rounds; differences and ratios by round.
+    figures["default_epoch_cpu_s"] = pooled("default", "cpu")
     figures["default_step_ms"] = 1000 * figures["default_epoch_s"] / steps_per_epoch
     if "default again" in runs:
-        noise = [steady(records["default again"], warm_up) / steady(records["default"], warm_up) - 1
-                 for records in rounds]
-        cpu_noise = [steady(records["default again"], warm_up, "cpu") / steady(records["default"], warm_up, "cpu") - 1
-                     for records in rounds]
-        figures["noise"] = {"median": statistics.median(noise), "rounds": noise,
-                            "cpu_median": statistics.median(cpu_noise), "cpu_rounds": cpu_noise}
+        figures["noise"] = {
+            "rounds": [a / b - 1 for a, b in zip(by_round("default again"), by_round("default"))],
+            "cpu_rounds": [a / b - 1 for a, b in zip(by_round("default again", "cpu"), by_round("default", "cpu"))]}
+        figures["noise"].update(median=statistics.median(figures["noise"]["rounds"]),
+                                cpu_median=statistics.median(figures["noise"]["cpu_rounds"]))
     figures["backups_counted"] = sum(sum(record["backups"]) for records in rounds for record in records.values())
     for n in every:
         name, reference = f"backup {n}", reference_of(runs, default, f"backup {n}")
         backups = steps_per_epoch // n
-        with_backup = [steady(records[name], warm_up) for records in rounds]
-        without = [steady(records[reference], warm_up) for records in rounds]
-        cpu_extra = [steady(records[name], warm_up, "cpu") - steady(records[reference], warm_up, "cpu")
-                     for records in rounds]
-        extra = [a - b for a, b in zip(with_backup, without)]
-        same = [a / b - 1 for a, b in zip(with_backup, without)]
-        total = [a / b - 1 for a, b in zip(with_backup, defaults)]
-        inside = [records[name]["backup_seconds"][warm_up:] for records in rounds]
-        inside_cpu = [records[name]["backup_cpu_seconds"][warm_up:] for records in rounds]
-        total_cpu = [steady(records[name], warm_up, "cpu") / steady(records["default"], warm_up, "cpu") - 1
-                     for records in rounds]
+        inside = [seconds for records in rounds for seconds in records[name]["backup_seconds"][warm_up:]]
+        inside_cpu = [seconds for records in rounds for seconds in records[name]["backup_cpu_seconds"][warm_up:]]
+        rounds_of = {
+            "seconds_per_backup": [(a - b) / backups for a, b in zip(by_round(name), by_round(reference))],
+            "cpu_seconds_per_backup": [(a - b) / backups for a, b in zip(by_round(name, "cpu"),
+                                                                         by_round(reference, "cpu"))],
+            "overhead_same_steps_per_call": [a / b - 1 for a, b in zip(by_round(name), by_round(reference))],
+            "overhead_vs_default": [a / b - 1 for a, b in zip(by_round(name), by_round("default"))],
+            "cpu_overhead_vs_default": [a / b - 1 for a, b in zip(by_round(name, "cpu"), by_round("default", "cpu"))],
+        }
         figures["every"][str(n)] = {
             "steps_per_call": runs[name][1], "reference": reference, "backups_per_epoch": backups,
-            "epoch_with_backup_s": statistics.median(with_backup), "epoch_without_s": statistics.median(without),
-            "seconds_per_backup": statistics.median(extra) / backups,
-            "seconds_per_backup_rounds": [e / backups for e in extra],
-            "cpu_seconds_per_backup": statistics.median(cpu_extra) / backups,
-            "seconds_inside_save_per_backup": sum(map(sum, inside)) / (backups * sum(map(len, inside))),
-            "cpu_seconds_inside_save_per_backup": sum(map(sum, inside_cpu)) / (backups * sum(map(len, inside_cpu))),
-            "overhead_same_steps_per_call": statistics.median(same), "overhead_same_steps_per_call_rounds": same,
-            "overhead_vs_default": statistics.median(total), "overhead_vs_default_rounds": total,
-            "cpu_overhead_vs_default": statistics.median(total_cpu), "cpu_overhead_vs_default_rounds": total_cpu,
+            "epoch_with_backup_s": pooled(name), "epoch_without_s": pooled(reference),
+            **{key: statistics.median(values) for key, values in rounds_of.items()},
+            **{f"{key}_rounds": values for key, values in rounds_of.items()},
+            "seconds_inside_save_per_backup": statistics.mean(inside) / backups,
+            "cpu_seconds_inside_save_per_backup": statistics.mean(inside_cpu) / backups,
             "weights_file_bytes": rounds[0][name]["backup_on_disk"][-1]["weights_bytes"],
         }
     raw = [{name: {key: record[key] for key in ("wall", "cpu", "backups", "backup_seconds", "backup_cpu_seconds",
