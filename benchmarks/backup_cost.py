@@ -20,7 +20,7 @@ One round runs, side by side in one interleaved group (see below), train.py:
 
 Every run times its epochs with benchmarks/backup_timer.py:BackupTimer
 (epoch_timer.py's EpochTimer, which bench.py uses, plus a count and clocks
-on the runner's BackupAndRestore._save_model, and a look at the backup on
+on the runner's BackupAndRestore.write, and a look at the backup on
 disk at each epoch's end). The benchmark checks that each epoch of a run
 with backups made steps / N of them and left the last on disk, that the
 runs without made none, and that each run used the steps per call expected.
@@ -238,12 +238,20 @@ def check(name, record, expected_steps, backups_per_epoch, steps_per_epoch):
     line = record["steps_line"] or ""
     if not line.startswith(f"steps per execution: {expected_steps} "):
         raise BenchError(f"{name}: expected {expected_steps} steps per call, the run printed {line!r}")
-    if record["backups"] != [backups_per_epoch] * len(record["backups"]):
-        raise BenchError(f"{name}: expected {backups_per_epoch} backups an epoch, counted {record['backups']}")
+    # The backup after an epoch's last batch is its end's, which falls in the next epoch's window (backup_timer.py).
+    expected = [max(backups_per_epoch - 1, 0)] + [backups_per_epoch] * (len(record["backups"]) - 1)
+    if record["backups"] != expected:
+        raise BenchError(f"{name}: expected {expected} backups, epoch by epoch, counted {record['backups']}")
     if backups_per_epoch:
+        last = steps_per_epoch - steps_per_epoch // backups_per_epoch  # the epoch's last backup inside it
         for epoch, disk in enumerate(record["backup_on_disk"]):
-            if not disk or disk["weights_bytes"] <= 0 or disk["metadata"] != {"epoch": epoch,
-                                                                                 "batch": steps_per_epoch - 1}:
+            # As the epoch ends: its last backup inside it, or (one backup an epoch) the last epoch's end's.
+            where = (epoch, last) if last else (epoch, 0)
+            if last == 0 and epoch == 0:
+                if disk is not None:
+                    raise BenchError(f"{name}: before the first epoch's end there was a backup: {disk}")
+                continue
+            if not disk or disk["weights_bytes"] <= 0 or (disk["metadata"]["epoch"], disk["metadata"]["step"]) != where:
                 raise BenchError(f"{name}: after epoch {epoch} the backup on disk was {disk}")
 
 

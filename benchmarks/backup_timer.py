@@ -4,8 +4,10 @@
         --callbacks benchmarks/backup_timer.py:BackupTimer
 
 Adds to EpochTimer's record (the JSON file named by $EPOCH_TIMER_FILE), per
-epoch: how many backups the runner's BackupAndRestore wrote (calls of its
-`_save_model`), the seconds and the CPU seconds (the process's, all threads)
+epoch (from the last epoch's end to this one's, EpochTimer's window): how
+many backups the runner's BackupAndRestore wrote (calls of its `write`; the
+backup of an epoch's end is written after every callback's `on_epoch_end`,
+so it falls in the next epoch's window), the seconds and the CPU seconds (the process's, all threads)
 spent inside them, when each began and ended (time.perf_counter, so that a
 benchmark that stops and resumes the process can count only the time it
 ran), and what the backup directory
@@ -44,17 +46,17 @@ _LAST_SAVER = [None]
 
 
 def _clock_backups():
-    """Wraps the runner's BackupAndRestore._save_model (once per process) with a counter and a clock."""
+    """Wraps the runner's BackupAndRestore.write (once per process) with a counter and a clock."""
     from kerasrun.callbacks.subclasses.backup_and_restore import BackupAndRestore
 
-    original = BackupAndRestore._save_model
+    original = BackupAndRestore.write
     if getattr(original, "_clocked", False):
         return
 
-    def _save_model(self):
+    def write(self, *args, **kwargs):
         started, cpu_started = time.perf_counter(), time.process_time()
         try:
-            return original(self)
+            return original(self, *args, **kwargs)
         finally:
             ended = time.perf_counter()
             _SINCE_EPOCH_END[0] += 1
@@ -63,8 +65,8 @@ def _clock_backups():
             _SINCE_EPOCH_END[3].append([started, ended])
             _LAST_SAVER[0] = self
 
-    _save_model._clocked = True
-    BackupAndRestore._save_model = _save_model
+    write._clocked = True
+    BackupAndRestore.write = write
 
 
 def _on_disk(saver):

@@ -170,7 +170,8 @@ def _keeper_class():
             if self.backup.due:
                 steps = (self.params or {}).get("steps")
                 self.step = min(batch + 1, steps) if steps else batch + 1
-                self.save()
+                if self.step != steps:  # After an epoch's last step, the backup of its end follows: it stays due.
+                    self.save()
 
         def on_epoch_end(self, epoch, logs=None):
             self.epoch, self.step = epoch + 1, 0
