@@ -174,6 +174,7 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
     agree = distribution.agree_on_stop if distribution.multi_worker else None
     assembled = assemble_callbacks(callbacks, pipelines.epoch, stop, epoch_log, agree)
     status, message = fit(model, pipelines, config, assembled, epoch_log)
+    mid_epoch.disarm()  # A start inside an epoch, armed and not reached, is not for the evaluation that follows.
     if message == SECOND_CTRL_C and not stop.forced:  # No signal: the user's own code raised it.
         status, message = "failed", "error: training failed: KeyboardInterrupt raised by a callback or hook"
     if status == "interrupted" and message is None:
