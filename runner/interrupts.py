@@ -15,6 +15,26 @@ import sys
 from kerasrun.core.critical import busy
 
 
+def _quiet_about_a_second_ctrl_c(hook):
+    """Returns an unraisable-exception hook that says nothing of a KeyboardInterrupt, and passes the rest to `hook`.
+
+    A second Ctrl-C raises KeyboardInterrupt wherever Python is: inside a
+    garbage-collection callback or a finalizer (JAX, which Keras imports
+    on either backend, registers one), Python cannot raise it, and would
+    print "Exception ignored in ..." with a traceback. The run stops anyway,
+    after the step, on the first signal.
+    """
+    if getattr(hook, "quiet_about_ctrl_c", False):
+        return hook
+
+    def quiet(unraisable):
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            hook(unraisable)
+
+    quiet.quiet_about_ctrl_c = True
+    return quiet
+
+
 class StopRequested(Exception):
     """Ends `model.fit` after the current step, once a signal has asked for it."""
 
@@ -31,6 +51,7 @@ class GracefulStop:
         """Installs the handlers."""
         signal.signal(signal.SIGINT, self._handle)
         signal.signal(signal.SIGTERM, self._handle)
+        sys.unraisablehook = _quiet_about_a_second_ctrl_c(sys.unraisablehook)
 
     def reason(self):
         """Returns the line that says which signal stopped the run, for stderr and the results' message."""

@@ -385,3 +385,29 @@ def test_a_signal_while_the_callbacks_are_made_is_recorded_and_a_keyboard_interr
     assert result.returncode == 1, result.stderr[-2000:]
     assert results_of(tmp_path, "raises")["message"] == (
         "error: training failed: KeyboardInterrupt raised by a callback or hook")
+
+
+def test_a_second_ctrl_c_inside_a_garbage_collection_callback_prints_no_traceback():
+    import signal as signals
+    import sys as system
+    import types
+
+    from kerasrun.runner.interrupts import GracefulStop
+
+    previous = (signals.getsignal(signals.SIGINT), signals.getsignal(signals.SIGTERM), system.unraisablehook)
+    reported = []
+    try:
+        system.unraisablehook = lambda unraisable: reported.append(unraisable.exc_type)  # Python's own, say
+        GracefulStop().install()
+
+        def unraisable(kind):
+            return types.SimpleNamespace(exc_type=kind, exc_value=kind("x"), exc_traceback=None,
+                                         err_msg="Exception ignored in", object=None)
+
+        system.unraisablehook(unraisable(KeyboardInterrupt))  # where a second Ctrl-C can land: not reported
+        system.unraisablehook(unraisable(ValueError))  # anything else is, as before
+        assert reported == [ValueError]
+    finally:
+        signals.signal(signals.SIGINT, previous[0])
+        signals.signal(signals.SIGTERM, previous[1])
+        system.unraisablehook = previous[2]
