@@ -78,8 +78,8 @@ BACKUP_TIMER = f"{os.path.join(HERE, 'backup_timer.py')}:BackupTimer"
 
 sys.path.insert(0, HERE)
 from bare_keras import load_digits  # noqa: E402
-from bench import (INTERLEAVE_SLICE_S, Bench, BenchError, busy_cpu_seconds, machine, progress,  # noqa: E402
-                   running_seconds)
+from bench import (INTERLEAVE_SLICE_S, Bench, BenchError, busy_cpu_seconds, end_group, machine,  # noqa: E402
+                   progress, reap, running_seconds)
 from callback_time import EPOCH_TIMER_FILE_ENV  # noqa: E402 (also registers the package `kerasrun`)
 
 from kerasrun.callbacks.stepping import choose  # noqa: E402
@@ -180,12 +180,7 @@ def interleaved_epochs(bench, named_commands, first):
         os.kill(processes[running].pid, signal.SIGCONT)
         while None in usage:
             time.sleep(INTERLEAVE_SLICE_S)
-            for index, process in enumerate(processes):
-                if usage[index] is None:
-                    pid, status, used = os.wait4(process.pid, os.WNOHANG)
-                    if pid:
-                        usage[index] = used
-                        process.returncode = os.waitstatus_to_exitcode(status)
+            reap(processes, usage)
             if None not in usage:
                 break
             following = next(index for index in [*range(running + 1, len(names)), *range(running + 1)]
@@ -202,13 +197,7 @@ def interleaved_epochs(bench, named_commands, first):
             if stretches and stretches[-1][1] is None:
                 stretches[-1][1] = time.perf_counter()
     finally:
-        for process in processes:
-            if process.returncode is None:
-                process.kill()
-                os.kill(process.pid, signal.SIGCONT)
-                process.wait()
-        for log in logs:
-            log.close()
+        end_group(processes, logs)
     own = sum(u.ru_utime + u.ru_stime for u in usage) - start_up_cpu
     seconds = max(end for stretches in turns for _, end in stretches) - min(t[0][0] for t in turns if t)
     if busy_before is not None:

@@ -133,6 +133,27 @@ def busy_cpu_seconds():
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def reap(processes, usage):
+    """Records the resource usage (os.wait4's) and exit status of each process of a group that has ended since."""
+    for index, process in enumerate(processes):
+        if usage[index] is None:
+            pid, status, used = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                usage[index] = used
+                process.returncode = os.waitstatus_to_exitcode(status)
+
+
+def end_group(processes, logs):
+    """Kills the processes of an interleaved group still alive (a stopped one is woken to die) and closes the logs."""
+    for process in processes:
+        if process.returncode is None:
+            process.kill()
+            os.kill(process.pid, signal.SIGCONT)
+            process.wait()
+    for log in logs:
+        log.close()
+
+
 def running_seconds(stretches, start, end):
     """Returns how long, between `start` and `end`, some stretch [begin, finish] of `stretches` covers."""
     return sum(max(0.0, min(finish, end) - max(begin, start)) for begin, finish in stretches)
@@ -243,12 +264,7 @@ class Bench:
             usage = [None, None]
             while None in usage:
                 time.sleep(INTERLEAVE_SLICE_S)
-                for index, process in enumerate(processes):
-                    if usage[index] is None:
-                        pid, status, used = os.wait4(process.pid, os.WNOHANG)
-                        if pid:
-                            usage[index] = used
-                            process.returncode = os.waitstatus_to_exitcode(status)
+                reap(processes, usage)
                 waiting = 1 - running
                 if usage[running] is None and usage[waiting] is not None:
                     continue  # The other has ended: this one runs on alone.
@@ -263,13 +279,7 @@ class Bench:
                 if stretches[-1][1] is None:
                     stretches[-1][1] = time.perf_counter()
         finally:
-            for process in processes:
-                if process.returncode is None:
-                    process.kill()
-                    os.kill(process.pid, signal.SIGCONT)
-                    process.wait()
-            for log in logs:
-                log.close()
+            end_group(processes, logs)
         own = sum(u.ru_utime + u.ru_stime for u in usage)
         seconds = max(end for stretches in turns for _, end in stretches) - min(t[0][0] for t in turns)
         if busy_before is not None:
