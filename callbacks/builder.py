@@ -31,6 +31,7 @@ ORDER = (
     "csv_logger",
     "tensorboard",
     "remote_monitor",
+    "mlflow",
     "lambda_callback",
 )
 

@@ -47,9 +47,10 @@ class CallbackFamily(OptionGroup):
             needs): it is loaded to build callbacks and to tell them apart.
         subclass_args: Options our subclass takes as keyword arguments
             beyond those of the Keras class.
-        run_kwargs: Optional `run_kwargs(values, run)` returning further
-            keyword arguments of our subclass that are no option, such as a
-            file in the run's directory (`run`, its RunPaths).
+        run_kwargs: Optional `run_kwargs(values, run, config)` returning
+            further keyword arguments of our subclass that are no option, such
+            as a file in the run's directory (`run`, its RunPaths; `config`,
+            the whole resolved config).
         settings: Options of the group that are not arguments of the class.
         check: Optional `check(family, values, checker)` for rules that
             involve several options or the rest of the config; raises
@@ -79,6 +80,11 @@ class CallbackFamily(OptionGroup):
             the built callback's `on_train_begin` has run: it drops what the
             callback wrote after that backup (a stop between an epoch's row and
             its backup), so that the resumed run does not write it twice.
+        report: Optional `report(callback, record, paths)` called once the
+            run's results.json is written (`record`, what it holds; `paths`,
+            the run's RunPaths), for a callback that reports the run's end
+            elsewhere. It returns {key: value} to add to results.json, or
+            None; it must not raise.
         closes_on_interrupt: Whether the callback's `on_train_end` must run
             when training is interrupted, to close the files it writes.
         idle_hooks: Optional `idle_hooks(callback)` returning the names of the
@@ -106,6 +112,7 @@ class CallbackFamily(OptionGroup):
     resume_state: Tuple[str, ...] = ()
     resume_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     on_resume: Optional[Callable] = None
+    report: Optional[Callable] = None
     closes_on_interrupt: bool = False
     idle_hooks: Optional[Callable] = None
     batch_needs: Optional[Callable] = None
@@ -131,4 +138,4 @@ class CallbackFamily(OptionGroup):
     def class_kwargs(self, values, run, config):
         """Returns the keyword arguments for the class built: the Keras class's and our subclass's own."""
         return {**self.keras_kwargs(values, run, config), **{arg.name: values[arg.name] for arg in self.subclass_args},
-                **(self.run_kwargs(values, run) if self.run_kwargs else {})}
+                **(self.run_kwargs(values, run, config) if self.run_kwargs else {})}

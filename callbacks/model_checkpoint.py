@@ -168,7 +168,7 @@ FAMILY = CallbackFamily(
             "deleting older ones once the new one is in place (None: keep all).",
             optional(at_least(1)), applies=_keep_applies),
     ),
-    run_kwargs=lambda values, run: {"best_model_path": run.path(BEST_MODEL_FILE)},
+    run_kwargs=lambda values, run, config: {"best_model_path": run.path(BEST_MODEL_FILE)},
     check=_check,
     in_run_dir=_in_run_dir,
     worker_overrides={"filepath": None},

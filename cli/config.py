@@ -56,6 +56,13 @@ class Config(collections.abc.Mapping):
     def __len__(self):
         return len(self._values)
 
+    def hparams(self):
+        """Returns the run's hyperparameters: every effective value (as saved) less the bookkeeping flags.
+
+        The HParams tab shows this set, and a run is resumed when it matches (runner/run_paths.py).
+        """
+        return {name: value for name, value in saved_config(self).items() if name not in bookkeeping_flags()}
+
     def __getattr__(self, name):
         try:
             return self._values[name]

@@ -69,7 +69,7 @@ def dry_run_text(config, run, data_lines=None):
     lines.append("# Callbacks, in the order they run, as a run starting now would build them:")
     families = enabled_families(config)
     for family in families:
-        arguments = _call_arguments(family, family.with_run_paths(family.values(config), run), run)
+        arguments = _call_arguments(family, family.with_run_paths(family.values(config), run), run, config)
         # Our subclass where there is one: it takes options Keras's class does not.
         built = family.subclass.replace(":", ".") if family.subclass else f"keras.callbacks.{family.keras_class}"
         lines.append(f"#   {built}({arguments})")
@@ -129,9 +129,14 @@ def update_readme(path, tables):
         stream.write(text)
 
 
-def _call_arguments(family, values, run):
+def _call_arguments(family, values, run, config):
     """Returns the arguments the family's class is built with, as Python text (secrets hidden)."""
     options = [f"{arg.name}={'<secret>' if arg.secret else repr(values[arg.name])}" for arg in family.class_args()]
-    # Those of our subclass that are no option (a file in the run's directory).
-    extra = family.run_kwargs(values, run) if family.run_kwargs else {}
-    return ", ".join([*options, *(f"{name}={value!r}" for name, value in extra.items())])
+    # Those of our subclass that are no option (a file in the run's directory); a mapping of many (the run's
+    # hyperparameters) by its size.
+    extra = family.run_kwargs(values, run, config) if family.run_kwargs else {}
+    return ", ".join([*options, *(f"{name}={_shown_argument(value)}" for name, value in extra.items())])
+
+
+def _shown_argument(value):
+    return f"<{len(value)} items>" if isinstance(value, dict) and len(value) > 3 else repr(value)

@@ -41,10 +41,10 @@ SECOND_CTRL_C = "stopped at once by a second Ctrl-C"
 # and the class weights fit applies (runner/class_weights.py; None for none).
 Pipelines = collections.namedtuple("Pipelines", "train validation epoch data class_weight", defaults=(None,))
 # How training ended: the status results.json records, the exit status, a line for stderr or None,
-# the finished epochs, what the run left behind (runner/final.py), and the optuna family's callback
-# (the Optuna trial it reports to, told the outcome by runner/trial.py), or None.
-Outcome = collections.namedtuple("Outcome", "status exit_code message epoch_log products trial",
-                                 defaults=(None, None))
+# the finished epochs, what the run left behind (runner/final.py), the optuna family's callback
+# (the Optuna trial it reports to, told the outcome by runner/trial.py), or None; and the callbacks built.
+Outcome = collections.namedtuple("Outcome", "status exit_code message epoch_log products trial callbacks",
+                                 defaults=(None, None, ()))
 
 
 def run(config):
@@ -168,7 +168,7 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
     set_steps_per_execution(config, model, pipelines, callbacks[len(callbacks) - len(config.callbacks):],
                             distribution, resume_at)
     if stop.received:  # While the callbacks were made (a slow --callbacks class, say).
-        return Outcome("interrupted", stop.exit_code(), stop.reason(), epoch_log, trial=reporter)
+        return Outcome("interrupted", stop.exit_code(), stop.reason(), epoch_log, trial=reporter, callbacks=callbacks)
     if resume_at and resume_at[1]:  # The epoch's running means are restored before its first step: make them.
         mid_epoch.build_metrics(model, first_batch(pipelines.train))
     agree = distribution.agree_on_stop if distribution.multi_worker else None
@@ -200,7 +200,7 @@ def train(config, model, pipelines, paths, resumed, distribution, epoch_log):
         if products["model_file"]:
             message += (f"; the model is saved, and python train.py --mode evaluate --model {shlex.quote(paths.dir)} "
                         f"--dataset {shlex.quote(config.dataset)} scores it")
-    return Outcome(status, exit_code, message, epoch_log, products, reporter)
+    return Outcome(status, exit_code, message, epoch_log, products, reporter, callbacks)
 
 
 def set_steps_per_execution(config, model, pipelines, own_callbacks, distribution, resume_at=None):
@@ -496,11 +496,27 @@ def record_outcome(config, paths, outcome, model=None, data=None):
         interruptions=epoch_log.interruptions,
     )
     record = results.write_results(paths, record, config.results_file)
-    write_hparams(paths.dir, experiment_identity(hparams), record["final"], record["epochs_completed"],
+    write_hparams(paths.dir, config.hparams(), record["final"], record["epochs_completed"],
                   test_metrics=record["test"])
+    record = report_elsewhere(outcome.callbacks, record, paths)
     print(summary(record, seconds))
     trial.tell(config, record, history, epochs, outcome.trial)
     return outcome._replace(status=record["status"], exit_code=record["exit_code"], message=record["message"])
+
+
+def report_elsewhere(callbacks, record, paths):
+    """Lets the callbacks whose family reports the run's end elsewhere (MLflow) do so; returns the record, with
+    what they add to it written into results.json."""
+    added = {}
+    for callback in callbacks:
+        family = family_of(callback)
+        if family is not None and family.report is not None:
+            added.update(family.report(callback, record, paths) or {})
+    if not added:
+        return record
+    record = {**record, **added}
+    results.rewrite_results(paths, record)
+    return record
 
 
 def results_monitor(config, history):

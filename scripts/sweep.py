@@ -203,7 +203,8 @@ def read_dimensions(options):
 def sweeps_own_flags():
     """Returns {train.py flag: the sweep option that sets it} for the flags the sweep gives every trial."""
     owners = {"results_file": "sweep.py's own --results_file (before --)",
-              "run_name": "--name_prefix (each trial's run is named PREFIX-<trial>)"}
+              "run_name": "--name_prefix (each trial's run is named PREFIX-<trial>)",
+              "mlflow_parent_run_id": "the sweep's own MLflow run (with --mlflow True, each trial's is nested under it)"}
     for name in all_options():
         if name == STUDY_FLAG_PREFIX or name.startswith(STUDY_FLAG_PREFIX + "_"):
             owners[name] = "the study (it ties each trial's run to it)"
@@ -407,6 +408,7 @@ class Plan:
         self.backup = False  # Whether the runs keep a backup (--backup_and_restore), to resume from.
         self.train_flags = None  # train.py's flags after --, as it reads them: {flag: value}.
         self.chosen = None  # The search the sweep chose for the user, and why (None: --search given).
+        self.mlflow = None  # A run's config, when the runs log to MLflow: the sweep nests them under a run of its own.
 
     def resumes(self):
         """Whether a trial queued again resumes its run (from its backup) rather than starting over."""
@@ -500,6 +502,7 @@ def parse_args(argv):
         configs = check_train_flags(dimensions, runs, len(train_command), plan.results_file, probed)
         plan.monitor, plan.direction, plan.shown_metric = objective(options.metric, configs[0])
         plan.backup = configs[0].backup_and_restore
+        plan.mlflow = configs[0] if configs[0].mlflow else None
         varied = {dimension.name for dimension in dimensions} | set(sweeps_own_flags())
         plan.train_flags = {name: value for name, value in changed_flags(configs[0]).items() if name not in varied}
     elif options.metric is not None:
@@ -592,6 +595,7 @@ class SharedStudy:
                     for run in plan.grid:
                         self.study.enqueue_trial(dict(run.flags))
         self.study_id = self.storage.get_study_id_from_name(plan.study_name)
+        self.parent = None  # The sweep's MLflow run (runner/mlflow_parent.py), when its runs log to MLflow.
 
     @contextlib.contextmanager
     def _creating(self):
@@ -775,7 +779,8 @@ class SharedStudy:
                 *([f"--optuna_pruner_startup_trials={options.pruner_startup_trials}"]
                   if options.pruner == "median" else []),
                 *([f"--optuna_pruner_warmup_epochs={options.pruner_warmup_epochs}"]
-                  if options.pruner != "none" else [])]
+                  if options.pruner != "none" else []),
+                *(self.parent.flags() if self.parent else [])]
 
 
 class Trial:
@@ -1127,10 +1132,8 @@ def report(shared, plan, outcomes, relay):
     states = collections.Counter(trial.state.name.lower() for trial in finished)
     _say(f"{len(finished)} of {plan.trials} trial(s) finished in study {plan.study_name!r} "
          f"({states['complete']} complete, {states['pruned']} pruned, {states['fail']} failed)")
-    complete = [trial for trial in finished if trial.state.name == "COMPLETE"]  # A pruned one has a value too.
-    if complete:
-        pick = max if plan.direction == "maximize" else min
-        best = pick(complete, key=lambda trial: trial.value)
+    best = best_trial(shared, plan, finished)
+    if best is not None:
         flags = describe((name, f"{value:.4g}" if isinstance(value, float) else value)
                          for name, value in best.params.items())
         where = best.user_attrs.get(studies.RUN_DIR_ATTR)
@@ -1139,6 +1142,16 @@ def report(shared, plan, outcomes, relay):
     if os.path.exists(plan.results_file):
         _say(f"results in {plan.results_file}; rank the trials: {summary}")
     return RUN_FAILED_EXIT_CODE if failed else 0
+
+
+def best_trial(shared, plan, finished=None):
+    """Returns the study's best complete trial (a pruned one has a value too, but is not ranked), or None."""
+    finished = shared.finished(shared.trials()) if finished is None else finished
+    complete = [trial for trial in finished if trial.state.name == "COMPLETE"]
+    if not complete:
+        return None
+    pick = max if plan.direction == "maximize" else min
+    return pick(complete, key=lambda trial: trial.value)
 
 
 def print_plan(plan):
@@ -1190,8 +1203,25 @@ def main(argv):
         if only is None:
             _say(why)
             return 0
+    if plan.mlflow is not None:
+        from kerasrun.runner.mlflow_parent import SweepParent
+
+        shared.parent = SweepParent(plan.mlflow, plan.study_name, studies.shown_url(plan.storage))
     outcomes, relay = execute(shared, plan, only)
-    return report(shared, plan, outcomes, relay)
+    status = report(shared, plan, outcomes, relay)
+    if shared.parent is not None:
+        end_parent(shared, plan, relay)
+    return status
+
+
+def end_parent(shared, plan, relay):
+    """Ends the sweep's MLflow run: KILLED when a signal stopped the sweep, FINISHED (with the best value) once the
+    study has all its trials; while other processes still run some, it stays RUNNING for the last to end it."""
+    if relay.first is not None:
+        shared.parent.end("KILLED")
+    elif len(shared.finished(shared.trials())) >= plan.trials:
+        best = best_trial(shared, plan)
+        shared.parent.end("FINISHED", None if best is None else (plan.metric_name(), best.value))
 
 
 if __name__ == "__main__":

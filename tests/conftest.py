@@ -79,6 +79,65 @@ def tensorboard_server(logdir):
         server.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def mlflow_server(root, timeout=90):
+    """Runs a real `mlflow server` on a free 127.0.0.1 port, with an SQLite store and artifacts under `root`.
+
+    Artifacts go through the server (its default), as a team's server takes them. The server and the
+    processes it starts are stopped at the end.
+
+    Yields:
+        A `Server` with its `uri` (http://127.0.0.1:PORT) and `stop()`, which stops it at once.
+    """
+    port = _free_loopback_port()
+    log_path = os.path.join(root, "mlflow-server.log")
+    with open(log_path, "w") as log_stream:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{os.path.join(root, 'mlflow.db')}",
+             "--artifacts-destination", os.path.join(root, "artifacts")],
+            cwd=root, stdout=log_stream, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop():
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        with contextlib.suppress(ProcessLookupError):  # Its workers, should they outlive it.
+            os.killpg(process.pid, signal.SIGKILL)
+
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(uri + "/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                with open(log_path, encoding="utf-8", errors="replace") as stream:
+                    pytest.fail(f"mlflow server did not answer on {uri} (exit {process.poll()}):\n"
+                                f"{stream.read()[-3000:]}")
+            time.sleep(0.3)
+        yield Server(uri, stop)
+    finally:
+        stop()
+
+
+class Server:
+    """A server a test started: its address and how to stop it."""
+
+    def __init__(self, uri, stop):
+        self.uri = uri
+        self.stop = stop
+
+
 def _free_loopback_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

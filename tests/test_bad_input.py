@@ -56,6 +56,11 @@ MISTAKES = [
     (["--seed=-1"], "--seed=-1: must be at least 0"),
     (["--inter_op_threads=-2"], "--inter_op_threads=-2: must be 0 (TensorFlow's choice: one per core) or more"),
     (["--verbose=5"], "--verbose=5: must be 0 (silent)"),
+    (["--mlflow", "--mlflow_tracking_uri=localhost:5000"],
+     "--mlflow_tracking_uri=localhost:5000: is neither a URL (scheme://...) nor a directory"),
+    (["--mlflow", "--mlflow_tags=team:vision"], "--mlflow_tags=team:vision: item 1 ('team:vision') must look like key=value"),
+    (["--mlflow", "--mlflow_tracking_uri=https://me:hunter2@mlflow.example.org"],
+     "--mlflow_tracking_uri: holds a password"),
     # Enums and names.
     (["--optimizer=adamax2"], "--optimizer=adamax2: must be one of"),
     (["--reduce_lr", "--reduce_lr_monitor=learning_rate"],

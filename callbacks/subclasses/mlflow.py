@@ -1,0 +1,370 @@
+"""Our MLflow logger: a Keras callback that logs the run to MLflow from a thread of its own.
+
+MLflow itself is imported by that thread, once training begins: loading this
+module (the runner does, to tell callbacks apart) does not import it.
+"""
+
+import collections
+import json
+import logging
+import os
+import queue
+import re
+import sys
+import threading
+import time
+import urllib.parse
+
+import keras
+
+from kerasrun.callbacks.mlflow import RUN_FILE, SERVER_SCHEMES, bound_requests, parse_tags
+from kerasrun.core import files
+from kerasrun.core.errors import first_line
+
+# MLflow's run status for each of ours.
+STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "pruned": "KILLED", "interrupted": "KILLED",
+          "failed": "FAILED", "nan": "FAILED"}
+# What one log_batch request may hold (MLflow's limits).
+PARAMS_PER_REQUEST = 100
+METRICS_PER_REQUEST = 1000
+# MLflow's longest param value (mlflow/utils/validation.py); longer ones are cut and say so.
+LONGEST_PARAM = 6000
+# What results.json's mlflow.lost counts.
+LOST_KINDS = ("params", "metric values", "artifacts", "models", "status")
+
+
+class MLflowLogger(keras.callbacks.Callback):
+    """Logs the run to MLflow: params, metrics, artifacts, the model and how the run ended.
+
+    Every call to MLflow runs on a thread of its own, in order; training
+    only hands it work. A call that fails after MLflow's retries is
+    counted, by kind, in what the tracker lost, and warned about once; after
+    a failure, each call first checks (once, quickly) that a server answers.
+    `report`, when the run's results are written, waits up to `timeout`
+    seconds for the calls left.
+
+    Args:
+        tracking_uri: The tracking server or store; empty for MLflow's default.
+        experiment: The experiment's name; empty for MLflow's default.
+        run_name: The MLflow run's name; empty for the run directory's.
+        tags: "key=value" items.
+        log_models: Whether to log the trained model.
+        registered_model_name: The registry name to register it under, or empty.
+        parent_run_id: The MLflow run to nest this one under, or empty.
+        timeout: Seconds `report` waits for the calls left.
+        run_dir: The run's directory, whose RUN_FILE names the MLflow run.
+        hparams: The run's hyperparameters, {flag: value}: its params.
+        batch_every: Log batch metrics every this many batches, or None.
+    """
+
+    def __init__(self, tracking_uri="", experiment="", run_name="", tags=(), log_models=False,
+                 registered_model_name="", parent_run_id="", timeout=30.0, run_dir=".", hparams=None,
+                 batch_every=None):
+        super().__init__()
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.run_name = run_name
+        self.tags = parse_tags(tags)
+        self.log_models = log_models
+        self.registered_model_name = registered_model_name
+        self.parent_run_id = parent_run_id
+        self.timeout = timeout
+        self.run_dir = run_dir
+        self.hparams = dict(hparams or {})
+        self.batch_every = batch_every
+        # Batches of the epochs before the current one, and of the current one at its last batch hook.
+        self._epoch_base = 0
+        self._batches = 0
+        self._sender = None
+
+    def on_train_begin(self, logs=None):
+        if self._sender is None:
+            bound_requests(self.timeout)  # Here, on the main thread.
+            self._sender = _Sender(self)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.batch_every:
+            return
+        self._batches = batch + 1
+        done = self._epoch_base + self._batches
+        if done % self.batch_every == 0:
+            self._sender.metrics(logs, done, prefix="batch_")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epoch_base += self._batches
+        self._batches = 0
+        self._sender.metrics(logs, epoch)
+
+    def report(self, record, paths):
+        """Logs the run's end (final and test metrics, files, the model, the status); returns {"mlflow": ...}.
+
+        Waits up to `timeout` seconds for what is left to log; what is then
+        still unlogged is counted as lost.
+        """
+        if self._sender is None:  # Training never began: there is no MLflow run to end.
+            return None
+        return {"mlflow": self._sender.finish(record, paths)}
+
+
+class _Sender:
+    """The thread that makes every MLflow call of one run, in order, and counts what fails."""
+
+    def __init__(self, logger):
+        self.logger = logger
+        self.shown_uri = ""
+        self.client = None
+        self.run_id = self.experiment_id = self.url = self.model_uri = self.model_version = None
+        self.logged_steps = {}  # metric key -> the last step the MLflow run holds (a resumed run's first part).
+        self.lost = collections.Counter()
+        self.error = None  # The first failure's line.
+        self.failing = False  # The last call failed: the next one checks the server first.
+        self.abandoned = False
+        self.current = None  # The call under way: (kind, count).
+        self.lock = threading.Lock()
+        self.calls = queue.Queue()
+        self.calls.put(("params", len(logger.hparams), self._start))
+        self.thread = threading.Thread(target=self._run, name="MLflow", daemon=True)
+        self.thread.start()
+
+    # The training thread's side.
+
+    def metrics(self, logs, step, prefix=""):
+        values = {prefix + key: float(value) for key, value in (logs or {}).items() if _is_number(value)}
+        if values:
+            self.calls.put(("metric values", len(values), lambda: self._log_metrics(values, step)))
+
+    def finish(self, record, paths):
+        """Queues the run's end, waits for the calls left (up to the timeout), and returns the mlflow record."""
+        step = record["epochs_completed"]
+        for prefix, values in (("final/", record["final"]), ("test/", record["test"] or {})):
+            self.metrics({key: value for key, value in values.items() if isinstance(value, float)}, step, prefix)
+        for name in ("config.yaml",):
+            self.calls.put(("artifacts", 1, lambda name=name: self.client.log_artifact(self.run_id, paths.path(name))))
+        if self.logger.log_models and record.get("model_file"):
+            model_file = record["model_file"]
+            self.calls.put(("artifacts", 1, lambda: self.client.log_artifact(self.run_id, model_file)))
+        if self.logger.log_models and self.logger.model is not None:
+            self.calls.put(("models", 1, self._log_model))
+        self.calls.put(("artifacts", 1, lambda: self.client.log_text(
+            self.run_id, json.dumps({**record, "mlflow": self.record()}, indent=2) + "\n", "results.json")))
+        self.calls.put(("status", 1, lambda: self._end(record["status"])))
+        self.calls.put(None)
+        self.thread.join(self.logger.timeout)
+        with self.lock:
+            if self.thread.is_alive():  # Still waiting on the server: what is left is lost.
+                self.abandoned = True
+                self._count_left()
+                if self.current:
+                    self.lost[self.current[0]] += self.current[1]
+            return self.record()
+
+    def record(self):
+        return {"run_id": self.run_id, "experiment_id": self.experiment_id, "tracking_uri": self.shown_uri,
+                "url": self.url, "model_uri": self.model_uri,
+                "registered_model_version": self.model_version, "lost": {kind: self.lost[kind] for kind in LOST_KINDS}, "error": self.error}
+
+    # The thread's side.
+
+    def _run(self):
+        while True:
+            call = self.calls.get()
+            if call is None:
+                return
+            kind, count, action = call
+            self.current = kind, count
+            failure = self._attempt(action)
+            with self.lock:
+                if self.abandoned:
+                    return
+                self.current = None
+                if failure:
+                    self.lost[kind] += count
+                    self._warn(failure, kind)
+
+    def _attempt(self, action):
+        """Runs one call; returns None, or the line that says why it failed."""
+        if self.run_id is None and action != self._start:
+            return "there is no MLflow run: it could not be started"
+        if self.failing and not self._answers():
+            return self.error
+        try:
+            action()
+        except Exception as error:  # MLflow's, requests', SQLAlchemy's and the OS's errors are many types.
+            self.failing = True
+            return _why(error)
+        self.failing = False
+        return None
+
+    def _answers(self):
+        """Whether the tracking server answers its health check at once (not a server: whether to try at all)."""
+        if urllib.parse.urlsplit(self.shown_uri).scheme not in SERVER_SCHEMES:
+            return True
+        import requests
+
+        try:
+            return requests.get(self.shown_uri.rstrip("/") + "/health", timeout=2).ok
+        except requests.exceptions.RequestException:
+            return False
+
+    def _warn(self, failure, kind):
+        if self.error is None:
+            self.error = failure
+            print(f"train.py: warning: MLflow at {self.shown_uri or 'its default store'}: logging {kind} failed "
+                  f"({failure}); training goes on, and results.json's mlflow.lost counts what was not logged",
+                  file=sys.stderr, flush=True)
+
+    def _count_left(self):
+        while True:
+            try:
+                call = self.calls.get_nowait()
+            except queue.Empty:
+                return
+            if call is not None:
+                self.lost[call[0]] += call[1]
+
+    def _start(self):
+        """Starts the MLflow run, or continues the one the run's directory names; logs the params it lacks."""
+        import mlflow
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # Its "View run" lines: this run prints its own.
+        logger = self.logger
+        uri = logger.tracking_uri or mlflow.get_tracking_uri()
+        self.shown_uri = uri
+        mlflow.set_tracking_uri(uri)  # Logging a model goes through MLflow's global URI (train.py is one run).
+        self.client = mlflow.MlflowClient(uri)
+        earlier = _read_run_file(os.path.join(logger.run_dir, RUN_FILE))
+        run = None
+        if earlier and earlier.get("tracking_uri") == uri:
+            run = self.client.get_run(earlier["run_id"])
+            self.client.update_run(run.info.run_id, status="RUNNING")
+            for key in run.data.metrics:
+                self.logged_steps[key] = max(point.step for point in self.client.get_metric_history(run.info.run_id,
+                                                                                                     key))
+            verb = "continues"
+        else:
+            run = self.client.create_run(self._experiment_id(mlflow), run_name=logger.run_name or
+                                         os.path.basename(os.path.normpath(logger.run_dir)), tags=self._tags())
+            files.write_atomically(os.path.join(logger.run_dir, RUN_FILE), json.dumps(
+                {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "tracking_uri": uri}) + "\n")
+            verb = "logs to"
+        self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
+        if urllib.parse.urlsplit(uri).scheme in SERVER_SCHEMES:
+            self.url = f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        print(f"MLflow: this run {verb} MLflow run {self.run_id} ({run.info.run_name}) of experiment "
+              f"{self.experiment_id} at {self.url or uri}", flush=True)
+        from mlflow.entities import Param
+
+        params = [Param(key, _param_text(value)) for key, value in logger.hparams.items()
+                  if key not in run.data.params]
+        for start in range(0, len(params), PARAMS_PER_REQUEST):
+            self.client.log_batch(self.run_id, params=params[start:start + PARAMS_PER_REQUEST])
+
+    def _experiment_id(self, mlflow):
+        name = self.logger.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+        if not name:
+            return os.environ.get("MLFLOW_EXPERIMENT_ID") or "0"  # MLflow's Default experiment.
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
+            try:
+                return self.client.create_experiment(name)
+            except mlflow.exceptions.MlflowException:  # Another run created it a moment ago.
+                experiment = self.client.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+        if experiment.lifecycle_stage != "active":
+            raise ValueError(f"experiment {name!r} is deleted: restore it (mlflow experiments restore) or name "
+                             "another with --mlflow_experiment")
+        return experiment.experiment_id
+
+    def _tags(self):
+        logger = self.logger
+        tags = {**logger.tags, "kerasrun.run_dir": os.path.abspath(logger.run_dir), "mlflow.source.name": "train.py"}
+        if logger.parent_run_id:
+            tags["mlflow.parentRunId"] = logger.parent_run_id
+        return tags
+
+    def _log_metrics(self, values, step):
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        metrics = [Metric(key, value, stamp, step) for key, value in values.items()
+                   if step > self.logged_steps.get(key, -1)]  # A resumed run's first part may have logged it.
+        for start in range(0, len(metrics), METRICS_PER_REQUEST):
+            self.client.log_batch(self.run_id, metrics=metrics[start:start + METRICS_PER_REQUEST])
+
+    def _log_model(self):
+        import mlflow
+        from mlflow.models import Model
+
+        logger = self.logger
+        info = Model.log(artifact_path=None, name="model", flavor=mlflow.keras, run_id=self.run_id,
+                  model=logger.model, signature=_signature(logger.model),
+                  registered_model_name=logger.registered_model_name or None,
+                  await_registration_for=max(1, int(logger.timeout)),
+                  pip_requirements=_requirements(mlflow))
+        self.model_uri = info.model_uri
+        self.model_version = getattr(info, "registered_model_version", None)
+
+    def _end(self, status):
+        self.client.set_tag(self.run_id, "kerasrun.status", status)
+        self.client.set_terminated(self.run_id, STATUS[status])
+
+
+def _signature(model):
+    """Returns the model's MLflow signature: its inputs' and outputs' dtypes and shapes (any batch size)."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    def schema(tensors):
+        named = len(tensors) > 1
+        return Schema([TensorSpec(np.dtype(tensor.dtype), (-1, *(-1 if size is None else size
+                                                                  for size in tensor.shape[1:])),
+                                  name=_input_name(tensor) if named else None) for tensor in tensors])
+
+    inputs = model.inputs if isinstance(model.inputs, (list, tuple)) else [model.inputs]
+    outputs = model.outputs if isinstance(model.outputs, (list, tuple)) else [model.outputs]
+    return ModelSignature(inputs=schema(list(inputs)), outputs=schema(list(outputs)))
+
+
+def _input_name(tensor):
+    return getattr(tensor, "name", None) or str(id(tensor))
+
+
+def _requirements(mlflow):
+    """Returns what serving the model needs: Keras, its backend and MLflow, as installed (nothing is inferred)."""
+    from importlib import metadata
+
+    backend = {"tensorflow": "tensorflow", "jax": "jax"}.get(keras.backend.backend(), keras.backend.backend())
+    return [f"mlflow=={mlflow.__version__}", f"keras=={keras.__version__}", f"{backend}=={metadata.version(backend)}"]
+
+
+def _why(error):
+    """Says in a few words why a call failed: a server that cannot be reached, or the error's first line."""
+    text = first_line(error)
+    unreachable = re.search(r"\[Errno -?\d+\] ([^\"')]+)|(Read timed out)", text)
+    if unreachable:
+        return f"the server cannot be reached: {unreachable.group(1) or unreachable.group(2)}"
+    text = f"{type(error).__name__}: {text}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _read_run_file(path):
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return json.load(stream)
+    except (OSError, ValueError):
+        return None
+
+
+def _param_text(value):
+    text = ",".join(str(item) for item in value) if isinstance(value, (list, tuple)) else str(value)
+    return text if len(text) <= LONGEST_PARAM else text[:LONGEST_PARAM - 3] + "..."
+
+
+def _is_number(value):
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
