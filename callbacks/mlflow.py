@@ -6,6 +6,7 @@ is built, and talks to the tracker from a thread of its own, so that a slow
 or lost server never holds up training.
 """
 
+import fcntl
 import os
 import re
 import urllib.parse
@@ -65,6 +66,43 @@ def uri_problem(uri):
     if port == 0:
         return "has port 0: give the server's port"
     return None
+
+
+def open_client(uri):
+    """Returns an `mlflow.MlflowClient` of the tracking store at `uri`, the store made ready.
+
+    MLflow creates an SQLite store's tables when it first opens it, and two
+    processes doing so at once fail (one finds a table the other has just
+    made): runs started together on MLflow's default store would. Opening
+    such a file is done under a lock on it (flock, which SQLite's own locks
+    do not see), so the first creates the tables and the others wait.
+    """
+    import mlflow
+
+    database = _sqlite_file(uri)
+    if database is None:
+        client = mlflow.MlflowClient(uri)
+        client.search_experiments(max_results=1)
+        return client
+    os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+    with open(database, "ab") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            client = mlflow.MlflowClient(uri)
+            client.search_experiments(max_results=1)  # Opens the store, creating its tables.
+            return client
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+
+
+def _sqlite_file(uri):
+    """Returns the file of an SQLite tracking URI, or None for any other store."""
+    if not uri.lower().startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    return None if database in (None, "", ":memory:") else database
 
 
 def has_password(uri):

@@ -511,7 +511,11 @@ def report_elsewhere(callbacks, record, paths):
     for callback in callbacks:
         family = family_of(callback)
         if family is not None and family.report is not None:
-            added.update(family.report(callback, record, paths) or {})
+            try:
+                added.update(family.report(callback, record, paths) or {})
+            except Exception as error:  # The run has ended and is recorded: what fails here is a warning.
+                print(f"train.py: warning: {family.title} could not report the run's end: "
+                      f"{type(error).__name__}: {first_line(error)}", file=sys.stderr, flush=True)
     if not added:
         return record
     record = {**record, **added}

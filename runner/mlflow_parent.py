@@ -9,7 +9,7 @@ then log unnested.
 
 import sys
 
-from kerasrun.callbacks.mlflow import bound_requests
+from kerasrun.callbacks.mlflow import bound_requests, open_client
 from kerasrun.core.errors import first_line
 
 STUDY_TAG = "kerasrun.study"
@@ -41,7 +41,7 @@ class SweepParent:
 
         bound_requests()
         uri = config.mlflow_tracking_uri or mlflow.get_tracking_uri()
-        self.client = mlflow.MlflowClient(uri)
+        self.client = open_client(uri)
         name = config.mlflow_experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
         if name:
             experiment = self.client.get_experiment_by_name(name)

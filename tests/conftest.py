@@ -96,7 +96,9 @@ def mlflow_server(root, timeout=90):
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{os.path.join(root, 'mlflow.db')}",
              "--artifacts-destination", os.path.join(root, "artifacts")],
-            cwd=root, stdout=log_stream, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=root, stdout=log_stream, stderr=subprocess.STDOUT, start_new_session=True,
+            # Its job runner (a dozen processes) serves GenAI jobs, which runs and sweeps never start.
+            env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"))
 
     def stop():
         if process.poll() is None:

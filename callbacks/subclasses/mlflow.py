@@ -17,7 +17,7 @@ import urllib.parse
 
 import keras
 
-from kerasrun.callbacks.mlflow import RUN_FILE, SERVER_SCHEMES, bound_requests, parse_tags
+from kerasrun.callbacks.mlflow import RUN_FILE, SERVER_SCHEMES, bound_requests, open_client, parse_tags
 from kerasrun.core import files
 from kerasrun.core.errors import first_line
 
@@ -231,11 +231,10 @@ class _Sender:
         uri = logger.tracking_uri or mlflow.get_tracking_uri()
         self.shown_uri = uri
         mlflow.set_tracking_uri(uri)  # Logging a model goes through MLflow's global URI (train.py is one run).
-        self.client = mlflow.MlflowClient(uri)
+        self.client = open_client(uri)
         earlier = _read_run_file(os.path.join(logger.run_dir, RUN_FILE))
-        run = None
-        if earlier and earlier.get("tracking_uri") == uri:
-            run = self.client.get_run(earlier["run_id"])
+        run, why_new = (self._earlier_run(earlier, uri, mlflow) if earlier else (None, ""))
+        if run is not None:
             self.client.update_run(run.info.run_id, status="RUNNING")
             for key in run.data.metrics:
                 self.logged_steps[key] = max(point.step for point in self.client.get_metric_history(run.info.run_id,
@@ -251,13 +250,27 @@ class _Sender:
         if urllib.parse.urlsplit(uri).scheme in SERVER_SCHEMES:
             self.url = f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
         print(f"MLflow: this run {verb} MLflow run {self.run_id} ({run.info.run_name}) of experiment "
-              f"{self.experiment_id} at {self.url or uri}", flush=True)
+              f"{self.experiment_id} at {self.url or uri}{why_new}", flush=True)
         from mlflow.entities import Param
 
         params = [Param(key, _param_text(value)) for key, value in logger.hparams.items()
                   if key not in run.data.params]
         for start in range(0, len(params), PARAMS_PER_REQUEST):
             self.client.log_batch(self.run_id, params=params[start:start + PARAMS_PER_REQUEST])
+
+    def _earlier_run(self, earlier, uri, mlflow):
+        """Returns (the MLflow run the interrupted part logged to, or None, why a new one is started: '' or a clause)."""
+        if earlier.get("tracking_uri") != uri:
+            return None, f" (the interrupted part logged to {earlier.get('tracking_uri')}, not here)"
+        try:
+            run = self.client.get_run(earlier["run_id"])
+        except mlflow.exceptions.MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            return None, f" (run {earlier['run_id']}, which the interrupted part logged to, is not there)"
+        if run.info.lifecycle_stage != "active":
+            return None, f" (run {earlier['run_id']}, which the interrupted part logged to, is deleted)"
+        return run, ""
 
     def _experiment_id(self, mlflow):
         name = self.logger.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
@@ -312,19 +325,31 @@ class _Sender:
 
 def _signature(model):
     """Returns the model's MLflow signature: its inputs' and outputs' dtypes and shapes (any batch size)."""
-    import numpy as np
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
     def schema(tensors):
         named = len(tensors) > 1
-        return Schema([TensorSpec(np.dtype(tensor.dtype), (-1, *(-1 if size is None else size
-                                                                  for size in tensor.shape[1:])),
+        return Schema([TensorSpec(_numpy_dtype(tensor.dtype), _shape(tensor, named),
                                   name=_input_name(tensor) if named else None) for tensor in tensors])
 
     inputs = model.inputs if isinstance(model.inputs, (list, tuple)) else [model.inputs]
     outputs = model.outputs if isinstance(model.outputs, (list, tuple)) else [model.outputs]
     return ModelSignature(inputs=schema(list(inputs)), outputs=schema(list(outputs)))
+
+
+def _shape(tensor, named):
+    """Returns a tensor's shape for MLflow: any batch size (-1); a named column of one value (a table's) as a
+    column, (-1,), which is how Keras takes a table's words from NumPy."""
+    sizes = tuple(-1 if size is None else size for size in tensor.shape[1:])
+    return (-1,) if named and sizes == (1,) else (-1, *sizes)
+
+
+def _numpy_dtype(dtype):
+    """Returns the NumPy dtype of a Keras tensor's: text (a table's column of words) is NumPy's object."""
+    import numpy as np
+
+    return np.dtype(object) if dtype == "string" else np.dtype(dtype)
 
 
 def _input_name(tensor):
