@@ -83,8 +83,9 @@ class CallbackFamily(OptionGroup):
         report: Optional `report(callback, record, paths)` called once the
             run's results.json is written (`record`, what it holds; `paths`,
             the run's RunPaths), for a callback that reports the run's end
-            elsewhere. It returns {key: value} to add to results.json, or
-            None; it must not raise.
+            elsewhere. It returns {key: value} to add to the record, which
+            results.json is then written with (and the --results_file line),
+            or None.
         closes_on_interrupt: Whether the callback's `on_train_end` must run
             when training is interrupted, to close the files it writes.
         idle_hooks: Optional `idle_hooks(callback)` returning the names of the

@@ -495,31 +495,28 @@ def record_outcome(config, paths, outcome, model=None, data=None):
         products=outcome.products,
         interruptions=epoch_log.interruptions,
     )
+    reporters = [(callback, family_of(callback)) for callback in outcome.callbacks
+                 if getattr(family_of(callback), "report", None) is not None]
+    if reporters:  # Their wait for a server must not put the record at risk: results.json is written first.
+        results.write_results(paths, record)
+        record = report_elsewhere(reporters, record, paths)
     record = results.write_results(paths, record, config.results_file)
     write_hparams(paths.dir, config.hparams(), record["final"], record["epochs_completed"],
                   test_metrics=record["test"])
-    record = report_elsewhere(outcome.callbacks, record, paths)
     print(summary(record, seconds))
     trial.tell(config, record, history, epochs, outcome.trial)
     return outcome._replace(status=record["status"], exit_code=record["exit_code"], message=record["message"])
 
 
-def report_elsewhere(callbacks, record, paths):
-    """Lets the callbacks whose family reports the run's end elsewhere (MLflow) do so; returns the record, with
-    what they add to it written into results.json."""
-    added = {}
-    for callback in callbacks:
-        family = family_of(callback)
-        if family is not None and family.report is not None:
-            try:
-                added.update(family.report(callback, record, paths) or {})
-            except Exception as error:  # The run has ended and is recorded: what fails here is a warning.
-                print(f"train.py: warning: {family.title} could not report the run's end: "
-                      f"{type(error).__name__}: {first_line(error)}", file=sys.stderr, flush=True)
-    if not added:
-        return record
-    record = {**record, **added}
-    results.rewrite_results(paths, record)
+def report_elsewhere(reporters, record, paths):
+    """Has each (callback, family) whose family reports the run's end elsewhere (MLflow) do so; returns the record
+    with what they add to it (results.json, and the --results_file line, hold that too)."""
+    for callback, family in reporters:
+        try:
+            record = {**record, **(family.report(callback, record, paths) or {})}
+        except Exception as error:  # The run has ended and is recorded: what fails here is a warning.
+            print(f"train.py: warning: {family.title} could not report the run's end: "
+                  f"{type(error).__name__}: {first_line(error)}", file=sys.stderr, flush=True)
     return record
 
 

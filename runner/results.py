@@ -126,11 +126,6 @@ def write_results(paths, record, results_file=None):
     return record
 
 
-def rewrite_results(paths, record):
-    """Writes results.json again, atomically, with what was added to the record after it was written."""
-    files.write_atomically(paths.path(RESULTS_FILE), json.dumps(record, indent=2) + "\n")
-
-
 def _json_numbers(metrics):
     return None if metrics is None else {key: _json_number(value) for key, value in metrics.items()}
 

@@ -86,6 +86,7 @@ def logged(server, client, tmp_path_factory):
     """One run that logs everything: (its folder, results, the MLflow run, its stdout)."""
     folder = in_folder(tmp_path_factory, "logged")
     done = run_train(["--dataset=npz:blobs.npz", "--epochs=3", "--batch_size=16", "--run_name=r1",
+                      "--results_file=all.jsonl",
                       "--tensorboard=True", "--tensorboard_update_freq=5",
                       "--mlflow=True", f"--mlflow_tracking_uri={server.uri}", "--mlflow_experiment=everything",
                       "--mlflow_tags=team=vision,purpose=test", "--mlflow_log_models=True",
@@ -104,6 +105,7 @@ def test_a_run_is_one_finished_mlflow_run_with_the_hparams_as_params(logged, cli
     assert f"MLflow: this run logs to MLflow run {run.info.run_id} (r1)" in stdout
     assert record["mlflow"]["lost"] == {"params": 0, "metric values": 0, "artifacts": 0, "models": 0, "status": 0}
     assert record["mlflow"]["error"] is None
+    assert json.loads((folder / "all.jsonl").read_text()) == record  # The results line has it too.
     with open(folder / "tensorboard_logs" / "r1" / "config.yaml") as stream:
         saved = yaml.safe_load(stream)
     hparams = {key: _param_text(value) for key, value in saved.items() if key not in bookkeeping_flags()}
