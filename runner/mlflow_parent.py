@@ -11,6 +11,7 @@ import sys
 
 from kerasrun.callbacks.mlflow import bound_requests, open_client
 from kerasrun.core.errors import first_line
+from kerasrun.core.study import shown_url
 
 STUDY_TAG = "kerasrun.study"
 STORAGE_TAG = "kerasrun.storage"
@@ -32,7 +33,8 @@ class SweepParent:
             self._open(config, study, storage)
         except Exception as error:  # MLflow's, requests' and SQLAlchemy's errors are many types.
             print(f"sweep.py: warning: MLflow: the sweep's parent run could not be had ({type(error).__name__}: "
-                  f"{first_line(error)[:300]}); each trial logs a run of its own, not nested", file=sys.stderr)
+                  f"{shown_url(first_line(error))[:300]}); each trial logs a run of its own, not nested",
+                  file=sys.stderr)
 
     def _open(self, config, study, storage):
         import os
@@ -61,7 +63,8 @@ class SweepParent:
                 experiment_id, run_name=study,
                 tags={STUDY_TAG: study, STORAGE_TAG: storage, "mlflow.source.name": "sweep.py"}).info.run_id
             verb = "logs to"
-        print(f"sweep.py: MLflow: the sweep {verb} parent run {self.run_id} of experiment {experiment_id} at {uri}; "
+        print(f"sweep.py: MLflow: the sweep {verb} parent run {self.run_id} of experiment {experiment_id} at "
+              f"{shown_url(uri)}; "
               "each trial's run is nested under it", flush=True)
 
     def flags(self):
@@ -78,7 +81,7 @@ class SweepParent:
             self.client.set_terminated(self.run_id, status)
         except Exception as error:  # As above: a warning, never the sweep's outcome.
             print(f"sweep.py: warning: MLflow: the sweep's parent run was not ended ({type(error).__name__}: "
-                  f"{first_line(error)[:300]})", file=sys.stderr)
+                  f"{shown_url(first_line(error))[:300]})", file=sys.stderr)
 
 
 def _quoted(text):

@@ -20,6 +20,7 @@ import keras
 from kerasrun.callbacks.mlflow import RUN_FILE, SERVER_SCHEMES, bound_requests, open_client, parse_tags
 from kerasrun.core import files
 from kerasrun.core.errors import first_line
+from kerasrun.core.study import shown_url
 
 # MLflow's run status for each of ours.
 STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "pruned": "KILLED", "interrupted": "KILLED",
@@ -111,7 +112,7 @@ class _Sender:
 
     def __init__(self, logger):
         self.logger = logger
-        self.shown_uri = ""
+        self.uri = self.shown_uri = ""  # The tracking URI, and as it may be shown: its password (if any) hidden.
         self.client = None
         self.run_id = self.experiment_id = self.url = self.model_uri = self.model_version = None
         self.logged_steps = {}  # metric key -> the last step the MLflow run holds (a resumed run's first part).
@@ -138,8 +139,7 @@ class _Sender:
         step = record["epochs_completed"]
         for prefix, values in (("final/", record["final"]), ("test/", record["test"] or {})):
             self.metrics({key: value for key, value in values.items() if isinstance(value, float)}, step, prefix)
-        for name in ("config.yaml",):
-            self.calls.put(("artifacts", 1, lambda name=name: self.client.log_artifact(self.run_id, paths.path(name))))
+        self.calls.put(("artifacts", 1, lambda: self.client.log_artifact(self.run_id, paths.path("config.yaml"))))
         if self.logger.log_models and record.get("model_file"):
             model_file = record["model_file"]
             self.calls.put(("artifacts", 1, lambda: self.client.log_artifact(self.run_id, model_file)))
@@ -159,9 +159,10 @@ class _Sender:
             return self.record()
 
     def record(self):
+        """Returns results.json's `mlflow`: where the run was logged, the model, and what the tracker lost."""
         return {"run_id": self.run_id, "experiment_id": self.experiment_id, "tracking_uri": self.shown_uri,
-                "url": self.url, "model_uri": self.model_uri,
-                "registered_model_version": self.model_version, "lost": {kind: self.lost[kind] for kind in LOST_KINDS}, "error": self.error}
+                "url": self.url, "model_uri": self.model_uri, "registered_model_version": self.model_version,
+                "lost": {kind: self.lost[kind] for kind in LOST_KINDS}, "error": self.error}
 
     # The thread's side.
 
@@ -191,18 +192,19 @@ class _Sender:
             action()
         except Exception as error:  # MLflow's, requests', SQLAlchemy's and the OS's errors are many types.
             self.failing = True
-            return _why(error)
+            why = _why(error)
+            return why.replace(self.uri, self.shown_uri) if self.uri else why
         self.failing = False
         return None
 
     def _answers(self):
         """Whether the tracking server answers its health check at once (not a server: whether to try at all)."""
-        if urllib.parse.urlsplit(self.shown_uri).scheme not in SERVER_SCHEMES:
+        if urllib.parse.urlsplit(self.uri).scheme not in SERVER_SCHEMES:
             return True
         import requests
 
         try:
-            return requests.get(self.shown_uri.rstrip("/") + "/health", timeout=2).ok
+            return requests.get(self.uri.rstrip("/") + "/health", timeout=2).ok
         except requests.exceptions.RequestException:
             return False
 
@@ -228,12 +230,12 @@ class _Sender:
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # Its "View run" lines: this run prints its own.
         logger = self.logger
-        uri = logger.tracking_uri or mlflow.get_tracking_uri()
-        self.shown_uri = uri
+        uri = self.uri = logger.tracking_uri or mlflow.get_tracking_uri()  # The environment's may hold a password.
+        self.shown_uri = shown = shown_url(uri)
         mlflow.set_tracking_uri(uri)  # Logging a model goes through MLflow's global URI (train.py is one run).
         self.client = open_client(uri)
         earlier = _read_run_file(os.path.join(logger.run_dir, RUN_FILE))
-        run, why_new = (self._earlier_run(earlier, uri, mlflow) if earlier else (None, ""))
+        run, why_new = (self._earlier_run(earlier, shown, mlflow) if earlier else (None, ""))
         if run is not None:
             self.client.update_run(run.info.run_id, status="RUNNING")
             for key in run.data.metrics:
@@ -244,13 +246,13 @@ class _Sender:
             run = self.client.create_run(self._experiment_id(mlflow), run_name=logger.run_name or
                                          os.path.basename(os.path.normpath(logger.run_dir)), tags=self._tags())
             files.write_atomically(os.path.join(logger.run_dir, RUN_FILE), json.dumps(
-                {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "tracking_uri": uri}) + "\n")
+                {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "tracking_uri": shown}) + "\n")
             verb = "logs to"
         self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
         if urllib.parse.urlsplit(uri).scheme in SERVER_SCHEMES:
-            self.url = f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+            self.url = f"{shown.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
         print(f"MLflow: this run {verb} MLflow run {self.run_id} ({run.info.run_name}) of experiment "
-              f"{self.experiment_id} at {self.url or uri}{why_new}", flush=True)
+              f"{self.experiment_id} at {self.url or shown}{why_new}", flush=True)
         from mlflow.entities import Param
 
         params = [Param(key, _param_text(value)) for key, value in logger.hparams.items()
