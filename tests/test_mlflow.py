@@ -190,11 +190,14 @@ def test_a_server_that_stops_mid_run_costs_one_warning_and_is_counted(tmp_path_f
     folder = in_folder(tmp_path_factory, "stopped", slow=1.5)
     with mlflow_server(str(tmp_path_factory.mktemp("mlflow-doomed"))) as doomed:
         client = mlflow.MlflowClient(doomed.uri)
+        # Given in the environment, with a password (the server takes no login and ignores it): never shown.
+        with_login = doomed.uri.replace("http://", "http://me:hunter2@")
         process = subprocess.Popen(
             [sys.executable, TRAIN, "--dataset=npz:blobs.npz", "--epochs=4", "--batch_size=16", "--run_name=s",
-             "--callbacks=slow:Slow", "--mlflow=True", f"--mlflow_tracking_uri={doomed.uri}",
-             "--mlflow_experiment=doomed", "--mlflow_log_models=True", "--mlflow_timeout=5"],
-            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             "--callbacks=slow:Slow", "--mlflow=True", "--mlflow_experiment=doomed", "--mlflow_log_models=True",
+             "--mlflow_timeout=5"],
+            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, MLFLOW_TRACKING_URI=with_login))
         try:
             wait_for_step(client, "doomed", 0, process)
             doomed.stop()
@@ -204,7 +207,8 @@ def test_a_server_that_stops_mid_run_costs_one_warning_and_is_counted(tmp_path_f
     assert process.returncode == 0, stderr[-3000:]
     assert "Trained 4 epochs" in stdout
     warnings = [line for line in stderr.splitlines() if "MLflow" in line]
-    assert len(warnings) == 1 and warnings[0].startswith("train.py: warning: MLflow at http://127.0.0.1:")
+    assert len(warnings) == 1 and warnings[0].startswith("train.py: warning: MLflow at http://me:***@127.0.0.1:")
+    assert "hunter2" not in stdout + stderr + (folder / "tensorboard_logs" / "s" / "results.json").read_text()
     assert "the server cannot be reached" in warnings[0]
     tracked = results(folder, "s")["mlflow"]
     # At least epochs 3 and 4 (4 values each; epoch 2's may have been logged while the server stopped), the final
