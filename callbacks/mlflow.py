@@ -7,6 +7,7 @@ or lost server never holds up training.
 """
 
 import fcntl
+import math
 import os
 import re
 import urllib.parse
@@ -20,7 +21,11 @@ RUN_FILE = "mlflow_run.json"
 # Schemes MLflow's tracking stores take: a server, a database (SQLAlchemy's names, with a +driver), files.
 SERVER_SCHEMES = ("http", "https")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
-OTHER_SCHEMES = ("file", "databricks", "databricks-uc", "uc")
+OTHER_SCHEMES = ("databricks", "databricks-uc", "uc")
+# Tag keys MLflow (mlflow.runName, mlflow.parentRunId, ...) and this runner set themselves.
+RESERVED_TAG_PREFIXES = ("mlflow.", "kerasrun.")
+# The longest experiment name an MLflow server takes.
+LONGEST_EXPERIMENT_NAME = 500
 # MLflow's rule for tag and param keys: letters, digits, and _ - . space / (mlflow/utils/validation.py).
 _KEY = re.compile(r"^[\w\-. /]+$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -36,21 +41,24 @@ def bound_requests(timeout=None):
     """Bounds MLflow's HTTP retries and each request's time (to `timeout` s at most), where the environment
     does not set them. Call it on the main thread: setting the environment is not thread-safe."""
     for name, value in BOUNDED_REQUESTS.items():
-        if name == "MLFLOW_HTTP_REQUEST_TIMEOUT" and timeout is not None:
-            value = f"{min(float(value), timeout):g}"
+        if name == "MLFLOW_HTTP_REQUEST_TIMEOUT" and timeout is not None:  # MLflow reads a whole number.
+            value = str(max(1, math.ceil(min(float(value), timeout))))
         os.environ.setdefault(name, value)
 
 
 def uri_problem(uri):
     """Says what is wrong with a tracking URI (empty: MLflow's default), or returns None when MLflow can take it."""
-    if not uri or uri.lower().startswith("file:"):
+    if not uri or uri.lower() in OTHER_SCHEMES:  # "databricks": the workspace of Databricks' own configuration.
         return None
-    if "://" not in uri:
+    if "://" not in uri and not uri.lower().startswith("file:"):
         if re.match(r"^https?:?/", uri, re.IGNORECASE):
-            return "looks like a server's URL, mistyped: give http://host:port (a server) or name a directory"
-        return None if not re.match(r"^[A-Za-z][\w+.-]*:", uri) else (
-            "is neither a URL (scheme://...) nor a directory; a server is http://host:port")
-    scheme = uri.split("://", 1)[0].lower()
+            return "looks like a server's URL, mistyped: give http://host:port (a server) or sqlite:///file.db"
+        if re.match(r"^[A-Za-z][\w+.-]*:", uri):
+            return "is neither a URL (scheme://...) nor a directory; a server is http://host:port"
+        return _file_store_problem()
+    scheme = uri.split(":", 1)[0].lower()
+    if scheme == "file":
+        return _file_store_problem()
     if scheme.split("+", 1)[0] in DATABASE_SCHEMES or scheme in OTHER_SCHEMES:
         return None
     if scheme not in SERVER_SCHEMES:
@@ -105,6 +113,14 @@ def _sqlite_file(uri):
     return None if database in (None, "", ":memory:") else database
 
 
+def _file_store_problem():
+    """Refuses a directory (MLflow's file store), which MLflow 3 opens only when MLFLOW_ALLOW_FILE_STORE says so."""
+    if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("true", "1"):
+        return None
+    return ("is a directory, MLflow's file store, which MLflow 3 keeps closed (set MLFLOW_ALLOW_FILE_STORE=true to "
+            "open it anyway); give sqlite:///path/mlflow.db or a server's http://host:port")
+
+
 def has_password(uri):
     """Whether a URI holds a password (user:password@), which config.yaml and the params would keep."""
     try:
@@ -114,8 +130,8 @@ def has_password(uri):
 
 
 def parse_tags(items):
-    """Returns {key: value} from "key=value" items."""
-    return dict(item.split("=", 1) for item in items)
+    """Returns {key: value} from "key=value" items, each stripped of the spaces around it."""
+    return {key.strip(): value.strip() for key, value in (item.split("=", 1) for item in items)}
 
 
 def _check(family, values, checker):
@@ -127,19 +143,34 @@ def _check(family, values, checker):
         raise UsageError(f"{checker.flag_label(uri_flag)}: holds a password, which config.yaml and the run's record "
                          "would keep; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (a server), or "
                          "MLFLOW_TRACKING_URI (a database) in the environment instead")
+    tags_flag = family.flag_name("tags")
     for number, item in enumerate(values["tags"], start=1):
         key, equals, _ = item.partition("=")
-        if not equals or not key.strip():
-            checker.fail(family.flag_name("tags"), f"item {number} ({item!r}) must look like key=value")
+        key = key.strip()
+        if not equals or not key:
+            checker.fail(tags_flag, f"item {number} ({item!r}) must look like key=value")
         if not _KEY.match(key):
-            checker.fail(family.flag_name("tags"), f"tag key {key!r} may hold only letters, digits, and _ - . / "
-                                                   "and spaces (MLflow's rule)")
-    keys = [item.partition("=")[0] for item in values["tags"]]
+            checker.fail(tags_flag, f"tag key {key!r} may hold only letters, digits, and _ - . / and spaces "
+                                    "(MLflow's rule)")
+        if key.startswith(RESERVED_TAG_PREFIXES):
+            checker.fail(tags_flag, f"tag key {key!r}: keys starting with mlflow. or kerasrun. are set by MLflow and "
+                                    "the runner (the run's name: --mlflow_run_name)")
+    keys = [item.partition("=")[0].strip() for item in values["tags"]]
     repeated = sorted({key for key in keys if keys.count(key) > 1})
     if repeated:
-        checker.fail(family.flag_name("tags"), f"tag {repeated[0]!r} is given twice")
+        checker.fail(tags_flag, f"tag {repeated[0]!r} is given twice")
+    experiment = values["experiment"]
+    if experiment and not experiment.strip():
+        checker.fail(family.flag_name("experiment"), "is blank: give a name, or leave it out for MLflow's Default")
+    if len(experiment) > LONGEST_EXPERIMENT_NAME:
+        checker.fail(family.flag_name("experiment"), f"is {len(experiment)} characters long; an MLflow server takes "
+                                                     f"at most {LONGEST_EXPERIMENT_NAME}")
+    registered = values["registered_model_name"]
+    if registered and (not registered.strip() or "/" in registered or ":" in registered):
+        checker.fail(family.flag_name("registered_model_name"), "must be a name without / or : (MLflow's registry "
+                                                                "refuses them), not blank")
     if values["parent_run_id"] and not _RUN_ID.match(values["parent_run_id"]):
-        checker.fail(family.flag_name("parent_run_id"), "must be an MLflow run id: 32 hexadecimal digits")
+        checker.fail(family.flag_name("parent_run_id"), "must be an MLflow run id: 32 lowercase hexadecimal digits")
 
 
 def _run_kwargs(values, run, config):
@@ -168,8 +199,8 @@ FAMILY = CallbackFamily(
     subclass="kerasrun.callbacks.subclasses.mlflow:MLflowLogger",
     args=(
         Arg("tracking_uri", Str(), "",
-            "Where runs go: http(s)://host:port of a tracking server, a database (sqlite:///mlflow.db, "
-            "postgresql://host/db), a directory; empty: MLFLOW_TRACKING_URI when set, else MLflow's default "
+            "Where runs go: http(s)://host:port of a tracking server, or a database (sqlite:///mlflow.db, "
+            "postgresql://host/db); empty: MLFLOW_TRACKING_URI when set, else MLflow's default "
             "(sqlite:///mlflow.db in the working directory).", bookkeeping=True),
         Arg("experiment", Str(), "",
             "The MLflow experiment, created if missing; empty: MLFLOW_EXPERIMENT_NAME when set, else MLflow's "

@@ -39,9 +39,12 @@ class SweepParent:
     def _open(self, config, study, storage):
         import os
 
+        import logging
+
         import mlflow
 
-        bound_requests()
+        bound_requests(config.mlflow_timeout)
+        logging.getLogger("mlflow").setLevel(logging.ERROR)  # A store's creation, its engine's retries: not news.
         uri = config.mlflow_tracking_uri or mlflow.get_tracking_uri()
         self.client = open_client(uri)
         name = config.mlflow_experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")

@@ -61,6 +61,10 @@ MISTAKES = [
     (["--mlflow", "--mlflow_tags=team:vision"], "--mlflow_tags=team:vision: item 1 ('team:vision') must look like key=value"),
     (["--mlflow", "--mlflow_tracking_uri=https://me:hunter2@mlflow.example.org"],
      "--mlflow_tracking_uri: holds a password"),
+    (["--mlflow", "--mlflow_tags=mlflow.runName=mine"], "--mlflow_tags=mlflow.runName=mine: tag key 'mlflow.runName': "
+                                                         "keys starting with mlflow. or kerasrun. are set by MLflow"),
+    (["--mlflow", "--mlflow_log_models", "--mlflow_registered_model_name=team/model"],
+     "--mlflow_registered_model_name=team/model: must be a name without / or :"),
     # Enums and names.
     (["--optimizer=adamax2"], "--optimizer=adamax2: must be one of"),
     (["--reduce_lr", "--reduce_lr_monitor=learning_rate"],

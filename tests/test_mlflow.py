@@ -172,7 +172,9 @@ def test_kill_9_then_rerun_continues_the_same_mlflow_run_with_each_step_once(ser
         process.communicate(timeout=60)
     assert steps(client, run_id, "val_accuracy") == [0, 1]
     assert client.get_run(run_id).info.status == "RUNNING"
-    again = subprocess.run(args, cwd=folder, capture_output=True, text=True, timeout=300)
+    # MLflow flags are bookkeeping: the rerun may add tags, and still resumes.
+    again = subprocess.run([*args, "--mlflow_tags=rerun=yes"], cwd=folder, capture_output=True, text=True,
+                           timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Resuming the interrupted run in tensorboard_logs/k at epoch 2" in again.stdout  # Epoch 2 runs again.
     assert f"MLflow: this run continues MLflow run {run_id} (k)" in again.stdout
@@ -180,7 +182,9 @@ def test_kill_9_then_rerun_continues_the_same_mlflow_run_with_each_step_once(ser
     assert [run.info.run_id for run in client.search_runs([experiment.experiment_id])] == [run_id]
     for key in KEYS:
         assert steps(client, run_id, key) == [0, 1, 2, 3], key
-    assert client.get_run(run_id).info.status == "FINISHED"
+    finished = client.get_run(run_id)
+    assert finished.info.status == "FINISHED" and finished.data.tags["rerun"] == "yes"
+    assert steps(client, run_id, "final/loss") == [4]
     assert results(folder, "k")["mlflow"]["run_id"] == run_id
 
 
@@ -256,10 +260,17 @@ def test_mistakes_are_refused_before_tensorflow_or_mlflow_is_imported():
     assert imported == "False False False"
 
 
-@pytest.mark.parametrize("uri", ["", "mlruns", "./runs", "/srv/mlruns", "file:///srv/mlruns", "sqlite:///mlflow.db",
-                                 "postgresql+psycopg://db.example/mlflow", "http://127.0.0.1:5000",
-                                 "https://mlflow.example.com", "databricks"])
+@pytest.mark.parametrize("uri", ["", "sqlite:///mlflow.db", "postgresql+psycopg://db.example/mlflow",
+                                 "http://127.0.0.1:5000", "https://mlflow.example.com", "databricks"])
 def test_tracking_uris_mlflow_takes_pass(uri):
+    assert uri_problem(uri) is None
+
+
+@pytest.mark.parametrize("uri", ["mlruns", "./runs", "/srv/mlruns", "file:///srv/mlruns", "file:runs"])
+def test_a_directory_is_refused_unless_mlflows_file_store_is_opened(uri, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    assert "MLFLOW_ALLOW_FILE_STORE=true" in uri_problem(uri)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     assert uri_problem(uri) is None
 
 
@@ -327,3 +338,59 @@ def test_runs_opening_one_new_sqlite_store_at_once_all_get_it(tmp_path):
 
     runs = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}").search_runs(["0"])
     assert sorted(run.info.run_id for run in runs) == sorted(out.strip() for out, _ in outputs)
+
+
+def test_metrics_queued_behind_a_slow_call_go_out_in_one_request():
+    import threading
+
+    from kerasrun.callbacks.subclasses import mlflow as ours
+
+    class Client:
+        def __init__(self):
+            self.requests = []
+            self.release = threading.Event()
+
+        def log_batch(self, run_id, metrics=()):
+            self.release.wait(30)  # A slow server: the calls queue up meanwhile.
+            self.requests.append([(metric.key, metric.step) for metric in metrics])
+
+    class Sender(ours._Sender):
+        def _start(self):
+            self.client, self.run_id = Client(), "run"
+
+    logger = ours.MLflowLogger(hparams={"epochs": 3})
+    sender = Sender(logger)
+    for step in range(1, 51):
+        sender.metrics({"loss": 1.0 / step, "accuracy": 0.5}, step, prefix="batch_")
+    while sender.client is None:
+        time.sleep(0.01)
+    sender.client.release.set()
+    sender.calls.put(None)
+    sender.thread.join(30)
+    assert not sender.thread.is_alive()
+    assert sorted(step for request in sender.client.requests for _, step in request) == sorted(2 * list(range(1, 51)))
+    assert len(sender.client.requests) <= 2  # The 50 calls: gathered, not one request each.
+    assert sender.lost["metric values"] == 0
+
+
+def test_a_server_that_never_answers_holds_nothing_up_and_is_waited_for_no_longer_than_the_timeout(tmp_path):
+    import socket
+
+    write_data(tmp_path)
+    with socket.socket() as silent:  # Takes connections (the kernel's backlog) and never answers.
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        began = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, TRAIN, "--dataset=npz:blobs.npz", "--epochs=2", "--run_name=h", "--mlflow=True",
+             f"--mlflow_tracking_uri=http://127.0.0.1:{silent.getsockname()[1]}", "--mlflow_timeout=4"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        took = time.monotonic() - began
+    assert done.returncode == 0, done.stderr[-3000:]
+    tracked = results(tmp_path, "h")["mlflow"]
+    warnings = [line for line in done.stderr.splitlines() if "MLflow" in line]
+    assert len(warnings) == 1 and "did not finish within --mlflow_timeout 4 s" in warnings[0], done.stderr
+    assert tracked["run_id"] is None and tracked["error"].startswith("it did not finish within --mlflow_timeout 4 s")
+    assert tracked["lost"]["params"] > 100 and tracked["lost"]["metric values"] >= 2 * 4 and tracked["lost"]["status"]
+    assert "MLflow: logging what is left of the run (waiting up to 1 s more, --mlflow_timeout)" in done.stdout
+    assert took < 60  # Training, plus at most the 4 s: not MLflow's minutes of retries.

@@ -30,6 +30,10 @@ PARAMS_PER_REQUEST = 100
 METRICS_PER_REQUEST = 1000
 # MLflow's longest param value (mlflow/utils/validation.py); longer ones are cut and say so.
 LONGEST_PARAM = 6000
+# A call the sender took from the queue: none.
+_NOTHING = object()
+# Seconds the run's end waits for MLflow before it says it is waiting.
+SLOW_END = 3.0
 # What results.json's mlflow.lost counts.
 LOST_KINDS = ("params", "metric values", "artifacts", "models", "status")
 
@@ -107,6 +111,21 @@ class MLflowLogger(keras.callbacks.Callback):
         return {"mlflow": self._sender.finish(record, paths)}
 
 
+class _Call:
+    """One call to MLflow: what it logs (`kind`, counted in `count` items when lost) and how (`action`).
+
+    A call of metrics holds them instead (`metrics`: (values, step) pairs),
+    so that the sender can send many such calls in one request.
+    """
+
+    def __init__(self, kind, count, action=None, metrics=None, what=None):
+        self.kind = kind
+        self.count = count
+        self.action = action
+        self.metrics = metrics
+        self.what = what or f"logging {kind}"
+
+
 class _Sender:
     """The thread that makes every MLflow call of one run, in order, and counts what fails."""
 
@@ -120,10 +139,10 @@ class _Sender:
         self.error = None  # The first failure's line.
         self.failing = False  # The last call failed: the next one checks the server first.
         self.abandoned = False
-        self.current = None  # The call under way: (kind, count).
+        self.current = None  # The call under way.
         self.lock = threading.Lock()
         self.calls = queue.Queue()
-        self.calls.put(("params", len(logger.hparams), self._start))
+        self.calls.put(_Call("params", len(logger.hparams), self._start, what="starting the MLflow run"))
         self.thread = threading.Thread(target=self._run, name="MLflow", daemon=True)
         self.thread.start()
 
@@ -132,30 +151,38 @@ class _Sender:
     def metrics(self, logs, step, prefix=""):
         values = {prefix + key: float(value) for key, value in (logs or {}).items() if _is_number(value)}
         if values:
-            self.calls.put(("metric values", len(values), lambda: self._log_metrics(values, step)))
+            self.calls.put(_Call("metric values", len(values), metrics=[(values, step)]))
 
     def finish(self, record, paths):
         """Queues the run's end, waits for the calls left (up to the timeout), and returns the mlflow record."""
-        step = record["epochs_completed"]
-        for prefix, values in (("final/", record["final"]), ("test/", record["test"] or {})):
-            self.metrics({key: value for key, value in values.items() if isinstance(value, float)}, step, prefix)
-        self.calls.put(("artifacts", 1, lambda: self.client.log_artifact(self.run_id, paths.path("config.yaml"))))
+        if record["status"] != "interrupted":  # An interrupted run's are logged when the run that resumes it ends.
+            step = record["epochs_completed"]
+            for prefix, values in (("final/", record["final"]), ("test/", record["test"] or {})):
+                self.metrics({key: value for key, value in values.items() if isinstance(value, float)}, step, prefix)
+        self.calls.put(_Call("artifacts", 1, lambda: self.client.log_artifact(self.run_id, paths.path("config.yaml"))))
         if self.logger.log_models and record.get("model_file"):
             model_file = record["model_file"]
-            self.calls.put(("artifacts", 1, lambda: self.client.log_artifact(self.run_id, model_file)))
+            self.calls.put(_Call("artifacts", 1, lambda: self.client.log_artifact(self.run_id, model_file)))
         if self.logger.log_models and self.logger.model is not None:
-            self.calls.put(("models", 1, self._log_model))
-        self.calls.put(("artifacts", 1, lambda: self.client.log_text(
+            self.calls.put(_Call("models", 1, self._log_model, what="logging the model"))
+            if self.logger.registered_model_name:
+                self.calls.put(_Call("models", 1, self._register_model, what="registering the model"))
+        self.calls.put(_Call("artifacts", 1, lambda: self.client.log_text(
             self.run_id, json.dumps({**record, "mlflow": self.record()}, indent=2) + "\n", "results.json")))
-        self.calls.put(("status", 1, lambda: self._end(record["status"])))
+        self.calls.put(_Call("status", 1, lambda: self._end(record["status"]), what="ending the MLflow run"))
         self.calls.put(None)
-        self.thread.join(self.logger.timeout)
+        waited = min(SLOW_END, self.logger.timeout)
+        self.thread.join(waited)
+        if self.thread.is_alive() and self.logger.timeout > waited:
+            print(f"MLflow: logging what is left of the run (waiting up to {self.logger.timeout - waited:g} s more, "
+                  "--mlflow_timeout)", flush=True)
+            self.thread.join(self.logger.timeout - waited)
         with self.lock:
-            if self.thread.is_alive():  # Still waiting on the server: what is left is lost.
+            if self.thread.is_alive():  # Still waiting on the tracker: what is left is lost.
                 self.abandoned = True
-                self._count_left()
-                if self.current:
-                    self.lost[self.current[0]] += self.current[1]
+                left = self._count_left()
+                self._warn(f"it did not finish within --mlflow_timeout {self.logger.timeout:g} s: {left} "
+                           "call(s) were not made", "logging what was left")
             return self.record()
 
     def record(self):
@@ -167,29 +194,47 @@ class _Sender:
     # The thread's side.
 
     def _run(self):
+        waiting = _NOTHING  # A call taken from the queue while gathering metrics, to make next (None: the end).
         while True:
-            call = self.calls.get()
+            call, waiting = (waiting, _NOTHING) if waiting is not _NOTHING else (self.calls.get(), _NOTHING)
             if call is None:
                 return
-            kind, count, action = call
-            self.current = kind, count
-            failure = self._attempt(action)
+            if call.metrics is not None:
+                call, waiting = self._gathered(call)
+            self.current = call
+            failure = self._attempt(call)
             with self.lock:
                 if self.abandoned:
                     return
                 self.current = None
                 if failure:
-                    self.lost[kind] += count
-                    self._warn(failure, kind)
+                    self.lost[call.kind] += call.count
+                    self._warn(failure, call.what)
 
-    def _attempt(self, action):
-        """Runs one call; returns None, or the line that says why it failed."""
-        if self.run_id is None and action != self._start:
+    def _gathered(self, call):
+        """Returns (one call of `call`'s metrics and those of the metric calls queued after it, the next other call
+        taken from the queue (None, the end) or _NOTHING): a server that falls behind catches up in requests of
+        many metrics."""
+        metrics, count = list(call.metrics), call.count
+        while count < METRICS_PER_REQUEST:
+            try:
+                following = self.calls.get_nowait()
+            except queue.Empty:
+                break
+            if following is None or following.metrics is None:
+                return _Call("metric values", count, metrics=metrics), following
+            metrics += following.metrics
+            count += following.count
+        return _Call("metric values", count, metrics=metrics), _NOTHING
+
+    def _attempt(self, call):
+        """Makes one call; returns None, or the line that says why it failed."""
+        if self.run_id is None and call.action != self._start:
             return "there is no MLflow run: it could not be started"
         if self.failing and not self._answers():
             return self.error
         try:
-            action()
+            call.action() if call.metrics is None else self._log_metrics(call.metrics)
         except Exception as error:  # MLflow's, requests', SQLAlchemy's and the OS's errors are many types.
             self.failing = True
             why = _why(error)
@@ -208,27 +253,34 @@ class _Sender:
         except requests.exceptions.RequestException:
             return False
 
-    def _warn(self, failure, kind):
+    def _warn(self, failure, what):
+        """Warns of the first failure only; every one is counted in `lost`."""
         if self.error is None:
             self.error = failure
-            print(f"train.py: warning: MLflow at {self.shown_uri or 'its default store'}: logging {kind} failed "
+            print(f"train.py: warning: MLflow at {self.shown_uri or 'its default store'}: {what} failed "
                   f"({failure}); training goes on, and results.json's mlflow.lost counts what was not logged",
                   file=sys.stderr, flush=True)
 
     def _count_left(self):
+        """Counts the calls not made as lost (the one under way too); returns how many there were."""
+        left = [self.current] if self.current is not None else []
         while True:
             try:
                 call = self.calls.get_nowait()
             except queue.Empty:
-                return
+                break
             if call is not None:
-                self.lost[call[0]] += call[1]
+                left.append(call)
+        for call in left:
+            self.lost[call.kind] += call.count
+        return len(left)
 
     def _start(self):
         """Starts the MLflow run, or continues the one the run's directory names; logs the params it lacks."""
         import mlflow
 
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # Its "View run" lines: this run prints its own.
+        # MLflow's own lines (a store's creation, its engine's retries, "View run"): this run says what matters.
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
         logger = self.logger
         uri = self.uri = logger.tracking_uri or mlflow.get_tracking_uri()  # The environment's may hold a password.
         self.shown_uri = shown = shown_url(uri)
@@ -237,11 +289,13 @@ class _Sender:
         earlier = _read_run_file(os.path.join(logger.run_dir, RUN_FILE))
         run, why_new = (self._earlier_run(earlier, shown, mlflow) if earlier else (None, ""))
         if run is not None:
-            self.client.update_run(run.info.run_id, status="RUNNING")
+            self.client.update_run(run.info.run_id, status="RUNNING",
+                                   name=logger.run_name if logger.run_name not in ("", run.info.run_name) else None)
             for key in run.data.metrics:
                 self.logged_steps[key] = max(point.step for point in self.client.get_metric_history(run.info.run_id,
                                                                                                      key))
             verb = "continues"
+            why_new = self._moved(run, mlflow)
         else:
             run = self.client.create_run(self._experiment_id(mlflow), run_name=logger.run_name or
                                          os.path.basename(os.path.normpath(logger.run_dir)), tags=self._tags())
@@ -251,14 +305,16 @@ class _Sender:
         self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
         if urllib.parse.urlsplit(uri).scheme in SERVER_SCHEMES:
             self.url = f"{shown.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        print(f"MLflow: this run {verb} MLflow run {self.run_id} ({run.info.run_name}) of experiment "
-              f"{self.experiment_id} at {self.url or shown}{why_new}", flush=True)
-        from mlflow.entities import Param
+        print(f"MLflow: this run {verb} MLflow run {self.run_id} ({logger.run_name or run.info.run_name}) of "
+              f"experiment {self.experiment_id} at {self.url or shown}{why_new}", flush=True)
+        from mlflow.entities import Param, RunTag
 
         params = [Param(key, _param_text(value)) for key, value in logger.hparams.items()
                   if key not in run.data.params]
         for start in range(0, len(params), PARAMS_PER_REQUEST):
             self.client.log_batch(self.run_id, params=params[start:start + PARAMS_PER_REQUEST])
+        if verb == "continues" and logger.tags:  # Tags added on the rerun's command line.
+            self.client.log_batch(self.run_id, tags=[RunTag(key, value) for key, value in logger.tags.items()])
 
     def _earlier_run(self, earlier, uri, mlflow):
         """Returns (the MLflow run the interrupted part logged to, or None, why a new one is started: '' or a clause)."""
@@ -273,6 +329,17 @@ class _Sender:
         if run.info.lifecycle_stage != "active":
             return None, f" (run {earlier['run_id']}, which the interrupted part logged to, is deleted)"
         return run, ""
+
+    def _moved(self, run, mlflow):
+        """Says, as a clause, that the run stays in its experiment when the rerun names another; else ''."""
+        named = self.logger.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+        if not named:
+            return ""
+        experiment = self.client.get_experiment(run.info.experiment_id)
+        if experiment.name == named:
+            return ""
+        return (f" (in experiment {experiment.name!r}, where the interrupted part started it: a run cannot move to "
+                f"{named!r})")
 
     def _experiment_id(self, mlflow):
         name = self.logger.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
@@ -294,15 +361,18 @@ class _Sender:
     def _tags(self):
         logger = self.logger
         tags = {**logger.tags, "kerasrun.run_dir": os.path.abspath(logger.run_dir), "mlflow.source.name": "train.py"}
+        user = _user()
+        if user:
+            tags["mlflow.user"] = user
         if logger.parent_run_id:
             tags["mlflow.parentRunId"] = logger.parent_run_id
         return tags
 
-    def _log_metrics(self, values, step):
+    def _log_metrics(self, pairs):
         from mlflow.entities import Metric
 
         stamp = int(time.time() * 1000)
-        metrics = [Metric(key, value, stamp, step) for key, value in values.items()
+        metrics = [Metric(key, value, stamp, step) for values, step in pairs for key, value in values.items()
                    if step > self.logged_steps.get(key, -1)]  # A resumed run's first part may have logged it.
         for start in range(0, len(metrics), METRICS_PER_REQUEST):
             self.client.log_batch(self.run_id, metrics=metrics[start:start + METRICS_PER_REQUEST])
@@ -311,18 +381,33 @@ class _Sender:
         import mlflow
         from mlflow.models import Model
 
-        logger = self.logger
-        info = Model.log(artifact_path=None, name="model", flavor=mlflow.keras, run_id=self.run_id,
-                  model=logger.model, signature=_signature(logger.model),
-                  registered_model_name=logger.registered_model_name or None,
-                  await_registration_for=max(1, int(logger.timeout)),
-                  pip_requirements=_requirements(mlflow))
+        model = self.logger.model
+        info = Model.log(artifact_path=None, name="model", flavor=mlflow.keras, run_id=self.run_id, model=model,
+                         signature=_signature(model), pip_requirements=_requirements(mlflow))
         self.model_uri = info.model_uri
-        self.model_version = getattr(info, "registered_model_version", None)
+
+    def _register_model(self):
+        import mlflow
+
+        if self.model_uri is None:
+            raise RuntimeError("the model was not logged")
+        version = mlflow.register_model(self.model_uri, self.logger.registered_model_name,
+                                        await_registration_for=max(1, int(self.logger.timeout)))
+        self.model_version = version.version
 
     def _end(self, status):
         self.client.set_tag(self.run_id, "kerasrun.status", status)
         self.client.set_terminated(self.run_id, STATUS[status])
+
+
+def _user():
+    """Returns the user's login name, which MLflow shows as the run's user, or None."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
 
 
 def _signature(model):
