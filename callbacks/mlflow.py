@@ -103,6 +103,32 @@ def open_client(uri):
             fcntl.flock(held, fcntl.LOCK_UN)
 
 
+def experiment_id(client, name):
+    """Returns the id of the experiment `name` (its environment's, MLflow's Default when empty), created if missing.
+
+    Raises:
+        ValueError: the experiment is deleted.
+        mlflow.exceptions.MlflowException: the tracker's own errors.
+    """
+    import mlflow
+
+    name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if not name:
+        return os.environ.get("MLFLOW_EXPERIMENT_ID") or "0"  # MLflow's Default experiment.
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name)
+        except mlflow.exceptions.MlflowException:  # Another run (or sweep) created it a moment ago.
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage != "active":
+        raise ValueError(f"experiment {name!r} is deleted: restore it (mlflow experiments restore) or name "
+                         "another with --mlflow_experiment")
+    return experiment.experiment_id
+
+
 def _sqlite_file(uri):
     """Returns the file of an SQLite tracking URI, or None for any other store."""
     if not uri.lower().startswith("sqlite"):

@@ -7,9 +7,10 @@ the sweep: a tracker that does not answer is one warning, and the trials
 then log unnested.
 """
 
+import logging
 import sys
 
-from kerasrun.callbacks.mlflow import bound_requests, open_client
+from kerasrun.callbacks.mlflow import bound_requests, experiment_id, open_client
 from kerasrun.core.errors import first_line
 from kerasrun.core.study import shown_url
 
@@ -37,24 +38,15 @@ class SweepParent:
                   file=sys.stderr)
 
     def _open(self, config, study, storage):
-        import os
-
-        import logging
-
         import mlflow
 
         bound_requests(config.mlflow_timeout)
         logging.getLogger("mlflow").setLevel(logging.ERROR)  # A store's creation, its engine's retries: not news.
         uri = config.mlflow_tracking_uri or mlflow.get_tracking_uri()
         self.client = open_client(uri)
-        name = config.mlflow_experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
-        if name:
-            experiment = self.client.get_experiment_by_name(name)
-            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
-        else:
-            experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID") or "0"
+        experiment = experiment_id(self.client, config.mlflow_experiment)
         found = self.client.search_runs(
-            [experiment_id], filter_string=f"tags.`{STUDY_TAG}` = '{_quoted(study)}' and "
+            [experiment], filter_string=f"tags.`{STUDY_TAG}` = '{_quoted(study)}' and "
                                            f"tags.`{STORAGE_TAG}` = '{_quoted(storage)}'",
             max_results=1, order_by=["attributes.start_time ASC"])
         if found:
@@ -63,12 +55,11 @@ class SweepParent:
             verb = "continues"
         else:
             self.run_id = self.client.create_run(
-                experiment_id, run_name=study,
+                experiment, run_name=study,
                 tags={STUDY_TAG: study, STORAGE_TAG: storage, "mlflow.source.name": "sweep.py"}).info.run_id
             verb = "logs to"
-        print(f"sweep.py: MLflow: the sweep {verb} parent run {self.run_id} of experiment {experiment_id} at "
-              f"{shown_url(uri)}; "
-              "each trial's run is nested under it", flush=True)
+        print(f"sweep.py: MLflow: the sweep {verb} parent run {self.run_id} of experiment {experiment} at "
+              f"{shown_url(uri)}; each trial's run is nested under it", flush=True)
 
     def flags(self):
         """Returns the train.py flags that nest a trial's run under this one."""

@@ -17,7 +17,8 @@ import urllib.parse
 
 import keras
 
-from kerasrun.callbacks.mlflow import RUN_FILE, SERVER_SCHEMES, bound_requests, open_client, parse_tags
+from kerasrun.callbacks.mlflow import (RUN_FILE, SERVER_SCHEMES, bound_requests, experiment_id, open_client,
+                                      parse_tags)
 from kerasrun.core import files
 from kerasrun.core.errors import first_line
 from kerasrun.core.study import shown_url
@@ -295,9 +296,9 @@ class _Sender:
                 self.logged_steps[key] = max(point.step for point in self.client.get_metric_history(run.info.run_id,
                                                                                                      key))
             verb = "continues"
-            why_new = self._moved(run, mlflow)
+            why_new = self._moved(run)
         else:
-            run = self.client.create_run(self._experiment_id(mlflow), run_name=logger.run_name or
+            run = self.client.create_run(experiment_id(self.client, logger.experiment), run_name=logger.run_name or
                                          os.path.basename(os.path.normpath(logger.run_dir)), tags=self._tags())
             files.write_atomically(os.path.join(logger.run_dir, RUN_FILE), json.dumps(
                 {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "tracking_uri": shown}) + "\n")
@@ -330,7 +331,7 @@ class _Sender:
             return None, f" (run {earlier['run_id']}, which the interrupted part logged to, is deleted)"
         return run, ""
 
-    def _moved(self, run, mlflow):
+    def _moved(self, run):
         """Says, as a clause, that the run stays in its experiment when the rerun names another; else ''."""
         named = self.logger.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
         if not named:
@@ -340,23 +341,6 @@ class _Sender:
             return ""
         return (f" (in experiment {experiment.name!r}, where the interrupted part started it: a run cannot move to "
                 f"{named!r})")
-
-    def _experiment_id(self, mlflow):
-        name = self.logger.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
-        if not name:
-            return os.environ.get("MLFLOW_EXPERIMENT_ID") or "0"  # MLflow's Default experiment.
-        experiment = self.client.get_experiment_by_name(name)
-        if experiment is None:
-            try:
-                return self.client.create_experiment(name)
-            except mlflow.exceptions.MlflowException:  # Another run created it a moment ago.
-                experiment = self.client.get_experiment_by_name(name)
-                if experiment is None:
-                    raise
-        if experiment.lifecycle_stage != "active":
-            raise ValueError(f"experiment {name!r} is deleted: restore it (mlflow experiments restore) or name "
-                             "another with --mlflow_experiment")
-        return experiment.experiment_id
 
     def _tags(self):
         logger = self.logger
