@@ -18,7 +18,7 @@ from kerasrun.core.options import Arg, Bool, Float, Str, StrList, positive, when
 
 # The file in the run's directory that names its MLflow run, so that a resumed run continues it.
 RUN_FILE = "mlflow_run.json"
-# Schemes MLflow's tracking stores take: a server, a database (SQLAlchemy's names, with a +driver), files.
+# Schemes MLflow's tracking stores take: a server, a database (SQLAlchemy's names, with a +driver), Databricks.
 SERVER_SCHEMES = ("http", "https")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 OTHER_SCHEMES = ("databricks", "databricks-uc", "uc")
@@ -161,6 +161,12 @@ def parse_tags(items):
 
 
 def _check(family, values, checker):
+    _check_uri(family, values, checker)
+    _check_tags(family, values, checker)
+    _check_names(family, values, checker)
+
+
+def _check_uri(family, values, checker):
     uri_flag = family.flag_name("tracking_uri")
     problem = uri_problem(values["tracking_uri"])
     if problem:
@@ -169,6 +175,9 @@ def _check(family, values, checker):
         raise UsageError(f"{checker.flag_label(uri_flag)}: holds a password, which config.yaml and the run's record "
                          "would keep; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (a server), or "
                          "MLFLOW_TRACKING_URI (a database) in the environment instead")
+
+
+def _check_tags(family, values, checker):
     tags_flag = family.flag_name("tags")
     for number, item in enumerate(values["tags"], start=1):
         key, equals, _ = item.partition("=")
@@ -185,6 +194,10 @@ def _check(family, values, checker):
     repeated = sorted({key for key in keys if keys.count(key) > 1})
     if repeated:
         checker.fail(tags_flag, f"tag {repeated[0]!r} is given twice")
+
+
+def _check_names(family, values, checker):
+    """Refuses names MLflow would refuse only once training is over: the experiment's, the registry's, the parent's."""
     experiment = values["experiment"]
     if experiment and not experiment.strip():
         checker.fail(family.flag_name("experiment"), "is blank: give a name, or leave it out for MLflow's Default")

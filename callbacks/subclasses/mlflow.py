@@ -287,8 +287,19 @@ class _Sender:
         self.shown_uri = shown = shown_url(uri)
         mlflow.set_tracking_uri(uri)  # Logging a model goes through MLflow's global URI (train.py is one run).
         self.client = open_client(uri)
+        run, verb, why_new = self._open_run(mlflow)
+        self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
+        if urllib.parse.urlsplit(uri).scheme in SERVER_SCHEMES:
+            self.url = f"{shown.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        print(f"MLflow: this run {verb} MLflow run {self.run_id} ({logger.run_name or run.info.run_name}) of "
+              f"experiment {self.experiment_id} at {self.url or shown}{why_new}", flush=True)
+        self._log_params_and_tags(run, continued=verb == "continues")
+
+    def _open_run(self, mlflow):
+        """Returns (the MLflow run, "continues" or "logs to", why a new run was started: '' or a clause)."""
+        logger = self.logger
         earlier = _read_run_file(os.path.join(logger.run_dir, RUN_FILE))
-        run, why_new = (self._earlier_run(earlier, shown, mlflow) if earlier else (None, ""))
+        run, why_new = (self._earlier_run(earlier, self.shown_uri, mlflow) if earlier else (None, ""))
         if run is not None:
             self.client.update_run(run.info.run_id, status="RUNNING",
                                    name=logger.run_name if logger.run_name not in ("", run.info.run_name) else None)
@@ -301,21 +312,21 @@ class _Sender:
             run = self.client.create_run(experiment_id(self.client, logger.experiment), run_name=logger.run_name or
                                          os.path.basename(os.path.normpath(logger.run_dir)), tags=self._tags())
             files.write_atomically(os.path.join(logger.run_dir, RUN_FILE), json.dumps(
-                {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "tracking_uri": shown}) + "\n")
+                {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id,
+                 "tracking_uri": self.shown_uri}) + "\n")
             verb = "logs to"
-        self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
-        if urllib.parse.urlsplit(uri).scheme in SERVER_SCHEMES:
-            self.url = f"{shown.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        print(f"MLflow: this run {verb} MLflow run {self.run_id} ({logger.run_name or run.info.run_name}) of "
-              f"experiment {self.experiment_id} at {self.url or shown}{why_new}", flush=True)
+        return run, verb, why_new
+
+    def _log_params_and_tags(self, run, continued):
+        """Logs the params the MLflow run lacks (all, unless it is continued), and a continued run's new tags."""
         from mlflow.entities import Param, RunTag
 
-        params = [Param(key, _param_text(value)) for key, value in logger.hparams.items()
+        params = [Param(key, _param_text(value)) for key, value in self.logger.hparams.items()
                   if key not in run.data.params]
         for start in range(0, len(params), PARAMS_PER_REQUEST):
             self.client.log_batch(self.run_id, params=params[start:start + PARAMS_PER_REQUEST])
-        if verb == "continues" and logger.tags:  # Tags added on the rerun's command line.
-            self.client.log_batch(self.run_id, tags=[RunTag(key, value) for key, value in logger.tags.items()])
+        if continued and self.logger.tags:  # Tags added on the rerun's command line.
+            self.client.log_batch(self.run_id, tags=[RunTag(key, value) for key, value in self.logger.tags.items()])
 
     def _earlier_run(self, earlier, uri, mlflow):
         """Returns (the MLflow run the interrupted part logged to, or None, why a new one is started: '' or a clause)."""
