@@ -89,9 +89,7 @@ def open_client(uri):
 
     database = _sqlite_file(uri)
     if database is None:
-        client = mlflow.MlflowClient(uri)
-        client.search_experiments(max_results=1)
-        return client
+        return mlflow.MlflowClient(uri)
     os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
     with open(database, "ab") as held:
         fcntl.flock(held, fcntl.LOCK_EX)

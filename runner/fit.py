@@ -495,8 +495,8 @@ def record_outcome(config, paths, outcome, model=None, data=None):
         products=outcome.products,
         interruptions=epoch_log.interruptions,
     )
-    reporters = [(callback, family_of(callback)) for callback in outcome.callbacks
-                 if getattr(family_of(callback), "report", None) is not None]
+    reporters = [(callback, family) for callback in outcome.callbacks for family in (family_of(callback),)
+                 if family is not None and family.report is not None]
     if reporters:  # Their wait for a server must not put the record at risk: results.json is written first.
         results.write_results(paths, record)
         record = report_elsewhere(reporters, record, paths)

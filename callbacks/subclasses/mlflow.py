@@ -298,7 +298,7 @@ class _Sender:
     def _open_run(self, mlflow):
         """Returns (the MLflow run, "continues" or "logs to", why a new run was started: '' or a clause)."""
         logger = self.logger
-        earlier = _read_run_file(os.path.join(logger.run_dir, RUN_FILE))
+        earlier = files.read_json(os.path.join(logger.run_dir, RUN_FILE))
         run, why_new = (self._earlier_run(earlier, self.shown_uri, mlflow) if earlier else (None, ""))
         if run is not None:
             self.client.update_run(run.info.run_id, status="RUNNING",
@@ -454,14 +454,6 @@ def _why(error):
         return f"the server cannot be reached: {unreachable.group(1) or unreachable.group(2)}"
     text = f"{type(error).__name__}: {text}"
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _read_run_file(path):
-    try:
-        with open(path, encoding="utf-8") as stream:
-            return json.load(stream)
-    except (OSError, ValueError):
-        return None
 
 
 def _param_text(value):
